@@ -1,0 +1,46 @@
+//! The bus: one inbox per pod. To reach a device on pod Q, publish one event to Q's inbox.
+//!
+//! Two implementations: [`memory`] (in-process) and Pulsar (cluster mode: one topic per pod,
+//! consumed by that pod with an exclusive subscription).
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::delivery::DeviceRoute;
+use crate::error::Result;
+use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
+
+/// What pods send each other. Every event names the devices it is for on the receiving pod
+/// (one event per target pod, never one per member).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum BusEvent {
+    /// A stored message (2 or 10) for these devices.
+    Deliver { message: StoredMessage, devices: Vec<DeviceRoute>, hops: u8 },
+    /// A DELIVERED (17) notice for the sender's devices.
+    Delivered { notice: DeliveredNotice, devices: Vec<DeviceRoute>, hops: u8 },
+    /// An HTTP `/message/send` notification for these devices.
+    Push { push: HttpPush, devices: Vec<DeviceRoute>, hops: u8 },
+    /// An HTTP `/message/send` with `sendToAll`: every device on the receiving pod.
+    PushAll { push: HttpPush },
+    /// Close these connections (only the exact epochs named) with KICKED (23).
+    Kick { devices: Vec<DeviceRoute>, reason: String },
+}
+
+/// How many times an event may be re-routed to another pod after its device moved.
+pub const MAX_HOPS: u8 = 2;
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes `event` to `pod`'s inbox. Resolves once the bus accepted it.
+    async fn publish(&self, pod: &str, event: BusEvent) -> Result<()>;
+
+    /// Starts consuming `pod`'s inbox; events arrive on the returned channel until the bus stops.
+    async fn subscribe(&self, pod: &str) -> Result<mpsc::Receiver<BusEvent>>;
+
+    /// Is this pod's inbox being consumed? (readiness)
+    async fn ping(&self) -> Result<()>;
+}

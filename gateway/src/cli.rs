@@ -1,0 +1,54 @@
+//! The `chat-gateway` command: `serve`, `token`, `migrate`.
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::config::{Cli, Command, ServeConfig};
+use crate::server::{bind, run, termination_signal, Backends};
+use crate::store::sqlite::SqliteStore;
+
+/// Parses the command line and runs the chosen command.
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => serve(config).await,
+        Command::Token(args) => {
+            let auth = Auth::from_store_args(&args.store)?;
+            println!("{}", auth.issue(&args.user, args.name.as_deref(), args.service, args.ttl)?);
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            init_tracing(false);
+            if args.database_url.is_some() {
+                anyhow::bail!("PostgreSQL migrations arrive with cluster mode; this build migrates the SQLite store only");
+            }
+            SqliteStore::migrate(&args.data_dir).await?;
+            tracing::info!(data_dir = %args.data_dir.display(), "migrations applied");
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    init_tracing(config.log_json);
+    let public = bind(config.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    let admin = bind(config.admin_listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.admin_listen))?;
+    let backends = Backends::from_config(&config).await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        termination_signal().await;
+        trigger.cancel();
+    });
+    eprintln!("chat-gateway: open http://{} in a browser (admin on http://{})", config.listen, config.admin_listen);
+    run(config, backends, public, admin, shutdown).await?;
+    Ok(())
+}

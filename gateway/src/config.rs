@@ -1,0 +1,212 @@
+//! Command line and environment: one typed config struct per command, every flag with an env var.
+//!
+//! Defaults give the embedded mode: no flags at all runs a complete server on SQLite in
+//! `./chat-data` with an in-process route table and bus.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "chat-gateway", version, about = "WebSocket chat gateway: durable, acked delivery; embedded or clustered")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (public WebSocket/HTTP port and admin port).
+    Serve(ServeConfig),
+    /// Print a JWT signed with the configured secret.
+    Token(TokenArgs),
+    /// Apply database migrations and exit.
+    Migrate(StoreArgs),
+}
+
+/// Where data and the signing secret live; shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the SQLite database and the generated JWT secret (embedded mode).
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./chat-data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL; without it messages are stored in SQLite in the data dir.
+    #[arg(long, env = "CHAT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// HS256 secret for client and service tokens; without it one is generated into the data dir on first start and reused.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DuplicateLogin {
+    /// The new connection wins; the old one gets KICKED (23, reason "replaced") and closes 4001.
+    Replace,
+    /// The old connection stays; the new upgrade is refused with HTTP 409.
+    Reject,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Public address: WebSocket upgrades, the push/kick HTTP API and the browser page.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Admin address: health, readiness, metrics, status and drain. Never expose it publicly.
+    #[arg(long, env = "CHAT_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Redis URL for the shared route table and recent-message cache (cluster mode).
+    #[arg(long, env = "CHAT_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Pulsar service URL for forwarding between pods (cluster mode).
+    #[arg(long, env = "CHAT_PULSAR_URL")]
+    pub pulsar_url: Option<String>,
+
+    /// Pulsar admin REST URL, used to create this pod's topic when the operator has not.
+    #[arg(long, env = "CHAT_PULSAR_ADMIN_URL")]
+    pub pulsar_admin_url: Option<String>,
+
+    /// Pulsar tenant of the pods' topics.
+    #[arg(long, env = "CHAT_PULSAR_TENANT", default_value = "public")]
+    pub pulsar_tenant: String,
+
+    /// Pulsar namespace of the pods' topics.
+    #[arg(long, env = "CHAT_PULSAR_NAMESPACE", default_value = "default")]
+    pub pulsar_namespace: String,
+
+    /// This pod's name: its route-table identity and inbox topic (default: the hostname).
+    #[arg(long, env = "CHAT_POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Prefix of every Redis key and Pulsar topic of this cluster.
+    #[arg(long, env = "CHAT_KEY_PREFIX", default_value = "chat")]
+    pub key_prefix: String,
+
+    /// Serve `POST /dev/login` so the browser page can get tokens. Development only.
+    #[arg(long, env = "CHAT_DEV_LOGIN")]
+    pub dev_login: bool,
+
+    /// Heartbeat interval announced in WELCOME; no frame for 3 intervals closes with 4000.
+    #[arg(long, env = "CHAT_HEARTBEAT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat_seconds: u64,
+
+    /// Session lifetime announced in WELCOME; without RENEW (21) before it ends the connection closes with 4002.
+    #[arg(long, env = "CHAT_TIMELIFE_SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timelife_seconds: u64,
+
+    /// Time a drain (SIGTERM or POST /admin/drain without a deadline) gives clients to move before close 1012.
+    #[arg(long, env = "CHAT_DRAIN_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_seconds: u64,
+
+    /// How long a delivered message waits for its ACK (15) before the one retry.
+    #[arg(long, env = "CHAT_ACK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub ack_timeout_ms: u64,
+
+    /// Most delivered-but-unacked messages per connection; more wait in the store until acks free room.
+    #[arg(long, env = "CHAT_ACK_WINDOW", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub ack_window: u32,
+
+    /// What a second connection of the same (user, device) does.
+    #[arg(long, env = "CHAT_DUPLICATE_LOGIN", value_enum, default_value_t = DuplicateLogin::Replace)]
+    pub duplicate_login: DuplicateLogin,
+
+    /// Most WebSocket connections this process holds; further upgrades get HTTP 503.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Sustained frames per second one connection may send; above it requests get ERROR 429.
+    #[arg(long, env = "CHAT_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit_per_second: u32,
+
+    /// Burst of frames above the sustained rate one connection may send.
+    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 200)]
+    pub rate_burst: u32,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "CHAT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl ServeConfig {
+    /// A config with every default, as `chat-gateway serve` with no flags; tests start from it.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        let Command::Serve(mut cfg) = Cli::parse_from(["chat-gateway", "serve"]).command else {
+            unreachable!("`serve` parses to Command::Serve")
+        };
+        cfg.store.data_dir = data_dir.into();
+        cfg
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_seconds)
+    }
+
+    pub fn timelife(&self) -> Duration {
+        Duration::from_secs(self.timelife_seconds)
+    }
+
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+
+    /// The pod name, defaulting to the hostname, then to "gateway".
+    pub fn pod(&self) -> String {
+        self.pod_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "gateway".to_owned())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user id (`sub` claim).
+    pub user: String,
+
+    /// Display name (`name` claim); defaults to the user id.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Issue a service token (`role: "service"`), the kind the HTTP push/kick API accepts.
+    #[arg(long)]
+    pub service: bool,
+
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl: u64,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_flags_is_embedded_default() {
+        let cfg = ServeConfig::embedded("./chat-data");
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.admin_listen.to_string(), "127.0.0.1:9090");
+        assert!(cfg.redis_url.is_none() && cfg.pulsar_url.is_none() && cfg.store.database_url.is_none());
+        assert_eq!((cfg.heartbeat_seconds, cfg.timelife_seconds, cfg.ack_timeout_ms), (30, 1800, 10_000));
+        assert_eq!(cfg.duplicate_login, DuplicateLogin::Replace);
+    }
+}

@@ -1,0 +1,100 @@
+//! The gateway's one error type and its error-handling policy.
+//!
+//! Policy: every failure a client can cause or recover from becomes an [`Error`] variant with an
+//! HTTP-like status and a stable `code`. The session turns it into an ERROR (500) frame, the HTTP
+//! layer into a JSON response, in exactly one place each. Internal failures (database, Redis,
+//! Pulsar) are logged once where they are turned into a response, and the client sees only
+//! `internal` with a generic message — never driver text.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP-like status carried in ERROR frames and HTTP responses.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) => 400,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::TooLarge(_) => 413,
+            Error::RateLimited(_) => 429,
+            Error::Unavailable(_) => 503,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => 500,
+        }
+    }
+
+    /// A stable machine-readable code (`params.code` of ERROR frames).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::TooLarge(_) => "too_large",
+            Error::RateLimited(_) => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// What the client is told. Internal details stay in the log.
+    pub fn client_message(&self) -> String {
+        match self {
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal error; try again".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.status() >= 500
+    }
+
+    /// Logs internal errors (once, here) and counts every error by code.
+    pub fn record(&self) {
+        if self.is_internal() {
+            tracing::error!(error = %self, "internal error");
+        }
+        metrics::counter!("chat_errors_total", "code" => self.status().to_string()).increment(1);
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.record();
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(json!({"code": self.code(), "message": self.client_message()}))).into_response()
+    }
+}

@@ -1,0 +1,245 @@
+//! HTTP: the WebSocket upgrade (authenticated before upgrading), the push/kick API, the browser
+//! page, and the admin port (health, readiness, metrics, status, drain).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Claims;
+use crate::config::DuplicateLogin;
+use crate::error::{Error, Result};
+use crate::hub::{next_epoch, Conn};
+use crate::model::{new_id, HttpPush};
+use crate::protocol::MAX_FRAME_BYTES;
+use crate::server::App;
+use crate::session::{self, Identity};
+
+/// Read buffer per connection. tungstenite's default (128 KiB) would cost ~1.3 GB per 10k idle
+/// connections; frames larger than this are still read, the buffer grows for them.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Hard cap on what tungstenite reads before erroring. Frames between the protocol's 64 KiB and
+/// this are read whole so the server can close them cleanly with 1009 instead of resetting.
+const WS_MAX_MESSAGE: usize = 1024 * 1024;
+const PAGE: &str = include_str!("../static/index.html");
+
+pub fn public_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/ws", get(upgrade))
+        .route("/message/send", post(message_send))
+        .route("/api/users/{id}/kick", post(kick_user))
+        .route("/dev/login", post(dev_login))
+        .with_state(app)
+}
+
+pub fn admin_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/admin/status", get(status))
+        .route("/admin/drain", post(drain))
+        .with_state(app)
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+    device: Option<String>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn valid_device(d: &str) -> bool {
+    (1..=64).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// `GET /ws?token=…&device=…`: authenticate, then upgrade. No valid token: 401 and no upgrade.
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    Query(q): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let token = q.token.as_deref().filter(|t| !t.is_empty()).or_else(|| bearer(&headers)).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let claims = app.auth.verify(token)?;
+    if app.drain.is_draining() {
+        return Err(Error::Unavailable("server is draining; connect again".into()));
+    }
+    let device = match q.device {
+        Some(d) if valid_device(&d) => d,
+        Some(_) => return Err(Error::BadRequest("device must be 1-64 characters of [A-Za-z0-9._-]".into())),
+        None => format!("d-{}", &new_id()[..12]),
+    };
+    if app.hub.len() >= app.config.max_connections {
+        return Err(Error::Unavailable("connection limit reached; try another server".into()));
+    }
+    if app.config.duplicate_login == DuplicateLogin::Reject {
+        let online = app.routes.lookup(std::slice::from_ref(&claims.sub)).await?;
+        if online.iter().any(|r| r.device == device) {
+            return Err(Error::Conflict("this device is already connected".into()));
+        }
+    }
+    let ws = ws.map_err(|e| Error::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let app2 = app.clone();
+    let response = ws
+        .read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(WS_MAX_MESSAGE)
+        .max_frame_size(WS_MAX_MESSAGE)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
+        .on_upgrade(move |socket| app2.tracker.track_future(accept(app2.clone(), socket, claims, device)));
+    Ok(response)
+}
+
+/// Registers the new connection (replacing an older one of the same device anywhere) and runs it.
+async fn accept(app: Arc<App>, socket: axum::extract::ws::WebSocket, claims: Claims, device: String) {
+    let epoch = next_epoch();
+    let who = Identity {
+        user: claims.sub.clone(),
+        name: claims.display_name().to_owned(),
+        device,
+        epoch,
+        session_id: format!("{}_{}_{:x}", app.pod, claims.sub, epoch),
+    };
+    let (conn, inbox, resync) = Conn::new(epoch, who.session_id.clone());
+    if let Some(old) = app.hub.insert(&who.user, &who.device, conn) {
+        old.send(crate::hub::Outbound::Kick("replaced"));
+    }
+    match app.routes.register(&who.route(&app.pod)).await {
+        Ok(Some(old)) if old.pod != app.pod => {
+            if let Err(e) = app.kick(vec![old], "replaced").await {
+                tracing::warn!(error = %e, "could not kick the replaced connection");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat"),
+    }
+    let (store, user, name) = (app.store.clone(), who.user.clone(), who.name.clone());
+    tokio::spawn(async move {
+        if let Err(e) = store.upsert_user(&user, &name).await {
+            tracing::warn!(error = %e, "recording the user's name failed");
+        }
+    });
+    session::run(app, socket, who, inbox, resync).await;
+}
+
+/// The service token of the HTTP API.
+fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
+    let token = bearer(headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+    let claims = app.auth.verify(token)?;
+    if !claims.is_service() {
+        return Err(Error::Forbidden("a service token is required (chat-gateway token NAME --service)".into()));
+    }
+    Ok(claims)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(Error::TooLarge("body larger than 64 KiB".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    #[serde(default)]
+    to: Vec<String>,
+    msg: Value,
+    #[serde(default, rename = "sendToAll")]
+    send_to_all: bool,
+}
+
+/// `POST /message/send` (seeds 000/002): push `msg` as-is to every online device of `to`.
+async fn message_send(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Json<Value>> {
+    service(&app, &headers)?;
+    let body: SendBody = parse_json(&body)?;
+    if !body.send_to_all && body.to.is_empty() {
+        return Err(Error::BadRequest("\"to\" must list at least one user (or set sendToAll)".into()));
+    }
+    let push = HttpPush { msg: body.msg, request_id: new_id() };
+    let not_exist = if body.send_to_all {
+        app.push_all(push).await?;
+        Vec::new()
+    } else {
+        app.push(push, &body.to).await?
+    };
+    Ok(Json(json!({"success": true, "statusCode": 200, "content": {"notExist": not_exist}, "msg": "ok"})))
+}
+
+/// `POST /api/users/{id}/kick`: closes every device of the user, cluster-wide (KICKED `admin`).
+async fn kick_user(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>> {
+    service(&app, &headers)?;
+    let kicked = app.kick_user(&id, "admin").await?;
+    Ok(Json(json!({"success": true, "statusCode": 200, "content": {"kicked": kicked}, "msg": "ok"})))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    user: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /dev/login` (only with `--dev-login`): a client token for the browser page.
+async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Json<Value>> {
+    if !app.config.dev_login {
+        return Err(Error::NotFound("dev login is disabled (start the gateway with --dev-login)".into()));
+    }
+    let body: LoginBody = parse_json(&body)?;
+    if body.user.is_empty() || body.user.len() > 128 {
+        return Err(Error::BadRequest("user must be 1-128 bytes".into()));
+    }
+    let token = app.auth.issue(&body.user, body.name.as_deref().filter(|n| !n.is_empty()), false, 86_400)?;
+    Ok(Json(json!({"token": token})))
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    metrics::gauge!("chat_draining").set(if app.drain.is_draining() { 1.0 } else { 0.0 });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::handle().render()).into_response()
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({"pod": app.pod, "connections": app.hub.len(), "draining": app.drain.is_draining()}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DrainBody {
+    deadline_seconds: Option<u64>,
+}
+
+/// `POST /admin/drain {"deadlineSeconds": 30}`: start draining; answers at once (202).
+async fn drain(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Response> {
+    let body: DrainBody = if body.is_empty() { DrainBody::default() } else { parse_json(&body)? };
+    let secs = body.deadline_seconds.unwrap_or(app.config.drain_seconds);
+    if secs > 86_400 {
+        return Err(Error::BadRequest("deadlineSeconds must be at most 86400".into()));
+    }
+    let (deadline, told) = app.drain.start(&app.hub, Duration::from_secs(secs));
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let body = json!({"pod": app.pod, "draining": true, "connections": told, "deadlineSeconds": left.as_secs_f64().ceil() as u64});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}

@@ -1,0 +1,174 @@
+//! The connections held by this process: (user, device) → the session's inbox.
+//!
+//! Anything that must reach a local connection (a message, a notice, a kick, a drain) is put into
+//! its session's channel; the session owns the socket and does the writing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
+
+/// Events buffered for one session before the hub treats it as stuck (it then resyncs from the store).
+pub const SESSION_INBOX: usize = 1024;
+
+/// What the rest of the process tells one session.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Message(Arc<StoredMessage>),
+    Delivered(Arc<DeliveredNotice>),
+    Push(Arc<HttpPush>),
+    /// Send KICKED (23) with this reason and close 4001.
+    Kick(&'static str),
+    /// Send DRAIN (22); close 1012 at `deadline`.
+    Drain { deadline: Instant, reconnect_after: Duration },
+}
+
+/// A registered local connection.
+#[derive(Clone)]
+pub struct Conn {
+    pub epoch: u64,
+    pub session_id: String,
+    tx: mpsc::Sender<Outbound>,
+    /// Set when an event could not be queued: the session re-reads its backlog from the store.
+    resync: Arc<tokio::sync::Notify>,
+}
+
+impl Conn {
+    pub fn new(epoch: u64, session_id: String) -> (Self, mpsc::Receiver<Outbound>, Arc<tokio::sync::Notify>) {
+        let (tx, rx) = mpsc::channel(SESSION_INBOX);
+        let resync = Arc::new(tokio::sync::Notify::new());
+        (Self { epoch, session_id, tx, resync: resync.clone() }, rx, resync)
+    }
+
+    /// Queues an event without waiting. A stored message that does not fit is not lost: the
+    /// session is told to resync from the store.
+    pub fn send(&self, event: Outbound) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+            match event {
+                Outbound::Message(_) => self.resync.notify_one(),
+                Outbound::Kick(_) | Outbound::Drain { .. } => {
+                    // Control events must arrive: wait for room off the caller's path.
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(event).await;
+                    });
+                }
+                Outbound::Delivered(_) | Outbound::Push(_) => metrics::counter!("chat_dropped_notices_total").increment(1),
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Hub {
+    conns: Mutex<HashMap<String, HashMap<String, Conn>>>,
+    count: std::sync::atomic::AtomicUsize,
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a connection; returns the one it replaces on this process, if any.
+    pub fn insert(&self, user: &str, device: &str, conn: Conn) -> Option<Conn> {
+        let mut conns = self.conns.lock().expect("hub lock");
+        let previous = conns.entry(user.to_owned()).or_default().insert(device.to_owned(), conn);
+        if previous.is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            metrics::gauge!("chat_connections").increment(1.0);
+        }
+        previous
+    }
+
+    /// Removes the connection if it is still the one with `epoch`.
+    pub fn remove(&self, user: &str, device: &str, epoch: u64) -> bool {
+        let mut conns = self.conns.lock().expect("hub lock");
+        let Some(devices) = conns.get_mut(user) else { return false };
+        if devices.get(device).is_none_or(|c| c.epoch != epoch) {
+            return false;
+        }
+        devices.remove(device);
+        if devices.is_empty() {
+            conns.remove(user);
+        }
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("chat_connections").decrement(1.0);
+        true
+    }
+
+    pub fn get(&self, user: &str, device: &str) -> Option<Conn> {
+        self.conns.lock().expect("hub lock").get(user)?.get(device).cloned()
+    }
+
+    /// Every local connection of `user`.
+    pub fn devices_of(&self, user: &str) -> Vec<(String, Conn)> {
+        self.conns.lock().expect("hub lock").get(user).map(|d| d.iter().map(|(k, c)| (k.clone(), c.clone())).collect()).unwrap_or_default()
+    }
+
+    /// A snapshot of every local connection as (user, device, conn).
+    pub fn all(&self) -> Vec<(String, String, Conn)> {
+        let conns = self.conns.lock().expect("hub lock");
+        let mut out = Vec::with_capacity(self.len());
+        for (user, devices) in conns.iter() {
+            for (device, conn) in devices {
+                out.push((user.clone(), device.clone(), conn.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// A per-connection epoch that increases across the cluster: microseconds since the epoch, made
+/// strictly increasing within this process. A reconnection always carries a higher epoch than the
+/// connection it replaces, even on another pod, as long as clocks are roughly in sync.
+pub fn next_epoch() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_strictly_increase() {
+        let a = next_epoch();
+        let b = next_epoch();
+        assert!(b > a);
+    }
+
+    #[tokio::test]
+    async fn remove_checks_epoch() {
+        let hub = Hub::new();
+        let (c1, _rx1, _) = Conn::new(1, "s1".into());
+        let (c2, _rx2, _) = Conn::new(2, "s2".into());
+        assert!(hub.insert("u", "d", c1).is_none());
+        assert_eq!(hub.insert("u", "d", c2).unwrap().epoch, 1);
+        assert!(!hub.remove("u", "d", 1), "the replaced connection must not remove its successor");
+        assert_eq!(hub.len(), 1);
+        assert!(hub.remove("u", "d", 2));
+        assert!(hub.is_empty());
+    }
+}

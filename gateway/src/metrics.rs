@@ -1,0 +1,46 @@
+//! Prometheus metrics, rendered on the admin port's `/metrics`.
+//!
+//! Series: `chat_connections` (gauge), `chat_messages_in_total`, `chat_messages_out_total`,
+//! `chat_acks_total`, `chat_retries_total`, `chat_errors_total{code}`,
+//! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms), `chat_draining`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Store commit latency buckets (seconds): an fsync is ~0.1-10 ms on most disks.
+const COMMIT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// Installs the process-wide recorder once (several in-process servers share it) and returns it.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("chat_store_commit_seconds".into()), COMMIT_BUCKETS)
+                .expect("buckets are non-empty")
+                .set_buckets_for_metric(Matcher::Full("chat_store_batch_size".into()), BATCH_BUCKETS)
+                .expect("buckets are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's series");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_gauge!("chat_connections", "WebSocket connections held by this process");
+    metrics::describe_counter!("chat_messages_in_total", "Messages stored (reply 0 sent)");
+    metrics::describe_counter!("chat_messages_out_total", "Message pushes written to devices, retries included");
+    metrics::describe_counter!("chat_acks_total", "ACK (15) frames received");
+    metrics::describe_counter!("chat_retries_total", "Pushes resent after the ack timeout");
+    metrics::describe_counter!("chat_errors_total", "Errors returned to clients, by status code");
+    metrics::describe_histogram!("chat_store_commit_seconds", "Time to run and commit one store batch");
+    metrics::describe_histogram!("chat_store_batch_size", "Commands per store transaction (group commit)");
+    metrics::describe_gauge!("chat_draining", "1 while this process drains");
+}

@@ -1,0 +1,169 @@
+//! Getting events to devices wherever they are connected: this process's hub, or another pod's
+//! inbox on the bus. The same path serves the embedded default (every route points here) and the
+//! cluster (routes in Redis, inboxes on Pulsar).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::bus::{BusEvent, MAX_HOPS};
+use crate::delivery::{plan_fanout, DeviceRoute};
+use crate::error::Result;
+use crate::hub::Outbound;
+use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
+use crate::server::App;
+
+/// Something to hand to devices.
+#[derive(Clone)]
+pub enum Payload {
+    Message(Arc<StoredMessage>),
+    Delivered(Arc<DeliveredNotice>),
+    Push(Arc<HttpPush>),
+}
+
+impl Payload {
+    fn outbound(&self) -> Outbound {
+        match self {
+            Payload::Message(m) => Outbound::Message(m.clone()),
+            Payload::Delivered(n) => Outbound::Delivered(n.clone()),
+            Payload::Push(p) => Outbound::Push(p.clone()),
+        }
+    }
+
+    fn event(&self, devices: Vec<DeviceRoute>, hops: u8) -> BusEvent {
+        match self {
+            Payload::Message(m) => BusEvent::Deliver { message: (**m).clone(), devices, hops },
+            Payload::Delivered(n) => BusEvent::Delivered { notice: (**n).clone(), devices, hops },
+            Payload::Push(p) => BusEvent::Push { push: (**p).clone(), devices, hops },
+        }
+    }
+}
+
+/// The reasons KICKED (23) carries.
+pub fn kick_reason(reason: &str) -> &'static str {
+    match reason {
+        "replaced" => "replaced",
+        "logout" => "logout",
+        _ => "admin",
+    }
+}
+
+impl App {
+    /// Hands `payload` to every connected device of `users`, except the device `skip`.
+    pub async fn deliver(&self, payload: Payload, users: &[String], skip: Option<(&str, &str)>) -> Result<()> {
+        let routes = self.routes.lookup(users).await?;
+        self.dispatch(payload, routes, skip, 0).await;
+        Ok(())
+    }
+
+    /// Local devices get the payload in-process; each other pod gets one event for its devices.
+    async fn dispatch(&self, payload: Payload, routes: Vec<DeviceRoute>, skip: Option<(&str, &str)>, hops: u8) {
+        let plan = plan_fanout(&self.pod, routes, skip);
+        for r in &plan.local {
+            if let Some(conn) = self.hub.get(&r.user, &r.device) {
+                conn.send(payload.outbound());
+            }
+        }
+        for (pod, devices) in plan.remote {
+            if let Err(e) = self.bus.publish(&pod, payload.event(devices, hops)).await {
+                // The message itself is stored; the device catches up when it reconnects.
+                tracing::warn!(pod, error = %e, "forwarding failed");
+            }
+        }
+    }
+
+    /// An event consumed from this pod's inbox.
+    pub async fn on_bus_event(&self, event: BusEvent) {
+        match event {
+            BusEvent::Deliver { message, devices, hops } => self.deliver_here(Payload::Message(Arc::new(message)), devices, hops).await,
+            BusEvent::Delivered { notice, devices, hops } => self.deliver_here(Payload::Delivered(Arc::new(notice)), devices, hops).await,
+            BusEvent::Push { push, devices, hops } => self.deliver_here(Payload::Push(Arc::new(push)), devices, hops).await,
+            BusEvent::PushAll { push } => self.push_local(Arc::new(push)),
+            BusEvent::Kick { devices, reason } => self.kick_local(&devices, kick_reason(&reason)),
+        }
+    }
+
+    /// Delivers to the named devices here; devices that moved are looked up again and forwarded.
+    async fn deliver_here(&self, payload: Payload, devices: Vec<DeviceRoute>, hops: u8) {
+        let mut moved: BTreeSet<(String, String)> = BTreeSet::new();
+        for d in devices {
+            match self.hub.get(&d.user, &d.device) {
+                Some(conn) => conn.send(payload.outbound()),
+                None => {
+                    moved.insert((d.user, d.device));
+                }
+            }
+        }
+        if moved.is_empty() || hops >= MAX_HOPS {
+            return;
+        }
+        let users: Vec<String> = moved.iter().map(|(u, _)| u.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        match self.routes.lookup(&users).await {
+            Ok(routes) => {
+                let routes = routes.into_iter().filter(|r| r.pod != self.pod && moved.contains(&(r.user.clone(), r.device.clone()))).collect();
+                self.dispatch(payload, routes, None, hops + 1).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "re-routing failed; devices catch up on reconnect"),
+        }
+    }
+
+    /// Kicks the exact connections named (by epoch) that live on this process.
+    pub fn kick_local(&self, devices: &[DeviceRoute], reason: &'static str) {
+        for d in devices {
+            if let Some(conn) = self.hub.get(&d.user, &d.device).filter(|c| c.epoch == d.epoch) {
+                conn.send(Outbound::Kick(reason));
+            }
+        }
+    }
+
+    /// Kicks the given connections wherever they are.
+    pub async fn kick(&self, devices: Vec<DeviceRoute>, reason: &'static str) -> Result<()> {
+        let mut by_pod: BTreeMap<String, Vec<DeviceRoute>> = BTreeMap::new();
+        for d in devices {
+            by_pod.entry(d.pod.clone()).or_default().push(d);
+        }
+        for (pod, devices) in by_pod {
+            if pod == self.pod {
+                self.kick_local(&devices, reason);
+            } else {
+                self.bus.publish(&pod, BusEvent::Kick { devices, reason: reason.to_owned() }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every device of `user`, cluster-wide. Returns how many connections were told.
+    pub async fn kick_user(&self, user: &str, reason: &'static str) -> Result<usize> {
+        let routes = self.routes.lookup(&[user.to_owned()]).await?;
+        let n = routes.len();
+        self.kick(routes, reason).await?;
+        Ok(n)
+    }
+
+    /// `/message/send`: pushes to every online device of `users`; returns the users with none.
+    pub async fn push(&self, push: HttpPush, users: &[String]) -> Result<Vec<String>> {
+        let routes = self.routes.lookup(users).await?;
+        let online: BTreeSet<&str> = routes.iter().map(|r| r.user.as_str()).collect();
+        let mut not_exist: Vec<String> = users.iter().filter(|u| !online.contains(u.as_str())).cloned().collect();
+        not_exist.dedup();
+        self.dispatch(Payload::Push(Arc::new(push)), routes, None, 0).await;
+        Ok(not_exist)
+    }
+
+    /// `/message/send` with `sendToAll`: every device on every pod, one event per pod.
+    pub async fn push_all(&self, push: HttpPush) -> Result<()> {
+        let push = Arc::new(push);
+        self.push_local(push.clone());
+        for pod in self.routes.pods().await? {
+            if pod != self.pod {
+                self.bus.publish(&pod, BusEvent::PushAll { push: (*push).clone() }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push_local(&self, push: Arc<HttpPush>) {
+        for (_, _, conn) in self.hub.all() {
+            conn.send(Outbound::Push(push.clone()));
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Assembles a gateway: picks the backends, serves the public and admin ports, consumes this
+//! pod's inbox, and shuts down through a bounded drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::bus::{memory::MemoryBus, Bus};
+use crate::config::ServeConfig;
+use crate::drain::Drain;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::routes::{memory::MemoryRoutes, RouteTable};
+use crate::store::{sqlite::SqliteStore, Store};
+
+/// Listen backlog: tokio's default (1024) overflows in connect bursts.
+const LISTEN_BACKLOG: u32 = 4096;
+/// How often this pod announces itself in the route table.
+const POD_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Extra time after the drain deadline for sessions to write their close frames.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a session or handler needs, shared.
+pub struct App {
+    pub config: ServeConfig,
+    pub pod: String,
+    pub auth: Auth,
+    pub store: Arc<dyn Store>,
+    pub routes: Arc<dyn RouteTable>,
+    pub bus: Arc<dyn Bus>,
+    pub hub: Hub,
+    pub drain: Drain,
+    pub tracker: TaskTracker,
+}
+
+impl App {
+    /// Ready when not draining and every backend answers.
+    pub async fn readiness(&self) -> std::result::Result<(), String> {
+        if self.drain.is_draining() {
+            return Err("draining".into());
+        }
+        self.store.ping().await.map_err(|e| format!("store: {e}"))?;
+        self.routes.ping().await.map_err(|e| format!("route table: {e}"))?;
+        self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
+        Ok(())
+    }
+}
+
+/// The three backends, chosen at start-up.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub routes: Arc<dyn RouteTable>,
+    pub bus: Arc<dyn Bus>,
+}
+
+impl Backends {
+    /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
+    pub async fn from_config(config: &ServeConfig) -> Result<Self> {
+        if config.store.database_url.is_some() || config.redis_url.is_some() || config.pulsar_url.is_some() {
+            return Err(Error::BadRequest(
+                "cluster mode (--database-url, --redis-url, --pulsar-url) is not available in this build yet; run without them for the embedded default".into(),
+            ));
+        }
+        let store = SqliteStore::open(&config.store.data_dir).await?;
+        Ok(Self::in_process(Arc::new(store)))
+    }
+
+    /// In-process routes and bus around `store`. Several gateways given clones of one `Backends`
+    /// form a cluster inside one process.
+    pub fn in_process(store: Arc<dyn Store>) -> Self {
+        Self { store, routes: Arc::new(MemoryRoutes::new()), bus: Arc::new(MemoryBus::new()) }
+    }
+}
+
+/// Binds a listener with a large accept backlog.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Runs the gateway until `shutdown` fires, then drains (configured drain time) and returns.
+pub async fn run(config: ServeConfig, backends: Backends, public: TcpListener, admin: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    let auth = Auth::from_store_args(&config.store)?;
+    let pod = config.pod();
+    let app = Arc::new(App {
+        pod: pod.clone(),
+        auth,
+        store: backends.store,
+        routes: backends.routes,
+        bus: backends.bus,
+        hub: Hub::new(),
+        drain: Drain::default(),
+        tracker: TaskTracker::new(),
+        config,
+    });
+    crate::metrics::handle();
+    let stop_serving = CancellationToken::new();
+
+    let mut inbox = app.bus.subscribe(&pod).await?;
+    let consumer_app = app.clone();
+    let consumer = tokio::spawn(async move {
+        while let Some(event) = inbox.recv().await {
+            consumer_app.on_bus_event(event).await;
+        }
+    });
+    let beat_app = app.clone();
+    let beat_stop = stop_serving.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POD_HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => if let Err(e) = beat_app.routes.heartbeat(&beat_app.pod).await {
+                    tracing::warn!(error = %e, "pod heartbeat failed");
+                },
+                _ = beat_stop.cancelled() => break,
+            }
+        }
+    });
+
+    tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
+    let public_server = axum::serve(public, crate::http::public_router(app.clone())).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+    let admin_server = axum::serve(admin, crate::http::admin_router(app.clone())).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+    let servers = tokio::spawn(async move { tokio::try_join!(async { public_server.await }, async { admin_server.await }) });
+
+    shutdown.cancelled().await;
+    let (deadline, _) = app.drain.start(&app.hub, Duration::from_secs(app.config.drain_seconds));
+    // Wait for clients to move (or the deadline), then for sessions to flush and close.
+    while !app.hub.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.tracker.close();
+    if tokio::time::timeout_at(deadline + CLOSE_GRACE, app.tracker.wait()).await.is_err() {
+        tracing::warn!(left = app.hub.len(), "sessions still open after the drain grace; closing anyway");
+    }
+    stop_serving.cancel();
+    heartbeat.abort();
+    consumer.abort();
+    match tokio::time::timeout(CLOSE_GRACE, servers).await {
+        Ok(Ok(Err(e))) => return Err(Error::Internal(format!("server: {e}"))),
+        Ok(_) | Err(_) => {}
+    }
+    tracing::info!("chat-gateway stopped");
+    Ok(())
+}
+
+/// A gateway running in this process (tests, embedding).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Starts `config` on its `listen`/`admin_listen` addresses (use port 0 in tests).
+    pub async fn start(config: ServeConfig, backends: Backends) -> Result<Self> {
+        let public = bind(config.listen).map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen)))?;
+        let admin = bind(config.admin_listen).map_err(|e| Error::Internal(format!("binding {}: {e}", config.admin_listen)))?;
+        let (addr, admin_addr) = (public.local_addr().map_err(io)?, admin.local_addr().map_err(io)?);
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(run(config, backends, public, admin, shutdown.clone()));
+        Ok(Self { addr, admin_addr, shutdown, handle })
+    }
+
+    /// Drains and stops; returns the run's result.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.handle.await.map_err(|e| Error::Internal(format!("server task: {e}")))?
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

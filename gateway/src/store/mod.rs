@@ -1,0 +1,128 @@
+//! The message store: durable messages with per-conversation sequences, memberships, acks.
+//!
+//! One trait, two implementations: [`sqlite`] (embedded default) and PostgreSQL (cluster mode).
+//! Every mutation goes through a single writer task that batches whatever is queued into one
+//! transaction (group commit), so throughput does not collapse to one fsync per message; a
+//! caller's future resolves only after the transaction that holds its change committed.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::StoredMessage;
+
+/// A message to store, as the sender asked for it. The sender is always the token's user.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub from: String,
+    pub from_name: String,
+    /// Recipient user id (1:1) or group id (group).
+    pub to: String,
+    pub body: String,
+    pub file_type: i64,
+    pub client_msg_id: Option<String>,
+    pub request_id: String,
+}
+
+/// The result of storing a message.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: StoredMessage,
+    /// True when `(sender, clientMsgId)` was stored before: reply with the first result, deliver nothing.
+    pub duplicate: bool,
+    /// Group messages: the active members to deliver to (the sender included, for its other devices).
+    pub members: Vec<String>,
+}
+
+/// The result of an ACK.
+#[derive(Debug, Clone)]
+pub struct Acked {
+    pub message: StoredMessage,
+    /// True for the first ack of a 1:1 message by its recipient: the sender gets DELIVERED (17).
+    pub first_delivery: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub group_id: String,
+    pub name: String,
+    pub members: Vec<String>,
+    #[serde(skip)]
+    pub conversation_id: String,
+}
+
+/// One row of SYNC's conversation list.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    pub conversation_id: String,
+    pub last_seq: i64,
+    pub acked_seq: i64,
+    /// "direct" or "group".
+    pub kind: String,
+    /// The other user of a 1:1 conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Messages a user still has to receive in one conversation: seqs in `(after_seq, last_seq]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backlog {
+    pub conversation_id: String,
+    pub after_seq: i64,
+    pub last_seq: i64,
+}
+
+/// A page of one conversation.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub messages: Vec<StoredMessage>,
+    pub has_more: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records a user's display name (on connect / REGISTER) so 1:1 pushes can show it.
+    async fn upsert_user(&self, id: &str, name: &str) -> Result<()>;
+
+    /// Stores a 1:1 message: allocates the conversation's next seq in the storing transaction,
+    /// counts it as acked by its sender, and resolves after commit. Idempotent on
+    /// `(from, clientMsgId)`.
+    async fn send_direct(&self, msg: NewMessage) -> Result<Sent>;
+
+    /// Stores a group message (sender must be an active member: 403; unknown group: 404).
+    async fn send_group(&self, msg: NewMessage) -> Result<Sent>;
+
+    /// Records that one of `user`'s devices received `message_id`, advancing the user's
+    /// contiguous `ackedSeq`. Only a recipient (or the sender, for its other devices) may ack: 403.
+    async fn ack(&self, user: &str, message_id: &str) -> Result<Acked>;
+
+    /// Creates a group owned by `owner` (also a member) with `members`.
+    async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group>;
+
+    /// Adds members (caller must be an active member). New members see only later messages.
+    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group>;
+
+    /// Removes `user` from the group.
+    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()>;
+
+    /// Messages of a conversation `user` takes part in, with seq above `after_seq` (and above
+    /// the user's join point), oldest first. Not a participant: 403.
+    async fn read(&self, user: &str, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page>;
+
+    /// The user's conversations with their last and acked seqs.
+    async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>>;
+
+    /// Conversations where the user has messages above its `ackedSeq` (catch-up on connect).
+    async fn backlog(&self, user: &str) -> Result<Vec<Backlog>>;
+
+    /// Is the store reachable? (readiness)
+    async fn ping(&self) -> Result<()>;
+}

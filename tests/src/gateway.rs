@@ -1,0 +1,187 @@
+//! Gateways for tests: in-process servers bound to port 0, and real `chat-gateway` processes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_gateway::auth::Auth;
+use chat_gateway::config::ServeConfig;
+use chat_gateway::server::{Backends, Running};
+use chat_gateway::store::sqlite::SqliteStore;
+
+use crate::Client;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("chat-test-{tag}-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Self(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A test config: loopback port 0 for both ports, a known secret, short timers left at defaults.
+pub fn test_config(dir: &Path) -> ServeConfig {
+    let mut cfg = ServeConfig::embedded(dir);
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.store.jwt_secret = Some(SECRET.to_owned());
+    cfg.pod_name = Some("pod-0".to_owned());
+    cfg.drain_seconds = 2;
+    cfg
+}
+
+/// An in-process gateway on port 0 with its own SQLite data dir.
+pub struct TestGateway {
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub auth: Auth,
+    pub dir: Arc<TempDir>,
+}
+
+impl TestGateway {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a config adjusted by `tune`.
+    pub async fn start_with(tune: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = Arc::new(TempDir::new("gw"));
+        Self::start_in(dir, tune).await
+    }
+
+    /// Starts on an existing data dir (restart tests).
+    pub async fn start_in(dir: Arc<TempDir>, tune: impl FnOnce(&mut ServeConfig)) -> Self {
+        crate::init_logging();
+        let mut cfg = test_config(dir.path());
+        tune(&mut cfg);
+        let store = SqliteStore::open(dir.path()).await.expect("open store");
+        let running = Running::start(cfg, Backends::in_process(Arc::new(store))).await.expect("start gateway");
+        Self { addr: running.addr, admin: running.admin_addr, running: Some(running), auth: Auth::new(SECRET.as_bytes()), dir }
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.auth.issue(user, Some(&capitalize(user)), false, 3600).unwrap()
+    }
+
+    pub fn service_token(&self) -> String {
+        self.auth.issue("ops", None, true, 3600).unwrap()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// Connects `user` on `device` and reads WELCOME.
+    pub async fn connect(&self, user: &str, device: &str) -> Client {
+        Client::connect(&self.ws_url(), &self.token(user), Some(device)).await.expect("connect")
+    }
+
+    /// Drains and stops the gateway.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+    }
+}
+
+pub fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+/// A `chat-gateway serve` child process (killed on drop).
+pub struct GatewayProcess {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Two free loopback ports (bound then released; the gateway binds them right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl GatewayProcess {
+    /// Spawns `binary serve` on `data_dir` with the test secret plus `extra` args, waits for /readyz.
+    pub async fn spawn(binary: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        let (port, admin_port) = (free_port(), free_port());
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let child = tokio::process::Command::new(binary)
+            .arg("serve")
+            .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
+            .args(["--data-dir", data_dir.to_str().unwrap(), "--jwt-secret", SECRET, "--pod-name", "proc-0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn gateway process");
+        let me = Self { child, addr, admin };
+        me.wait_ready().await;
+        me
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.admin);
+        for _ in 0..200 {
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway process did not become ready at {url}");
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// SIGKILL: no drain, no flush — what a crash looks like.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM and wait for exit; returns the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+        self.child.wait().await.expect("wait")
+    }
+}

@@ -1,0 +1,9 @@
+//! Gateway integration tests: a real server on port 0 (or a real process), real WebSocket clients.
+//! One test binary for all of them keeps link time down.
+
+mod bad_input;
+mod delivery;
+mod durability;
+mod frames;
+mod http_api;
+mod lifecycle;
