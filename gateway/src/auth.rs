@@ -71,7 +71,12 @@ impl Auth {
             exp: now_secs() + ttl_seconds,
             role: service.then(|| SERVICE_ROLE.to_owned()),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| Error::Internal(format!("signing token: {e}")))
+        self.sign(&claims)
+    }
+
+    /// Signs arbitrary claims (tests use it for expired tokens).
+    pub fn sign(&self, claims: &Claims) -> Result<String> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|e| Error::Internal(format!("signing token: {e}")))
     }
 
     /// Verifies signature, algorithm and expiry. Any failure is 401 with a reason.

@@ -1,1 +1,151 @@
-//! placeholder
+//! Connection lifecycle: heartbeat timeout, timelife, duplicate login, drain.
+
+use std::time::Duration;
+
+use chat_gateway::config::DuplicateLogin;
+use chat_tests::client::Closed;
+use chat_tests::TestGateway;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn silence_for_three_heartbeats_closes_4000() {
+    let gw = TestGateway::start_with(|c| c.heartbeat_seconds = 1).await;
+    let mut quiet = gw.connect("alice", "phone").await;
+    let mut chatty = gw.connect("bob", "phone").await;
+    let started = tokio::time::Instant::now();
+    let beat = tokio::spawn(async move {
+        for _ in 0..5 {
+            chatty.send(json!({"type": 3})).await;
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        chatty
+    });
+    assert_eq!(quiet.closed().await, Closed::Code(4000));
+    assert!(started.elapsed() >= Duration::from_millis(2900), "not before 3 intervals: {:?}", started.elapsed());
+    let mut chatty = beat.await.unwrap();
+    chatty.send(json!({"type": 3, "requestId": "still"})).await;
+    assert_eq!(chatty.recv_where("hb", |v| v["requestId"] == "still").await["type"], 4, "heartbeats keep it open");
+}
+
+#[tokio::test]
+async fn websocket_pings_are_answered_and_count_as_activity() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.connect("alice", "phone").await;
+    c.ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Pong(p))) = c.ws.next().await {
+                return p;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(&pong[..], b"hi");
+}
+
+#[tokio::test]
+async fn timelife_without_renew_closes_4002_and_renew_extends_it() {
+    let gw = TestGateway::start_with(|c| c.timelife_seconds = 1).await;
+    let mut lazy = gw.connect("alice", "phone").await;
+    let mut renewing = gw.connect("bob", "phone").await;
+    assert_eq!(lazy.welcome["params"]["timelife"], 1);
+    let keep = tokio::spawn(async move {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            renewing.send(json!({"type": 21})).await;
+            let r = renewing.reply(21).await;
+            assert_eq!(r["params"]["timelife"], 1);
+        }
+        renewing
+    });
+    assert_eq!(lazy.closed().await, Closed::Code(4002));
+    let mut renewing = keep.await.unwrap();
+    renewing.send(json!({"type": 3, "requestId": "alive"})).await;
+    assert_eq!(renewing.recv_where("hb", |v| v["requestId"] == "alive").await["type"], 4);
+}
+
+#[tokio::test]
+async fn duplicate_login_replaces_the_old_connection() {
+    let gw = TestGateway::start().await;
+    let mut old = gw.connect("alice", "phone").await;
+    let mut new = gw.connect("alice", "phone").await;
+    assert_eq!(old.reply(23).await["params"]["reason"], "replaced");
+    assert_eq!(old.closed().await, Closed::Code(4001));
+    // The old socket's cleanup must not remove the new connection's route.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut bob = gw.connect("bob", "phone").await;
+    bob.send_to("alice", "to the new one", None).await;
+    assert_eq!(new.push(2).await["msg"]["params"]["message"], "to the new one");
+}
+
+#[tokio::test]
+async fn duplicate_login_can_be_rejected_with_409() {
+    let gw = TestGateway::start_with(|c| c.duplicate_login = DuplicateLogin::Reject).await;
+    let _first = gw.connect("alice", "phone").await;
+    let err = tokio_tungstenite::connect_async(format!("{}?token={}&device=phone", gw.ws_url(), gw.token("alice"))).await.unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 409),
+        other => panic!("expected 409, got {other}"),
+    }
+    // Another device of the same user is fine.
+    gw.connect("alice", "laptop").await;
+}
+
+#[tokio::test]
+async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline() {
+    let gw = TestGateway::start().await;
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        clients.push(gw.connect(&format!("u{i}"), "d").await);
+    }
+    let resp = reqwest::Client::new().post(gw.admin_url("/admin/drain")).json(&json!({"deadlineSeconds": 2})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!((body["draining"].as_bool(), body["connections"].as_u64()), (Some(true), Some(4)));
+
+    let mut delays = Vec::new();
+    for c in clients.iter_mut() {
+        let d = c.reply(22).await;
+        assert_eq!(d["params"]["reason"], "drain");
+        assert!(d["params"]["timelife"].as_u64().unwrap() <= 2);
+        delays.push(d["params"]["reconnectAfterMs"].as_u64().unwrap());
+    }
+    delays.sort();
+    assert!(delays.iter().all(|d| *d <= 1000), "spread over the first half of the window: {delays:?}");
+    assert!(delays.windows(2).all(|w| w[0] < w[1]), "spread, not all at once: {delays:?}");
+
+    assert_eq!(reqwest::get(gw.admin_url("/readyz")).await.unwrap().status().as_u16(), 503);
+    let status: Value = reqwest::get(gw.admin_url("/admin/status")).await.unwrap().json().await.unwrap();
+    assert_eq!(status["draining"], true);
+    let refused = tokio_tungstenite::connect_async(format!("{}?token={}", gw.ws_url(), gw.token("late"))).await.unwrap_err();
+    assert!(matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 503));
+
+    // Messages keep flowing during the drain window.
+    let (a, b) = clients.split_at_mut(1);
+    a[0].send_to("u1", "during drain", None).await;
+    assert_eq!(b[0].push(2).await["msg"]["params"]["message"], "during drain");
+
+    for c in clients.iter_mut() {
+        assert_eq!(c.closed().await, Closed::Code(1012));
+    }
+}
+
+#[tokio::test]
+async fn clients_that_move_during_drain_leave_no_connection_behind() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.connect("alice", "phone").await;
+    reqwest::Client::new().post(gw.admin_url("/admin/drain")).json(&json!({"deadlineSeconds": 30})).send().await.unwrap();
+    c.reply(22).await;
+    c.ws.close(None).await.unwrap();
+    for _ in 0..50 {
+        let status: Value = reqwest::get(gw.admin_url("/admin/status")).await.unwrap().json().await.unwrap();
+        if status["connections"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("connection count did not reach 0");
+}
