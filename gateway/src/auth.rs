@@ -32,7 +32,10 @@ pub struct Claims {
 
 impl Claims {
     pub fn display_name(&self) -> &str {
-        self.name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.sub)
+        self.name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.sub)
     }
 
     pub fn is_service(&self) -> bool {
@@ -53,7 +56,11 @@ impl Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     /// Resolves the secret as every command does: flag/env first, else the data-dir file (created if missing).
@@ -64,7 +71,13 @@ impl Auth {
         Ok(Self::new(load_or_create_secret(&args.data_dir)?.as_bytes()))
     }
 
-    pub fn issue(&self, user: &str, name: Option<&str>, service: bool, ttl_seconds: u64) -> Result<String> {
+    pub fn issue(
+        &self,
+        user: &str,
+        name: Option<&str>,
+        service: bool,
+        ttl_seconds: u64,
+    ) -> Result<String> {
         let claims = Claims {
             sub: user.to_owned(),
             name: name.map(str::to_owned),
@@ -76,7 +89,8 @@ impl Auth {
 
     /// Signs arbitrary claims (tests use it for expired tokens).
     pub fn sign(&self, claims: &Claims) -> Result<String> {
-        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|e| Error::Internal(format!("signing token: {e}")))
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("signing token: {e}")))
     }
 
     /// Verifies signature, algorithm and expiry. Any failure is 401 with a reason.
@@ -94,14 +108,19 @@ impl Auth {
         })?;
         let claims = data.claims;
         if claims.sub.is_empty() || claims.sub.len() > 128 {
-            return Err(Error::Unauthorized("token subject must be 1-128 bytes".into()));
+            return Err(Error::Unauthorized(
+                "token subject must be 1-128 bytes".into(),
+            ));
         }
         Ok(claims)
     }
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn load_or_create_secret(dir: &Path) -> Result<String> {
@@ -112,9 +131,11 @@ fn load_or_create_secret(dir: &Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::Internal(format!("reading {}: {e}", path.display()))),
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
-    write_private(&path, &secret).map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+    write_private(&path, &secret)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
     Ok(secret)
 }
 
@@ -122,7 +143,11 @@ fn load_or_create_secret(dir: &Path) -> Result<String> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()
 }
@@ -141,8 +166,18 @@ mod tests {
         let auth = Auth::new(b"s3cret");
         let token = auth.issue("alice", Some("Alice"), false, 60).unwrap();
         let claims = auth.verify(&token).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.display_name(), claims.is_service()), ("alice", "Alice", false));
-        assert!(auth.verify(&auth.issue("svc", None, true, 60).unwrap()).unwrap().is_service());
+        assert_eq!(
+            (
+                claims.sub.as_str(),
+                claims.display_name(),
+                claims.is_service()
+            ),
+            ("alice", "Alice", false)
+        );
+        assert!(auth
+            .verify(&auth.issue("svc", None, true, 60).unwrap())
+            .unwrap()
+            .is_service());
     }
 
     #[test]
@@ -152,11 +187,19 @@ mod tests {
         assert_eq!(auth.verify(&other).unwrap_err().status(), 401);
         let expired = encode(
             &Header::new(Algorithm::HS256),
-            &Claims { sub: "a".into(), name: None, exp: now_secs() - 1, role: None },
+            &Claims {
+                sub: "a".into(),
+                name: None,
+                exp: now_secs() - 1,
+                role: None,
+            },
             &EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        assert_eq!(auth.verify(&expired).unwrap_err().to_string(), "token expired");
+        assert_eq!(
+            auth.verify(&expired).unwrap_err().to_string(),
+            "token expired"
+        );
         assert_eq!(auth.verify("a.b.c").unwrap_err().status(), 401);
     }
 

@@ -15,7 +15,10 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config).await,
         Command::Token(args) => {
             let auth = Auth::from_store_args(&args.store)?;
-            println!("{}", auth.issue(&args.user, args.name.as_deref(), args.service, args.ttl)?);
+            println!(
+                "{}",
+                auth.issue(&args.user, args.name.as_deref(), args.service, args.ttl)?
+            );
             Ok(())
         }
         Command::Migrate(args) => {
@@ -33,14 +36,22 @@ pub async fn main() -> anyhow::Result<()> {
 fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     init_tracing(config.log_json);
-    let public = bind(config.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
-    let admin = bind(config.admin_listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.admin_listen))?;
+    let public =
+        bind(config.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    let admin = bind(config.admin_listen)
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.admin_listen))?;
     let backends = Backends::from_config(&config).await?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
@@ -48,7 +59,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         termination_signal().await;
         trigger.cancel();
     });
-    eprintln!("chat-gateway: open http://{} in a browser (admin on http://{})", config.listen, config.admin_listen);
+    eprintln!(
+        "chat-gateway: open http://{} in a browser (admin on http://{})",
+        config.listen, config.admin_listen
+    );
     run(config, backends, public, admin, shutdown).await?;
     Ok(())
 }

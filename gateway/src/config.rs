@@ -10,13 +10,18 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "chat-gateway", version, about = "WebSocket chat gateway: durable, acked delivery; embedded or clustered")]
+#[command(
+    name = "chat-gateway",
+    version,
+    about = "WebSocket chat gateway: durable, acked delivery; embedded or clustered"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing buys nothing
 pub enum Command {
     /// Run the gateway (public WebSocket/HTTP port and admin port).
     Serve(ServeConfig),
@@ -163,7 +168,11 @@ impl ServeConfig {
         self.pod_name
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+            })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "gateway".to_owned())
     }
@@ -205,8 +214,17 @@ mod tests {
         let cfg = ServeConfig::embedded("./chat-data");
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(cfg.admin_listen.to_string(), "127.0.0.1:9090");
-        assert!(cfg.redis_url.is_none() && cfg.pulsar_url.is_none() && cfg.store.database_url.is_none());
-        assert_eq!((cfg.heartbeat_seconds, cfg.timelife_seconds, cfg.ack_timeout_ms), (30, 1800, 10_000));
+        assert!(
+            cfg.redis_url.is_none() && cfg.pulsar_url.is_none() && cfg.store.database_url.is_none()
+        );
+        assert_eq!(
+            (
+                cfg.heartbeat_seconds,
+                cfg.timelife_seconds,
+                cfg.ack_timeout_ms
+            ),
+            (30, 1800, 10_000)
+        );
         assert_eq!(cfg.duplicate_login, DuplicateLogin::Replace);
     }
 }

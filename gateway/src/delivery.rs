@@ -123,9 +123,20 @@ impl Outbox {
 
     fn admit(&mut self, message: Arc<StoredMessage>, now: Instant) -> Push {
         let deadline = now + self.timeout;
-        self.deadlines.push_back((deadline, message.message_id.clone()));
-        self.in_flight.insert(message.message_id.clone(), InFlight { message: message.clone(), deadline, retried: false });
-        Push { message, retry: false }
+        self.deadlines
+            .push_back((deadline, message.message_id.clone()));
+        self.in_flight.insert(
+            message.message_id.clone(),
+            InFlight {
+                message: message.clone(),
+                deadline,
+                retried: false,
+            },
+        );
+        Push {
+            message,
+            retry: false,
+        }
     }
 
     /// An ACK for `message_id`. Returns the message if it was in flight here.
@@ -137,7 +148,9 @@ impl Outbox {
     pub fn refill(&mut self, now: Instant) -> Vec<Push> {
         let mut out = Vec::new();
         while self.room() > 0 {
-            let Some(m) = self.queue.pop_front() else { break };
+            let Some(m) = self.queue.pop_front() else {
+                break;
+            };
             if let Some(pull) = self.pulling.get_mut(&m.conversation_id) {
                 // Its conversation fell back to pull mode after it was queued: the pull reads it.
                 pull.cursor = pull.cursor.min(m.seq - 1);
@@ -157,13 +170,22 @@ impl Outbox {
             return None;
         }
         let (conv, pull) = self.pulling.iter().next()?;
-        let req = PullRequest { conversation_id: conv.clone(), after_seq: pull.cursor, limit: self.room().min(200) as u32 };
+        let req = PullRequest {
+            conversation_id: conv.clone(),
+            after_seq: pull.cursor,
+            limit: self.room().min(200) as u32,
+        };
         self.pull_in_flight = Some(conv.clone());
         Some(req)
     }
 
     /// The answer to a [`PullRequest`]: messages in seq order. Returns what to send now.
-    pub fn pulled(&mut self, req: &PullRequest, messages: Vec<Arc<StoredMessage>>, now: Instant) -> Vec<Push> {
+    pub fn pulled(
+        &mut self,
+        req: &PullRequest,
+        messages: Vec<Arc<StoredMessage>>,
+        now: Instant,
+    ) -> Vec<Push> {
         self.pull_in_flight = None;
         let short = messages.len() < req.limit as usize;
         let mut out = Vec::with_capacity(messages.len());
@@ -213,14 +235,21 @@ impl Outbox {
                 break;
             }
             let (_, id) = self.deadlines.pop_front().expect("next_deadline saw it");
-            let f = self.in_flight.get_mut(&id).expect("next_deadline checked it");
+            let f = self
+                .in_flight
+                .get_mut(&id)
+                .expect("next_deadline checked it");
             if f.retried {
-                out.gave_up.push(self.in_flight.remove(&id).expect("present").message);
+                out.gave_up
+                    .push(self.in_flight.remove(&id).expect("present").message);
             } else {
                 f.retried = true;
                 f.deadline = now + self.timeout;
                 self.deadlines.push_back((f.deadline, id));
-                out.resend.push(Push { message: f.message.clone(), retry: true });
+                out.resend.push(Push {
+                    message: f.message.clone(),
+                    retry: true,
+                });
             }
         }
         out
@@ -245,7 +274,11 @@ pub struct FanoutPlan {
 
 /// Plans the fan-out of one event to `routes`, leaving out `skip` (the sending device itself).
 /// Never one event per member and never a broadcast: exactly one per pod that holds a target.
-pub fn plan_fanout(local_pod: &str, routes: Vec<DeviceRoute>, skip: Option<(&str, &str)>) -> FanoutPlan {
+pub fn plan_fanout(
+    local_pod: &str,
+    routes: Vec<DeviceRoute>,
+    skip: Option<(&str, &str)>,
+) -> FanoutPlan {
     let mut plan = FanoutPlan::default();
     for r in routes {
         if skip.is_some_and(|(u, d)| r.user == u && r.device == d) {
@@ -272,7 +305,10 @@ mod tests {
             seq,
             from: "a".into(),
             from_name: "A".into(),
-            target: Target::Direct { to: "b".into(), to_name: "B".into() },
+            target: Target::Direct {
+                to: "b".into(),
+                to_name: "B".into(),
+            },
             body: String::new(),
             file_type: 0,
             client_msg_id: None,
@@ -288,13 +324,19 @@ mod tests {
         let now = Instant::now();
         let mut o = Outbox::new(2, T);
         assert!(o.offer(msg("c", 1), now).is_some());
-        assert!(o.offer(msg("c", 1), now).is_none(), "duplicate in flight is not sent twice");
+        assert!(
+            o.offer(msg("c", 1), now).is_none(),
+            "duplicate in flight is not sent twice"
+        );
         assert!(o.offer(msg("c", 2), now).is_some());
         assert!(o.offer(msg("c", 3), now).is_none(), "window full: queued");
         assert_eq!(o.ack("c-1").unwrap().seq, 1);
         assert!(o.ack("c-1").is_none());
         let sent = o.refill(now);
-        assert_eq!(sent.iter().map(|p| p.message.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(
+            sent.iter().map(|p| p.message.seq).collect::<Vec<_>>(),
+            vec![3]
+        );
     }
 
     #[test]
@@ -303,7 +345,10 @@ mod tests {
         let mut o = Outbox::new(8, T);
         o.offer(msg("c", 1), now);
         assert_eq!(o.next_deadline(), Some(now + T));
-        assert_eq!(o.expire(now + T - Duration::from_millis(1)), Expired::default());
+        assert_eq!(
+            o.expire(now + T - Duration::from_millis(1)),
+            Expired::default()
+        );
         let first = o.expire(now + T);
         assert_eq!(first.resend.len(), 1);
         assert!(first.resend[0].retry);
@@ -333,7 +378,14 @@ mod tests {
         // Live seq 8 arrives during catch-up: not sent now, the pull will read it.
         assert!(o.offer(msg("c", 8), now).is_none());
         let r1 = o.next_pull().unwrap();
-        assert_eq!(r1, PullRequest { conversation_id: "c".into(), after_seq: 3, limit: 2 });
+        assert_eq!(
+            r1,
+            PullRequest {
+                conversation_id: "c".into(),
+                after_seq: 3,
+                limit: 2
+            }
+        );
         assert!(o.next_pull().is_none(), "one read at a time");
         let sent = o.pulled(&r1, vec![msg("c", 4), msg("c", 5)], now);
         assert_eq!(sent.len(), 2);
@@ -351,8 +403,14 @@ mod tests {
         assert!(o.is_pulling());
         let r4 = o.next_pull().unwrap();
         o.pulled(&r4, vec![msg("c", 8)], now);
-        assert!(!o.is_pulling(), "short page past every dropped live message ends the pull");
-        assert!(o.offer(msg("c", 9), now).is_none(), "window full again, queued");
+        assert!(
+            !o.is_pulling(),
+            "short page past every dropped live message ends the pull"
+        );
+        assert!(
+            o.offer(msg("c", 9), now).is_none(),
+            "window full again, queued"
+        );
         o.ack("c-8");
         assert_eq!(o.refill(now)[0].message.seq, 9);
     }
@@ -378,15 +436,29 @@ mod tests {
 
     #[test]
     fn fanout_groups_by_pod_and_skips_sender_device() {
-        let r = |u: &str, d: &str, p: &str| DeviceRoute { user: u.into(), device: d.into(), pod: p.into(), epoch: 1 };
+        let r = |u: &str, d: &str, p: &str| DeviceRoute {
+            user: u.into(),
+            device: d.into(),
+            pod: p.into(),
+            epoch: 1,
+        };
         let plan = plan_fanout(
             "p0",
-            vec![r("a", "phone", "p0"), r("a", "web", "p1"), r("b", "x", "p1"), r("c", "y", "p2"), r("a", "laptop", "p0")],
+            vec![
+                r("a", "phone", "p0"),
+                r("a", "web", "p1"),
+                r("b", "x", "p1"),
+                r("c", "y", "p2"),
+                r("a", "laptop", "p0"),
+            ],
             Some(("a", "phone")),
         );
         assert_eq!(plan.local, vec![r("a", "laptop", "p0")]);
         assert_eq!(plan.remote.len(), 2);
-        assert_eq!(plan.remote["p1"], vec![r("a", "web", "p1"), r("b", "x", "p1")]);
+        assert_eq!(
+            plan.remote["p1"],
+            vec![r("a", "web", "p1"), r("b", "x", "p1")]
+        );
         assert_eq!(plan.remote["p2"], vec![r("c", "y", "p2")]);
     }
 }

@@ -1,10 +1,12 @@
 //! Drain: how a pod goes away without losing a message or causing a reconnect storm.
 //!
-//! 1. Go unready and refuse new upgrades (503). 2. Tell every connection DRAIN (22) with the
-//! seconds left and a `reconnectAfterMs` spread uniformly over the first half of the window, so the
-//! other pods see a ramp, not a storm. 3. Clients reconnect elsewhere, then close; the new route's
-//! higher epoch fences the old one. 4. At the deadline, whatever is left is flushed and closed
-//! with 1012. SIGTERM runs the same steps with the configured drain time.
+//! 1. Go unready and refuse new upgrades (503).
+//! 2. Tell every connection DRAIN (22) with the seconds left and a `reconnectAfterMs` spread
+//!    uniformly over the first half of the window, so the other pods see a ramp, not a storm.
+//! 3. Clients reconnect elsewhere, then close; the new route's higher epoch fences the old one.
+//! 4. At the deadline, whatever is left is flushed and closed with 1012.
+//!
+//! SIGTERM runs the same steps with the configured drain time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,11 +47,20 @@ impl Drain {
         self.draining.store(true, Ordering::SeqCst);
         let conns = hub.all();
         let n = conns.len();
-        let ramp = deadline.saturating_duration_since(Instant::now()).mul_f64(RAMP_SHARE);
+        let ramp = deadline
+            .saturating_duration_since(Instant::now())
+            .mul_f64(RAMP_SHARE);
         for (i, (_, _, conn)) in conns.into_iter().enumerate() {
-            conn.send(Outbound::Drain { deadline, reconnect_after: reconnect_delay(ramp, i, n) });
+            conn.send(Outbound::Drain {
+                deadline,
+                reconnect_after: reconnect_delay(ramp, i, n),
+            });
         }
-        tracing::info!(connections = n, window_ms = window.as_millis() as u64, "draining");
+        tracing::info!(
+            connections = n,
+            window_ms = window.as_millis() as u64,
+            "draining"
+        );
         (deadline, n)
     }
 }
@@ -69,7 +80,9 @@ mod tests {
     #[test]
     fn delays_are_spread_uniformly_over_the_ramp() {
         let ramp = Duration::from_secs(10);
-        let d: Vec<u64> = (0..5).map(|i| reconnect_delay(ramp, i, 5).as_millis() as u64).collect();
+        let d: Vec<u64> = (0..5)
+            .map(|i| reconnect_delay(ramp, i, 5).as_millis() as u64)
+            .collect();
         assert_eq!(d, vec![0, 2000, 4000, 6000, 8000]);
         assert_eq!(reconnect_delay(ramp, 0, 0), Duration::ZERO);
     }

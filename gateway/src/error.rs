@@ -73,7 +73,9 @@ impl Error {
     /// What the client is told. Internal details stay in the log.
     pub fn client_message(&self) -> String {
         match self {
-            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal error; try again".to_owned(),
+            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
+                "internal error; try again".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -94,7 +96,12 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.record();
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({"code": self.code(), "message": self.client_message()}))).into_response()
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(json!({"code": self.code(), "message": self.client_message()})),
+        )
+            .into_response()
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -67,7 +67,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn valid_device(d: &str) -> bool {
-    (1..=64).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    (1..=64).contains(&d.len())
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// `GET /ws?token=…&device=…`: authenticate, then upgrade. No valid token: 401 and no upgrade.
@@ -77,18 +79,31 @@ async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let token = q.token.as_deref().filter(|t| !t.is_empty()).or_else(|| bearer(&headers)).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let token = q
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .or_else(|| bearer(&headers))
+        .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
     let claims = app.auth.verify(token)?;
     if app.drain.is_draining() {
-        return Err(Error::Unavailable("server is draining; connect again".into()));
+        return Err(Error::Unavailable(
+            "server is draining; connect again".into(),
+        ));
     }
     let device = match q.device {
         Some(d) if valid_device(&d) => d,
-        Some(_) => return Err(Error::BadRequest("device must be 1-64 characters of [A-Za-z0-9._-]".into())),
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "device must be 1-64 characters of [A-Za-z0-9._-]".into(),
+            ))
+        }
         None => format!("d-{}", &new_id()[..12]),
     };
     if app.hub.len() >= app.config.max_connections {
-        return Err(Error::Unavailable("connection limit reached; try another server".into()));
+        return Err(Error::Unavailable(
+            "connection limit reached; try another server".into(),
+        ));
     }
     if app.config.duplicate_login == DuplicateLogin::Reject {
         let online = app.routes.lookup(std::slice::from_ref(&claims.sub)).await?;
@@ -103,12 +118,20 @@ async fn upgrade(
         .max_message_size(WS_MAX_MESSAGE)
         .max_frame_size(WS_MAX_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
-        .on_upgrade(move |socket| app2.tracker.track_future(accept(app2.clone(), socket, claims, device)));
+        .on_upgrade(move |socket| {
+            app2.tracker
+                .track_future(accept(app2.clone(), socket, claims, device))
+        });
     Ok(response)
 }
 
 /// Registers the new connection (replacing an older one of the same device anywhere) and runs it.
-async fn accept(app: Arc<App>, socket: axum::extract::ws::WebSocket, claims: Claims, device: String) {
+async fn accept(
+    app: Arc<App>,
+    socket: axum::extract::ws::WebSocket,
+    claims: Claims,
+    device: String,
+) {
     let epoch = next_epoch();
     let who = Identity {
         user: claims.sub.clone(),
@@ -128,7 +151,9 @@ async fn accept(app: Arc<App>, socket: axum::extract::ws::WebSocket, claims: Cla
             }
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat"),
+        Err(e) => {
+            tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat")
+        }
     }
     let (store, user, name) = (app.store.clone(), who.user.clone(), who.name.clone());
     tokio::spawn(async move {
@@ -141,10 +166,13 @@ async fn accept(app: Arc<App>, socket: axum::extract::ws::WebSocket, claims: Cla
 
 /// The service token of the HTTP API.
 fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
-    let token = bearer(headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+    let token =
+        bearer(headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
     let claims = app.auth.verify(token)?;
     if !claims.is_service() {
-        return Err(Error::Forbidden("a service token is required (chat-gateway token NAME --service)".into()));
+        return Err(Error::Forbidden(
+            "a service token is required (chat-gateway token NAME --service)".into(),
+        ));
     }
     Ok(claims)
 }
@@ -166,27 +194,44 @@ struct SendBody {
 }
 
 /// `POST /message/send` (seeds 000/002): push `msg` as-is to every online device of `to`.
-async fn message_send(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Json<Value>> {
+async fn message_send(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
     service(&app, &headers)?;
     let body: SendBody = parse_json(&body)?;
     if !body.send_to_all && body.to.is_empty() {
-        return Err(Error::BadRequest("\"to\" must list at least one user (or set sendToAll)".into()));
+        return Err(Error::BadRequest(
+            "\"to\" must list at least one user (or set sendToAll)".into(),
+        ));
     }
-    let push = HttpPush { msg: body.msg, request_id: new_id() };
+    let push = HttpPush {
+        msg: body.msg,
+        request_id: new_id(),
+    };
     let not_exist = if body.send_to_all {
         app.push_all(push).await?;
         Vec::new()
     } else {
         app.push(push, &body.to).await?
     };
-    Ok(Json(json!({"success": true, "statusCode": 200, "content": {"notExist": not_exist}, "msg": "ok"})))
+    Ok(Json(
+        json!({"success": true, "statusCode": 200, "content": {"notExist": not_exist}, "msg": "ok"}),
+    ))
 }
 
 /// `POST /api/users/{id}/kick`: closes every device of the user, cluster-wide (KICKED `admin`).
-async fn kick_user(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>> {
+async fn kick_user(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
     service(&app, &headers)?;
     let kicked = app.kick_user(&id, "admin").await?;
-    Ok(Json(json!({"success": true, "statusCode": 200, "content": {"kicked": kicked}, "msg": "ok"})))
+    Ok(Json(
+        json!({"success": true, "statusCode": 200, "content": {"kicked": kicked}, "msg": "ok"}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -199,13 +244,20 @@ struct LoginBody {
 /// `POST /dev/login` (only with `--dev-login`): a client token for the browser page.
 async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Json<Value>> {
     if !app.config.dev_login {
-        return Err(Error::NotFound("dev login is disabled (start the gateway with --dev-login)".into()));
+        return Err(Error::NotFound(
+            "dev login is disabled (start the gateway with --dev-login)".into(),
+        ));
     }
     let body: LoginBody = parse_json(&body)?;
     if body.user.is_empty() || body.user.len() > 128 {
         return Err(Error::BadRequest("user must be 1-128 bytes".into()));
     }
-    let token = app.auth.issue(&body.user, body.name.as_deref().filter(|n| !n.is_empty()), false, 86_400)?;
+    let token = app.auth.issue(
+        &body.user,
+        body.name.as_deref().filter(|n| !n.is_empty()),
+        false,
+        86_400,
+    )?;
     Ok(Json(json!({"token": token})))
 }
 
@@ -218,7 +270,11 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     metrics::gauge!("chat_draining").set(if app.drain.is_draining() { 1.0 } else { 0.0 });
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::handle().render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
 }
 
 async fn status(State(app): State<Arc<App>>) -> Json<Value> {
@@ -233,10 +289,16 @@ struct DrainBody {
 
 /// `POST /admin/drain {"deadlineSeconds": 30}`: start draining; answers at once (202).
 async fn drain(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Response> {
-    let body: DrainBody = if body.is_empty() { DrainBody::default() } else { parse_json(&body)? };
+    let body: DrainBody = if body.is_empty() {
+        DrainBody::default()
+    } else {
+        parse_json(&body)?
+    };
     let secs = body.deadline_seconds.unwrap_or(app.config.drain_seconds);
     if secs > 86_400 {
-        return Err(Error::BadRequest("deadlineSeconds must be at most 86400".into()));
+        return Err(Error::BadRequest(
+            "deadlineSeconds must be at most 86400".into(),
+        ));
     }
     let (deadline, told) = app.drain.start(&app.hub, Duration::from_secs(secs));
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -25,7 +25,10 @@ pub enum Outbound {
     /// Send KICKED (23) with this reason and close 4001.
     Kick(&'static str),
     /// Send DRAIN (22); close 1012 at `deadline`.
-    Drain { deadline: Instant, reconnect_after: Duration },
+    Drain {
+        deadline: Instant,
+        reconnect_after: Duration,
+    },
 }
 
 /// A registered local connection.
@@ -39,10 +42,22 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(epoch: u64, session_id: String) -> (Self, mpsc::Receiver<Outbound>, Arc<tokio::sync::Notify>) {
+    pub fn new(
+        epoch: u64,
+        session_id: String,
+    ) -> (Self, mpsc::Receiver<Outbound>, Arc<tokio::sync::Notify>) {
         let (tx, rx) = mpsc::channel(SESSION_INBOX);
         let resync = Arc::new(tokio::sync::Notify::new());
-        (Self { epoch, session_id, tx, resync: resync.clone() }, rx, resync)
+        (
+            Self {
+                epoch,
+                session_id,
+                tx,
+                resync: resync.clone(),
+            },
+            rx,
+            resync,
+        )
     }
 
     /// Queues an event without waiting. A stored message that does not fit is not lost: the
@@ -58,7 +73,9 @@ impl Conn {
                         let _ = tx.send(event).await;
                     });
                 }
-                Outbound::Delivered(_) | Outbound::Push(_) => metrics::counter!("chat_dropped_notices_total").increment(1),
+                Outbound::Delivered(_) | Outbound::Push(_) => {
+                    metrics::counter!("chat_dropped_notices_total").increment(1)
+                }
             }
         }
     }
@@ -86,7 +103,10 @@ impl Hub {
     /// Registers a connection; returns the one it replaces on this process, if any.
     pub fn insert(&self, user: &str, device: &str, conn: Conn) -> Option<Conn> {
         let mut conns = self.conns.lock().expect("hub lock");
-        let previous = conns.entry(user.to_owned()).or_default().insert(device.to_owned(), conn);
+        let previous = conns
+            .entry(user.to_owned())
+            .or_default()
+            .insert(device.to_owned(), conn);
         if previous.is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
             metrics::gauge!("chat_connections").increment(1.0);
@@ -97,7 +117,9 @@ impl Hub {
     /// Removes the connection if it is still the one with `epoch`.
     pub fn remove(&self, user: &str, device: &str, epoch: u64) -> bool {
         let mut conns = self.conns.lock().expect("hub lock");
-        let Some(devices) = conns.get_mut(user) else { return false };
+        let Some(devices) = conns.get_mut(user) else {
+            return false;
+        };
         if devices.get(device).is_none_or(|c| c.epoch != epoch) {
             return false;
         }
@@ -111,12 +133,22 @@ impl Hub {
     }
 
     pub fn get(&self, user: &str, device: &str) -> Option<Conn> {
-        self.conns.lock().expect("hub lock").get(user)?.get(device).cloned()
+        self.conns
+            .lock()
+            .expect("hub lock")
+            .get(user)?
+            .get(device)
+            .cloned()
     }
 
     /// Every local connection of `user`.
     pub fn devices_of(&self, user: &str) -> Vec<(String, Conn)> {
-        self.conns.lock().expect("hub lock").get(user).map(|d| d.iter().map(|(k, c)| (k.clone(), c.clone())).collect()).unwrap_or_default()
+        self.conns
+            .lock()
+            .expect("hub lock")
+            .get(user)
+            .map(|d| d.iter().map(|(k, c)| (k.clone(), c.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// A snapshot of every local connection as (user, device, conn).
@@ -137,7 +169,10 @@ impl Hub {
 /// connection it replaces, even on another pod, as long as clocks are roughly in sync.
 pub fn next_epoch() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
     let mut prev = LAST.load(Ordering::Relaxed);
     loop {
         let next = now.max(prev + 1);
@@ -166,7 +201,10 @@ mod tests {
         let (c2, _rx2, _) = Conn::new(2, "s2".into());
         assert!(hub.insert("u", "d", c1).is_none());
         assert_eq!(hub.insert("u", "d", c2).unwrap().epoch, 1);
-        assert!(!hub.remove("u", "d", 1), "the replaced connection must not remove its successor");
+        assert!(
+            !hub.remove("u", "d", 1),
+            "the replaced connection must not remove its successor"
+        );
         assert_eq!(hub.len(), 1);
         assert!(hub.remove("u", "d", 2));
         assert!(hub.is_empty());

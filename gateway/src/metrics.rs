@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Store commit latency buckets (seconds): an fsync is ~0.1-10 ms on most disks.
-const COMMIT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const COMMIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Installs the process-wide recorder once (several in-process servers share it) and returns it.
@@ -34,13 +36,28 @@ pub fn handle() -> PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_gauge!("chat_connections", "WebSocket connections held by this process");
+    metrics::describe_gauge!(
+        "chat_connections",
+        "WebSocket connections held by this process"
+    );
     metrics::describe_counter!("chat_messages_in_total", "Messages stored (reply 0 sent)");
-    metrics::describe_counter!("chat_messages_out_total", "Message pushes written to devices, retries included");
+    metrics::describe_counter!(
+        "chat_messages_out_total",
+        "Message pushes written to devices, retries included"
+    );
     metrics::describe_counter!("chat_acks_total", "ACK (15) frames received");
     metrics::describe_counter!("chat_retries_total", "Pushes resent after the ack timeout");
-    metrics::describe_counter!("chat_errors_total", "Errors returned to clients, by status code");
-    metrics::describe_histogram!("chat_store_commit_seconds", "Time to run and commit one store batch");
-    metrics::describe_histogram!("chat_store_batch_size", "Commands per store transaction (group commit)");
+    metrics::describe_counter!(
+        "chat_errors_total",
+        "Errors returned to clients, by status code"
+    );
+    metrics::describe_histogram!(
+        "chat_store_commit_seconds",
+        "Time to run and commit one store batch"
+    );
+    metrics::describe_histogram!(
+        "chat_store_batch_size",
+        "Commands per store transaction (group commit)"
+    );
     metrics::describe_gauge!("chat_draining", "1 while this process drains");
 }

@@ -8,7 +8,10 @@ use crate::protocol::{self, kind, Envelope, UserRef};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A fresh cluster-wide unique id: 32 lowercase hex chars.
@@ -185,8 +188,14 @@ mod tests {
 
     #[test]
     fn direct_ids_are_symmetric_and_unambiguous() {
-        assert_eq!(direct_conversation_id("bob", "alice"), direct_conversation_id("alice", "bob"));
-        assert_ne!(direct_conversation_id("a:b", "c"), direct_conversation_id("a", "b:c"));
+        assert_eq!(
+            direct_conversation_id("bob", "alice"),
+            direct_conversation_id("alice", "bob")
+        );
+        assert_ne!(
+            direct_conversation_id("a:b", "c"),
+            direct_conversation_id("a", "b:c")
+        );
     }
 
     #[test]
@@ -197,7 +206,10 @@ mod tests {
             seq: 42,
             from: "alice".into(),
             from_name: "Alice".into(),
-            target: Target::Direct { to: "bob".into(), to_name: "Bob".into() },
+            target: Target::Direct {
+                to: "bob".into(),
+                to_name: "Bob".into(),
+            },
             body: "hello".into(),
             file_type: 0,
             client_msg_id: Some("c-1".into()),
@@ -206,10 +218,16 @@ mod tests {
         };
         let v = serde_json::to_value(m.envelope("s1", "bob", false)).unwrap();
         assert_eq!(v["msg"]["type"], 2);
-        assert_eq!(v["msg"]["params"]["toUser"], json!({"openid": "bob", "loginStatus": "1", "userName": "Bob"}));
+        assert_eq!(
+            v["msg"]["params"]["toUser"],
+            json!({"openid": "bob", "loginStatus": "1", "userName": "Bob"})
+        );
         assert_eq!(v["msg"]["params"]["fileType"], "0");
         assert_eq!(v["msg"]["params"]["seq"], 42);
-        assert_eq!((v["msgType"].as_i64(), v["trigger"].as_i64()), (Some(1), Some(1)));
+        assert_eq!(
+            (v["msgType"].as_i64(), v["trigger"].as_i64()),
+            (Some(1), Some(1))
+        );
         assert_eq!(v["to"], json!(["bob"]));
         assert_eq!(v["messageId"].as_str().unwrap().len(), 32);
     }

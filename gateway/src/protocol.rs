@@ -82,14 +82,42 @@ pub struct ClientFrame {
 /// The requests a client may make, one variant per client→server type code.
 #[derive(Debug, PartialEq)]
 pub enum Request {
-    Register { openid: String, user_name: Option<String>, login_status: String },
-    Send { to: String, message: String, file_type: i64, client_msg_id: Option<String> },
-    SendGroup { group_id: String, message: String, file_type: i64, client_msg_id: Option<String> },
-    CreateGroup { name: String, members: Vec<String> },
-    AddMembers { group_id: String, members: Vec<String> },
-    LeaveGroup { group_id: String },
-    Ack { msgid: String },
-    Sync { conversation_id: Option<String>, after_seq: i64, limit: u32 },
+    Register {
+        openid: String,
+        user_name: Option<String>,
+        login_status: String,
+    },
+    Send {
+        to: String,
+        message: String,
+        file_type: i64,
+        client_msg_id: Option<String>,
+    },
+    SendGroup {
+        group_id: String,
+        message: String,
+        file_type: i64,
+        client_msg_id: Option<String>,
+    },
+    CreateGroup {
+        name: String,
+        members: Vec<String>,
+    },
+    AddMembers {
+        group_id: String,
+        members: Vec<String>,
+    },
+    LeaveGroup {
+        group_id: String,
+    },
+    Ack {
+        msgid: String,
+    },
+    Sync {
+        conversation_id: Option<String>,
+        after_seq: i64,
+        limit: u32,
+    },
     Heartbeat,
     Renew,
 }
@@ -122,15 +150,28 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, (RequestId, Error)>
     let params = match raw.params {
         Value::Object(map) => map,
         Value::Null => Map::new(),
-        _ => return Err((request_id, Error::BadRequest("\"params\" must be an object".into()))),
+        _ => {
+            return Err((
+                request_id,
+                Error::BadRequest("\"params\" must be an object".into()),
+            ))
+        }
     };
     let kind = raw
         .kind
         .as_u64()
         .filter(|k| *k <= u16::MAX as u64)
-        .ok_or_else(|| (request_id.clone(), Error::BadRequest("\"type\" must be a small non-negative integer".into())))?;
+        .ok_or_else(|| {
+            (
+                request_id.clone(),
+                Error::BadRequest("\"type\" must be a small non-negative integer".into()),
+            )
+        })?;
     match parse_request(kind as u16, &params) {
-        Ok(request) => Ok(ClientFrame { request_id, request }),
+        Ok(request) => Ok(ClientFrame {
+            request_id,
+            request,
+        }),
         Err(e) => Err((request_id, e)),
     }
 }
@@ -143,7 +184,9 @@ fn parse_request(kind: u16, p: &Map<String, Value>) -> Result<Request, Error> {
             login_status: match p.get("loginStatus") {
                 None | Some(Value::Null) => "1".to_owned(),
                 Some(Value::String(s)) if s == "0" || s == "1" => s.clone(),
-                Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => n.to_string(),
+                Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+                    n.to_string()
+                }
                 _ => return Err(bad("\"loginStatus\" must be \"0\" or \"1\"")),
             },
         },
@@ -162,27 +205,50 @@ fn parse_request(kind: u16, p: &Map<String, Value>) -> Result<Request, Error> {
         kind::CREATE_GROUP => {
             let name = req_str(p, "name")?;
             if name.trim().is_empty() || name.chars().count() > MAX_GROUP_NAME {
-                return Err(bad(format!("\"name\" must be 1-{MAX_GROUP_NAME} characters")));
+                return Err(bad(format!(
+                    "\"name\" must be 1-{MAX_GROUP_NAME} characters"
+                )));
             }
-            Request::CreateGroup { name, members: members(p, false)? }
+            Request::CreateGroup {
+                name,
+                members: members(p, false)?,
+            }
         }
-        kind::ADD_MEMBERS => Request::AddMembers { group_id: req_id(p, "groupId")?, members: members(p, true)? },
-        kind::LEAVE_GROUP => Request::LeaveGroup { group_id: req_id(p, "groupId")? },
-        kind::ACK => Request::Ack { msgid: req_id(p, "msgid")? },
+        kind::ADD_MEMBERS => Request::AddMembers {
+            group_id: req_id(p, "groupId")?,
+            members: members(p, true)?,
+        },
+        kind::LEAVE_GROUP => Request::LeaveGroup {
+            group_id: req_id(p, "groupId")?,
+        },
+        kind::ACK => Request::Ack {
+            msgid: req_id(p, "msgid")?,
+        },
         kind::SYNC => {
             let conversation_id = opt_str(p, "conversationId")?;
             let after_seq = match p.get("afterSeq") {
                 None | Some(Value::Null) => 0,
-                Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| bad("\"afterSeq\" must be a non-negative integer"))?,
+                Some(v) => v
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad("\"afterSeq\" must be a non-negative integer"))?,
             };
             let limit = match p.get("limit") {
                 None | Some(Value::Null) => MAX_SYNC_LIMIT,
                 Some(v) => match v.as_u64() {
-                    Some(0) | None => return Err(bad(format!("\"limit\" must be an integer from 1 to {MAX_SYNC_LIMIT}"))),
+                    Some(0) | None => {
+                        return Err(bad(format!(
+                            "\"limit\" must be an integer from 1 to {MAX_SYNC_LIMIT}"
+                        )))
+                    }
                     Some(n) => n.min(MAX_SYNC_LIMIT as u64) as u32,
                 },
             };
-            Request::Sync { conversation_id, after_seq, limit }
+            Request::Sync {
+                conversation_id,
+                after_seq,
+                limit,
+            }
         }
         kind::HEARTBEAT => Request::Heartbeat,
         kind::RENEW => Request::Renew,
@@ -227,8 +293,15 @@ fn req_text(p: &Map<String, Value>, key: &str) -> Result<String, Error> {
 fn file_type(p: &Map<String, Value>) -> Result<i64, Error> {
     match p.get("fileType") {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n.as_i64().filter(|n| (0..=i32::MAX as i64).contains(n)).ok_or_else(|| bad("\"fileType\" must be a small non-negative integer")),
-        Some(Value::String(s)) => s.parse::<i64>().ok().filter(|n| (0..=i32::MAX as i64).contains(n)).ok_or_else(|| bad("\"fileType\" must be a small non-negative integer")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|n| (0..=i32::MAX as i64).contains(n))
+            .ok_or_else(|| bad("\"fileType\" must be a small non-negative integer")),
+        Some(Value::String(s)) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=i32::MAX as i64).contains(n))
+            .ok_or_else(|| bad("\"fileType\" must be a small non-negative integer")),
         Some(_) => Err(bad("\"fileType\" must be a small non-negative integer")),
     }
 }
@@ -237,7 +310,9 @@ fn client_msg_id(p: &Map<String, Value>) -> Result<Option<String>, Error> {
     let id = opt_str(p, "clientMsgId")?;
     if let Some(id) = &id {
         if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID {
-            return Err(bad(format!("\"clientMsgId\" must be 1-{MAX_CLIENT_MSG_ID} bytes")));
+            return Err(bad(format!(
+                "\"clientMsgId\" must be 1-{MAX_CLIENT_MSG_ID} bytes"
+            )));
         }
     }
     Ok(id)
@@ -260,7 +335,11 @@ fn members(p: &Map<String, Value>, required: bool) -> Result<Vec<String>, Error>
                     out.push(s.clone())
                 }
             }
-            _ => return Err(bad("\"members\" must be an array of user ids (1-128 bytes)")),
+            _ => {
+                return Err(bad(
+                    "\"members\" must be an array of user ids (1-128 bytes)",
+                ))
+            }
         }
     }
     Ok(out)
@@ -283,7 +362,10 @@ pub fn error_frame(err: &Error, request_id: &RequestId) -> String {
     let mut obj = Map::with_capacity(4);
     obj.insert("type".into(), kind::ERROR.into());
     obj.insert("status".into(), err.status().into());
-    obj.insert("params".into(), json!({"code": err.code(), "message": err.client_message()}));
+    obj.insert(
+        "params".into(),
+        json!({"code": err.code(), "message": err.client_message()}),
+    );
     if let Some(id) = request_id {
         obj.insert("requestId".into(), id.clone());
     }
@@ -302,7 +384,11 @@ pub struct UserRef {
 
 impl UserRef {
     pub fn new(id: &str, name: &str) -> Self {
-        Self { openid: id.to_owned(), login_status: "1".to_owned(), user_name: name.to_owned() }
+        Self {
+            openid: id.to_owned(),
+            login_status: "1".to_owned(),
+            user_name: name.to_owned(),
+        }
     }
 }
 
@@ -337,7 +423,9 @@ pub fn date_string(ms: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
         WEEKDAYS[days.rem_euclid(7) as usize],
@@ -374,8 +462,18 @@ mod tests {
 
     #[test]
     fn parses_seed_send_frame() {
-        let r = parse(r#"{"type":1,"params":{"toMessageId":"bob","message":"20240102","fileType":0}}"#).unwrap();
-        assert_eq!(r, Request::Send { to: "bob".into(), message: "20240102".into(), file_type: 0, client_msg_id: None });
+        let r =
+            parse(r#"{"type":1,"params":{"toMessageId":"bob","message":"20240102","fileType":0}}"#)
+                .unwrap();
+        assert_eq!(
+            r,
+            Request::Send {
+                to: "bob".into(),
+                message: "20240102".into(),
+                file_type: 0,
+                client_msg_id: None
+            }
+        );
     }
 
     #[test]
@@ -386,7 +484,8 @@ mod tests {
 
     #[test]
     fn request_id_is_echoed_even_on_error() {
-        let (rid, err) = parse_client_frame(r#"{"type":1,"params":{},"requestId":"r-9"}"#).unwrap_err();
+        let (rid, err) =
+            parse_client_frame(r#"{"type":1,"params":{},"requestId":"r-9"}"#).unwrap_err();
         assert_eq!(rid, Some(Value::String("r-9".into())));
         assert_eq!(err.status(), 400);
         let frame: Value = serde_json::from_str(&error_frame(&err, &rid)).unwrap();
@@ -426,21 +525,42 @@ mod tests {
     #[test]
     fn sync_limit_is_clamped_and_defaulted() {
         assert_eq!(
-            parse(r#"{"type":13,"params":{"conversationId":"c","afterSeq":3,"limit":5000}}"#).unwrap(),
-            Request::Sync { conversation_id: Some("c".into()), after_seq: 3, limit: 200 }
+            parse(r#"{"type":13,"params":{"conversationId":"c","afterSeq":3,"limit":5000}}"#)
+                .unwrap(),
+            Request::Sync {
+                conversation_id: Some("c".into()),
+                after_seq: 3,
+                limit: 200
+            }
         );
-        assert_eq!(parse(r#"{"type":13}"#).unwrap(), Request::Sync { conversation_id: None, after_seq: 0, limit: 200 });
+        assert_eq!(
+            parse(r#"{"type":13}"#).unwrap(),
+            Request::Sync {
+                conversation_id: None,
+                after_seq: 0,
+                limit: 200
+            }
+        );
     }
 
     #[test]
     fn members_are_deduplicated() {
         let r = parse(r#"{"type":8,"params":{"name":"g","members":["a","b","a"]}}"#).unwrap();
-        assert_eq!(r, Request::CreateGroup { name: "g".into(), members: vec!["a".into(), "b".into()] });
+        assert_eq!(
+            r,
+            Request::CreateGroup {
+                name: "g".into(),
+                members: vec!["a".into(), "b".into()]
+            }
+        );
     }
 
     #[test]
     fn date_string_matches_known_instant() {
         // 2024-01-02 02:28:12 UTC, a Tuesday (the seeds' sample, in UTC).
-        assert_eq!(date_string(1_704_162_492_912), "Tue Jan 02 02:28:12 UTC 2024");
+        assert_eq!(
+            date_string(1_704_162_492_912),
+            "Tue Jan 02 02:28:12 UTC 2024"
+        );
     }
 }

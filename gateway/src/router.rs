@@ -31,9 +31,21 @@ impl Payload {
 
     fn event(&self, devices: Vec<DeviceRoute>, hops: u8) -> BusEvent {
         match self {
-            Payload::Message(m) => BusEvent::Deliver { message: (**m).clone(), devices, hops },
-            Payload::Delivered(n) => BusEvent::Delivered { notice: (**n).clone(), devices, hops },
-            Payload::Push(p) => BusEvent::Push { push: (**p).clone(), devices, hops },
+            Payload::Message(m) => BusEvent::Deliver {
+                message: (**m).clone(),
+                devices,
+                hops,
+            },
+            Payload::Delivered(n) => BusEvent::Delivered {
+                notice: (**n).clone(),
+                devices,
+                hops,
+            },
+            Payload::Push(p) => BusEvent::Push {
+                push: (**p).clone(),
+                devices,
+                hops,
+            },
         }
     }
 }
@@ -49,14 +61,25 @@ pub fn kick_reason(reason: &str) -> &'static str {
 
 impl App {
     /// Hands `payload` to every connected device of `users`, except the device `skip`.
-    pub async fn deliver(&self, payload: Payload, users: &[String], skip: Option<(&str, &str)>) -> Result<()> {
+    pub async fn deliver(
+        &self,
+        payload: Payload,
+        users: &[String],
+        skip: Option<(&str, &str)>,
+    ) -> Result<()> {
         let routes = self.routes.lookup(users).await?;
         self.dispatch(payload, routes, skip, 0).await;
         Ok(())
     }
 
     /// Local devices get the payload in-process; each other pod gets one event for its devices.
-    async fn dispatch(&self, payload: Payload, routes: Vec<DeviceRoute>, skip: Option<(&str, &str)>, hops: u8) {
+    async fn dispatch(
+        &self,
+        payload: Payload,
+        routes: Vec<DeviceRoute>,
+        skip: Option<(&str, &str)>,
+        hops: u8,
+    ) {
         let plan = plan_fanout(&self.pod, routes, skip);
         for r in &plan.local {
             if let Some(conn) = self.hub.get(&r.user, &r.device) {
@@ -74,9 +97,30 @@ impl App {
     /// An event consumed from this pod's inbox.
     pub async fn on_bus_event(&self, event: BusEvent) {
         match event {
-            BusEvent::Deliver { message, devices, hops } => self.deliver_here(Payload::Message(Arc::new(message)), devices, hops).await,
-            BusEvent::Delivered { notice, devices, hops } => self.deliver_here(Payload::Delivered(Arc::new(notice)), devices, hops).await,
-            BusEvent::Push { push, devices, hops } => self.deliver_here(Payload::Push(Arc::new(push)), devices, hops).await,
+            BusEvent::Deliver {
+                message,
+                devices,
+                hops,
+            } => {
+                self.deliver_here(Payload::Message(Arc::new(message)), devices, hops)
+                    .await
+            }
+            BusEvent::Delivered {
+                notice,
+                devices,
+                hops,
+            } => {
+                self.deliver_here(Payload::Delivered(Arc::new(notice)), devices, hops)
+                    .await
+            }
+            BusEvent::Push {
+                push,
+                devices,
+                hops,
+            } => {
+                self.deliver_here(Payload::Push(Arc::new(push)), devices, hops)
+                    .await
+            }
             BusEvent::PushAll { push } => self.push_local(Arc::new(push)),
             BusEvent::Kick { devices, reason } => self.kick_local(&devices, kick_reason(&reason)),
         }
@@ -96,20 +140,36 @@ impl App {
         if moved.is_empty() || hops >= MAX_HOPS {
             return;
         }
-        let users: Vec<String> = moved.iter().map(|(u, _)| u.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let users: Vec<String> = moved
+            .iter()
+            .map(|(u, _)| u.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         match self.routes.lookup(&users).await {
             Ok(routes) => {
-                let routes = routes.into_iter().filter(|r| r.pod != self.pod && moved.contains(&(r.user.clone(), r.device.clone()))).collect();
+                let routes = routes
+                    .into_iter()
+                    .filter(|r| {
+                        r.pod != self.pod && moved.contains(&(r.user.clone(), r.device.clone()))
+                    })
+                    .collect();
                 self.dispatch(payload, routes, None, hops + 1).await;
             }
-            Err(e) => tracing::warn!(error = %e, "re-routing failed; devices catch up on reconnect"),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-routing failed; devices catch up on reconnect")
+            }
         }
     }
 
     /// Kicks the exact connections named (by epoch) that live on this process.
     pub fn kick_local(&self, devices: &[DeviceRoute], reason: &'static str) {
         for d in devices {
-            if let Some(conn) = self.hub.get(&d.user, &d.device).filter(|c| c.epoch == d.epoch) {
+            if let Some(conn) = self
+                .hub
+                .get(&d.user, &d.device)
+                .filter(|c| c.epoch == d.epoch)
+            {
                 conn.send(Outbound::Kick(reason));
             }
         }
@@ -125,7 +185,15 @@ impl App {
             if pod == self.pod {
                 self.kick_local(&devices, reason);
             } else {
-                self.bus.publish(&pod, BusEvent::Kick { devices, reason: reason.to_owned() }).await?;
+                self.bus
+                    .publish(
+                        &pod,
+                        BusEvent::Kick {
+                            devices,
+                            reason: reason.to_owned(),
+                        },
+                    )
+                    .await?;
             }
         }
         Ok(())
@@ -143,9 +211,14 @@ impl App {
     pub async fn push(&self, push: HttpPush, users: &[String]) -> Result<Vec<String>> {
         let routes = self.routes.lookup(users).await?;
         let online: BTreeSet<&str> = routes.iter().map(|r| r.user.as_str()).collect();
-        let mut not_exist: Vec<String> = users.iter().filter(|u| !online.contains(u.as_str())).cloned().collect();
+        let mut not_exist: Vec<String> = users
+            .iter()
+            .filter(|u| !online.contains(u.as_str()))
+            .cloned()
+            .collect();
         not_exist.dedup();
-        self.dispatch(Payload::Push(Arc::new(push)), routes, None, 0).await;
+        self.dispatch(Payload::Push(Arc::new(push)), routes, None, 0)
+            .await;
         Ok(not_exist)
     }
 
@@ -155,7 +228,14 @@ impl App {
         self.push_local(push.clone());
         for pod in self.routes.pods().await? {
             if pod != self.pod {
-                self.bus.publish(&pod, BusEvent::PushAll { push: (*push).clone() }).await?;
+                self.bus
+                    .publish(
+                        &pod,
+                        BusEvent::PushAll {
+                            push: (*push).clone(),
+                        },
+                    )
+                    .await?;
             }
         }
         Ok(())

@@ -45,7 +45,10 @@ impl App {
             return Err("draining".into());
         }
         self.store.ping().await.map_err(|e| format!("store: {e}"))?;
-        self.routes.ping().await.map_err(|e| format!("route table: {e}"))?;
+        self.routes
+            .ping()
+            .await
+            .map_err(|e| format!("route table: {e}"))?;
         self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
         Ok(())
     }
@@ -62,7 +65,10 @@ pub struct Backends {
 impl Backends {
     /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
-        if config.store.database_url.is_some() || config.redis_url.is_some() || config.pulsar_url.is_some() {
+        if config.store.database_url.is_some()
+            || config.redis_url.is_some()
+            || config.pulsar_url.is_some()
+        {
             return Err(Error::BadRequest(
                 "cluster mode (--database-url, --redis-url, --pulsar-url) is not available in this build yet; run without them for the embedded default".into(),
             ));
@@ -74,20 +80,34 @@ impl Backends {
     /// In-process routes and bus around `store`. Several gateways given clones of one `Backends`
     /// form a cluster inside one process.
     pub fn in_process(store: Arc<dyn Store>) -> Self {
-        Self { store, routes: Arc::new(MemoryRoutes::new()), bus: Arc::new(MemoryBus::new()) }
+        Self {
+            store,
+            routes: Arc::new(MemoryRoutes::new()),
+            bus: Arc::new(MemoryBus::new()),
+        }
     }
 }
 
 /// Binds a listener with a large accept backlog.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
 
 /// Runs the gateway until `shutdown` fires, then drains (configured drain time) and returns.
-pub async fn run(config: ServeConfig, backends: Backends, public: TcpListener, admin: TcpListener, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    config: ServeConfig,
+    backends: Backends,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let auth = Auth::from_store_args(&config.store)?;
     let pod = config.pod();
     let app = Arc::new(App {
@@ -126,26 +146,37 @@ pub async fn run(config: ServeConfig, backends: Backends, public: TcpListener, a
     });
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
-    let public_server = axum::serve(public, crate::http::public_router(app.clone())).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
-    let admin_server = axum::serve(admin, crate::http::admin_router(app.clone())).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
-    let servers = tokio::spawn(async move { tokio::try_join!(async { public_server.await }, async { admin_server.await }) });
+    let public_server = axum::serve(public, crate::http::public_router(app.clone()))
+        .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+    let admin_server = axum::serve(admin, crate::http::admin_router(app.clone()))
+        .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+    let servers = tokio::spawn(async move {
+        tokio::try_join!(async { public_server.await }, async { admin_server.await })
+    });
 
     shutdown.cancelled().await;
-    let (deadline, _) = app.drain.start(&app.hub, Duration::from_secs(app.config.drain_seconds));
+    let (deadline, _) = app
+        .drain
+        .start(&app.hub, Duration::from_secs(app.config.drain_seconds));
     // Wait for clients to move (or the deadline), then for sessions to flush and close.
     while !app.hub.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.tracker.close();
-    if tokio::time::timeout_at(deadline + CLOSE_GRACE, app.tracker.wait()).await.is_err() {
-        tracing::warn!(left = app.hub.len(), "sessions still open after the drain grace; closing anyway");
+    if tokio::time::timeout_at(deadline + CLOSE_GRACE, app.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = app.hub.len(),
+            "sessions still open after the drain grace; closing anyway"
+        );
     }
     stop_serving.cancel();
     heartbeat.abort();
     consumer.abort();
-    match tokio::time::timeout(CLOSE_GRACE, servers).await {
-        Ok(Ok(Err(e))) => return Err(Error::Internal(format!("server: {e}"))),
-        Ok(_) | Err(_) => {}
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
+        return Err(Error::Internal(format!("server: {e}")));
     }
     tracing::info!("chat-gateway stopped");
     Ok(())
@@ -162,18 +193,30 @@ pub struct Running {
 impl Running {
     /// Starts `config` on its `listen`/`admin_listen` addresses (use port 0 in tests).
     pub async fn start(config: ServeConfig, backends: Backends) -> Result<Self> {
-        let public = bind(config.listen).map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen)))?;
-        let admin = bind(config.admin_listen).map_err(|e| Error::Internal(format!("binding {}: {e}", config.admin_listen)))?;
-        let (addr, admin_addr) = (public.local_addr().map_err(io)?, admin.local_addr().map_err(io)?);
+        let public = bind(config.listen)
+            .map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen)))?;
+        let admin = bind(config.admin_listen)
+            .map_err(|e| Error::Internal(format!("binding {}: {e}", config.admin_listen)))?;
+        let (addr, admin_addr) = (
+            public.local_addr().map_err(io)?,
+            admin.local_addr().map_err(io)?,
+        );
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(run(config, backends, public, admin, shutdown.clone()));
-        Ok(Self { addr, admin_addr, shutdown, handle })
+        Ok(Self {
+            addr,
+            admin_addr,
+            shutdown,
+            handle,
+        })
     }
 
     /// Drains and stops; returns the run's result.
     pub async fn stop(self) -> Result<()> {
         self.shutdown.cancel();
-        self.handle.await.map_err(|e| Error::Internal(format!("server task: {e}")))?
+        self.handle
+            .await
+            .map_err(|e| Error::Internal(format!("server task: {e}")))?
     }
 }
 

@@ -40,7 +40,12 @@ pub struct Identity {
 
 impl Identity {
     pub fn route(&self, pod: &str) -> DeviceRoute {
-        DeviceRoute { user: self.user.clone(), device: self.device.clone(), pod: pod.to_owned(), epoch: self.epoch }
+        DeviceRoute {
+            user: self.user.clone(),
+            device: self.device.clone(),
+            pod: pod.to_owned(),
+            epoch: self.epoch,
+        }
     }
 }
 
@@ -64,11 +69,17 @@ struct RateLimit {
 impl RateLimit {
     fn new(rate: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { rate: f64::from(rate), burst, tokens: burst, at: Instant::now() }
+        Self {
+            rate: f64::from(rate),
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
     }
 
     fn allow(&mut self, now: Instant) -> bool {
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -93,9 +104,17 @@ struct Session<S> {
 }
 
 /// Runs the connection until it closes; unregisters it afterwards.
-pub async fn run<S>(app: Arc<App>, socket: S, who: Identity, inbox: mpsc::Receiver<Outbound>, resync: Arc<Notify>)
-where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send,
+pub async fn run<S>(
+    app: Arc<App>,
+    socket: S,
+    who: Identity,
+    inbox: mpsc::Receiver<Outbound>,
+    resync: Arc<Notify>,
+) where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send,
 {
     let span = tracing::info_span!("session", user.id = %who.user, device.id = %who.device, session.id = %who.session_id);
     async move {
@@ -116,7 +135,13 @@ where
         tracing::debug!("connected");
         let ending = s.run(inbox, resync).await;
         if let Some((code, reason)) = ending {
-            let _ = s.socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            let _ = s
+                .socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
         }
         let _ = s.socket.close().await;
         app.hub.remove(&who.user, &who.device, who.epoch);
@@ -131,7 +156,10 @@ where
 
 impl<S> Session<S>
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send,
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send,
 {
     async fn write(&mut self, text: String) -> bool {
         self.socket.send(Message::Text(text.into())).await.is_ok()
@@ -142,8 +170,11 @@ where
             metrics::counter!("chat_retries_total").increment(1);
         }
         metrics::counter!("chat_messages_out_total").increment(1);
-        let env = push.message.envelope(&self.who.session_id, &self.who.user, push.retry);
-        self.write(serde_json::to_string(&env).expect("envelope serializes")).await
+        let env = push
+            .message
+            .envelope(&self.who.session_id, &self.who.user, push.retry);
+        self.write(serde_json::to_string(&env).expect("envelope serializes"))
+            .await
     }
 
     async fn write_pushes(&mut self, pushes: Vec<Push>) -> bool {
@@ -165,7 +196,10 @@ where
             "heartbeat": self.app.config.heartbeat_seconds,
             "expiresAt": now_ms() + self.app.config.timelife().as_millis() as i64,
         });
-        if !self.write(protocol::reply(kind::WELCOME, welcome, &None)).await {
+        if !self
+            .write(protocol::reply(kind::WELCOME, welcome, &None))
+            .await
+        {
             return None;
         }
         self.start_backlog();
@@ -174,7 +208,15 @@ where
                 if let Some(req) = self.outbox.next_pull() {
                     let app = self.app.clone();
                     let (user, r) = (self.who.user.clone(), req.clone());
-                    self.pull = Some((req, async move { app.store.read(&user, &r.conversation_id, r.after_seq, r.limit).await }.boxed()));
+                    self.pull = Some((
+                        req,
+                        async move {
+                            app.store
+                                .read(&user, &r.conversation_id, r.after_seq, r.limit)
+                                .await
+                        }
+                        .boxed(),
+                    ));
                 }
             }
             let ack_deadline = self.outbox.next_deadline();
@@ -260,17 +302,39 @@ where
                 Some(p) => self.write_push(p).await,
                 None => true,
             },
-            Outbound::Delivered(n) => self.write(serde_json::to_string(&n.envelope(&self.who.session_id, &self.who.user)).expect("serializes")).await,
-            Outbound::Push(p) => self.write(serde_json::to_string(&p.envelope(&self.who.session_id, &self.who.user)).expect("serializes")).await,
+            Outbound::Delivered(n) => {
+                self.write(
+                    serde_json::to_string(&n.envelope(&self.who.session_id, &self.who.user))
+                        .expect("serializes"),
+                )
+                .await
+            }
+            Outbound::Push(p) => {
+                self.write(
+                    serde_json::to_string(&p.envelope(&self.who.session_id, &self.who.user))
+                        .expect("serializes"),
+                )
+                .await
+            }
             Outbound::Kick(reason) => {
-                let _ = self.write(protocol::reply(kind::KICKED, json!({"reason": reason}), &None)).await;
+                let _ = self
+                    .write(protocol::reply(
+                        kind::KICKED,
+                        json!({"reason": reason}),
+                        &None,
+                    ))
+                    .await;
                 return Some(Some((close::KICKED, reason)));
             }
-            Outbound::Drain { deadline, reconnect_after } => {
+            Outbound::Drain {
+                deadline,
+                reconnect_after,
+            } => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.close_at = Some(deadline);
                 let params = json!({"timelife": left.as_secs_f64().ceil() as u64, "reconnectAfterMs": reconnect_after.as_millis() as u64, "reason": "drain"});
-                self.write(protocol::reply(kind::DRAIN, params, &None)).await
+                self.write(protocol::reply(kind::DRAIN, params, &None))
+                    .await
             }
         };
         (!ok).then_some(None)
@@ -281,7 +345,12 @@ where
         self.idle_deadline = now + self.app.config.heartbeat() * 3;
         let text = match msg {
             Message::Text(t) => t,
-            Message::Binary(_) => return Some(Some((close::UNSUPPORTED, "binary frames are not supported"))),
+            Message::Binary(_) => {
+                return Some(Some((
+                    close::UNSUPPORTED,
+                    "binary frames are not supported",
+                )))
+            }
             Message::Ping(_) | Message::Pong(_) => return None,
             Message::Close(_) => return Some(None),
         };
@@ -293,14 +362,26 @@ where
             Err((rid, e)) => return self.reply_error(&e, &rid).await,
         };
         let rid = frame.request_id;
-        let limited = !matches!(frame.request, Request::Ack { .. } | Request::Heartbeat | Request::Renew);
+        let limited = !matches!(
+            frame.request,
+            Request::Ack { .. } | Request::Heartbeat | Request::Renew
+        );
         if limited && !self.rate.allow(now) {
-            return self.reply_error(&Error::RateLimited("too many requests; slow down".into()), &rid).await;
+            return self
+                .reply_error(
+                    &Error::RateLimited("too many requests; slow down".into()),
+                    &rid,
+                )
+                .await;
         }
         match frame.request {
             Request::Heartbeat => {
                 self.refresh_route();
-                let reply = protocol::reply(kind::HEARTBEAT_ACK, json!({"date": protocol::date_string(now_ms())}), &rid);
+                let reply = protocol::reply(
+                    kind::HEARTBEAT_ACK,
+                    json!({"date": protocol::date_string(now_ms())}),
+                    &rid,
+                );
                 return (!self.write(reply).await).then_some(None);
             }
             Request::Renew => {
@@ -311,24 +392,46 @@ where
                 self.expires_at = now + timelife;
                 self.refresh_route();
                 let params = json!({"timelife": timelife.as_secs(), "expiresAt": now_ms() + timelife.as_millis() as i64});
-                return (!self.write(protocol::reply(kind::RENEW, params, &rid)).await).then_some(None);
+                return (!self.write(protocol::reply(kind::RENEW, params, &rid)).await)
+                    .then_some(None);
             }
-            Request::Register { openid, user_name, login_status } => {
+            Request::Register {
+                openid,
+                user_name,
+                login_status,
+            } => {
                 if openid != self.who.user {
-                    return self.reply_error(&Error::Forbidden("openid does not match the token's user".into()), &rid).await;
+                    return self
+                        .reply_error(
+                            &Error::Forbidden("openid does not match the token's user".into()),
+                            &rid,
+                        )
+                        .await;
                 }
                 if login_status == "0" {
-                    let reply = protocol::reply(kind::REGISTER, json!({"openid": openid, "loginStatus": "0"}), &rid);
+                    let reply = protocol::reply(
+                        kind::REGISTER,
+                        json!({"openid": openid, "loginStatus": "0"}),
+                        &rid,
+                    );
                     let _ = self.write(reply).await;
                     return Some(Some((close::NORMAL, "logged out")));
                 }
                 if let Some(name) = user_name.filter(|n| !n.is_empty() && n.len() <= 128) {
                     self.who.name = name;
                 }
-                let (app, user, name) = (self.app.clone(), self.who.user.clone(), self.who.name.clone());
+                let (app, user, name) = (
+                    self.app.clone(),
+                    self.who.user.clone(),
+                    self.who.name.clone(),
+                );
                 self.spawn_op(rid, move |rid| async move {
                     app.store.upsert_user(&user, &name).await?;
-                    Ok(vec![protocol::reply(kind::REGISTER, json!({"openid": user, "userName": name, "loginStatus": "1"}), &rid)])
+                    Ok(vec![protocol::reply(
+                        kind::REGISTER,
+                        json!({"openid": user, "userName": name, "loginStatus": "1"}),
+                        &rid,
+                    )])
                 });
             }
             Request::Ack { msgid } => {
@@ -343,46 +446,99 @@ where
                     let acked = app.store.ack(&user, &msgid).await?;
                     if acked.first_delivery {
                         let m = &acked.message;
-                        let notice = DeliveredNotice { message_id: m.message_id.clone(), conversation_id: m.conversation_id.clone(), seq: m.seq, by: user.clone() };
-                        if let Err(e) = app.deliver(Payload::Delivered(Arc::new(notice)), std::slice::from_ref(&m.from), None).await {
+                        let notice = DeliveredNotice {
+                            message_id: m.message_id.clone(),
+                            conversation_id: m.conversation_id.clone(),
+                            seq: m.seq,
+                            by: user.clone(),
+                        };
+                        if let Err(e) = app
+                            .deliver(
+                                Payload::Delivered(Arc::new(notice)),
+                                std::slice::from_ref(&m.from),
+                                None,
+                            )
+                            .await
+                        {
                             tracing::warn!(error = %e, "DELIVERED notice not sent");
                         }
                     }
-                    Ok(vec![protocol::reply(kind::ACK_RECEIVED, json!({"date": protocol::date_string(now_ms()), "message": msgid}), &rid)])
+                    Ok(vec![protocol::reply(
+                        kind::ACK_RECEIVED,
+                        json!({"date": protocol::date_string(now_ms()), "message": msgid}),
+                        &rid,
+                    )])
                 });
             }
-            Request::Send { to, message, file_type, client_msg_id } => self.send(rid, false, to, message, file_type, client_msg_id),
-            Request::SendGroup { group_id, message, file_type, client_msg_id } => self.send(rid, true, group_id, message, file_type, client_msg_id),
+            Request::Send {
+                to,
+                message,
+                file_type,
+                client_msg_id,
+            } => self.send(rid, false, to, message, file_type, client_msg_id),
+            Request::SendGroup {
+                group_id,
+                message,
+                file_type,
+                client_msg_id,
+            } => self.send(rid, true, group_id, message, file_type, client_msg_id),
             Request::CreateGroup { name, members } => {
                 let (app, user) = (self.app.clone(), self.who.user.clone());
                 self.spawn_op(rid, move |rid| async move {
                     let g = app.store.create_group(&user, &name, &members).await?;
-                    Ok(vec![protocol::reply(kind::CREATE_GROUP, serde_json::to_value(&g).expect("serializes"), &rid)])
+                    Ok(vec![protocol::reply(
+                        kind::CREATE_GROUP,
+                        serde_json::to_value(&g).expect("serializes"),
+                        &rid,
+                    )])
                 });
             }
             Request::AddMembers { group_id, members } => {
                 let (app, user) = (self.app.clone(), self.who.user.clone());
                 self.spawn_op(rid, move |rid| async move {
                     let g = app.store.add_members(&user, &group_id, &members).await?;
-                    Ok(vec![protocol::reply(kind::ADD_MEMBERS, serde_json::to_value(&g).expect("serializes"), &rid)])
+                    Ok(vec![protocol::reply(
+                        kind::ADD_MEMBERS,
+                        serde_json::to_value(&g).expect("serializes"),
+                        &rid,
+                    )])
                 });
             }
             Request::LeaveGroup { group_id } => {
                 let (app, user) = (self.app.clone(), self.who.user.clone());
                 self.spawn_op(rid, move |rid| async move {
                     app.store.leave_group(&user, &group_id).await?;
-                    Ok(vec![protocol::reply(kind::LEAVE_GROUP, json!({"groupId": group_id}), &rid)])
+                    Ok(vec![protocol::reply(
+                        kind::LEAVE_GROUP,
+                        json!({"groupId": group_id}),
+                        &rid,
+                    )])
                 });
             }
-            Request::Sync { conversation_id: None, .. } => {
+            Request::Sync {
+                conversation_id: None,
+                ..
+            } => {
                 let (app, user) = (self.app.clone(), self.who.user.clone());
                 self.spawn_op(rid, move |rid| async move {
                     let list = app.store.conversations(&user).await?;
-                    Ok(vec![protocol::reply(kind::SYNC_REPLY, json!({"conversations": list}), &rid)])
+                    Ok(vec![protocol::reply(
+                        kind::SYNC_REPLY,
+                        json!({"conversations": list}),
+                        &rid,
+                    )])
                 });
             }
-            Request::Sync { conversation_id: Some(conv), after_seq, limit } => {
-                let (app, user, session) = (self.app.clone(), self.who.user.clone(), self.who.session_id.clone());
+            Request::Sync {
+                conversation_id: Some(conv),
+                after_seq,
+                limit,
+            } => {
+                let (app, user, session) = (
+                    self.app.clone(),
+                    self.who.user.clone(),
+                    self.who.session_id.clone(),
+                );
                 self.spawn_op(rid, move |rid| async move {
                     let page = app.store.read(&user, &conv, after_seq, limit).await?;
                     let messages: Vec<Value> = page.messages.iter().map(|m| serde_json::to_value(m.envelope(&session, &user, false)).expect("serializes")).collect();
@@ -394,7 +550,15 @@ where
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send(&mut self, rid: RequestId, group: bool, to: String, body: String, file_type: i64, client_msg_id: Option<String>) {
+    fn send(
+        &mut self,
+        rid: RequestId,
+        group: bool,
+        to: String,
+        body: String,
+        file_type: i64,
+        client_msg_id: Option<String>,
+    ) {
         let app = self.app.clone();
         let who = self.who.clone();
         self.spawn_op(rid, move |rid| async move {
@@ -403,14 +567,39 @@ where
                 Some(other) => other.to_string(),
                 None => new_id(),
             };
-            let msg = NewMessage { from: who.user.clone(), from_name: who.name.clone(), to: to.clone(), body, file_type, client_msg_id, request_id };
-            let sent = if group { app.store.send_group(msg).await? } else { app.store.send_direct(msg).await? };
+            let msg = NewMessage {
+                from: who.user.clone(),
+                from_name: who.name.clone(),
+                to: to.clone(),
+                body,
+                file_type,
+                client_msg_id,
+                request_id,
+            };
+            let sent = if group {
+                app.store.send_group(msg).await?
+            } else {
+                app.store.send_direct(msg).await?
+            };
             let reply = protocol::reply(kind::RECEIVED, sent.message.received_params(), &rid);
             if !sent.duplicate {
                 metrics::counter!("chat_messages_in_total").increment(1);
-                let users = if group { sent.members } else if to == who.user { vec![to] } else { vec![to, who.user.clone()] };
+                let users = if group {
+                    sent.members
+                } else if to == who.user {
+                    vec![to]
+                } else {
+                    vec![to, who.user.clone()]
+                };
                 let message: Arc<StoredMessage> = Arc::new(sent.message);
-                if let Err(e) = app.deliver(Payload::Message(message), &users, Some((&who.user, &who.device))).await {
+                if let Err(e) = app
+                    .deliver(
+                        Payload::Message(message),
+                        &users,
+                        Some((&who.user, &who.device)),
+                    )
+                    .await
+                {
                     // Stored already: recipients catch up on reconnect or SYNC.
                     tracing::warn!(error = %e, "fan-out failed after commit");
                 }
@@ -462,7 +651,9 @@ fn read_error(e: axum::Error) -> Ending {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
     let inner = e.into_inner();
     match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => Some((close::TOO_BIG, "frame larger than 64 KiB")),
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+            Some((close::TOO_BIG, "frame larger than 64 KiB"))
+        }
         Some(WsError::Capacity(_)) => Some((close::TOO_BIG, "frame too large")),
         Some(WsError::Utf8(_)) => Some((close::INVALID_PAYLOAD, "text frame is not valid UTF-8")),
         Some(WsError::Protocol(_)) => Some((1002, "protocol error")),
@@ -474,8 +665,8 @@ fn read_error(e: axum::Error) -> Ending {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn rate_limit_refills_over_time() {
+    #[test]
+    fn rate_limit_refills_over_time() {
         let mut r = RateLimit::new(10, 2);
         let now = Instant::now();
         assert!(r.allow(now) && r.allow(now));

@@ -35,19 +35,32 @@ impl Client {
             full.push_str(&format!("&device={d}"));
         }
         let (ws, _) = tokio_tungstenite::connect_async(full).await?;
-        let mut c = Self { ws, welcome: Value::Null, pending: Default::default() };
+        let mut c = Self {
+            ws,
+            welcome: Value::Null,
+            pending: Default::default(),
+        };
         let first = c.next_frame().await?;
-        anyhow::ensure!(first["type"] == 20, "first frame must be WELCOME, got {first}");
+        anyhow::ensure!(
+            first["type"] == 20,
+            "first frame must be WELCOME, got {first}"
+        );
         c.welcome = first;
         Ok(c)
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.ws.send(Message::Text(frame.to_string().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.to_owned().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
     }
 
     async fn next_frame(&mut self) -> anyhow::Result<Value> {
@@ -109,12 +122,16 @@ impl Client {
 
     /// A reply of type `kind` (status 200) or an ERROR.
     pub async fn reply(&mut self, kind: u64) -> Value {
-        self.recv_where(&format!("reply {kind}"), |v| v["type"] == kind || v["type"] == 500).await
+        self.recv_where(&format!("reply {kind}"), |v| {
+            v["type"] == kind || v["type"] == 500
+        })
+        .await
     }
 
     /// A push envelope whose `msg.type` is `kind`.
     pub async fn push(&mut self, kind: u64) -> Value {
-        self.recv_where(&format!("push {kind}"), |v| v["msg"]["type"] == kind).await
+        self.recv_where(&format!("push {kind}"), |v| v["msg"]["type"] == kind)
+            .await
     }
 
     /// An ERROR (500) frame.
@@ -129,8 +146,11 @@ impl Client {
             params["clientMsgId"] = json!(c);
         }
         let rid = format!("r-{}", rand_id());
-        self.send(json!({"type": 1, "params": params, "requestId": rid})).await;
-        let r = self.recv_where("reply 0", |v| v["requestId"] == rid.as_str()).await;
+        self.send(json!({"type": 1, "params": params, "requestId": rid}))
+            .await;
+        let r = self
+            .recv_where("reply 0", |v| v["requestId"] == rid.as_str())
+            .await;
         assert_eq!(r["type"], 0, "reply to SEND: {r}");
         r
     }
@@ -152,8 +172,12 @@ impl Client {
                 Err(_) => panic!("connection still open"),
                 Ok(None) | Ok(Some(Err(_))) => return Closed::Abrupt,
                 Ok(Some(Ok(Message::Close(Some(f))))) => return Closed::Code(u16::from(f.code)),
-                Ok(Some(Ok(Message::Close(None)))) => return Closed::Code(u16::from(CloseCode::Status)),
-                Ok(Some(Ok(Message::Text(t)))) => self.pending.push_back(serde_json::from_str(&t).unwrap_or(Value::Null)),
+                Ok(Some(Ok(Message::Close(None)))) => {
+                    return Closed::Code(u16::from(CloseCode::Status))
+                }
+                Ok(Some(Ok(Message::Text(t)))) => self
+                    .pending
+                    .push_back(serde_json::from_str(&t).unwrap_or(Value::Null)),
                 Ok(Some(Ok(_))) => {}
             }
         }
@@ -179,5 +203,9 @@ impl Client {
 pub fn rand_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

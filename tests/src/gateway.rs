@@ -20,7 +20,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("chat-test-{tag}-{}-{}", std::process::id(), rand_suffix()));
+        let p = std::env::temp_dir().join(format!(
+            "chat-test-{tag}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         std::fs::create_dir_all(&p).expect("create temp dir");
         Self(p)
     }
@@ -39,7 +43,10 @@ impl Drop for TempDir {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -80,12 +87,22 @@ impl TestGateway {
         let mut cfg = test_config(dir.path());
         tune(&mut cfg);
         let store = SqliteStore::open(dir.path()).await.expect("open store");
-        let running = Running::start(cfg, Backends::in_process(Arc::new(store))).await.expect("start gateway");
-        Self { addr: running.addr, admin: running.admin_addr, running: Some(running), auth: Auth::new(SECRET.as_bytes()), dir }
+        let running = Running::start(cfg, Backends::in_process(Arc::new(store)))
+            .await
+            .expect("start gateway");
+        Self {
+            addr: running.addr,
+            admin: running.admin_addr,
+            running: Some(running),
+            auth: Auth::new(SECRET.as_bytes()),
+            dir,
+        }
     }
 
     pub fn token(&self, user: &str) -> String {
-        self.auth.issue(user, Some(&capitalize(user)), false, 3600).unwrap()
+        self.auth
+            .issue(user, Some(&capitalize(user)), false, 3600)
+            .unwrap()
     }
 
     pub fn service_token(&self) -> String {
@@ -106,7 +123,9 @@ impl TestGateway {
 
     /// Connects `user` on `device` and reads WELCOME.
     pub async fn connect(&self, user: &str, device: &str) -> Client {
-        Client::connect(&self.ws_url(), &self.token(user), Some(device)).await.expect("connect")
+        Client::connect(&self.ws_url(), &self.token(user), Some(device))
+            .await
+            .expect("connect")
     }
 
     /// Drains and stops the gateway.
@@ -119,7 +138,9 @@ impl TestGateway {
 
 pub fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// A `chat-gateway serve` child process (killed on drop).
@@ -131,7 +152,11 @@ pub struct GatewayProcess {
 
 /// Two free loopback ports (bound then released; the gateway binds them right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl GatewayProcess {
@@ -142,8 +167,20 @@ impl GatewayProcess {
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let child = tokio::process::Command::new(binary)
             .arg("serve")
-            .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
-            .args(["--data-dir", data_dir.to_str().unwrap(), "--jwt-secret", SECRET, "--pod-name", "proc-0"])
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+            ])
+            .args([
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--jwt-secret",
+                SECRET,
+                "--pod-name",
+                "proc-0",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -181,7 +218,10 @@ impl GatewayProcess {
     /// SIGTERM and wait for exit; returns the exit status.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running");
-        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
         self.child.wait().await.expect("wait")
     }
 }

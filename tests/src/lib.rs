@@ -1,15 +1,18 @@
 //! Test support: real gateways (in-process on port 0, or as processes), real WebSocket clients.
 
+pub mod cdp;
 pub mod client;
 pub mod gateway;
 
 pub use client::Client;
-pub use gateway::{TestGateway, TempDir};
+pub use gateway::{TempDir, TestGateway};
 
 /// Installs a test log subscriber once (`RUST_LOG` controls it).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }

@@ -34,14 +34,20 @@ impl Bus for MemoryBus {
                     tracing::debug!(pod, "inbox closed; event dropped (messages stay stored)");
                 }
             }
-            None => tracing::debug!(pod, "no such pod inbox; event dropped (messages stay stored)"),
+            None => tracing::debug!(
+                pod,
+                "no such pod inbox; event dropped (messages stay stored)"
+            ),
         }
         Ok(())
     }
 
     async fn subscribe(&self, pod: &str) -> Result<mpsc::Receiver<BusEvent>> {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-        self.inboxes.lock().expect("bus lock").insert(pod.to_owned(), tx);
+        self.inboxes
+            .lock()
+            .expect("bus lock")
+            .insert(pod.to_owned(), tx);
         Ok(rx)
     }
 

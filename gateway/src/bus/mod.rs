@@ -19,15 +19,30 @@ use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
 #[serde(tag = "event", rename_all = "camelCase")]
 pub enum BusEvent {
     /// A stored message (2 or 10) for these devices.
-    Deliver { message: StoredMessage, devices: Vec<DeviceRoute>, hops: u8 },
+    Deliver {
+        message: StoredMessage,
+        devices: Vec<DeviceRoute>,
+        hops: u8,
+    },
     /// A DELIVERED (17) notice for the sender's devices.
-    Delivered { notice: DeliveredNotice, devices: Vec<DeviceRoute>, hops: u8 },
+    Delivered {
+        notice: DeliveredNotice,
+        devices: Vec<DeviceRoute>,
+        hops: u8,
+    },
     /// An HTTP `/message/send` notification for these devices.
-    Push { push: HttpPush, devices: Vec<DeviceRoute>, hops: u8 },
+    Push {
+        push: HttpPush,
+        devices: Vec<DeviceRoute>,
+        hops: u8,
+    },
     /// An HTTP `/message/send` with `sendToAll`: every device on the receiving pod.
     PushAll { push: HttpPush },
     /// Close these connections (only the exact epochs named) with KICKED (23).
-    Kick { devices: Vec<DeviceRoute>, reason: String },
+    Kick {
+        devices: Vec<DeviceRoute>,
+        reason: String,
+    },
 }
 
 /// How many times an event may be re-routed to another pod after its device moved.

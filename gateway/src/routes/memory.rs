@@ -10,10 +10,12 @@ use super::RouteTable;
 use crate::delivery::DeviceRoute;
 use crate::error::Result;
 
+/// user → device → (pod, epoch)
+type Table = HashMap<String, HashMap<String, (String, u64)>>;
+
 #[derive(Default)]
 pub struct MemoryRoutes {
-    /// user → device → (pod, epoch)
-    routes: Mutex<HashMap<String, HashMap<String, (String, u64)>>>,
+    routes: Mutex<Table>,
     pods: Mutex<BTreeSet<String>>,
 }
 
@@ -27,16 +29,28 @@ impl MemoryRoutes {
 impl RouteTable for MemoryRoutes {
     async fn register(&self, route: &DeviceRoute) -> Result<Option<DeviceRoute>> {
         let mut routes = self.routes.lock().expect("route table lock");
-        let previous = routes.entry(route.user.clone()).or_default().insert(route.device.clone(), (route.pod.clone(), route.epoch));
+        let previous = routes
+            .entry(route.user.clone())
+            .or_default()
+            .insert(route.device.clone(), (route.pod.clone(), route.epoch));
         Ok(previous
             .filter(|(_, epoch)| *epoch != route.epoch)
-            .map(|(pod, epoch)| DeviceRoute { user: route.user.clone(), device: route.device.clone(), pod, epoch }))
+            .map(|(pod, epoch)| DeviceRoute {
+                user: route.user.clone(),
+                device: route.device.clone(),
+                pod,
+                epoch,
+            }))
     }
 
     async fn unregister(&self, route: &DeviceRoute) -> Result<bool> {
         let mut routes = self.routes.lock().expect("route table lock");
-        let Some(devices) = routes.get_mut(&route.user) else { return Ok(false) };
-        let matches = devices.get(&route.device).is_some_and(|(_, epoch)| *epoch == route.epoch);
+        let Some(devices) = routes.get_mut(&route.user) else {
+            return Ok(false);
+        };
+        let matches = devices
+            .get(&route.device)
+            .is_some_and(|(_, epoch)| *epoch == route.epoch);
         if matches {
             devices.remove(&route.device);
             if devices.is_empty() {
@@ -50,7 +64,9 @@ impl RouteTable for MemoryRoutes {
         let mut routes = self.routes.lock().expect("route table lock");
         let devices = routes.entry(route.user.clone()).or_default();
         // Re-create only if absent: a newer connection elsewhere must not be overwritten.
-        devices.entry(route.device.clone()).or_insert_with(|| (route.pod.clone(), route.epoch));
+        devices
+            .entry(route.device.clone())
+            .or_insert_with(|| (route.pod.clone(), route.epoch));
         Ok(())
     }
 
@@ -60,7 +76,12 @@ impl RouteTable for MemoryRoutes {
         for user in users {
             if let Some(devices) = routes.get(user) {
                 for (device, (pod, epoch)) in devices {
-                    out.push(DeviceRoute { user: user.clone(), device: device.clone(), pod: pod.clone(), epoch: *epoch });
+                    out.push(DeviceRoute {
+                        user: user.clone(),
+                        device: device.clone(),
+                        pod: pod.clone(),
+                        epoch: *epoch,
+                    });
                 }
             }
         }
@@ -68,7 +89,13 @@ impl RouteTable for MemoryRoutes {
     }
 
     async fn pods(&self) -> Result<Vec<String>> {
-        Ok(self.pods.lock().expect("pods lock").iter().cloned().collect())
+        Ok(self
+            .pods
+            .lock()
+            .expect("pods lock")
+            .iter()
+            .cloned()
+            .collect())
     }
 
     async fn heartbeat(&self, pod: &str) -> Result<()> {
@@ -86,7 +113,12 @@ mod tests {
     use super::*;
 
     fn r(pod: &str, epoch: u64) -> DeviceRoute {
-        DeviceRoute { user: "u".into(), device: "d".into(), pod: pod.into(), epoch }
+        DeviceRoute {
+            user: "u".into(),
+            device: "d".into(),
+            pod: pod.into(),
+            epoch,
+        }
     }
 
     #[tokio::test]
@@ -94,7 +126,10 @@ mod tests {
         let t = MemoryRoutes::new();
         assert_eq!(t.register(&r("a", 1)).await.unwrap(), None);
         assert_eq!(t.register(&r("b", 2)).await.unwrap(), Some(r("a", 1)));
-        assert!(!t.unregister(&r("a", 1)).await.unwrap(), "pod a closing late must not remove b's route");
+        assert!(
+            !t.unregister(&r("a", 1)).await.unwrap(),
+            "pod a closing late must not remove b's route"
+        );
         assert_eq!(t.lookup(&["u".into()]).await.unwrap(), vec![r("b", 2)]);
         assert!(t.unregister(&r("b", 2)).await.unwrap());
         assert!(t.lookup(&["u".into()]).await.unwrap().is_empty());

@@ -115,7 +115,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Messages of a conversation `user` takes part in, with seq above `after_seq` (and above
     /// the user's join point), oldest first. Not a participant: 403.
-    async fn read(&self, user: &str, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page>;
+    async fn read(
+        &self,
+        user: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page>;
 
     /// The user's conversations with their last and acked seqs.
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>>;

@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Sent, Store};
 use crate::error::{Error, Result};
-use crate::model::{direct_conversation_id, group_conversation_id, new_id, now_ms, StoredMessage, Target};
+use crate::model::{
+    direct_conversation_id, group_conversation_id, new_id, now_ms, StoredMessage, Target,
+};
 
 /// Commands queued for the writer; past this, senders wait (backpressure instead of memory growth).
 const WRITE_QUEUE: usize = 8192;
@@ -26,13 +28,41 @@ pub struct SqliteStore {
 }
 
 enum Command {
-    UpsertUser { id: String, name: String, reply: oneshot::Sender<Result<()>> },
-    SendDirect { msg: NewMessage, reply: oneshot::Sender<Result<Sent>> },
-    SendGroup { msg: NewMessage, reply: oneshot::Sender<Result<Sent>> },
-    Ack { user: String, message_id: String, reply: oneshot::Sender<Result<Acked>> },
-    CreateGroup { owner: String, name: String, members: Vec<String>, reply: oneshot::Sender<Result<Group>> },
-    AddMembers { user: String, group_id: String, members: Vec<String>, reply: oneshot::Sender<Result<Group>> },
-    LeaveGroup { user: String, group_id: String, reply: oneshot::Sender<Result<()>> },
+    UpsertUser {
+        id: String,
+        name: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SendDirect {
+        msg: NewMessage,
+        reply: oneshot::Sender<Result<Sent>>,
+    },
+    SendGroup {
+        msg: NewMessage,
+        reply: oneshot::Sender<Result<Sent>>,
+    },
+    Ack {
+        user: String,
+        message_id: String,
+        reply: oneshot::Sender<Result<Acked>>,
+    },
+    CreateGroup {
+        owner: String,
+        name: String,
+        members: Vec<String>,
+        reply: oneshot::Sender<Result<Group>>,
+    },
+    AddMembers {
+        user: String,
+        group_id: String,
+        members: Vec<String>,
+        reply: oneshot::Sender<Result<Group>>,
+    },
+    LeaveGroup {
+        user: String,
+        group_id: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 fn options(path: &Path) -> SqliteConnectOptions {
@@ -49,19 +79,27 @@ fn options(path: &Path) -> SqliteConnectOptions {
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/chat.db`, applies migrations and starts the writer.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
         let path = data_dir.join("chat.db");
         let mut conn = SqliteConnection::connect_with(&options(&path)).await?;
         MIGRATOR.run(&mut conn).await?;
-        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options(&path).read_only(true)).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options(&path).read_only(true))
+            .await?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(writer_loop(conn, rx));
-        Ok(Self { writer: tx, readers })
+        Ok(Self {
+            writer: tx,
+            readers,
+        })
     }
 
     /// Applies migrations and returns (the `migrate` command).
     pub async fn migrate(data_dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(data_dir).map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
         let mut conn = SqliteConnection::connect_with(&options(&data_dir.join("chat.db"))).await?;
         MIGRATOR.run(&mut conn).await?;
         Ok(())
@@ -69,8 +107,12 @@ impl SqliteStore {
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.writer.send(make(tx)).await.map_err(|_| Error::Unavailable("store writer stopped".into()))?;
-        rx.await.map_err(|_| Error::Unavailable("store writer stopped".into()))?
+        self.writer
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("store writer stopped".into()))?
     }
 }
 
@@ -125,17 +167,28 @@ async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Command>) {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
             // Commands not yet run are dropped with the batch: their callers see the writer gone.
             batch.clear();
-            done.into_iter().for_each(|d| d.fail("store write failed; try again"));
+            done.into_iter()
+                .for_each(|d| d.fail("store write failed; try again"));
         }
     }
 }
 
-async fn run_commands(conn: &mut SqliteConnection, batch: &mut Vec<Command>, done: &mut Vec<Done>) -> Result<()> {
+async fn run_commands(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Command>,
+    done: &mut Vec<Done>,
+) -> Result<()> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     for cmd in batch.drain(..) {
         sqlx::query("SAVEPOINT cmd").execute(&mut *conn).await?;
         let d = run_command(conn, cmd).await;
-        let failed = matches!(&d, Done::Unit(_, Err(_)) | Done::Sent(_, Err(_)) | Done::Acked(_, Err(_)) | Done::Group(_, Err(_)));
+        let failed = matches!(
+            &d,
+            Done::Unit(_, Err(_))
+                | Done::Sent(_, Err(_))
+                | Done::Acked(_, Err(_))
+                | Done::Group(_, Err(_))
+        );
         if failed {
             sqlx::query("ROLLBACK TO cmd").execute(&mut *conn).await?;
         }
@@ -148,30 +201,93 @@ async fn run_commands(conn: &mut SqliteConnection, batch: &mut Vec<Command>, don
 
 async fn run_command(conn: &mut SqliteConnection, cmd: Command) -> Done {
     match cmd {
-        Command::UpsertUser { id, name, reply } => Done::Unit(reply, upsert_user(conn, &id, &name).await),
+        Command::UpsertUser { id, name, reply } => {
+            Done::Unit(reply, upsert_user(conn, &id, &name).await)
+        }
         Command::SendDirect { msg, reply } => Done::Sent(reply, send_direct(conn, msg).await),
         Command::SendGroup { msg, reply } => Done::Sent(reply, send_group(conn, msg).await),
-        Command::Ack { user, message_id, reply } => Done::Acked(reply, ack(conn, &user, &message_id).await),
-        Command::CreateGroup { owner, name, members, reply } => Done::Group(reply, create_group(conn, &owner, &name, &members).await),
-        Command::AddMembers { user, group_id, members, reply } => Done::Group(reply, add_members(conn, &user, &group_id, &members).await),
-        Command::LeaveGroup { user, group_id, reply } => Done::Unit(reply, leave_group(conn, &user, &group_id).await),
+        Command::Ack {
+            user,
+            message_id,
+            reply,
+        } => Done::Acked(reply, ack(conn, &user, &message_id).await),
+        Command::CreateGroup {
+            owner,
+            name,
+            members,
+            reply,
+        } => Done::Group(reply, create_group(conn, &owner, &name, &members).await),
+        Command::AddMembers {
+            user,
+            group_id,
+            members,
+            reply,
+        } => Done::Group(reply, add_members(conn, &user, &group_id, &members).await),
+        Command::LeaveGroup {
+            user,
+            group_id,
+            reply,
+        } => Done::Unit(reply, leave_group(conn, &user, &group_id).await),
     }
 }
 
-type Row = (String, i64, String, String, String, Option<String>, Option<String>, Option<String>, String, i64, Option<String>, String, i64);
+type Row = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    String,
+    i64,
+);
 
 const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at";
 
 fn from_row(r: Row) -> StoredMessage {
-    let (conversation_id, seq, message_id, from, from_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at) = r;
+    let (
+        conversation_id,
+        seq,
+        message_id,
+        from,
+        from_name,
+        recipient,
+        recipient_name,
+        group_id,
+        body,
+        file_type,
+        client_msg_id,
+        request_id,
+        created_at,
+    ) = r;
     let target = match group_id {
         Some(group_id) => Target::Group { group_id },
         None => {
             let to = recipient.unwrap_or_default();
-            Target::Direct { to_name: recipient_name.unwrap_or_else(|| to.clone()), to }
+            Target::Direct {
+                to_name: recipient_name.unwrap_or_else(|| to.clone()),
+                to,
+            }
         }
     };
-    StoredMessage { message_id, conversation_id, seq, from, from_name, target, body, file_type, client_msg_id, created_at, request_id }
+    StoredMessage {
+        message_id,
+        conversation_id,
+        seq,
+        from,
+        from_name,
+        target,
+        body,
+        file_type,
+        client_msg_id,
+        created_at,
+        request_id,
+    }
 }
 
 async fn upsert_user(conn: &mut SqliteConnection, id: &str, name: &str) -> Result<()> {
@@ -184,21 +300,30 @@ async fn upsert_user(conn: &mut SqliteConnection, id: &str, name: &str) -> Resul
     Ok(())
 }
 
-async fn find_duplicate(conn: &mut SqliteConnection, msg: &NewMessage) -> Result<Option<StoredMessage>> {
-    let Some(cid) = &msg.client_msg_id else { return Ok(None) };
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND client_msg_id = ?"))
-        .bind(&msg.from)
-        .bind(cid)
-        .fetch_optional(conn)
-        .await?;
+async fn find_duplicate(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+) -> Result<Option<StoredMessage>> {
+    let Some(cid) = &msg.client_msg_id else {
+        return Ok(None);
+    };
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND client_msg_id = ?"
+    ))
+    .bind(&msg.from)
+    .bind(cid)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.map(from_row))
 }
 
 async fn next_seq(conn: &mut SqliteConnection, conversation_id: &str) -> Result<i64> {
-    let (seq,): (i64,) = sqlx::query_as("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-        .bind(conversation_id)
-        .fetch_one(conn)
-        .await?;
+    let (seq,): (i64,) = sqlx::query_as(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(conversation_id)
+    .fetch_one(conn)
+    .await?;
     Ok(seq)
 }
 
@@ -207,28 +332,34 @@ async fn insert_message(conn: &mut SqliteConnection, m: &StoredMessage) -> Resul
         Target::Direct { to, to_name } => (Some(to.as_str()), Some(to_name.as_str()), None),
         Target::Group { group_id } => (None, None, Some(group_id.as_str())),
     };
-    sqlx::query(&format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-        .bind(&m.conversation_id)
-        .bind(m.seq)
-        .bind(&m.message_id)
-        .bind(&m.from)
-        .bind(&m.from_name)
-        .bind(recipient)
-        .bind(recipient_name)
-        .bind(group_id)
-        .bind(&m.body)
-        .bind(m.file_type)
-        .bind(&m.client_msg_id)
-        .bind(&m.request_id)
-        .bind(m.created_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&m.conversation_id)
+    .bind(m.seq)
+    .bind(&m.message_id)
+    .bind(&m.from)
+    .bind(&m.from_name)
+    .bind(recipient)
+    .bind(recipient_name)
+    .bind(group_id)
+    .bind(&m.body)
+    .bind(m.file_type)
+    .bind(&m.client_msg_id)
+    .bind(&m.request_id)
+    .bind(m.created_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 async fn send_direct(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sent> {
     if let Some(message) = find_duplicate(conn, &msg).await? {
-        return Ok(Sent { message, duplicate: true, members: Vec::new() });
+        return Ok(Sent {
+            message,
+            duplicate: true,
+            members: Vec::new(),
+        });
     }
     let conversation_id = direct_conversation_id(&msg.from, &msg.to);
     let created = sqlx::query("INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'direct', 0, ?) ON CONFLICT (id) DO NOTHING")
@@ -248,12 +379,18 @@ async fn send_direct(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sen
         }
     }
     let seq = next_seq(conn, &conversation_id).await?;
-    let to_name: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = ?").bind(&msg.to).fetch_optional(&mut *conn).await?;
+    let to_name: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = ?")
+        .bind(&msg.to)
+        .fetch_optional(&mut *conn)
+        .await?;
     let message = StoredMessage {
         message_id: new_id(),
         conversation_id,
         seq,
-        target: Target::Direct { to_name: to_name.map(|(n,)| n).unwrap_or_else(|| msg.to.clone()), to: msg.to },
+        target: Target::Direct {
+            to_name: to_name.map(|(n,)| n).unwrap_or_else(|| msg.to.clone()),
+            to: msg.to,
+        },
         from: msg.from,
         from_name: msg.from_name,
         body: msg.body,
@@ -264,20 +401,36 @@ async fn send_direct(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sen
     };
     insert_message(conn, &message).await?;
     mark_acked(conn, &message.from, &message.conversation_id, seq).await?;
-    Ok(Sent { message, duplicate: false, members: Vec::new() })
+    Ok(Sent {
+        message,
+        duplicate: false,
+        members: Vec::new(),
+    })
 }
 
-async fn group_conversation(conn: &mut SqliteConnection, group_id: &str) -> Result<(String, String)> {
-    let row: Option<(String, String)> = sqlx::query_as("SELECT conversation_id, name FROM groups WHERE id = ?").bind(group_id).fetch_optional(conn).await?;
+async fn group_conversation(
+    conn: &mut SqliteConnection,
+    group_id: &str,
+) -> Result<(String, String)> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT conversation_id, name FROM groups WHERE id = ?")
+            .bind(group_id)
+            .fetch_optional(conn)
+            .await?;
     row.ok_or_else(|| Error::NotFound(format!("no group {group_id}")))
 }
 
-async fn require_member(conn: &mut SqliteConnection, user: &str, conversation_id: &str) -> Result<()> {
-    let active: Option<(i64,)> = sqlx::query_as("SELECT active FROM memberships WHERE user_id = ? AND conversation_id = ?")
-        .bind(user)
-        .bind(conversation_id)
-        .fetch_optional(conn)
-        .await?;
+async fn require_member(
+    conn: &mut SqliteConnection,
+    user: &str,
+    conversation_id: &str,
+) -> Result<()> {
+    let active: Option<(i64,)> =
+        sqlx::query_as("SELECT active FROM memberships WHERE user_id = ? AND conversation_id = ?")
+            .bind(user)
+            .bind(conversation_id)
+            .fetch_optional(conn)
+            .await?;
     match active {
         Some((1,)) => Ok(()),
         _ => Err(Error::Forbidden("not a member of this group".into())),
@@ -285,16 +438,22 @@ async fn require_member(conn: &mut SqliteConnection, user: &str, conversation_id
 }
 
 async fn active_members(conn: &mut SqliteConnection, conversation_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT user_id FROM memberships WHERE conversation_id = ? AND active = 1 ORDER BY user_id")
-        .bind(conversation_id)
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT user_id FROM memberships WHERE conversation_id = ? AND active = 1 ORDER BY user_id",
+    )
+    .bind(conversation_id)
+    .fetch_all(conn)
+    .await?;
     Ok(rows.into_iter().map(|(u,)| u).collect())
 }
 
 async fn send_group(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sent> {
     if let Some(message) = find_duplicate(conn, &msg).await? {
-        return Ok(Sent { message, duplicate: true, members: Vec::new() });
+        return Ok(Sent {
+            message,
+            duplicate: true,
+            members: Vec::new(),
+        });
     }
     let (conversation_id, _) = group_conversation(conn, &msg.to).await?;
     require_member(conn, &msg.from, &conversation_id).await?;
@@ -315,12 +474,21 @@ async fn send_group(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sent
     insert_message(conn, &message).await?;
     mark_acked(conn, &message.from, &message.conversation_id, seq).await?;
     let members = active_members(conn, &message.conversation_id).await?;
-    Ok(Sent { message, duplicate: false, members })
+    Ok(Sent {
+        message,
+        duplicate: false,
+        members,
+    })
 }
 
 /// Advances `user`'s contiguous acked seq in a conversation past `seq` when it closes the gap,
 /// else parks `seq` in `acks` until it does.
-async fn mark_acked(conn: &mut SqliteConnection, user: &str, conversation_id: &str, seq: i64) -> Result<()> {
+async fn mark_acked(
+    conn: &mut SqliteConnection,
+    user: &str,
+    conversation_id: &str,
+    seq: i64,
+) -> Result<()> {
     let advanced = sqlx::query("UPDATE memberships SET acked_seq = ? WHERE user_id = ? AND conversation_id = ? AND acked_seq = ?")
         .bind(seq)
         .bind(user)
@@ -331,12 +499,14 @@ async fn mark_acked(conn: &mut SqliteConnection, user: &str, conversation_id: &s
         .rows_affected()
         == 1;
     if !advanced {
-        let (acked,): (i64,) = sqlx::query_as("SELECT acked_seq FROM memberships WHERE user_id = ? AND conversation_id = ?")
-            .bind(user)
-            .bind(conversation_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or((i64::MAX,));
+        let (acked,): (i64,) = sqlx::query_as(
+            "SELECT acked_seq FROM memberships WHERE user_id = ? AND conversation_id = ?",
+        )
+        .bind(user)
+        .bind(conversation_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or((i64::MAX,));
         if seq > acked {
             sqlx::query("INSERT INTO acks (user_id, conversation_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
                 .bind(user)
@@ -350,83 +520,118 @@ async fn mark_acked(conn: &mut SqliteConnection, user: &str, conversation_id: &s
     // Close the gap: fold parked acks right above the new mark into it.
     let mut mark = seq;
     loop {
-        let parked = sqlx::query("DELETE FROM acks WHERE user_id = ? AND conversation_id = ? AND seq = ?")
-            .bind(user)
-            .bind(conversation_id)
-            .bind(mark + 1)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+        let parked =
+            sqlx::query("DELETE FROM acks WHERE user_id = ? AND conversation_id = ? AND seq = ?")
+                .bind(user)
+                .bind(conversation_id)
+                .bind(mark + 1)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
         if parked == 0 {
             break;
         }
         mark += 1;
     }
     if mark > seq {
-        sqlx::query("UPDATE memberships SET acked_seq = ? WHERE user_id = ? AND conversation_id = ?")
-            .bind(mark)
-            .bind(user)
-            .bind(conversation_id)
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "UPDATE memberships SET acked_seq = ? WHERE user_id = ? AND conversation_id = ?",
+        )
+        .bind(mark)
+        .bind(user)
+        .bind(conversation_id)
+        .execute(conn)
+        .await?;
     }
     Ok(())
 }
 
 async fn ack(conn: &mut SqliteConnection, user: &str, message_id: &str) -> Result<Acked> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"))
-        .bind(message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let message = row.map(from_row).ok_or_else(|| Error::NotFound(format!("no message {message_id}")))?;
-    let membership: Option<(i64,)> = sqlx::query_as("SELECT joined_seq FROM memberships WHERE user_id = ? AND conversation_id = ?")
-        .bind(user)
-        .bind(&message.conversation_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"
+    ))
+    .bind(message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let message = row
+        .map(from_row)
+        .ok_or_else(|| Error::NotFound(format!("no message {message_id}")))?;
+    let membership: Option<(i64,)> = sqlx::query_as(
+        "SELECT joined_seq FROM memberships WHERE user_id = ? AND conversation_id = ?",
+    )
+    .bind(user)
+    .bind(&message.conversation_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     match membership {
         Some((joined,)) if message.seq > joined => {}
-        _ => return Err(Error::Forbidden("only a recipient may ack a message".into())),
+        _ => {
+            return Err(Error::Forbidden(
+                "only a recipient may ack a message".into(),
+            ))
+        }
     }
     if message.from == user {
         // The sender's other devices ack their copies; the sender counted as acked when it sent.
-        return Ok(Acked { message, first_delivery: false });
+        return Ok(Acked {
+            message,
+            first_delivery: false,
+        });
     }
     mark_acked(conn, user, &message.conversation_id, message.seq).await?;
     let first_delivery = message.is_direct_recipient(user)
-        && sqlx::query("UPDATE messages SET delivered_at = ? WHERE message_id = ? AND delivered_at IS NULL")
-            .bind(now_ms())
-            .bind(message_id)
-            .execute(conn)
-            .await?
-            .rows_affected()
+        && sqlx::query(
+            "UPDATE messages SET delivered_at = ? WHERE message_id = ? AND delivered_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(message_id)
+        .execute(conn)
+        .await?
+        .rows_affected()
             == 1;
-    Ok(Acked { message, first_delivery })
+    Ok(Acked {
+        message,
+        first_delivery,
+    })
 }
 
 async fn load_group(conn: &mut SqliteConnection, group_id: &str) -> Result<Group> {
     let (conversation_id, name) = group_conversation(conn, group_id).await?;
     let members = active_members(conn, &conversation_id).await?;
-    Ok(Group { group_id: group_id.to_owned(), name, members, conversation_id })
+    Ok(Group {
+        group_id: group_id.to_owned(),
+        name,
+        members,
+        conversation_id,
+    })
 }
 
-async fn create_group(conn: &mut SqliteConnection, owner: &str, name: &str, members: &[String]) -> Result<Group> {
+async fn create_group(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    name: &str,
+    members: &[String],
+) -> Result<Group> {
     let group_id = new_id();
     let conversation_id = group_conversation_id(&group_id);
     let now = now_ms();
-    sqlx::query("INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'group', 0, ?)")
-        .bind(&conversation_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("INSERT INTO groups (id, name, owner, conversation_id, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(&group_id)
-        .bind(name)
-        .bind(owner)
-        .bind(&conversation_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'group', 0, ?)",
+    )
+    .bind(&conversation_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO groups (id, name, owner, conversation_id, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&group_id)
+    .bind(name)
+    .bind(owner)
+    .bind(&conversation_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     for user in std::iter::once(owner).chain(members.iter().map(String::as_str)) {
         sqlx::query("INSERT INTO memberships (user_id, conversation_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(user)
@@ -437,7 +642,12 @@ async fn create_group(conn: &mut SqliteConnection, owner: &str, name: &str, memb
     load_group(conn, &group_id).await
 }
 
-async fn add_members(conn: &mut SqliteConnection, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
+async fn add_members(
+    conn: &mut SqliteConnection,
+    user: &str,
+    group_id: &str,
+    members: &[String],
+) -> Result<Group> {
     let (conversation_id, _) = group_conversation(conn, group_id).await?;
     require_member(conn, user, &conversation_id).await?;
     for member in members {
@@ -471,7 +681,12 @@ async fn leave_group(conn: &mut SqliteConnection, user: &str, group_id: &str) ->
 #[async_trait]
 impl Store for SqliteStore {
     async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
-        self.call(|reply| Command::UpsertUser { id: id.to_owned(), name: name.to_owned(), reply }).await
+        self.call(|reply| Command::UpsertUser {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            reply,
+        })
+        .await
     }
 
     async fn send_direct(&self, msg: NewMessage) -> Result<Sent> {
@@ -483,31 +698,65 @@ impl Store for SqliteStore {
     }
 
     async fn ack(&self, user: &str, message_id: &str) -> Result<Acked> {
-        self.call(|reply| Command::Ack { user: user.to_owned(), message_id: message_id.to_owned(), reply }).await
+        self.call(|reply| Command::Ack {
+            user: user.to_owned(),
+            message_id: message_id.to_owned(),
+            reply,
+        })
+        .await
     }
 
     async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group> {
-        self.call(|reply| Command::CreateGroup { owner: owner.to_owned(), name: name.to_owned(), members: members.to_vec(), reply }).await
+        self.call(|reply| Command::CreateGroup {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            members: members.to_vec(),
+            reply,
+        })
+        .await
     }
 
     async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
-        self.call(|reply| Command::AddMembers { user: user.to_owned(), group_id: group_id.to_owned(), members: members.to_vec(), reply }).await
+        self.call(|reply| Command::AddMembers {
+            user: user.to_owned(),
+            group_id: group_id.to_owned(),
+            members: members.to_vec(),
+            reply,
+        })
+        .await
     }
 
     async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
-        self.call(|reply| Command::LeaveGroup { user: user.to_owned(), group_id: group_id.to_owned(), reply }).await
+        self.call(|reply| Command::LeaveGroup {
+            user: user.to_owned(),
+            group_id: group_id.to_owned(),
+            reply,
+        })
+        .await
     }
 
-    async fn read(&self, user: &str, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page> {
+    async fn read(
+        &self,
+        user: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
         let mut conn = self.readers.acquire().await?;
-        let joined: Option<(i64, i64)> = sqlx::query_as("SELECT joined_seq, active FROM memberships WHERE user_id = ? AND conversation_id = ?")
-            .bind(user)
-            .bind(conversation_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let joined: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT joined_seq, active FROM memberships WHERE user_id = ? AND conversation_id = ?",
+        )
+        .bind(user)
+        .bind(conversation_id)
+        .fetch_optional(&mut *conn)
+        .await?;
         let joined = match joined {
             Some((joined, 1)) => joined,
-            _ => return Err(Error::Forbidden("not a participant of this conversation".into())),
+            _ => {
+                return Err(Error::Forbidden(
+                    "not a participant of this conversation".into(),
+                ))
+            }
         };
         let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"))
             .bind(conversation_id)
@@ -516,11 +765,26 @@ impl Store for SqliteStore {
             .fetch_all(&mut *conn)
             .await?;
         let has_more = rows.len() > limit as usize;
-        Ok(Page { messages: rows.into_iter().take(limit as usize).map(from_row).collect(), has_more })
+        Ok(Page {
+            messages: rows
+                .into_iter()
+                .take(limit as usize)
+                .map(from_row)
+                .collect(),
+            has_more,
+        })
     }
 
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {
-        let rows: Vec<(String, i64, i64, i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(
+            String,
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+        )> = sqlx::query_as(
             "SELECT c.id, c.last_seq, m.acked_seq, m.joined_seq, c.kind, g.id, g.name
              FROM memberships m JOIN conversations c ON c.id = m.conversation_id
              LEFT JOIN groups g ON g.conversation_id = c.id
@@ -537,11 +801,25 @@ impl Store for SqliteStore {
                     .bind(user)
                     .fetch_all(&self.readers)
                     .await?;
-                Some(members.into_iter().next().map(|(u,)| u).unwrap_or_else(|| user.to_owned()))
+                Some(
+                    members
+                        .into_iter()
+                        .next()
+                        .map(|(u,)| u)
+                        .unwrap_or_else(|| user.to_owned()),
+                )
             } else {
                 None
             };
-            out.push(ConversationSummary { conversation_id, last_seq, acked_seq: acked.max(joined), kind, peer, group_id, name });
+            out.push(ConversationSummary {
+                conversation_id,
+                last_seq,
+                acked_seq: acked.max(joined),
+                kind,
+                peer,
+                group_id,
+                name,
+            });
         }
         Ok(out)
     }
@@ -555,7 +833,14 @@ impl Store for SqliteStore {
         .bind(user)
         .fetch_all(&self.readers)
         .await?;
-        Ok(rows.into_iter().map(|(conversation_id, after_seq, last_seq)| Backlog { conversation_id, after_seq, last_seq }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(conversation_id, after_seq, last_seq)| Backlog {
+                conversation_id,
+                after_seq,
+                last_seq,
+            })
+            .collect())
     }
 
     async fn ping(&self) -> Result<()> {
@@ -566,4 +851,3 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
-

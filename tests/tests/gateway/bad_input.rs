@@ -30,24 +30,54 @@ async fn recoverable_errors_reply_500_and_keep_the_connection() {
         (r#"{"type": 1e999}"#, 400),
         (r#"{"type": 123456789012345678901234567890}"#, 400),
         (r#"{"type": 1, "params": {"message": "no recipient"}}"#, 400),
-        (r#"{"type": 1, "params": {"toMessageId": ["bob"], "message": "x"}}"#, 400),
-        (r#"{"type": 1, "params": {"toMessageId": "bob", "message": 5}}"#, 400),
-        (r#"{"type": 1, "params": {"toMessageId": "bob", "message": "x", "fileType": 99999999999999999999}}"#, 400),
-        (r#"{"type": 1, "params": {"toMessageId": "bob", "message": "x", "clientMsgId": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}"#, 400),
-        (r#"{"type": 13, "params": {"conversationId": "dm:alice:bob", "afterSeq": 1e30}}"#, 400),
-        (r#"{"type": 13, "params": {"conversationId": "dm:alice:bob", "limit": -5}}"#, 400),
+        (
+            r#"{"type": 1, "params": {"toMessageId": ["bob"], "message": "x"}}"#,
+            400,
+        ),
+        (
+            r#"{"type": 1, "params": {"toMessageId": "bob", "message": 5}}"#,
+            400,
+        ),
+        (
+            r#"{"type": 1, "params": {"toMessageId": "bob", "message": "x", "fileType": 99999999999999999999}}"#,
+            400,
+        ),
+        (
+            r#"{"type": 1, "params": {"toMessageId": "bob", "message": "x", "clientMsgId": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}"#,
+            400,
+        ),
+        (
+            r#"{"type": 13, "params": {"conversationId": "dm:alice:bob", "afterSeq": 1e30}}"#,
+            400,
+        ),
+        (
+            r#"{"type": 13, "params": {"conversationId": "dm:alice:bob", "limit": -5}}"#,
+            400,
+        ),
         (r#"{"type": 15, "params": {"from": "client"}}"#, 400),
         (r#"{"type": 8, "params": {"members": "bob"}}"#, 400),
-        (r#"{"type": 9, "params": {"toMessageId": "no-such-group", "message": "x"}}"#, 404),
-        (r#"{"type": 15, "params": {"msgid": "00000000000000000000000000000000"}}"#, 404),
-        (r#"{"type": 13, "params": {"conversationId": "dm:carol:dave"}}"#, 403),
+        (
+            r#"{"type": 9, "params": {"toMessageId": "no-such-group", "message": "x"}}"#,
+            404,
+        ),
+        (
+            r#"{"type": 15, "params": {"msgid": "00000000000000000000000000000000"}}"#,
+            404,
+        ),
+        (
+            r#"{"type": 13, "params": {"conversationId": "dm:carol:dave"}}"#,
+            403,
+        ),
     ];
     for (text, status) in cases {
         c.send_text(text).await;
         let e = c.error().await;
         assert_eq!(e["type"], 500, "{text}");
         assert_eq!(e["status"], status, "{text}: {e}");
-        assert!(e["params"]["code"].is_string() && e["params"]["message"].is_string(), "{e}");
+        assert!(
+            e["params"]["code"].is_string() && e["params"]["message"].is_string(),
+            "{e}"
+        );
     }
     // The same connection still works.
     c.send(json!({"type": 3, "requestId": "alive"})).await;
@@ -59,9 +89,13 @@ async fn recoverable_errors_reply_500_and_keep_the_connection() {
 async fn error_echoes_request_id() {
     let gw = TestGateway::start().await;
     let mut c = gw.connect("alice", "phone").await;
-    c.send(json!({"type": 1, "params": {}, "requestId": "r-77"})).await;
+    c.send(json!({"type": 1, "params": {}, "requestId": "r-77"}))
+        .await;
     let e = c.error().await;
-    assert_eq!((e["status"].as_u64(), e["requestId"].as_str()), (Some(400), Some("r-77")));
+    assert_eq!(
+        (e["status"].as_u64(), e["requestId"].as_str()),
+        (Some(400), Some("r-77"))
+    );
 }
 
 #[tokio::test]
@@ -81,7 +115,12 @@ async fn only_a_recipient_may_ack_and_only_participants_may_sync() {
     mallory.reply(0).await;
     let mut seen = Vec::new();
     for _ in 0..2 {
-        seen.push(bob.push(2).await["msg"]["params"]["fromUser"]["openid"].as_str().unwrap().to_owned());
+        seen.push(
+            bob.push(2).await["msg"]["params"]["fromUser"]["openid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     seen.sort();
     assert_eq!(seen, ["alice", "mallory"]);
@@ -91,7 +130,9 @@ async fn only_a_recipient_may_ack_and_only_participants_may_sync() {
 async fn binary_frame_closes_1003() {
     let gw = TestGateway::start().await;
     let mut c = gw.connect("alice", "phone").await;
-    c.ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    c.ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(c.closed().await, Closed::Code(1003));
     others_still_served(&gw).await;
 }
@@ -101,7 +142,10 @@ async fn frame_over_64k_closes_1009() {
     let gw = TestGateway::start().await;
     for size in [64 * 1024 + 1, 200 * 1024] {
         let mut c = gw.connect("alice", "phone").await;
-        let text = format!(r#"{{"type":1,"params":{{"toMessageId":"bob","message":"{}"}}}}"#, "x".repeat(size));
+        let text = format!(
+            r#"{{"type":1,"params":{{"toMessageId":"bob","message":"{}"}}}}"#,
+            "x".repeat(size)
+        );
         c.send_text(&text).await;
         assert_eq!(c.closed().await, Closed::Code(1009), "size {size}");
     }
@@ -132,20 +176,62 @@ async fn upgrade_status(gw: &TestGateway, query: &str) -> u16 {
 #[tokio::test]
 async fn bad_tokens_get_401_without_upgrade() {
     let gw = TestGateway::start().await;
-    let other = chat_gateway::auth::Auth::new(b"wrong-secret").issue("alice", None, false, 60).unwrap();
+    let other = chat_gateway::auth::Auth::new(b"wrong-secret")
+        .issue("alice", None, false, 60)
+        .unwrap();
     let expired = chat_gateway::auth::Auth::new(chat_tests::gateway::SECRET.as_bytes())
-        .sign(&chat_gateway::auth::Claims { sub: "alice".into(), name: None, exp: 1_000_000_000, role: None })
+        .sign(&chat_gateway::auth::Claims {
+            sub: "alice".into(),
+            name: None,
+            exp: 1_000_000_000,
+            role: None,
+        })
         .unwrap();
     assert_eq!(upgrade_status(&gw, "").await, 401, "missing");
-    assert_eq!(upgrade_status(&gw, "?token=garbage").await, 401, "malformed");
-    assert_eq!(upgrade_status(&gw, &format!("?token={other}")).await, 401, "wrong signature");
-    assert_eq!(upgrade_status(&gw, &format!("?token={expired}")).await, 401, "expired");
-    assert_eq!(upgrade_status(&gw, &format!("?token={}&device=bad%20device", gw.token("a"))).await, 400, "bad device id");
-    assert_eq!(upgrade_status(&gw, &format!("?token={}&device={}", gw.token("a"), "d".repeat(65))).await, 400, "device too long");
+    assert_eq!(
+        upgrade_status(&gw, "?token=garbage").await,
+        401,
+        "malformed"
+    );
+    assert_eq!(
+        upgrade_status(&gw, &format!("?token={other}")).await,
+        401,
+        "wrong signature"
+    );
+    assert_eq!(
+        upgrade_status(&gw, &format!("?token={expired}")).await,
+        401,
+        "expired"
+    );
+    assert_eq!(
+        upgrade_status(
+            &gw,
+            &format!("?token={}&device=bad%20device", gw.token("a"))
+        )
+        .await,
+        400,
+        "bad device id"
+    );
+    assert_eq!(
+        upgrade_status(
+            &gw,
+            &format!("?token={}&device={}", gw.token("a"), "d".repeat(65))
+        )
+        .await,
+        400,
+        "device too long"
+    );
     // The Authorization header works too.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(gw.ws_url()).unwrap();
-    req.headers_mut().insert("Authorization", format!("Bearer {}", gw.token("alice")).parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("bearer header accepted");
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(gw.ws_url())
+            .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", gw.token("alice")).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("bearer header accepted");
     use futures_util::StreamExt;
     let first = ws.next().await.unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("\"type\":20"));
@@ -166,9 +252,17 @@ async fn rate_limit_answers_429_and_recovers() {
     let mut statuses = Vec::new();
     for _ in 0..8 {
         let f = c.reply(14).await;
-        statuses.push(if f["type"] == 500 { f["status"].as_u64().unwrap() } else { 200 });
+        statuses.push(if f["type"] == 500 {
+            f["status"].as_u64().unwrap()
+        } else {
+            200
+        });
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     c.send(json!({"type": 13, "requestId": "later"})).await;
     assert_eq!(c.reply(14).await["type"], 14);
@@ -177,7 +271,9 @@ async fn rate_limit_answers_429_and_recovers() {
 #[tokio::test]
 async fn client_close_is_clean_and_client_list_survives() {
     let gw = TestGateway::start().await;
-    let mut c = Client::connect(&gw.ws_url(), &gw.token("alice"), Some("d")).await.unwrap();
+    let mut c = Client::connect(&gw.ws_url(), &gw.token("alice"), Some("d"))
+        .await
+        .unwrap();
     c.ws.close(None).await.unwrap();
     others_still_served(&gw).await;
 }

@@ -7,7 +7,10 @@ use chat_tests::TestGateway;
 use serde_json::{json, Value};
 
 fn seq(v: &Value) -> i64 {
-    v["msg"]["params"]["seq"].as_i64().or_else(|| v["params"]["seq"].as_i64()).expect("seq")
+    v["msg"]["params"]["seq"]
+        .as_i64()
+        .or_else(|| v["params"]["seq"].as_i64())
+        .expect("seq")
 }
 
 #[tokio::test]
@@ -30,11 +33,18 @@ async fn seq_is_strictly_increasing_under_concurrent_senders() {
     let mut all = Vec::new();
     for h in handles {
         let seqs = h.await.unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one sender sees increasing seqs: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one sender sees increasing seqs: {seqs:?}"
+        );
         all.extend(seqs);
     }
     all.sort();
-    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "seqs are exactly 1..=100: no duplicate, no gap");
+    assert_eq!(
+        all,
+        (1..=100).collect::<Vec<_>>(),
+        "seqs are exactly 1..=100: no duplicate, no gap"
+    );
 }
 
 #[tokio::test]
@@ -46,14 +56,20 @@ async fn resend_with_same_client_msg_id_returns_first_reply_and_delivers_once() 
     let again = alice.send_to("bob", "once (resent)", Some("c-42")).await;
     assert_eq!(first["params"]["messageId"], again["params"]["messageId"]);
     assert_eq!(first["params"]["seq"], again["params"]["seq"]);
-    assert_eq!(again["params"]["message"], "once", "the first reply, as stored");
+    assert_eq!(
+        again["params"]["message"], "once",
+        "the first reply, as stored"
+    );
     let env = bob.push(2).await;
     bob.ack(&env).await;
     bob.reply(16).await;
     let next = alice.send_to("bob", "two", Some("c-43")).await;
     assert_eq!(next["params"]["seq"], 2, "the duplicate allocated no seq");
     let env2 = bob.push(2).await;
-    assert_eq!(env2["msg"]["params"]["message"], "two", "nothing was delivered twice");
+    assert_eq!(
+        env2["msg"]["params"]["message"], "two",
+        "nothing was delivered twice"
+    );
 }
 
 #[tokio::test]
@@ -98,18 +114,28 @@ async fn acked_seq_advances_only_over_a_contiguous_prefix() {
         alice.send_to("bob", &format!("m{i}"), None).await;
     }
     let envs = [bob.push(2).await, bob.push(2).await, bob.push(2).await];
-    let acked = |list: &Value| list["params"]["conversations"][0]["ackedSeq"].as_i64().unwrap();
+    let acked = |list: &Value| {
+        list["params"]["conversations"][0]["ackedSeq"]
+            .as_i64()
+            .unwrap()
+    };
     // Ack 3 and 1: ackedSeq is 1 (2 is missing).
     for i in [2, 0] {
         bob.ack(&envs[i]).await;
         bob.reply(16).await;
     }
     bob.send(json!({"type": 13, "requestId": "l1"})).await;
-    assert_eq!(acked(&bob.recv_where("list", |v| v["requestId"] == "l1").await), 1);
+    assert_eq!(
+        acked(&bob.recv_where("list", |v| v["requestId"] == "l1").await),
+        1
+    );
     bob.ack(&envs[1]).await;
     bob.reply(16).await;
     bob.send(json!({"type": 13, "requestId": "l2"})).await;
-    assert_eq!(acked(&bob.recv_where("list", |v| v["requestId"] == "l2").await), 3);
+    assert_eq!(
+        acked(&bob.recv_where("list", |v| v["requestId"] == "l2").await),
+        3
+    );
 }
 
 #[tokio::test]
@@ -132,7 +158,10 @@ async fn offline_messages_are_pushed_after_welcome_oldest_first() {
     }
     drop(bob);
     let mut bob = gw.connect("bob", "phone").await;
-    assert!(bob.quiet_for(Duration::from_millis(500)).await.is_none(), "acked messages are not pushed again");
+    assert!(
+        bob.quiet_for(Duration::from_millis(500)).await.is_none(),
+        "acked messages are not pushed again"
+    );
 }
 
 #[tokio::test]
@@ -162,7 +191,10 @@ async fn live_messages_beyond_the_window_wait_for_acks() {
     }
     let a = bob.push(2).await;
     let b = bob.push(2).await;
-    assert!(bob.quiet_for(Duration::from_millis(300)).await.is_none(), "window of 2 is full");
+    assert!(
+        bob.quiet_for(Duration::from_millis(300)).await.is_none(),
+        "window of 2 is full"
+    );
     bob.ack(&a).await;
     bob.ack(&b).await;
     let mut seqs = vec![seq(&a), seq(&b)];
@@ -187,7 +219,10 @@ async fn sender_other_devices_receive_copies_but_not_the_sending_device() {
     assert_eq!(copy["to"], json!(["alice"]));
     bob.push(2).await;
     let stray = phone.quiet_for(Duration::from_millis(300)).await;
-    assert!(stray.is_none(), "the sending device gets reply 0 only: {stray:?}");
+    assert!(
+        stray.is_none(),
+        "the sending device gets reply 0 only: {stray:?}"
+    );
 }
 
 #[tokio::test]
@@ -218,8 +253,13 @@ async fn group_messages_reach_every_member_device_including_sender_others() {
     let mut alice_web = gw.connect("alice", "web").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
-    alice.send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol"]}})).await;
-    let gid = alice.reply(8).await["params"]["groupId"].as_str().unwrap().to_owned();
+    alice
+        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol"]}}))
+        .await;
+    let gid = alice.reply(8).await["params"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     alice.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "all", "clientMsgId": "g-1"}})).await;
     let r0 = alice.reply(0).await;
     let mut ids = HashSet::new();
@@ -243,5 +283,8 @@ async fn ack_by_any_recipient_device_counts_for_the_user() {
     bob_phone.reply(16).await;
     // bob's other device, connecting later, is not pushed what bob already acked.
     let mut bob_web = gw.connect("bob", "web").await;
-    assert!(bob_web.quiet_for(Duration::from_millis(400)).await.is_none());
+    assert!(bob_web
+        .quiet_for(Duration::from_millis(400))
+        .await
+        .is_none());
 }

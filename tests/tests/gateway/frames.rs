@@ -21,7 +21,9 @@ async fn welcome_is_the_first_frame() {
 #[tokio::test]
 async fn device_is_assigned_when_missing() {
     let gw = TestGateway::start().await;
-    let c = chat_tests::Client::connect(&gw.ws_url(), &gw.token("alice"), None).await.unwrap();
+    let c = chat_tests::Client::connect(&gw.ws_url(), &gw.token("alice"), None)
+        .await
+        .unwrap();
     let d = c.welcome["params"]["deviceId"].as_str().unwrap();
     assert!(!d.is_empty() && d.len() <= 64);
 }
@@ -44,12 +46,22 @@ async fn send_received_deliver_ack_delivered() {
     let env = bob.push(2).await;
     assert_eq!(env["messageId"], p["messageId"]);
     assert_eq!(env["from"], "system");
-    assert_eq!((env["msgType"].as_i64(), env["trigger"].as_i64(), env["retry"].as_bool()), (Some(1), Some(1), Some(false)));
+    assert_eq!(
+        (
+            env["msgType"].as_i64(),
+            env["trigger"].as_i64(),
+            env["retry"].as_bool()
+        ),
+        (Some(1), Some(1), Some(false))
+    );
     assert_eq!(env["to"], json!(["bob"]));
     assert_eq!(env["sessionId"], bob.welcome["params"]["sessionId"]);
     let mp = &env["msg"]["params"];
     assert_eq!(env["msg"]["status"], 200);
-    assert_eq!(mp["fromUser"], json!({"openid": "alice", "loginStatus": "1", "userName": "Alice"}));
+    assert_eq!(
+        mp["fromUser"],
+        json!({"openid": "alice", "loginStatus": "1", "userName": "Alice"})
+    );
     assert_eq!(mp["toUser"]["openid"], "bob");
     assert_eq!(mp["toUser"]["userName"], "Bob");
     assert_eq!(mp["message"], "hello");
@@ -70,7 +82,10 @@ async fn send_received_deliver_ack_delivered() {
     assert_eq!(dp["conversationId"], conv.as_str());
     assert_eq!(dp["seq"], 1);
     assert_eq!(dp["by"], "bob");
-    assert_ne!(d["messageId"], p["messageId"], "the notice has its own envelope id");
+    assert_ne!(
+        d["messageId"], p["messageId"],
+        "the notice has its own envelope id"
+    );
 }
 
 #[tokio::test]
@@ -79,14 +94,19 @@ async fn register_checks_openid_and_logs_out() {
     let mut alice = gw.connect("alice", "phone").await;
     alice.send(json!({"type": 7, "params": {"openid": "alice", "userName": "Alice A.", "loginStatus": "1"}, "requestId": "reg"})).await;
     let r = alice.reply(7).await;
-    assert_eq!((r["type"].as_i64(), r["requestId"].as_str()), (Some(7), Some("reg")));
+    assert_eq!(
+        (r["type"].as_i64(), r["requestId"].as_str()),
+        (Some(7), Some("reg"))
+    );
     assert_eq!(r["params"]["userName"], "Alice A.");
 
     alice.send(json!({"type": 7, "params": {"openid": "mallory", "userName": "x", "loginStatus": "1"}})).await;
     let e = alice.error().await;
     assert_eq!(e["status"], 403);
 
-    alice.send(json!({"type": 7, "params": {"openid": "alice", "loginStatus": "0"}})).await;
+    alice
+        .send(json!({"type": 7, "params": {"openid": "alice", "loginStatus": "0"}}))
+        .await;
     let r = alice.reply(7).await;
     assert_eq!(r["params"]["loginStatus"], "0");
     assert_eq!(alice.closed().await, chat_tests::client::Closed::Code(1000));
@@ -99,7 +119,9 @@ async fn group_create_send_add_leave() {
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
 
-    alice.send(json!({"type": 8, "params": {"name": "team", "members": ["bob"]}, "requestId": "g"})).await;
+    alice
+        .send(json!({"type": 8, "params": {"name": "team", "members": ["bob"]}, "requestId": "g"}))
+        .await;
     let g = alice.reply(8).await;
     assert_eq!(g["type"], 8);
     let gid = g["params"]["groupId"].as_str().unwrap().to_owned();
@@ -118,10 +140,15 @@ async fn group_create_send_add_leave() {
     assert_eq!(p["conversationId"], r0["params"]["conversationId"]);
 
     // carol is not a member: 403 on send.
-    carol.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "let me in"}})).await;
+    carol
+        .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "let me in"}}))
+        .await;
     assert_eq!(carol.error().await["status"], 403);
 
-    bob.send(json!({"type": 11, "params": {"groupId": gid, "members": ["carol"]}, "requestId": "add"})).await;
+    bob.send(
+        json!({"type": 11, "params": {"groupId": gid, "members": ["carol"]}, "requestId": "add"}),
+    )
+    .await;
     let r = bob.reply(11).await;
     assert_eq!(r["type"], 11);
     assert_eq!(r["params"]["members"], json!(["alice", "bob", "carol"]));
@@ -130,15 +157,23 @@ async fn group_create_send_add_leave() {
     carol.send(json!({"type": 13, "params": {"conversationId": r0["params"]["conversationId"], "afterSeq": 0}})).await;
     let s = carol.reply(14).await;
     assert_eq!(s["params"]["messages"], json!([]));
-    bob.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "welcome carol"}})).await;
+    bob.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "welcome carol"}}))
+        .await;
     bob.reply(0).await;
     let env = carol.push(10).await;
     assert_eq!(env["msg"]["params"]["seq"], 2);
 
-    carol.send(json!({"type": 12, "params": {"groupId": gid}, "requestId": "bye"})).await;
+    carol
+        .send(json!({"type": 12, "params": {"groupId": gid}, "requestId": "bye"}))
+        .await;
     let r = carol.reply(12).await;
-    assert_eq!((r["type"].as_i64(), r["params"]["groupId"].as_str()), (Some(12), Some(gid.as_str())));
-    carol.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "still here?"}})).await;
+    assert_eq!(
+        (r["type"].as_i64(), r["params"]["groupId"].as_str()),
+        (Some(12), Some(gid.as_str()))
+    );
+    carol
+        .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "still here?"}}))
+        .await;
     assert_eq!(carol.error().await["status"], 403);
 }
 
@@ -155,7 +190,10 @@ async fn heartbeat_and_renew() {
     alice.send(json!({"type": 21})).await;
     let r = alice.reply(21).await;
     assert_eq!(r["params"]["timelife"], 1800);
-    assert!(r["params"]["expiresAt"].as_i64().unwrap() > alice.welcome["params"]["expiresAt"].as_i64().unwrap() - 1000);
+    assert!(
+        r["params"]["expiresAt"].as_i64().unwrap()
+            > alice.welcome["params"]["expiresAt"].as_i64().unwrap() - 1000
+    );
 }
 
 #[tokio::test]
@@ -173,18 +211,30 @@ async fn sync_lists_conversations_and_pages() {
     assert_eq!(convs.len(), 1);
     assert_eq!(convs[0]["conversationId"], conv.as_str());
     assert_eq!(convs[0]["lastSeq"], 5);
-    assert_eq!(convs[0]["ackedSeq"], 5, "own messages count as acked for the sender");
+    assert_eq!(
+        convs[0]["ackedSeq"], 5,
+        "own messages count as acked for the sender"
+    );
 
     let mut bob = gw.connect("bob", "phone").await;
     bob.send(json!({"type": 13, "params": {"conversationId": conv, "afterSeq": 1, "limit": 2}, "requestId": "p1"})).await;
-    let page = bob.recv_where("sync page", |v| v["requestId"] == "p1").await;
+    let page = bob
+        .recv_where("sync page", |v| v["requestId"] == "p1")
+        .await;
     assert_eq!(page["type"], 14);
     assert_eq!(page["params"]["conversationId"], conv.as_str());
     assert_eq!(page["params"]["hasMore"], true);
-    let seqs: Vec<i64> = page["params"]["messages"].as_array().unwrap().iter().map(|m| m["msg"]["params"]["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = page["params"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"]["params"]["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![2, 3]);
     bob.send(json!({"type": 13, "params": {"conversationId": conv, "afterSeq": 3, "limit": 200}, "requestId": "p2"})).await;
-    let page = bob.recv_where("sync page 2", |v| v["requestId"] == "p2").await;
+    let page = bob
+        .recv_where("sync page 2", |v| v["requestId"] == "p2")
+        .await;
     assert_eq!(page["params"]["hasMore"], false);
     assert_eq!(page["params"]["messages"].as_array().unwrap().len(), 2);
 }

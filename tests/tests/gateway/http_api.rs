@@ -19,14 +19,25 @@ async fn message_send_pushes_to_online_devices_and_reports_not_exist() {
     let gw = TestGateway::start().await;
     let mut bob1 = gw.connect("bob", "phone").await;
     let mut bob2 = gw.connect("bob", "web").await;
-    let body = json!({"to": ["bob", "nobody"], "msg": {"key1": "value", "n": [1, 2]}, "sendToAll": false});
+    let body =
+        json!({"to": ["bob", "nobody"], "msg": {"key1": "value", "n": [1, 2]}, "sendToAll": false});
     let (status, answer) = post(&gw.http("/message/send"), Some(&gw.service_token()), body).await;
     assert_eq!(status, 200);
-    assert_eq!(answer, json!({"success": true, "statusCode": 200, "content": {"notExist": ["nobody"]}, "msg": "ok"}));
+    assert_eq!(
+        answer,
+        json!({"success": true, "statusCode": 200, "content": {"notExist": ["nobody"]}, "msg": "ok"})
+    );
     for c in [&mut bob1, &mut bob2] {
         let env = c.recv_where("http push", |v| v["trigger"] == 2).await;
-        assert_eq!(env["msg"], json!({"key1": "value", "n": [1, 2]}), "msg is the posted object as is");
-        assert_eq!((env["msgType"].as_i64(), env["from"].as_str()), (Some(1), Some("system")));
+        assert_eq!(
+            env["msg"],
+            json!({"key1": "value", "n": [1, 2]}),
+            "msg is the posted object as is"
+        );
+        assert_eq!(
+            (env["msgType"].as_i64(), env["from"].as_str()),
+            (Some(1), Some("system"))
+        );
         assert_eq!(env["messageId"].as_str().unwrap().len(), 32);
         assert!(env["requestId"].is_string());
         assert_eq!(env["to"], json!(["bob"]));
@@ -38,10 +49,18 @@ async fn send_to_all_reaches_every_connection() {
     let gw = TestGateway::start().await;
     let mut a = gw.connect("alice", "d").await;
     let mut b = gw.connect("bob", "d").await;
-    let (status, answer) = post(&gw.http("/message/send"), Some(&gw.service_token()), json!({"to": [], "msg": {"all": true}, "sendToAll": true})).await;
+    let (status, answer) = post(
+        &gw.http("/message/send"),
+        Some(&gw.service_token()),
+        json!({"to": [], "msg": {"all": true}, "sendToAll": true}),
+    )
+    .await;
     assert_eq!((status, &answer["content"]["notExist"]), (200, &json!([])));
     for c in [&mut a, &mut b] {
-        assert_eq!(c.recv_where("broadcast", |v| v["trigger"] == 2).await["msg"], json!({"all": true}));
+        assert_eq!(
+            c.recv_where("broadcast", |v| v["trigger"] == 2).await["msg"],
+            json!({"all": true})
+        );
     }
 }
 
@@ -49,13 +68,36 @@ async fn send_to_all_reaches_every_connection() {
 async fn http_api_requires_a_service_token() {
     let gw = TestGateway::start().await;
     let body = json!({"to": ["bob"], "msg": {}});
-    assert_eq!(post(&gw.http("/message/send"), None, body.clone()).await.0, 401);
-    assert_eq!(post(&gw.http("/message/send"), Some("junk"), body.clone()).await.0, 401);
+    assert_eq!(
+        post(&gw.http("/message/send"), None, body.clone()).await.0,
+        401
+    );
+    assert_eq!(
+        post(&gw.http("/message/send"), Some("junk"), body.clone())
+            .await
+            .0,
+        401
+    );
     let (status, err) = post(&gw.http("/message/send"), Some(&gw.token("alice")), body).await;
     assert_eq!(status, 403);
     assert_eq!(err["code"], "forbidden");
-    assert_eq!(post(&gw.http("/api/users/bob/kick"), Some(&gw.token("alice")), json!({})).await.0, 403);
-    let resp = reqwest::Client::new().post(gw.http("/message/send")).bearer_auth(gw.service_token()).body("{nope").send().await.unwrap();
+    assert_eq!(
+        post(
+            &gw.http("/api/users/bob/kick"),
+            Some(&gw.token("alice")),
+            json!({})
+        )
+        .await
+        .0,
+        403
+    );
+    let resp = reqwest::Client::new()
+        .post(gw.http("/message/send"))
+        .bearer_auth(gw.service_token())
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
 }
 
@@ -65,7 +107,12 @@ async fn kick_closes_every_device_of_the_user() {
     let mut b1 = gw.connect("bob", "phone").await;
     let mut b2 = gw.connect("bob", "web").await;
     let mut alice = gw.connect("alice", "phone").await;
-    let (status, answer) = post(&gw.http("/api/users/bob/kick"), Some(&gw.service_token()), json!({})).await;
+    let (status, answer) = post(
+        &gw.http("/api/users/bob/kick"),
+        Some(&gw.service_token()),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(answer["content"]["kicked"], 2);
     for c in [&mut b1, &mut b2] {
@@ -79,11 +126,23 @@ async fn kick_closes_every_device_of_the_user() {
 #[tokio::test]
 async fn dev_login_is_off_by_default_and_issues_working_tokens_when_on() {
     let off = TestGateway::start().await;
-    assert_eq!(post(&off.http("/dev/login"), None, json!({"user": "alice"})).await.0, 404);
+    assert_eq!(
+        post(&off.http("/dev/login"), None, json!({"user": "alice"}))
+            .await
+            .0,
+        404
+    );
     let on = TestGateway::start_with(|c| c.dev_login = true).await;
-    let (status, body) = post(&on.http("/dev/login"), None, json!({"user": "alice", "name": "Alice"})).await;
+    let (status, body) = post(
+        &on.http("/dev/login"),
+        None,
+        json!({"user": "alice", "name": "Alice"}),
+    )
+    .await;
     assert_eq!(status, 200);
-    let c = chat_tests::Client::connect(&on.ws_url(), body["token"].as_str().unwrap(), Some("web")).await.unwrap();
+    let c = chat_tests::Client::connect(&on.ws_url(), body["token"].as_str().unwrap(), Some("web"))
+        .await
+        .unwrap();
     assert_eq!(c.welcome["params"]["userId"], "alice");
 }
 
@@ -92,7 +151,10 @@ async fn browser_page_is_served() {
     let gw = TestGateway::start().await;
     let resp = reqwest::get(gw.http("/")).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(resp.text().await.unwrap().contains("<script"));
 }
 
@@ -104,11 +166,24 @@ async fn admin_endpoints() {
     assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
     assert_eq!(get("/readyz").await.unwrap().status().as_u16(), 200);
     let status: Value = get("/admin/status").await.unwrap().json().await.unwrap();
-    assert_eq!(status, json!({"pod": "pod-0", "connections": 1, "draining": false}));
+    assert_eq!(
+        status,
+        json!({"pod": "pod-0", "connections": 1, "draining": false})
+    );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     for series in ["chat_connections", "chat_store_commit_seconds"] {
-        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "{series} missing from /metrics:\n{metrics}"
+        );
     }
     // The admin API is not on the public port.
-    assert_eq!(reqwest::get(gw.http("/admin/status")).await.unwrap().status().as_u16(), 404);
+    assert_eq!(
+        reqwest::get(gw.http("/admin/status"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
 }

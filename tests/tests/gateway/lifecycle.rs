@@ -23,17 +23,27 @@ async fn silence_for_three_heartbeats_closes_4000() {
         chatty
     });
     assert_eq!(quiet.closed().await, Closed::Code(4000));
-    assert!(started.elapsed() >= Duration::from_millis(2900), "not before 3 intervals: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "not before 3 intervals: {:?}",
+        started.elapsed()
+    );
     let mut chatty = beat.await.unwrap();
     chatty.send(json!({"type": 3, "requestId": "still"})).await;
-    assert_eq!(chatty.recv_where("hb", |v| v["requestId"] == "still").await["type"], 4, "heartbeats keep it open");
+    assert_eq!(
+        chatty.recv_where("hb", |v| v["requestId"] == "still").await["type"],
+        4,
+        "heartbeats keep it open"
+    );
 }
 
 #[tokio::test]
 async fn websocket_pings_are_answered_and_count_as_activity() {
     let gw = TestGateway::start().await;
     let mut c = gw.connect("alice", "phone").await;
-    c.ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+    c.ws.send(Message::Ping(b"hi".to_vec().into()))
+        .await
+        .unwrap();
     let pong = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Some(Ok(Message::Pong(p))) = c.ws.next().await {
@@ -63,8 +73,15 @@ async fn timelife_without_renew_closes_4002_and_renew_extends_it() {
     });
     assert_eq!(lazy.closed().await, Closed::Code(4002));
     let mut renewing = keep.await.unwrap();
-    renewing.send(json!({"type": 3, "requestId": "alive"})).await;
-    assert_eq!(renewing.recv_where("hb", |v| v["requestId"] == "alive").await["type"], 4);
+    renewing
+        .send(json!({"type": 3, "requestId": "alive"}))
+        .await;
+    assert_eq!(
+        renewing
+            .recv_where("hb", |v| v["requestId"] == "alive")
+            .await["type"],
+        4
+    );
 }
 
 #[tokio::test]
@@ -78,16 +95,27 @@ async fn duplicate_login_replaces_the_old_connection() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut bob = gw.connect("bob", "phone").await;
     bob.send_to("alice", "to the new one", None).await;
-    assert_eq!(new.push(2).await["msg"]["params"]["message"], "to the new one");
+    assert_eq!(
+        new.push(2).await["msg"]["params"]["message"],
+        "to the new one"
+    );
 }
 
 #[tokio::test]
 async fn duplicate_login_can_be_rejected_with_409() {
     let gw = TestGateway::start_with(|c| c.duplicate_login = DuplicateLogin::Reject).await;
     let _first = gw.connect("alice", "phone").await;
-    let err = tokio_tungstenite::connect_async(format!("{}?token={}&device=phone", gw.ws_url(), gw.token("alice"))).await.unwrap_err();
+    let err = tokio_tungstenite::connect_async(format!(
+        "{}?token={}&device=phone",
+        gw.ws_url(),
+        gw.token("alice")
+    ))
+    .await
+    .unwrap_err();
     match err {
-        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 409),
+        tokio_tungstenite::tungstenite::Error::Http(resp) => {
+            assert_eq!(resp.status().as_u16(), 409)
+        }
         other => panic!("expected 409, got {other}"),
     }
     // Another device of the same user is fine.
@@ -101,10 +129,18 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
     for i in 0..4 {
         clients.push(gw.connect(&format!("u{i}"), "d").await);
     }
-    let resp = reqwest::Client::new().post(gw.admin_url("/admin/drain")).json(&json!({"deadlineSeconds": 2})).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(gw.admin_url("/admin/drain"))
+        .json(&json!({"deadlineSeconds": 2}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!((body["draining"].as_bool(), body["connections"].as_u64()), (Some(true), Some(4)));
+    assert_eq!(
+        (body["draining"].as_bool(), body["connections"].as_u64()),
+        (Some(true), Some(4))
+    );
 
     let mut delays = Vec::new();
     for c in clients.iter_mut() {
@@ -114,19 +150,45 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
         delays.push(d["params"]["reconnectAfterMs"].as_u64().unwrap());
     }
     delays.sort();
-    assert!(delays.iter().all(|d| *d <= 1000), "spread over the first half of the window: {delays:?}");
-    assert!(delays.windows(2).all(|w| w[0] < w[1]), "spread, not all at once: {delays:?}");
+    assert!(
+        delays.iter().all(|d| *d <= 1000),
+        "spread over the first half of the window: {delays:?}"
+    );
+    assert!(
+        delays.windows(2).all(|w| w[0] < w[1]),
+        "spread, not all at once: {delays:?}"
+    );
 
-    assert_eq!(reqwest::get(gw.admin_url("/readyz")).await.unwrap().status().as_u16(), 503);
-    let status: Value = reqwest::get(gw.admin_url("/admin/status")).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        reqwest::get(gw.admin_url("/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        503
+    );
+    let status: Value = reqwest::get(gw.admin_url("/admin/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["draining"], true);
-    let refused = tokio_tungstenite::connect_async(format!("{}?token={}", gw.ws_url(), gw.token("late"))).await.unwrap_err();
-    assert!(matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 503));
+    let refused =
+        tokio_tungstenite::connect_async(format!("{}?token={}", gw.ws_url(), gw.token("late")))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 503)
+    );
 
     // Messages keep flowing during the drain window.
     let (a, b) = clients.split_at_mut(1);
     a[0].send_to("u1", "during drain", None).await;
-    assert_eq!(b[0].push(2).await["msg"]["params"]["message"], "during drain");
+    assert_eq!(
+        b[0].push(2).await["msg"]["params"]["message"],
+        "during drain"
+    );
 
     for c in clients.iter_mut() {
         assert_eq!(c.closed().await, Closed::Code(1012));
@@ -137,11 +199,21 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
 async fn clients_that_move_during_drain_leave_no_connection_behind() {
     let gw = TestGateway::start().await;
     let mut c = gw.connect("alice", "phone").await;
-    reqwest::Client::new().post(gw.admin_url("/admin/drain")).json(&json!({"deadlineSeconds": 30})).send().await.unwrap();
+    reqwest::Client::new()
+        .post(gw.admin_url("/admin/drain"))
+        .json(&json!({"deadlineSeconds": 30}))
+        .send()
+        .await
+        .unwrap();
     c.reply(22).await;
     c.ws.close(None).await.unwrap();
     for _ in 0..50 {
-        let status: Value = reqwest::get(gw.admin_url("/admin/status")).await.unwrap().json().await.unwrap();
+        let status: Value = reqwest::get(gw.admin_url("/admin/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if status["connections"] == 0 {
             return;
         }

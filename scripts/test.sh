@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, installing what the tests need first.
+# Usage: scripts/test.sh            (fmt, clippy, all tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test" >&2
+cargo test --workspace --locked

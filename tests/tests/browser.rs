@@ -1,0 +1,366 @@
+//! End-to-end: the browser chat page (`GET /`) in real headless Chromium, driven over the Chrome
+//! DevTools Protocol. Two pages, alice and bob, log in through `--dev-login`, chat 1:1 (with the
+//! sent → delivered ticks driven by the other page's ACKs) and in a group. Every assertion is on
+//! what the pages show — DOM text, classes, visibility — never only on the page's JS state.
+//! Screenshots land in `target/browser-e2e/` for a person to look at.
+
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
+use chat_tests::cdp::{Browser, Page};
+use chat_tests::TestGateway;
+use serde_json::{json, Value};
+
+/// The header: connection status, error line, and which of login panel / chat app is shown.
+const SHELL: &str = "(() => { const $ = (id) => document.getElementById(id); return {
+    state: $('status').dataset.state, status: $('status').innerText, error: $('error').innerText,
+    app: $('app').checkVisibility(), login: $('login-panel').checkVisibility(),
+    title: $('conv-title').innerText, groupInfo: $('group-info').innerText,
+    groupTools: $('members-form').checkVisibility() }; })()";
+
+/// The messages of the open conversation, as shown.
+const MESSAGES: &str = "[...document.querySelectorAll('#messages > li.msg')].map((li) => ({
+    classes: li.className.split(/\\s+/), from: li.dataset.from ?? null,
+    who: li.querySelector('.meta b')?.innerText ?? null,
+    meta: [...li.querySelectorAll('.meta span')].map((s) => s.innerText),
+    body: li.querySelector('.body')?.innerText ?? null,
+    state: li.querySelector('.state')?.innerText ?? null, visible: li.checkVisibility() }))";
+
+/// The conversation list, as shown.
+const CONVERSATIONS: &str = "[...document.querySelectorAll('#conversations > li')].map((li) => ({
+    title: li.querySelector('button > span')?.innerText ?? null, badge: li.querySelector('.badge')?.innerText ?? null,
+    active: li.classList.contains('active'), kind: li.dataset.kind ?? null, peer: li.dataset.peer ?? null,
+    visible: li.checkVisibility() }))";
+
+/// Records, per own message text, every delivery state the page displays (`sending…`, `sent ✓`,
+/// `delivered ✓✓`), so a state shown only between two polls is still seen. Each frame is its own
+/// task and mutation observers run after each task, so no displayed state is missed.
+const RECORD_STATES: &str = "(() => {
+    window.__shownStates = {};
+    const look = () => {
+      for (const li of document.querySelectorAll('#messages > li.msg.own')) {
+        const seen = (window.__shownStates[li.querySelector('.body').innerText] ||= []);
+        const now = li.querySelector('.state').innerText;
+        if (seen[seen.length - 1] !== now) seen.push(now);
+      }
+    };
+    new MutationObserver(look).observe(document.getElementById('messages'),
+      { childList: true, subtree: true, characterData: true, attributes: true });
+    return true;
+  })()";
+
+const SENDING: &str = "sending…";
+const SENT: &str = "sent ✓";
+const DELIVERED: &str = "delivered ✓✓";
+
+fn has_class(m: &Value, class: &str) -> bool {
+    m["classes"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|x| x == class))
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+/// Waits until the open conversation shows a message with this body that satisfies `done`;
+/// it must be shown exactly once.
+async fn wait_message(
+    page: &Page,
+    what: &str,
+    body: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let expr = format!("({MESSAGES}).filter((m) => m.body === {})", json!(body));
+    let shown = page
+        .wait_for(what, &expr, |list| {
+            list.as_array().is_some_and(|l| l.iter().any(&done))
+        })
+        .await?;
+    let list = shown.as_array().expect("an array");
+    ensure!(
+        list.len() == 1,
+        "{}: {body:?} is shown {} times: {shown}",
+        page.name(),
+        list.len()
+    );
+    ensure!(
+        list[0]["visible"] == true,
+        "{}: {body:?} is in the DOM but not visible: {shown}",
+        page.name()
+    );
+    Ok(list[0].clone())
+}
+
+/// Waits until the conversation list shows an entry for `peer` that satisfies `done`.
+async fn wait_conversation(
+    page: &Page,
+    what: &str,
+    peer: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let expr = format!(
+        "({CONVERSATIONS}).filter((c) => c.peer === {})",
+        json!(peer)
+    );
+    let shown = page
+        .wait_for(what, &expr, |list| {
+            list.as_array().is_some_and(|l| l.len() == 1 && done(&l[0]))
+        })
+        .await?;
+    Ok(shown[0].clone())
+}
+
+async fn log_in(page: &Page, user: &str, name: &str) -> Result<()> {
+    page.type_into("#user", user).await?;
+    page.type_into("#name", name).await?;
+    page.click("#login").await?;
+    let shell = page
+        .wait_for(&format!("{user} to show connected"), SHELL, |s| {
+            s["state"] == "connected"
+        })
+        .await?;
+    ensure!(
+        text(&shell, "status").contains(&format!("connected as {user}")),
+        "{user}: status reads {shell}"
+    );
+    ensure!(
+        shell["app"] == true && shell["login"] == false,
+        "{user}: after login the chat must replace the login panel: {shell}"
+    );
+    ensure!(
+        text(&shell, "error").is_empty(),
+        "{user}: error shown after login: {shell}"
+    );
+    Ok(())
+}
+
+/// Types into the message box and clicks Send.
+async fn send(page: &Page, message: &str) -> Result<()> {
+    page.type_into("#text", message).await?;
+    page.click("#send").await
+}
+
+/// The delivery states the page displayed for one of its own messages, in order.
+async fn shown_states(page: &Page, body: &str) -> Result<Value> {
+    page.eval(&format!("window.__shownStates[{}] ?? []", json!(body)))
+        .await
+}
+
+fn screenshot_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`: the screenshots go beside it, in `<target>/browser-e2e`.
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(&tmp).join("browser-e2e")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
+    let mut gw = TestGateway::start_with(|cfg| cfg.dev_login = true).await;
+    let browser = Browser::launch().await?;
+    let alice = browser.new_page("alice").await?;
+    let bob = browser.new_page("bob").await?;
+
+    for (page, user, name) in [(&alice, "alice", "Alice"), (&bob, "bob", "Bob")] {
+        page.navigate(&gw.http("/")).await?;
+        ensure!(
+            page.eval("document.title").await? == "chatcluster",
+            "{user}: unexpected page title"
+        );
+        let shell = page.eval(SHELL).await?;
+        ensure!(
+            shell["login"] == true && shell["app"] == false,
+            "{user}: a fresh page must show only the login panel: {shell}"
+        );
+        log_in(page, user, name).await?;
+        page.eval(RECORD_STATES).await?;
+    }
+
+    // Alice opens a chat with bob and says hello: sent once stored, delivered once bob's page acked.
+    alice.type_into("#peer", "bob").await?;
+    alice.click("#open").await?;
+    alice
+        .wait_for("the chat with bob to open", SHELL, |s| {
+            text(s, "title").contains("bob")
+        })
+        .await?;
+    send(&alice, "hello bob").await?;
+    let mine = wait_message(
+        &alice,
+        "alice's message to show delivered",
+        "hello bob",
+        |m| has_class(m, "delivered"),
+    )
+    .await?;
+    ensure!(
+        text(&mine, "state") == DELIVERED && text(&mine, "who") == "me" && has_class(&mine, "own"),
+        "alice's message: {mine}"
+    );
+    ensure!(
+        mine["meta"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|s| s == "#1")),
+        "alice's message must show seq #1: {mine}"
+    );
+    let states = shown_states(&alice, "hello bob").await?;
+    ensure!(
+        states == json!([SENDING, SENT, DELIVERED]),
+        "alice's message must show sending, then sent, then delivered; showed {states}"
+    );
+
+    // Bob's page lists the new chat with an unread badge; opening it shows the message from Alice.
+    let conv = wait_conversation(&bob, "the chat with alice to be listed", "alice", |c| {
+        c["badge"] == "1"
+    })
+    .await?;
+    ensure!(
+        text(&conv, "title") == "Alice (alice)"
+            && conv["kind"] == "direct"
+            && conv["visible"] == true,
+        "bob's list entry: {conv}"
+    );
+    bob.click("#conversations li[data-peer=\"alice\"] button")
+        .await?;
+    bob.wait_for("the chat with alice to open", SHELL, |s| {
+        s["title"] == "Alice (alice)"
+    })
+    .await?;
+    let theirs = wait_message(&bob, "alice's message on bob's page", "hello bob", |_| true).await?;
+    ensure!(
+        theirs["from"] == "alice" && theirs["who"] == "Alice" && has_class(&theirs, "in"),
+        "bob sees: {theirs}"
+    );
+    ensure!(
+        theirs["state"].is_null(),
+        "an incoming message has no delivery state: {theirs}"
+    );
+    wait_conversation(&bob, "the unread badge to clear", "alice", |c| {
+        c["badge"].is_null() && c["active"] == true
+    })
+    .await?;
+
+    // Bob replies; alice's page shows it in the open chat, and bob's reply gets its ticks too.
+    send(&bob, "hi alice").await?;
+    let reply = wait_message(&alice, "bob's reply on alice's page", "hi alice", |_| true).await?;
+    ensure!(
+        reply["from"] == "bob" && reply["who"] == "Bob" && has_class(&reply, "in"),
+        "alice sees: {reply}"
+    );
+    ensure!(
+        reply["meta"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|s| s == "#2")),
+        "bob's reply must show seq #2: {reply}"
+    );
+    wait_message(&bob, "bob's reply to show delivered", "hi alice", |m| {
+        m["state"] == DELIVERED
+    })
+    .await?;
+    let states = shown_states(&bob, "hi alice").await?;
+    ensure!(
+        states == json!([SENDING, SENT, DELIVERED]),
+        "bob's reply must show sending, then sent, then delivered; showed {states}"
+    );
+    alice
+        .wait_for("the chat title to use bob's name", SHELL, |s| {
+            s["title"] == "Bob (bob)"
+        })
+        .await?;
+
+    // Alice creates a group with bob: it opens at once, titled with its name, listing its members.
+    alice.type_into("#group-name", "weekend plans").await?;
+    alice.type_into("#group-members", "bob").await?;
+    alice.click("#create-group").await?;
+    let shell = alice
+        .wait_for("the new group to open", SHELL, |s| {
+            s["title"] == "# weekend plans"
+        })
+        .await?;
+    ensure!(
+        shell["groupTools"] == true && text(&shell, "groupInfo").contains("bob"),
+        "alice's group header: {shell}"
+    );
+    let group_id = alice
+        .eval("document.querySelector('#conversations li.active')?.dataset.peer ?? null")
+        .await?;
+    let group_id = group_id
+        .as_str()
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned);
+    let Some(group_id) = group_id else {
+        anyhow::bail!("the new group is not the active entry of alice's list")
+    };
+    let fields = alice.eval("[document.getElementById('group-name').value, document.getElementById('group-members').value]").await?;
+    ensure!(
+        fields == json!(["", ""]),
+        "the group form must clear after creating: {fields}"
+    );
+
+    send(&alice, "hello team").await?;
+    let mine = wait_message(
+        &alice,
+        "alice's group message to show sent",
+        "hello team",
+        |m| has_class(m, "sent"),
+    )
+    .await?;
+    ensure!(
+        text(&mine, "state") == SENT
+            && mine["meta"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|s| s == "#1")),
+        "alice's group message: {mine}"
+    );
+
+    // Bob's page lists the group with an unread badge; opening it shows the message from Alice.
+    let conv = wait_conversation(&bob, "the group to be listed", &group_id, |c| {
+        c["badge"] == "1"
+    })
+    .await?;
+    ensure!(
+        conv["kind"] == "group" && text(&conv, "title").starts_with("# "),
+        "bob's group entry: {conv}"
+    );
+    bob.click(&format!(
+        "#conversations li[data-peer={}] button",
+        json!(group_id)
+    ))
+    .await?;
+    let shell = bob
+        .wait_for("the group to open", SHELL, |s| {
+            text(s, "title").starts_with("# ")
+        })
+        .await?;
+    ensure!(shell["groupTools"] == true, "bob's group header: {shell}");
+    let theirs = wait_message(
+        &bob,
+        "the group message on bob's page",
+        "hello team",
+        |_| true,
+    )
+    .await?;
+    ensure!(
+        theirs["from"] == "alice" && theirs["who"] == "Alice" && has_class(&theirs, "in"),
+        "bob sees: {theirs}"
+    );
+
+    let dir = screenshot_dir();
+    for page in [&alice, &bob] {
+        page.screenshot(&dir.join(format!("{}.png", page.name())))
+            .await?;
+        let shell = page.eval(SHELL).await?;
+        ensure!(
+            shell["state"] == "connected" && text(&shell, "error").is_empty(),
+            "{}: at the end: {shell}",
+            page.name()
+        );
+        ensure!(
+            page.problems().is_empty(),
+            "{}: the page reported problems: {:?}",
+            page.name(),
+            page.problems()
+        );
+    }
+    browser.close().await?;
+    gw.stop().await;
+    Ok(())
+}
