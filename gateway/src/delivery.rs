@@ -408,11 +408,15 @@ mod tests {
             "short page past every dropped live message ends the pull"
         );
         assert!(
-            o.offer(msg("c", 9), now).is_none(),
+            o.offer(msg("c", 9), now).is_some(),
+            "live again: sent at once"
+        );
+        assert!(
+            o.offer(msg("c", 10), now).is_none(),
             "window full again, queued"
         );
         o.ack("c-8");
-        assert_eq!(o.refill(now)[0].message.seq, 9);
+        assert_eq!(o.refill(now)[0].message.seq, 10);
     }
 
     #[test]
