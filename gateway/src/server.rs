@@ -147,6 +147,7 @@ pub async fn run(
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
     let public_server = axum::serve(public, crate::http::public_router(app.clone()))
+        .tcp_nodelay(true)
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
     let admin_server = axum::serve(admin, crate::http::admin_router(app.clone()))
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned());

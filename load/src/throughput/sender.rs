@@ -1,0 +1,370 @@
+//! One sender: sends numbered 1:1 messages to its recipient — paced on its [`Schedule`] or keeping
+//! a window of sends outstanding — and times each until its reply 0 (durably stored).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::{Run, Window};
+use crate::client::{classify, close, phase, Connected, Event, Keepalive, Ws};
+use crate::pacing::Schedule;
+use crate::protocol::{self, Incoming};
+use crate::stats::{Counts, Samples};
+
+/// How a sender decides when to send.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Open-loop, at the schedule's times.
+    Paced(Schedule),
+    /// Closed-loop: keep this many sends without a reply outstanding.
+    Window(usize),
+}
+
+/// What one sender saw.
+#[derive(Debug, Default)]
+pub struct SenderReport {
+    pub sent: u64,
+    pub sent_in_window: u64,
+    pub stored_in_window: u64,
+    /// `stored[n]`: message `n` got its reply 0.
+    pub stored: Vec<bool>,
+    /// Send to reply 0, µs, for messages sent in the measured window.
+    pub store_latency: Samples,
+    /// Paced mode: how late each send left compared with its schedule, µs.
+    pub lag: Samples,
+    pub errors: Counts<u16>,
+    /// Sends with neither reply 0 nor an error by the end.
+    pub unanswered: u64,
+    /// Delivered notices (type 17) received.
+    pub notices: u64,
+    pub unparsed: u64,
+    /// Why the connection ended early, if it did.
+    pub ended: Option<String>,
+}
+
+/// A sender's protocol state, free of I/O.
+pub struct Sender {
+    to: String,
+    message_bytes: usize,
+    window: Window,
+    run: Arc<Run>,
+    /// Message number → send time (µs since the run's start).
+    outstanding: HashMap<u64, u64>,
+    sending: bool,
+    report: SenderReport,
+}
+
+impl Sender {
+    /// A sender counted in `run.counters.sending` until it stops.
+    pub fn new(to: String, message_bytes: usize, run: Arc<Run>) -> Self {
+        run.counters.sending.fetch_add(1, Ordering::Relaxed);
+        Self {
+            to,
+            message_bytes,
+            window: run.window,
+            run,
+            outstanding: HashMap::new(),
+            sending: true,
+            report: SenderReport::default(),
+        }
+    }
+
+    pub fn sending(&self) -> bool {
+        self.sending
+    }
+
+    /// Stops sending for good (replies are still read).
+    pub fn stop(&mut self) {
+        if std::mem::replace(&mut self.sending, false) {
+            self.run.counters.sending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The SEND frame of the next message, sent at `now_us`.
+    pub fn next_frame(&mut self, now_us: u64) -> String {
+        let n = self.report.sent;
+        self.report.sent += 1;
+        if self.window.contains(now_us) {
+            self.report.sent_in_window += 1;
+        }
+        self.report.stored.push(false);
+        self.outstanding.insert(n, now_us);
+        self.run
+            .counters
+            .outstanding
+            .fetch_add(1, Ordering::Relaxed);
+        protocol::send_frame(&self.to, n, &protocol::payload(now_us, self.message_bytes))
+    }
+
+    /// Paced mode: the frames of every message due by `elapsed` (recording how late each is) and
+    /// when the next one is due, `None` once the schedule passes the end of sending.
+    pub fn paced_batch(
+        &mut self,
+        schedule: &Schedule,
+        elapsed: Duration,
+    ) -> (Vec<String>, Option<Duration>) {
+        let send_end = Duration::from_micros(self.window.end_us);
+        let due = schedule.due(elapsed.min(send_end.saturating_sub(Duration::from_nanos(1))));
+        let now_us = elapsed.as_micros() as u64;
+        let mut frames = Vec::new();
+        while self.report.sent < due {
+            let late = elapsed.saturating_sub(schedule.at(self.report.sent));
+            self.report.lag.record(late.as_micros() as u64);
+            frames.push(self.next_frame(now_us));
+        }
+        let next_at = schedule.at(self.report.sent);
+        (frames, (next_at < send_end).then_some(next_at))
+    }
+
+    /// Window mode: frames to fill the window of `size` outstanding sends.
+    pub fn window_batch(&mut self, size: usize, now_us: u64) -> Vec<String> {
+        (self.outstanding()..size)
+            .map(|_| self.next_frame(now_us))
+            .collect()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Applies one server frame received at `now_us`.
+    pub fn on_text(&mut self, text: &str, now_us: u64) {
+        match protocol::parse(text) {
+            Some(Incoming::Stored { request_id }) => {
+                let Some(sent_us) = self.answered(request_id.as_deref()) else {
+                    return;
+                };
+                let n = request_id.as_deref().and_then(protocol::request_number);
+                if let Some(slot) = n.and_then(|n| self.report.stored.get_mut(n as usize)) {
+                    *slot = true;
+                }
+                self.run.counters.stored.fetch_add(1, Ordering::Relaxed);
+                if self.window.contains(now_us) {
+                    self.report.stored_in_window += 1;
+                }
+                if self.window.contains(sent_us) {
+                    self.report
+                        .store_latency
+                        .record(now_us.saturating_sub(sent_us));
+                }
+            }
+            Some(Incoming::Error { status, request_id }) => {
+                self.report.errors.add(status);
+                self.answered(request_id.as_deref());
+            }
+            Some(Incoming::DeliveredNotice) => self.report.notices += 1,
+            Some(_) => {}
+            None => self.report.unparsed += 1,
+        }
+    }
+
+    /// Removes an answered send from the outstanding ones, returning its send time.
+    fn answered(&mut self, request_id: Option<&str>) -> Option<u64> {
+        let n = request_id.and_then(protocol::request_number)?;
+        let sent_us = self.outstanding.remove(&n)?;
+        self.run
+            .counters
+            .outstanding
+            .fetch_sub(1, Ordering::Relaxed);
+        Some(sent_us)
+    }
+
+    fn finish(mut self, ended: Option<String>) -> SenderReport {
+        self.stop();
+        self.report.unanswered = self.outstanding.len() as u64;
+        self.run
+            .counters
+            .outstanding
+            .fetch_sub(self.outstanding.len() as i64, Ordering::Relaxed);
+        self.report.ended = ended;
+        self.report
+    }
+}
+
+/// Drives one sender's connection until the run shuts down.
+pub async fn drive(
+    conn: Connected,
+    mut sender: Sender,
+    mode: Mode,
+    index: usize,
+    heartbeat: Option<Duration>,
+) -> SenderReport {
+    let run = sender.run.clone();
+    let (mut sink, mut stream) = conn.ws.split();
+    let mut keepalive = Keepalive::new(&conn.welcome, heartbeat, phase(index));
+    let paced = matches!(mode, Mode::Paced(_));
+    let mut next_due = Box::pin(sleep_until(match mode {
+        Mode::Paced(schedule) => run.base + schedule.at(0),
+        Mode::Window(_) => run.base,
+    }));
+    let ended = loop {
+        let sending = sender.sending();
+        let window_open = matches!(mode, Mode::Window(w) if sending && sender.outstanding() < w);
+        let result: Result<(), String> = tokio::select! {
+            biased;
+            _ = run.shutdown.cancelled() => break None,
+            item = stream.next() => match classify(item) {
+                Event::Text(text) => {
+                    sender.on_text(&text, run.now_us());
+                    Ok(())
+                }
+                Event::Ignore => Ok(()),
+                Event::Ended(reason) => break Some(reason),
+            },
+            // A paced sender stops by its schedule, which ends with the window; only the
+            // window mode needs telling.
+            _ = run.stop_sending.cancelled(), if sending && !paced => {
+                sender.stop();
+                Ok(())
+            }
+            _ = &mut next_due, if sending && paced => {
+                let Mode::Paced(schedule) = mode else { continue };
+                let (frames, next_at) = sender.paced_batch(&schedule, Instant::now() - run.base);
+                match next_at {
+                    Some(at) => next_due.as_mut().reset(run.base + at),
+                    None => sender.stop(),
+                }
+                send_all(&mut sink, frames).await
+            }
+            _ = async {}, if window_open => {
+                let Mode::Window(size) = mode else { continue };
+                let frames = sender.window_batch(size, run.now_us());
+                send_all(&mut sink, frames).await
+            }
+            frame = keepalive.next() => send_all(&mut sink, vec![frame.to_owned()]).await,
+        };
+        if let Err(reason) = result {
+            break Some(reason);
+        }
+    };
+    if ended.is_none() {
+        close(sink, stream).await;
+    }
+    sender.finish(ended)
+}
+
+/// Writes frames and flushes once.
+pub async fn send_all(
+    sink: &mut SplitSink<Ws, Message>,
+    frames: Vec<String>,
+) -> Result<(), String> {
+    let write = async {
+        for frame in frames {
+            sink.feed(Message::text(frame)).await?;
+        }
+        sink.flush().await
+    };
+    write
+        .await
+        .map_err(|e: tungstenite::Error| format!("send failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender() -> Sender {
+        Sender::new(
+            "bob".into(),
+            32,
+            Arc::new(Run::new(Duration::from_secs(1), Duration::from_secs(2))),
+        )
+    }
+
+    #[test]
+    fn reply_zero_completes_a_send() {
+        let mut s = sender();
+        let frame = s.next_frame(1_500_000);
+        assert!(frame.contains(r#""requestId":"r0""#), "{frame}");
+        assert_eq!(s.outstanding(), 1);
+        assert_eq!(s.run.counters.outstanding.load(Ordering::Relaxed), 1);
+        s.on_text(
+            r#"{"type":0,"status":200,"params":{"seq":1},"requestId":"r0"}"#,
+            1_504_000,
+        );
+        assert_eq!(s.outstanding(), 0);
+        assert_eq!(s.run.counters.stored.load(Ordering::Relaxed), 1);
+        let report = s.finish(None);
+        assert_eq!(report.stored, vec![true]);
+        assert_eq!(
+            (report.sent, report.sent_in_window, report.stored_in_window),
+            (1, 1, 1)
+        );
+        assert_eq!(report.store_latency.summary().max_ms, 4.0);
+    }
+
+    #[test]
+    fn warmup_sends_are_not_measured_and_errors_free_the_slot() {
+        let mut s = sender();
+        s.next_frame(100); // warm-up
+        s.next_frame(1_000_100);
+        s.on_text(
+            r#"{"type":0,"status":200,"params":{},"requestId":"r0"}"#,
+            1_000_200,
+        );
+        s.on_text(
+            r#"{"type":500,"status":429,"params":{},"requestId":"r1"}"#,
+            1_000_300,
+        );
+        s.on_text(
+            r#"{"type":0,"status":200,"params":{},"requestId":"r9"}"#,
+            1_000_400,
+        );
+        s.on_text("garbage", 1_000_500);
+        assert_eq!(s.outstanding(), 0);
+        let report = s.finish(None);
+        assert_eq!(report.stored, vec![true, false]);
+        assert_eq!(report.store_latency.len(), 0);
+        assert_eq!(report.stored_in_window, 1);
+        assert_eq!(report.errors.to_string(), "429: 1");
+        assert_eq!((report.unparsed, report.unanswered), (1, 0));
+    }
+
+    #[test]
+    fn paced_batches_catch_up_and_stop_at_the_end() {
+        // 10 msgs/s for one sender; sending ends at 3 s (1 s warm-up + 2 s).
+        let mut s = sender();
+        let schedule = Schedule::for_sender(10.0, 1, 0);
+        let (frames, next) = s.paced_batch(&schedule, Duration::ZERO);
+        assert_eq!((frames.len(), next), (1, Some(Duration::from_millis(100))));
+        // Woken 250 ms late: messages 1, 2 and 3 are due now.
+        let (frames, next) = s.paced_batch(&schedule, Duration::from_millis(350));
+        assert_eq!((frames.len(), next), (3, Some(Duration::from_millis(400))));
+        let (frames, next) = s.paced_batch(&schedule, Duration::from_secs(10));
+        assert_eq!((frames.len(), next), (26, None));
+        let report = s.finish(None);
+        assert_eq!(report.sent, 30);
+        let lag = report.lag.summary();
+        assert_eq!((lag.count, lag.p50_ms, lag.max_ms), (30, 8100.0, 9600.0));
+    }
+
+    #[test]
+    fn window_batches_fill_the_window() {
+        let mut s = sender();
+        assert_eq!(s.window_batch(4, 0).len(), 4);
+        assert_eq!(s.window_batch(4, 0).len(), 0);
+        s.on_text(r#"{"type":0,"status":200,"params":{},"requestId":"r2"}"#, 5);
+        assert_eq!(s.window_batch(4, 6).len(), 1);
+        assert_eq!(s.outstanding(), 4);
+    }
+
+    #[test]
+    fn unanswered_sends_are_counted_at_the_end() {
+        let mut s = sender();
+        s.next_frame(10);
+        s.next_frame(20);
+        let run = s.run.clone();
+        assert_eq!(run.counters.sending.load(Ordering::Relaxed), 1);
+        let report = s.finish(Some("close 1012".into()));
+        assert_eq!(report.unanswered, 2);
+        assert_eq!(run.counters.outstanding.load(Ordering::Relaxed), 0);
+        assert_eq!(run.counters.sending.load(Ordering::Relaxed), 0);
+        assert_eq!(report.ended.as_deref(), Some("close 1012"));
+    }
+}
