@@ -210,6 +210,12 @@ impl Outbox {
         self.pull_in_flight = None;
     }
 
+    /// The store refused the read for good (the user left the group): stop pulling it.
+    pub fn pull_refused(&mut self, req: &PullRequest) {
+        self.pull_in_flight = None;
+        self.pulling.remove(&req.conversation_id);
+    }
+
     pub fn is_pulling(&self) -> bool {
         !self.pulling.is_empty()
     }
@@ -417,6 +423,21 @@ mod tests {
         );
         o.ack("c-8");
         assert_eq!(o.refill(now)[0].message.seq, 10);
+    }
+
+    #[test]
+    fn refused_pull_is_dropped_not_retried() {
+        let mut o = Outbox::new(4, T);
+        o.start_pull("grp:g", 0, 5);
+        o.start_pull("dm:a:b", 0, 0);
+        let r = o.next_pull().unwrap();
+        assert_eq!(r.conversation_id, "dm:a:b");
+        o.pulled(&r, vec![], Instant::now());
+        let r = o.next_pull().unwrap();
+        assert_eq!(r.conversation_id, "grp:g");
+        o.pull_refused(&r);
+        assert!(!o.is_pulling());
+        assert!(o.next_pull().is_none());
     }
 
     #[test]

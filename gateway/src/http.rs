@@ -200,7 +200,9 @@ async fn message_send(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>> {
     service(&app, &headers)?;
-    let body: SendBody = parse_json(&body)?;
+    let mut body: SendBody = parse_json(&body)?;
+    body.to.sort();
+    body.to.dedup();
     if !body.send_to_all && body.to.is_empty() {
         return Err(Error::BadRequest(
             "\"to\" must list at least one user (or set sendToAll)".into(),
@@ -221,14 +223,36 @@ async fn message_send(
     ))
 }
 
-/// `POST /api/users/{id}/kick`: closes every device of the user, cluster-wide (KICKED `admin`).
+#[derive(Deserialize, Default)]
+struct KickBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/users/{id}/kick [{"reason": "logout" | "admin"}]`: the seeds' logout. KICKED (23)
+/// carries `logout` unless the caller says `admin`.
 async fn kick_user(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>> {
     service(&app, &headers)?;
-    let kicked = app.kick_user(&id, "admin").await?;
+    let body: KickBody = if body.is_empty() {
+        KickBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let reason = match body.reason.as_deref() {
+        None | Some("logout") => "logout",
+        Some("admin") => "admin",
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "reason must be \"logout\" or \"admin\", not {other:?}"
+            )))
+        }
+    };
+    let kicked = app.kick_user(&id, reason).await?;
     Ok(Json(
         json!({"success": true, "statusCode": 200, "content": {"kicked": kicked}, "msg": "ok"}),
     ))

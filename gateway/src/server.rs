@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -146,9 +147,13 @@ pub async fn run(
     });
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
-    let public_server = axum::serve(public, crate::http::public_router(app.clone()))
-        .tcp_nodelay(true)
-        .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+    let public_server = axum::serve(
+        public.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        crate::http::public_router(app.clone()),
+    )
+    .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
     let admin_server = axum::serve(admin, crate::http::admin_router(app.clone()))
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
     let servers = tokio::spawn(async move {

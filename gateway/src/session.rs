@@ -246,6 +246,7 @@ where
                             let pushes = self.outbox.pulled(&req, msgs, Instant::now());
                             if !self.write_pushes(pushes).await { return None }
                         }
+                        Err(e) if matches!(e.status(), 403 | 404) => self.outbox.pull_refused(&req),
                         Err(e) => {
                             e.record();
                             self.outbox.pull_failed();
@@ -266,11 +267,10 @@ where
                 _ = sleep_until(self.close_at.unwrap_or(far)), if self.close_at.is_some() => {
                     // Flush what is queued for this device before closing.
                     while let Ok(event) = inbox.try_recv() {
-                        if let Outbound::Message(m) = event {
-                            if let Some(p) = self.outbox.offer(m, Instant::now()) {
-                                if !self.write_push(p).await { return None }
-                            }
+                        if matches!(event, Outbound::Kick(_) | Outbound::Drain { .. }) {
+                            continue;
                         }
+                        if self.on_outbound(event).await.is_some() { return None }
                     }
                     return Some((close::SERVICE_RESTART, "server restarting"));
                 }
@@ -386,10 +386,12 @@ where
             }
             Request::Renew => {
                 let mut timelife = self.app.config.timelife();
-                if let Some(close_at) = self.close_at {
-                    timelife = timelife.min(close_at.saturating_duration_since(now));
-                }
                 self.expires_at = now + timelife;
+                if let Some(close_at) = self.close_at {
+                    // Draining: tell the client the time left; the drain deadline closes (1012).
+                    timelife = timelife.min(close_at.saturating_duration_since(now));
+                    self.expires_at = self.expires_at.max(close_at + Duration::from_secs(1));
+                }
                 self.refresh_route();
                 let params = json!({"timelife": timelife.as_secs(), "expiresAt": now_ms() + timelife.as_millis() as i64});
                 return (!self.write(protocol::reply(kind::RENEW, params, &rid)).await)

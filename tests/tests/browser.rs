@@ -147,10 +147,27 @@ async fn shown_states(page: &Page, body: &str) -> Result<Value> {
         .await
 }
 
-fn screenshot_dir() -> PathBuf {
-    // CARGO_TARGET_TMPDIR is `<target>/tmp`: the screenshots go beside it, in `<target>/browser-e2e`.
+/// How far the page and the sidebar overflow horizontally, in pixels (0 when they fit).
+const OVERFLOW: &str = "(() => { const aside = document.querySelector('aside');
+    return { page: document.documentElement.scrollWidth - innerWidth,
+             sidebar: aside.scrollWidth - aside.clientWidth }; })()";
+
+/// Saves a screenshot as `target/browser-e2e/{file}.png` (CARGO_TARGET_TMPDIR is `<target>/tmp`)
+/// after checking that nothing runs off the side of the page.
+async fn screenshot(page: &Page, file: &str) -> Result<()> {
+    let overflow = page.eval(OVERFLOW).await?;
+    ensure!(
+        overflow == json!({"page": 0, "sidebar": 0}),
+        "{}: content overflows horizontally by {overflow} px",
+        page.name()
+    );
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(&tmp).join("browser-e2e")
+    let path = tmp
+        .parent()
+        .unwrap_or(&tmp)
+        .join("browser-e2e")
+        .join(format!("{file}.png"));
+    page.screenshot(&path).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,6 +283,9 @@ async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
         })
         .await?;
 
+    screenshot(&alice, "alice-direct").await?;
+    screenshot(&bob, "bob-direct").await?;
+
     // Alice creates a group with bob: it opens at once, titled with its name, listing its members.
     alice.type_into("#group-name", "weekend plans").await?;
     alice.type_into("#group-members", "bob").await?;
@@ -343,10 +363,8 @@ async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
         "bob sees: {theirs}"
     );
 
-    let dir = screenshot_dir();
     for page in [&alice, &bob] {
-        page.screenshot(&dir.join(format!("{}.png", page.name())))
-            .await?;
+        screenshot(page, page.name()).await?;
         let shell = page.eval(SHELL).await?;
         ensure!(
             shell["state"] == "connected" && text(&shell, "error").is_empty(),

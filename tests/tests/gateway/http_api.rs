@@ -116,7 +116,7 @@ async fn kick_closes_every_device_of_the_user() {
     assert_eq!(status, 200);
     assert_eq!(answer["content"]["kicked"], 2);
     for c in [&mut b1, &mut b2] {
-        assert_eq!(c.reply(23).await["params"]["reason"], "admin");
+        assert_eq!(c.reply(23).await["params"]["reason"], "logout");
         assert_eq!(c.closed().await, Closed::Code(4001));
     }
     alice.send(json!({"type": 3})).await;
@@ -186,4 +186,35 @@ async fn admin_endpoints() {
             .as_u16(),
         404
     );
+}
+
+#[tokio::test]
+async fn kick_reason_can_be_admin_and_repeated_users_are_pushed_once() {
+    let gw = TestGateway::start().await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let body = json!({"to": ["bob", "bob"], "msg": {"n": 1}});
+    let (_, answer) = post(&gw.http("/message/send"), Some(&gw.service_token()), body).await;
+    assert_eq!(answer["content"]["notExist"], json!([]));
+    bob.recv_where("push", |v| v["trigger"] == 2).await;
+    assert!(
+        bob.quiet_for(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "one push per device"
+    );
+    let (status, _) = post(
+        &gw.http("/api/users/bob/kick"),
+        Some(&gw.service_token()),
+        json!({"reason": "bogus"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    post(
+        &gw.http("/api/users/bob/kick"),
+        Some(&gw.service_token()),
+        json!({"reason": "admin"}),
+    )
+    .await;
+    assert_eq!(bob.reply(23).await["params"]["reason"], "admin");
+    assert_eq!(bob.closed().await, Closed::Code(4001));
 }

@@ -221,3 +221,59 @@ async fn clients_that_move_during_drain_leave_no_connection_behind() {
     }
     panic!("connection count did not reach 0");
 }
+
+#[tokio::test]
+async fn renew_during_drain_reports_the_time_left_and_drain_still_closes_1012() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.connect("alice", "phone").await;
+    reqwest::Client::new()
+        .post(gw.admin_url("/admin/drain"))
+        .json(&json!({"deadlineSeconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    c.reply(22).await;
+    c.send(json!({"type": 21})).await;
+    let r = c.reply(21).await;
+    assert!(r["params"]["timelife"].as_u64().unwrap() <= 1, "{r}");
+    assert_eq!(c.closed().await, Closed::Code(1012));
+}
+
+#[tokio::test]
+async fn leaving_a_group_during_catch_up_ends_that_catch_up() {
+    let gw = TestGateway::start_with(|c| c.ack_window = 1).await;
+    let mut alice = gw.connect("alice", "phone").await;
+    alice
+        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob"]}}))
+        .await;
+    let gid = alice.reply(8).await["params"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..5 {
+        alice
+            .send(json!({"type": 9, "params": {"toMessageId": gid, "message": format!("g{i}")}}))
+            .await;
+        alice.reply(0).await;
+    }
+    alice.send_to("bob", "direct after", None).await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let direct = bob.push(2).await;
+    bob.ack(&direct).await;
+    let first = bob.push(10).await;
+    bob.send(json!({"type": 12, "params": {"groupId": gid}, "requestId": "leave"}))
+        .await;
+    bob.recv_where("leave reply", |v| v["requestId"] == "leave")
+        .await;
+    bob.ack(&first).await;
+    // The group's catch-up stops; live 1:1 messages still arrive.
+    alice.send_to("bob", "still here", None).await;
+    assert_eq!(bob.push(2).await["msg"]["params"]["message"], "still here");
+    // Nothing of the group is pushed any more (acks' replies may still come).
+    while let Some(frame) = bob.quiet_for(std::time::Duration::from_millis(500)).await {
+        assert_ne!(
+            frame["msg"]["type"], 10,
+            "group catch-up went on after leaving: {frame}"
+        );
+    }
+}
