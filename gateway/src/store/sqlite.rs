@@ -1,6 +1,7 @@
 //! SQLite store (embedded default): WAL mode, `synchronous=FULL`, one writer connection fed by a
 //! bounded queue (group commit), a small pool of readers.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,19 @@ impl SqliteStore {
             .connect_with(options(&path).read_only(true))
             .await?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(writer_loop(conn, rx));
+        // The writer gets a thread and runtime of its own: each statement is a round trip to
+        // sqlx's SQLite worker thread, and queueing behind hundreds of session tasks on the shared
+        // runtime for every one of them would cap throughput.
+        std::thread::Builder::new()
+            .name("chat-store-writer".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("writer runtime");
+                rt.block_on(writer_loop(conn, rx));
+            })
+            .map_err(|e| Error::Internal(format!("starting the store writer: {e}")))?;
         Ok(Self {
             writer: tx,
             readers,
@@ -117,11 +130,12 @@ impl SqliteStore {
 }
 
 async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Command>) {
+    let mut cache = Cache::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let started = Instant::now();
         let size = batch.len();
-        run_batch(&mut conn, &mut batch).await;
+        run_batch(&mut conn, &mut cache, &mut batch).await;
         metrics::histogram!("chat_store_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("chat_store_batch_size").record(size as f64);
     }
@@ -146,6 +160,15 @@ impl Done {
         }
     }
 
+    fn is_internal(&self) -> bool {
+        match self {
+            Done::Unit(_, r) => r.as_ref().is_err_and(Error::is_internal),
+            Done::Sent(_, r) => r.as_ref().is_err_and(Error::is_internal),
+            Done::Acked(_, r) => r.as_ref().is_err_and(Error::is_internal),
+            Done::Group(_, r) => r.as_ref().is_err_and(Error::is_internal),
+        }
+    }
+
     fn deliver(self) {
         match self {
             Done::Unit(tx, r) => drop(tx.send(r)),
@@ -156,15 +179,38 @@ impl Done {
     }
 }
 
-/// Runs every queued command in one transaction. Each command runs inside a savepoint, so one
-/// that fails (a 403, a constraint) is undone alone and the rest of the batch still commits.
-async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Command>) {
+/// Writer-local knowledge, sound because this writer is the database's only one: conversations
+/// known to exist and users' display names. Saves two round trips per message; cleared whenever
+/// a batch rolls back (it may hold what the rollback undid) and when it grows past its limit.
+#[derive(Default)]
+struct Cache {
+    conversations: HashSet<String>,
+    names: HashMap<String, String>,
+}
+
+const CACHE_LIMIT: usize = 1 << 20;
+
+impl Cache {
+    fn trim(&mut self) {
+        if self.conversations.len() > CACHE_LIMIT {
+            self.conversations.clear();
+        }
+        if self.names.len() > CACHE_LIMIT {
+            self.names.clear();
+        }
+    }
+}
+
+/// Runs every queued command in one transaction. Client errors (403, 404, …) are detected before a
+/// command writes anything, so they fail alone; a database error rolls the whole batch back.
+async fn run_batch(conn: &mut SqliteConnection, cache: &mut Cache, batch: &mut Vec<Command>) {
     let mut done = Vec::with_capacity(batch.len());
-    match run_commands(conn, batch, &mut done).await {
+    match run_commands(conn, cache, batch, &mut done).await {
         Ok(()) => done.into_iter().for_each(Done::deliver),
         Err(e) => {
             tracing::error!(error = %e, "store batch failed; rolled back");
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            *cache = Cache::default();
             // Commands not yet run are dropped with the batch: their callers see the writer gone.
             batch.clear();
             done.into_iter()
@@ -175,36 +221,32 @@ async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Command>) {
 
 async fn run_commands(
     conn: &mut SqliteConnection,
+    cache: &mut Cache,
     batch: &mut Vec<Command>,
     done: &mut Vec<Done>,
 ) -> Result<()> {
+    cache.trim();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     for cmd in batch.drain(..) {
-        sqlx::query("SAVEPOINT cmd").execute(&mut *conn).await?;
-        let d = run_command(conn, cmd).await;
-        let failed = matches!(
-            &d,
-            Done::Unit(_, Err(_))
-                | Done::Sent(_, Err(_))
-                | Done::Acked(_, Err(_))
-                | Done::Group(_, Err(_))
-        );
-        if failed {
-            sqlx::query("ROLLBACK TO cmd").execute(&mut *conn).await?;
-        }
-        sqlx::query("RELEASE cmd").execute(&mut *conn).await?;
+        let d = run_command(conn, cache, cmd).await;
+        let internal = d.is_internal();
         done.push(d);
+        if internal {
+            return Err(Error::Internal("a command of the batch failed".into()));
+        }
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn run_command(conn: &mut SqliteConnection, cmd: Command) -> Done {
+async fn run_command(conn: &mut SqliteConnection, cache: &mut Cache, cmd: Command) -> Done {
     match cmd {
         Command::UpsertUser { id, name, reply } => {
-            Done::Unit(reply, upsert_user(conn, &id, &name).await)
+            Done::Unit(reply, upsert_user(conn, cache, id, name).await)
         }
-        Command::SendDirect { msg, reply } => Done::Sent(reply, send_direct(conn, msg).await),
+        Command::SendDirect { msg, reply } => {
+            Done::Sent(reply, send_direct(conn, cache, msg).await)
+        }
         Command::SendGroup { msg, reply } => Done::Sent(reply, send_group(conn, msg).await),
         Command::Ack {
             user,
@@ -247,6 +289,8 @@ type Row = (
     i64,
 );
 
+/// The same columns qualified with the `m` alias, for joins.
+const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, m.message_id, m.sender, m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type, m.client_msg_id, m.request_id, m.created_at";
 const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at";
 
 fn from_row(r: Row) -> StoredMessage {
@@ -290,14 +334,37 @@ fn from_row(r: Row) -> StoredMessage {
     }
 }
 
-async fn upsert_user(conn: &mut SqliteConnection, id: &str, name: &str) -> Result<()> {
+async fn upsert_user(
+    conn: &mut SqliteConnection,
+    cache: &mut Cache,
+    id: String,
+    name: String,
+) -> Result<()> {
+    if cache.names.get(&id) == Some(&name) {
+        return Ok(());
+    }
     sqlx::query("INSERT INTO users (id, name, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at WHERE users.name <> excluded.name")
-        .bind(id)
-        .bind(name)
+        .bind(&id)
+        .bind(&name)
         .bind(now_ms())
         .execute(conn)
         .await?;
+    cache.names.insert(id, name);
     Ok(())
+}
+
+/// A user's display name (the id itself for users never seen).
+async fn user_name(conn: &mut SqliteConnection, cache: &mut Cache, id: &str) -> Result<String> {
+    if let Some(name) = cache.names.get(id) {
+        return Ok(name.clone());
+    }
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    let name = row.map(|(n,)| n).unwrap_or_else(|| id.to_owned());
+    cache.names.insert(id.to_owned(), name.clone());
+    Ok(name)
 }
 
 async fn find_duplicate(
@@ -353,7 +420,11 @@ async fn insert_message(conn: &mut SqliteConnection, m: &StoredMessage) -> Resul
     Ok(())
 }
 
-async fn send_direct(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sent> {
+async fn send_direct(
+    conn: &mut SqliteConnection,
+    cache: &mut Cache,
+    msg: NewMessage,
+) -> Result<Sent> {
     if let Some(message) = find_duplicate(conn, &msg).await? {
         return Ok(Sent {
             message,
@@ -362,33 +433,33 @@ async fn send_direct(conn: &mut SqliteConnection, msg: NewMessage) -> Result<Sen
         });
     }
     let conversation_id = direct_conversation_id(&msg.from, &msg.to);
-    let created = sqlx::query("INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'direct', 0, ?) ON CONFLICT (id) DO NOTHING")
-        .bind(&conversation_id)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        == 1;
-    if created {
-        for user in [&msg.from, &msg.to] {
-            sqlx::query("INSERT INTO memberships (user_id, conversation_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
-                .bind(user)
-                .bind(&conversation_id)
-                .execute(&mut *conn)
-                .await?;
+    if !cache.conversations.contains(&conversation_id) {
+        let created = sqlx::query("INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'direct', 0, ?) ON CONFLICT (id) DO NOTHING")
+            .bind(&conversation_id)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1;
+        if created {
+            for user in [&msg.from, &msg.to] {
+                sqlx::query("INSERT INTO memberships (user_id, conversation_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                    .bind(user)
+                    .bind(&conversation_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
         }
+        cache.conversations.insert(conversation_id.clone());
     }
     let seq = next_seq(conn, &conversation_id).await?;
-    let to_name: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = ?")
-        .bind(&msg.to)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let to_name = user_name(conn, cache, &msg.to).await?;
     let message = StoredMessage {
         message_id: new_id(),
         conversation_id,
         seq,
         target: Target::Direct {
-            to_name: to_name.map(|(n,)| n).unwrap_or_else(|| msg.to.clone()),
+            to_name,
             to: msg.to,
         },
         from: msg.from,
@@ -489,35 +560,43 @@ async fn mark_acked(
     conversation_id: &str,
     seq: i64,
 ) -> Result<()> {
-    let advanced = sqlx::query("UPDATE memberships SET acked_seq = ? WHERE user_id = ? AND conversation_id = ? AND acked_seq = ?")
-        .bind(seq)
-        .bind(user)
-        .bind(conversation_id)
-        .bind(seq - 1)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
+    // Fast path, one round trip: `seq` extends the contiguous prefix and nothing is parked above it.
+    let advanced = sqlx::query(
+        "UPDATE memberships SET acked_seq = ?1 WHERE user_id = ?2 AND conversation_id = ?3 AND acked_seq = ?1 - 1
+         AND NOT EXISTS (SELECT 1 FROM acks WHERE user_id = ?2 AND conversation_id = ?3 AND seq = ?1 + 1)",
+    )
+    .bind(seq)
+    .bind(user)
+    .bind(conversation_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
         == 1;
-    if !advanced {
-        let (acked,): (i64,) = sqlx::query_as(
-            "SELECT acked_seq FROM memberships WHERE user_id = ? AND conversation_id = ?",
-        )
-        .bind(user)
-        .bind(conversation_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .unwrap_or((i64::MAX,));
-        if seq > acked {
-            sqlx::query("INSERT INTO acks (user_id, conversation_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-                .bind(user)
-                .bind(conversation_id)
-                .bind(seq)
-                .execute(&mut *conn)
-                .await?;
-        }
+    if advanced {
         return Ok(());
     }
-    // Close the gap: fold parked acks right above the new mark into it.
+    let acked: Option<(i64,)> = sqlx::query_as(
+        "SELECT acked_seq FROM memberships WHERE user_id = ? AND conversation_id = ?",
+    )
+    .bind(user)
+    .bind(conversation_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((acked,)) = acked else { return Ok(()) };
+    if seq > acked + 1 {
+        // A gap below: park it until the gap closes.
+        sqlx::query("INSERT INTO acks (user_id, conversation_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(user)
+            .bind(conversation_id)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    if seq <= acked {
+        return Ok(());
+    }
+    // `seq` closes the gap: fold the parked acks right above it into the mark.
     let mut mark = seq;
     loop {
         let parked =
@@ -533,38 +612,65 @@ async fn mark_acked(
         }
         mark += 1;
     }
-    if mark > seq {
-        sqlx::query(
-            "UPDATE memberships SET acked_seq = ? WHERE user_id = ? AND conversation_id = ?",
-        )
+    sqlx::query("UPDATE memberships SET acked_seq = ? WHERE user_id = ? AND conversation_id = ?")
         .bind(mark)
         .bind(user)
         .bind(conversation_id)
         .execute(conn)
         .await?;
-    }
     Ok(())
 }
 
 async fn ack(conn: &mut SqliteConnection, user: &str, message_id: &str) -> Result<Acked> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"
+    type AckRow = (
+        String,
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        i64,
+        Option<String>,
+        String,
+        i64,
+        Option<i64>,
+    );
+    let row: Option<AckRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS_M}, ms.joined_seq FROM messages m
+         LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = ?
+         WHERE m.message_id = ?"
     ))
+    .bind(user)
     .bind(message_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let message = row
-        .map(from_row)
-        .ok_or_else(|| Error::NotFound(format!("no message {message_id}")))?;
-    let membership: Option<(i64,)> = sqlx::query_as(
-        "SELECT joined_seq FROM memberships WHERE user_id = ? AND conversation_id = ?",
-    )
-    .bind(user)
-    .bind(&message.conversation_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match membership {
-        Some((joined,)) if message.seq > joined => {}
+    let Some((
+        c,
+        seq,
+        id,
+        from,
+        from_name,
+        rcpt,
+        rcpt_name,
+        group,
+        body,
+        ft,
+        cmid,
+        rid,
+        at,
+        joined,
+    )) = row
+    else {
+        return Err(Error::NotFound(format!("no message {message_id}")));
+    };
+    let message = from_row((
+        c, seq, id, from, from_name, rcpt, rcpt_name, group, body, ft, cmid, rid, at,
+    ));
+    match joined {
+        Some(joined) if message.seq > joined => {}
         _ => {
             return Err(Error::Forbidden(
                 "only a recipient may ack a message".into(),
