@@ -5,6 +5,7 @@
 //! transaction (group commit), so throughput does not collapse to one fsync per message; a
 //! caller's future resolves only after the transaction that holds its change committed.
 
+pub mod acks;
 pub mod sqlite;
 
 use async_trait::async_trait;
