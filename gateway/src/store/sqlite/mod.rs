@@ -34,6 +34,9 @@ fn options(path: &Path) -> SqliteConnectOptions {
         // FULL: a committed transaction survives power loss, not only a process crash.
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
+        // 64 MiB of page cache per connection (SQLite's default is 2 MiB): the hot indexes
+        // (memberships, recent messages) stay in memory instead of being re-read with pread.
+        .pragma("cache_size", "-65536")
         .foreign_keys(true)
 }
 

@@ -208,13 +208,12 @@ async fn plan_sends(
         .collect();
     let mut existing: HashMap<(String, String), StoredMessage> = HashMap::new();
     if !keys.is_empty() {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (sender, client_msg_id) IN ("
-        ));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {MESSAGE_COLUMNS_M} FROM ("));
         qb.push_values(keys, |mut b, (s, c)| {
             b.push_bind(s).push_bind(c);
         });
-        qb.push(")");
+        // A join against the VALUES list: SQLite plans a row-value IN (VALUES …) as a table scan.
+        qb.push(") AS d JOIN messages m ON m.sender = d.column1 AND m.client_msg_id = d.column2");
         let rows: Vec<Row> = qb.build_query_as().fetch_all(&mut *conn).await?;
         for m in rows.into_iter().map(from_row) {
             existing.insert(
@@ -575,11 +574,14 @@ async fn fold_acks(
         .map(|(u, c)| (u.as_str(), c.as_str()))
         .collect();
     let mut states: HashMap<(String, String), AckState> = HashMap::with_capacity(pairs.len());
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT user_id, conversation_id, acked_seq FROM memberships WHERE (user_id, conversation_id) IN (");
+    let mut qb =
+        QueryBuilder::<Sqlite>::new("SELECT ms.user_id, ms.conversation_id, ms.acked_seq FROM (");
     qb.push_values(pairs.iter(), |mut b, (u, c)| {
         b.push_bind(*u).push_bind(*c);
     });
-    qb.push(")");
+    qb.push(
+        ") AS d JOIN memberships ms ON ms.user_id = d.column1 AND ms.conversation_id = d.column2",
+    );
     let rows: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
     for (u, c, acked) in rows {
         states.insert(
@@ -590,13 +592,11 @@ async fn fold_acks(
             },
         );
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT user_id, conversation_id, seq FROM acks WHERE (user_id, conversation_id) IN (",
-    );
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT a.user_id, a.conversation_id, a.seq FROM (");
     qb.push_values(pairs.iter(), |mut b, (u, c)| {
         b.push_bind(*u).push_bind(*c);
     });
-    qb.push(")");
+    qb.push(") AS d JOIN acks a ON a.user_id = d.column1 AND a.conversation_id = d.column2");
     let rows: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
     for (u, c, seq) in rows {
         if let Some(s) = states.get_mut(&(u, c)) {
