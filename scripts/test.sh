@@ -12,3 +12,5 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --locked
+echo "== chart (helm lint/template, kubernetes-validate, CRD copy)" >&2
+scripts/chart-test.sh
