@@ -3,6 +3,7 @@
 pub mod cdp;
 pub mod client;
 pub mod gateway;
+pub mod redis;
 
 pub use client::Client;
 pub use gateway::{TempDir, TestGateway};

@@ -1,10 +1,11 @@
 //! The route table: which pod holds each (user, device) connection, fenced by a per-connection epoch.
 //!
-//! Two implementations: [`memory`] (one process, or several in-process pods in tests) and Redis
-//! (cluster mode). The epoch fences stale entries: a device that reconnects to pod B while pod A
+//! Two implementations: [`memory`] (one process, or several in-process pods in tests) and
+//! [`redis`] (cluster mode). The epoch fences stale entries: a device that reconnects to pod B while pod A
 //! still closes its old socket keeps its new route, because A's removal is a compare-and-delete.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 

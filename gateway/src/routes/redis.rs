@@ -1,0 +1,235 @@
+//! The route table in Redis (cluster mode). Keys, all under the cluster's prefix `{p}`:
+//!
+//! | key | value | TTL |
+//! |---|---|---|
+//! | `{p}:route:{user}:{device}` | `{pod}\|{epoch}` | 1800 s, refreshed by heartbeat/renew |
+//! | `{p}:online:{user}` | SET of devices | 3600 s |
+//! | `{p}:pod:{pod}` | SET of `user:device` held by that pod | none (the operator deletes it) |
+//! | `{p}:servers` | ZSET pod → last-seen ms | none (the operator trims it) |
+//!
+//! Every change is one Lua script, so a route and its sets never disagree half-way. Removal is a
+//! compare-and-delete on the epoch: a device that reconnected elsewhere keeps its new route.
+//! Device ids never contain `:` (the upgrade validates them), so `user:device` splits at the last
+//! colon even when user ids contain colons.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::RouteTable;
+use crate::delivery::DeviceRoute;
+use crate::error::{Error, Result};
+use crate::model::now_ms;
+
+/// Route lifetime; refreshed by heartbeats (every 30 s by default) and RENEW.
+pub const ROUTE_TTL_SECONDS: u64 = 1800;
+/// Lifetime of a user's set of online devices.
+pub const ONLINE_TTL_SECONDS: u64 = 3600;
+/// A pod not seen for this long is left out of `sendToAll` fan-out.
+const POD_STALE_MS: i64 = 30_000;
+
+/// KEYS: route, online, pod set. ARGV: value, device, member, route ttl, online ttl.
+/// Returns the value it replaced (or nil).
+const REGISTER: &str = r#"
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[3])
+return old
+"#;
+
+/// KEYS: route, online, pod set. ARGV: value, device, member. Compare-and-delete on the value.
+const UNREGISTER: &str = r#"
+redis.call('SREM', KEYS[3], ARGV[3])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// KEYS: route, online, pod set. ARGV: value, device, member, route ttl, online ttl.
+/// Extends the route if it is ours, re-creates it if it expired (or Redis lost it), leaves a newer
+/// connection's route alone.
+const REFRESH: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+elseif not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+  redis.call('SADD', KEYS[3], ARGV[3])
+else
+  return 0
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"#;
+
+pub struct RedisRoutes {
+    conn: ConnectionManager,
+    prefix: String,
+    register: Script,
+    unregister: Script,
+    refresh: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> Error {
+    Error::Unavailable(format!("route table: {e}"))
+}
+
+impl RedisRoutes {
+    /// Connects (with automatic reconnection) to `url`; every key is under `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| Error::BadRequest(format!("--redis-url: {e}")))?;
+        let conn = ConnectionManager::new(client).await.map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            register: Script::new(REGISTER),
+            unregister: Script::new(UNREGISTER),
+            refresh: Script::new(REFRESH),
+        })
+    }
+
+    fn route_key(&self, user: &str, device: &str) -> String {
+        format!("{}:route:{user}:{device}", self.prefix)
+    }
+
+    fn online_key(&self, user: &str) -> String {
+        format!("{}:online:{user}", self.prefix)
+    }
+
+    fn pod_key(&self, pod: &str) -> String {
+        format!("{}:pod:{pod}", self.prefix)
+    }
+
+    fn servers_key(&self) -> String {
+        format!("{}:servers", self.prefix)
+    }
+
+    /// Runs one of the three route scripts with the keys and arguments they share.
+    async fn run<T: redis::FromRedisValue>(&self, script: &Script, r: &DeviceRoute) -> Result<T> {
+        let mut conn = self.conn.clone();
+        script
+            .key(self.route_key(&r.user, &r.device))
+            .key(self.online_key(&r.user))
+            .key(self.pod_key(&r.pod))
+            .arg(format!("{}|{}", r.pod, r.epoch))
+            .arg(&r.device)
+            .arg(format!("{}:{}", r.user, r.device))
+            .arg(ROUTE_TTL_SECONDS)
+            .arg(ONLINE_TTL_SECONDS)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// Parses a `{pod}|{epoch}` value.
+fn parse_value(v: &str) -> Option<(String, u64)> {
+    let (pod, epoch) = v.rsplit_once('|')?;
+    Some((pod.to_owned(), epoch.parse().ok()?))
+}
+
+#[async_trait]
+impl RouteTable for RedisRoutes {
+    async fn register(&self, route: &DeviceRoute) -> Result<Option<DeviceRoute>> {
+        let old: Option<String> = self.run(&self.register, route).await?;
+        Ok(old
+            .as_deref()
+            .and_then(parse_value)
+            .filter(|(pod, epoch)| !(pod == &route.pod && *epoch == route.epoch))
+            .map(|(pod, epoch)| DeviceRoute {
+                user: route.user.clone(),
+                device: route.device.clone(),
+                pod,
+                epoch,
+            }))
+    }
+
+    async fn unregister(&self, route: &DeviceRoute) -> Result<bool> {
+        let removed: i64 = self.run(&self.unregister, route).await?;
+        Ok(removed == 1)
+    }
+
+    async fn refresh(&self, route: &DeviceRoute) -> Result<()> {
+        let _: i64 = self.run(&self.refresh, route).await?;
+        Ok(())
+    }
+
+    async fn lookup(&self, users: &[String]) -> Result<Vec<DeviceRoute>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for u in users {
+            pipe.smembers(self.online_key(u));
+        }
+        let devices: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let pairs: Vec<(&String, String)> = users
+            .iter()
+            .zip(devices)
+            .flat_map(|(u, ds)| ds.into_iter().map(move |d| (u, d)))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = pairs.iter().map(|(u, d)| self.route_key(u, d)).collect();
+        let values: Vec<Option<String>> = conn.mget(&keys).await.map_err(unavailable)?;
+        Ok(pairs
+            .into_iter()
+            .zip(values)
+            .filter_map(|((user, device), v)| {
+                let (pod, epoch) = parse_value(v.as_deref()?)?;
+                Some(DeviceRoute {
+                    user: user.clone(),
+                    device,
+                    pod,
+                    epoch,
+                })
+            })
+            .collect())
+    }
+
+    async fn pods(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        conn.zrangebyscore(self.servers_key(), now_ms() - POD_STALE_MS, "+inf")
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn heartbeat(&self, pod: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .zadd(self.servers_key(), pod, now_ms())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_with_pipes_in_pod_names() {
+        assert_eq!(parse_value("pod-1|42"), Some(("pod-1".into(), 42)));
+        assert_eq!(parse_value("a|b|7"), Some(("a|b".into(), 7)));
+        assert_eq!(parse_value("garbage"), None);
+    }
+}
