@@ -9,6 +9,8 @@ use crate::gateway::free_port;
 
 pub struct RedisServer {
     pub port: u16,
+    /// The watchdog shell; it ends with this process and takes redis-server with it.
+    _watchdog: std::process::Child,
 }
 
 impl RedisServer {
@@ -47,7 +49,10 @@ fn start() -> RedisServer {
         .expect("spawn redis-server watchdog");
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return RedisServer { port };
+            return RedisServer {
+                port,
+                _watchdog: watchdog,
+            };
         }
         std::thread::sleep(Duration::from_millis(50));
     }
