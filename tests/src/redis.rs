@@ -42,7 +42,7 @@ fn start() -> RedisServer {
          trap 'kill $r 2>/dev/null' EXIT; while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done",
         parent = std::process::id()
     );
-    Command::new("sh")
+    let watchdog = Command::new("sh")
         .args(["-c", &script])
         .stdout(Stdio::null())
         .spawn()
