@@ -25,6 +25,10 @@ pub fn server() -> &'static RedisServer {
     SERVER.get_or_init(start)
 }
 
+#[expect(
+    clippy::zombie_processes,
+    reason = "the watchdog lives as long as the test process by design"
+)]
 fn start() -> RedisServer {
     if Command::new("redis-server")
         .arg("--version")
