@@ -16,7 +16,7 @@ use crate::config::ServeConfig;
 use crate::drain::Drain;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::routes::{memory::MemoryRoutes, RouteTable};
+use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
 use crate::store::{sqlite::SqliteStore, Store};
 
 /// Listen backlog: tokio's default (1024) overflows in connect bursts.
@@ -66,16 +66,23 @@ pub struct Backends {
 impl Backends {
     /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
-        if config.store.database_url.is_some()
-            || config.redis_url.is_some()
-            || config.pulsar_url.is_some()
-        {
-            return Err(Error::BadRequest(
-                "cluster mode (--database-url, --redis-url, --pulsar-url) is not available in this build yet; run without them for the embedded default".into(),
-            ));
+        // Each backend is chosen on its own: a URL selects the cluster implementation.
+        if config.store.database_url.is_some() {
+            return Err(Error::BadRequest("--database-url (PostgreSQL) is not available in this build yet; without it messages are stored in SQLite".into()));
         }
-        let store = SqliteStore::open(&config.store.data_dir).await?;
-        Ok(Self::in_process(Arc::new(store)))
+        if config.pulsar_url.is_some() {
+            return Err(Error::BadRequest("--pulsar-url (forwarding between pods) is not available in this build yet; without it the bus is in-process".into()));
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.data_dir).await?);
+        let routes: Arc<dyn RouteTable> = match &config.redis_url {
+            Some(url) => Arc::new(RedisRoutes::connect(url, &config.key_prefix).await?),
+            None => Arc::new(MemoryRoutes::new()),
+        };
+        Ok(Self {
+            store,
+            routes,
+            bus: Arc::new(MemoryBus::new()),
+        })
     }
 
     /// In-process routes and bus around `store`. Several gateways given clones of one `Backends`
