@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::bus::pulsar::{PulsarBus, Topics};
 use crate::bus::{memory::MemoryBus, Bus};
 use crate::config::ServeConfig;
 use crate::drain::Drain;
@@ -70,19 +71,23 @@ impl Backends {
         if config.store.database_url.is_some() {
             return Err(Error::BadRequest("--database-url (PostgreSQL) is not available in this build yet; without it messages are stored in SQLite".into()));
         }
-        if config.pulsar_url.is_some() {
-            return Err(Error::BadRequest("--pulsar-url (forwarding between pods) is not available in this build yet; without it the bus is in-process".into()));
-        }
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.data_dir).await?);
         let routes: Arc<dyn RouteTable> = match &config.redis_url {
             Some(url) => Arc::new(RedisRoutes::connect(url, &config.key_prefix).await?),
             None => Arc::new(MemoryRoutes::new()),
         };
-        Ok(Self {
-            store,
-            routes,
-            bus: Arc::new(MemoryBus::new()),
-        })
+        let bus: Arc<dyn Bus> = match &config.pulsar_url {
+            Some(url) => {
+                let topics = Topics {
+                    tenant: config.pulsar_tenant.clone(),
+                    namespace: config.pulsar_namespace.clone(),
+                    key_prefix: config.key_prefix.clone(),
+                };
+                Arc::new(PulsarBus::connect(url, config.pulsar_admin_url.as_deref(), topics).await?)
+            }
+            None => Arc::new(MemoryBus::new()),
+        };
+        Ok(Self { store, routes, bus })
     }
 
     /// In-process routes and bus around `store`. Several gateways given clones of one `Backends`

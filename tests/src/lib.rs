@@ -2,6 +2,7 @@
 
 pub mod cdp;
 pub mod client;
+pub mod cluster;
 pub mod gateway;
 pub mod redis;
 

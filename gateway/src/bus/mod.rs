@@ -1,9 +1,10 @@
 //! The bus: one inbox per pod. To reach a device on pod Q, publish one event to Q's inbox.
 //!
-//! Two implementations: [`memory`] (in-process) and Pulsar (cluster mode: one topic per pod,
+//! Two implementations: [`memory`] (in-process) and [`pulsar`] (cluster mode: one topic per pod,
 //! consumed by that pod with an exclusive subscription).
 
 pub mod memory;
+pub mod pulsar;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

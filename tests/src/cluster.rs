@@ -1,0 +1,158 @@
+//! A cluster of gateways in one process: N pods sharing one store, with the real Redis route
+//! table (a real redis-server) and the real Pulsar bus (the `pulsar` crate against the
+//! Pulsar-protocol test broker).
+
+use std::sync::Arc;
+
+use chat_gateway::auth::Auth;
+use chat_gateway::bus::pulsar::{PulsarBus, Topics};
+use chat_gateway::routes::redis::RedisRoutes;
+use chat_gateway::server::{Backends, Running};
+use chat_gateway::store::sqlite::SqliteStore;
+use chat_gateway::store::Store;
+use pulsar_test_broker::{Broker, BrokerHandle};
+
+use crate::gateway::{test_config, SECRET};
+use crate::{Client, TempDir};
+
+pub struct Pod {
+    pub name: String,
+    pub running: Running,
+}
+
+impl Pod {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.running.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.running.addr, path)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{}", self.running.admin_addr, path)
+    }
+}
+
+pub struct TestCluster {
+    pub pods: Vec<Option<Pod>>,
+    pub broker: BrokerHandle,
+    pub prefix: String,
+    pub store: Arc<dyn Store>,
+    pub auth: Auth,
+    _dir: TempDir,
+}
+
+impl TestCluster {
+    /// Starts `n` pods named `pod-0` … `pod-{n-1}`.
+    pub async fn start(n: usize) -> Self {
+        crate::init_logging();
+        let dir = TempDir::new("cluster");
+        let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
+            .await
+            .expect("start the pulsar test broker");
+        // Tenant and namespace, as the operator provisions them.
+        let http = reqwest::Client::new();
+        for path in [
+            "/admin/v2/tenants/public",
+            "/admin/v2/namespaces/public/chat",
+        ] {
+            let status = http
+                .put(format!("{}{path}", broker.admin_url()))
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .expect("broker admin")
+                .status();
+            assert!(
+                status.is_success() || status.as_u16() == 409,
+                "PUT {path}: {status}"
+            );
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+        let prefix = crate::redis::unique_prefix("cluster");
+        let mut me = Self {
+            pods: Vec::new(),
+            broker,
+            prefix,
+            store,
+            auth: Auth::new(SECRET.as_bytes()),
+            _dir: dir,
+        };
+        for i in 0..n {
+            let pod = me.start_pod(&format!("pod-{i}")).await;
+            me.pods.push(Some(pod));
+        }
+        me
+    }
+
+    /// Starts one more pod (or restarts one) with the cluster's backends.
+    pub async fn start_pod(&self, name: &str) -> Pod {
+        let mut cfg = test_config(self._dir.path());
+        cfg.pod_name = Some(name.to_owned());
+        cfg.key_prefix = self.prefix.clone();
+        cfg.pulsar_tenant = "public".into();
+        cfg.pulsar_namespace = "chat".into();
+        let routes = RedisRoutes::connect(&crate::redis::server().url(), &self.prefix)
+            .await
+            .expect("redis routes");
+        let topics = Topics {
+            tenant: "public".into(),
+            namespace: "chat".into(),
+            key_prefix: self.prefix.clone(),
+        };
+        let bus = PulsarBus::connect(
+            self.broker.service_url(),
+            Some(self.broker.admin_url()),
+            topics,
+        )
+        .await
+        .expect("pulsar bus");
+        let backends = Backends {
+            store: self.store.clone(),
+            routes: Arc::new(routes),
+            bus: Arc::new(bus),
+        };
+        let running = Running::start(cfg, backends).await.expect("start pod");
+        let pod = Pod {
+            name: name.to_owned(),
+            running,
+        };
+        wait_ready(&pod).await;
+        pod
+    }
+
+    pub fn pod(&self, i: usize) -> &Pod {
+        self.pods[i].as_ref().expect("pod is running")
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.auth
+            .issue(user, Some(&crate::gateway::capitalize(user)), false, 3600)
+            .unwrap()
+    }
+
+    pub fn service_token(&self) -> String {
+        self.auth.issue("ops", None, true, 3600).unwrap()
+    }
+
+    /// Connects `user`'s `device` to pod `i` and reads WELCOME.
+    pub async fn connect(&self, i: usize, user: &str, device: &str) -> Client {
+        Client::connect(&self.pod(i).ws_url(), &self.token(user), Some(device))
+            .await
+            .expect("connect")
+    }
+}
+
+/// Waits until the pod's /readyz answers 200 (its inbox consumer is up).
+pub async fn wait_ready(pod: &Pod) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(pod.admin("/readyz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{} did not become ready", pod.name);
+}

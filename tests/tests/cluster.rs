@@ -1,0 +1,238 @@
+//! Several pods act as one server: real Redis route table, real Pulsar client against the
+//! Pulsar-protocol test broker, real WebSocket clients on different pods.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chat_tests::client::Closed;
+use chat_tests::cluster::TestCluster;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn one_to_one_across_pods_with_receipts() {
+    let c = TestCluster::start(3).await;
+    let mut alice = c.connect(0, "alice", "phone").await;
+    let mut alice_web = c.connect(2, "alice", "web").await;
+    let mut bob = c.connect(1, "bob", "phone").await;
+    let r0 = alice.send_to("bob", "across pods", Some("x-1")).await;
+    let env = bob.push(2).await;
+    assert_eq!(env["messageId"], r0["params"]["messageId"]);
+    assert_eq!(env["msg"]["params"]["fromUser"]["openid"], "alice");
+    assert_eq!(
+        alice_web.push(2).await["messageId"],
+        r0["params"]["messageId"],
+        "sender's other device on a third pod"
+    );
+    bob.ack(&env).await;
+    assert_eq!(bob.reply(16).await["type"], 16);
+    let d = alice.push(17).await;
+    assert_eq!(d["msg"]["params"]["messageId"], r0["params"]["messageId"]);
+    assert_eq!(d["msg"]["params"]["by"], "bob");
+}
+
+#[tokio::test]
+async fn group_message_reaches_members_on_every_pod() {
+    let c = TestCluster::start(3).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "d").await;
+    let mut carol = c.connect(2, "carol", "d").await;
+    let mut dave = c.connect(2, "dave", "d").await;
+    alice
+        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol", "dave"]}}))
+        .await;
+    let gid = alice.reply(8).await["params"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice
+        .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "hi all"}}))
+        .await;
+    let r0 = alice.reply(0).await;
+    for m in [&mut bob, &mut carol, &mut dave] {
+        let env = m.push(10).await;
+        assert_eq!(env["messageId"], r0["params"]["messageId"]);
+    }
+    // One event per target pod, never one per member: pod-2 got one event for carol and dave.
+    let topic = format!("persistent://public/chat/{}-pod-pod-2", c.prefix);
+    let stats = c.broker.topic_stats(&topic).expect("pod-2's topic");
+    assert_eq!(stats.messages, 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn offline_catch_up_on_another_pod() {
+    let c = TestCluster::start(2).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    for i in 0..5 {
+        alice.send_to("bob", &format!("m{i}"), None).await;
+    }
+    let mut bob = c.connect(1, "bob", "d").await;
+    for i in 0..5 {
+        let env = bob.push(2).await;
+        assert_eq!(env["msg"]["params"]["message"], format!("m{i}"));
+        bob.ack(&env).await;
+    }
+}
+
+#[tokio::test]
+async fn duplicate_login_on_another_pod_kicks_the_old_connection() {
+    let c = TestCluster::start(2).await;
+    let mut old = c.connect(0, "alice", "phone").await;
+    let mut new = c.connect(1, "alice", "phone").await;
+    assert_eq!(old.reply(23).await["params"]["reason"], "replaced");
+    assert_eq!(old.closed().await, Closed::Code(4001));
+    // The old pod's late cleanup does not remove the new route.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bob = c.connect(0, "bob", "d").await;
+    bob.send_to("alice", "to the new one", None).await;
+    assert_eq!(
+        new.push(2).await["msg"]["params"]["message"],
+        "to the new one"
+    );
+}
+
+#[tokio::test]
+async fn http_push_kick_and_not_exist_are_cluster_wide() {
+    let c = TestCluster::start(3).await;
+    let mut bob0 = c.connect(0, "bob", "a").await;
+    let mut bob1 = c.connect(1, "bob", "b").await;
+    let mut carol = c.connect(2, "carol", "c").await;
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(c.pod(2).http("/message/send"))
+        .bearer_auth(c.service_token())
+        .json(&json!({"to": ["bob", "nobody"], "msg": {"k": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["content"]["notExist"], json!(["nobody"]));
+    for b in [&mut bob0, &mut bob1] {
+        assert_eq!(
+            b.recv_where("push", |v| v["trigger"] == 2).await["msg"],
+            json!({"k": 1})
+        );
+    }
+    // sendToAll reaches every pod.
+    http.post(c.pod(0).http("/message/send"))
+        .bearer_auth(c.service_token())
+        .json(&json!({"msg": {"all": 1}, "sendToAll": true}))
+        .send()
+        .await
+        .unwrap();
+    for who in [&mut bob0, &mut bob1, &mut carol] {
+        assert_eq!(
+            who.recv_where("broadcast", |v| v["msg"] == json!({"all": 1}))
+                .await["trigger"],
+            2
+        );
+    }
+    // Kick from pod 2 closes bob on pods 0 and 1.
+    let answer: Value = http
+        .post(c.pod(2).http("/api/users/bob/kick"))
+        .bearer_auth(c.service_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["content"]["kicked"], 2);
+    for b in [&mut bob0, &mut bob1] {
+        assert_eq!(b.reply(23).await["params"]["reason"], "logout");
+        assert_eq!(b.closed().await, Closed::Code(4001));
+    }
+}
+
+#[tokio::test]
+async fn broker_connections_dropped_mid_traffic_lose_nothing() {
+    let c = TestCluster::start(2).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "d").await;
+    let mut sent = Vec::new();
+    for i in 0..200 {
+        let r = alice
+            .send_to("bob", &format!("n{i}"), Some(&format!("c{i}")))
+            .await;
+        sent.push(r["params"]["messageId"].as_str().unwrap().to_owned());
+        if i == 60 || i == 140 {
+            c.broker.drop_all_connections();
+        }
+    }
+    // Everything that got reply 0 reaches bob: live through the rebuilt consumer, or on reconnect.
+    let mut got: HashMap<String, usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < sent.len() && tokio::time::Instant::now() < deadline {
+        match bob.quiet_for(Duration::from_millis(500)).await {
+            Some(env) if env["msg"]["type"] == 2 => {
+                bob.ack(&env).await;
+                *got.entry(env["messageId"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+            Some(_) => {}
+            None => {
+                // Nothing live any more: reconnect (to the other pod) and catch up.
+                bob = c.connect(0, "bob", "d").await;
+            }
+        }
+    }
+    let missing: Vec<&String> = sent.iter().filter(|id| !got.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} missing",
+        missing.len(),
+        sent.len()
+    );
+    // Both pods' consumers came back: ready again.
+    for i in 0..2 {
+        chat_tests::cluster::wait_ready(c.pod(i)).await;
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_the_pods_consumer_through_a_broker_outage() {
+    let mut c = TestCluster::start(1).await;
+    let ready = |url: String| async move {
+        reqwest::get(url)
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    let url = c.pod(0).admin("/readyz");
+    assert_eq!(ready(url.clone()).await, 200);
+    let port = c.broker.service_addr().port();
+    let old = std::mem::replace(
+        &mut c.broker,
+        pulsar_test_broker::Broker::start("127.0.0.1:0", "127.0.0.1:0")
+            .await
+            .unwrap(),
+    );
+    old.shutdown().await;
+    let mut saw_down = false;
+    for _ in 0..100 {
+        if ready(url.clone()).await == 503 {
+            saw_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_down, "/readyz never reported the lost consumer");
+    // The broker comes back on the same address: the consumer is rebuilt, the pod ready again.
+    let back = pulsar_test_broker::Broker::start(&format!("127.0.0.1:{port}"), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for path in [
+        "/admin/v2/tenants/public",
+        "/admin/v2/namespaces/public/chat",
+    ] {
+        http.put(format!("{}{path}", back.admin_url()))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+    }
+    c.broker = back;
+    chat_tests::cluster::wait_ready(c.pod(0)).await;
+}
