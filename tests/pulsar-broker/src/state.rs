@@ -142,13 +142,13 @@ impl State {
             let checked = TopicName::parse(&lookup.topic).map(|_| self.service_url.as_str());
             out.push(reply(commands::lookup_response(
                 lookup.request_id,
-                checked.as_ref().map(|url| *url),
+                checked.as_ref().copied(),
             )));
         } else if let Some(metadata) = partition_metadata {
             let checked = TopicName::parse(&metadata.topic).map(|_| ());
             out.push(reply(commands::partitioned_metadata_response(
                 metadata.request_id,
-                checked.as_ref().map(|_| ()),
+                checked.as_ref().copied(),
             )));
         } else if let Some(producer) = producer {
             let request_id = producer.request_id;

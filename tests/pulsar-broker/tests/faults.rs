@@ -116,10 +116,11 @@ async fn after_a_drop_a_consumer_recovers_or_its_stream_ends_it_never_hangs() {
         Ended,
     }
     let broker = broker().await;
-    let client = client(&broker).await;
     let (mut resubscribed, mut ended, mut failed_builds) = (0, 0, 0);
     for round in 0..ROUNDS {
         let topic = format!("idle-drop-{round}");
+        // a fresh client each round: the drop then meets its connection's first writes
+        let client = client(&broker).await;
         let (mut consumer, failures) = subscribe_retrying(&client, &topic, "pod-a").await;
         failed_builds += failures;
         broker.drop_all_connections();
