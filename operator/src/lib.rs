@@ -12,14 +12,31 @@
 //!   next step.
 //! - [`status`]: `ChatCluster.status` and its conditions, computed from the same observations.
 //!
+//! Around it, the edges:
+//!
+//! - [`reconcile`]: the reconciler `kube::runtime::Controller` calls, with its finalizer;
+//!   [`context`] is what reconciles share.
+//! - [`pulsar`], [`keys`], [`gateway`]: the side effects outside Kubernetes, one small trait each
+//!   (Pulsar admin REST, Redis, the gateways' admin API) with its real implementation.
+//! - [`operator`]: the controller wiring, leader election and shutdown; [`http`] and [`metrics`]:
+//!   the operator's own `/metrics`, `/healthz` and `/readyz`.
+//!
 //! A reconcile reads the cluster, builds [`observed`] values, applies [`builders`] output that
 //! changed, executes the one [`rollout::Action`] that [`rollout::plan`] returns, and writes the
 //! status from [`status::compute`]. The binary in `main.rs` is a thin command line over this
 //! library.
 
 pub mod builders;
+pub mod context;
 pub mod crd;
+pub mod gateway;
+pub mod http;
+pub mod keys;
+pub mod metrics;
 pub mod observed;
+pub mod operator;
+pub mod pulsar;
+pub mod reconcile;
 pub mod rollout;
 pub mod status;
 
@@ -32,6 +49,71 @@ pub enum Error {
     /// A ChatCluster lacks metadata every stored object has (objects are built from stored ones).
     #[error("the ChatCluster has no metadata.{0}")]
     MissingMetadata(&'static str),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The finalizer could not be added or removed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A Pulsar admin call failed.
+    #[error("Pulsar admin {url}: {reason}")]
+    Pulsar {
+        /// The URL called.
+        url: String,
+        /// The status and body, or the transport error.
+        reason: String,
+    },
+    /// A Redis command failed.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The ChatCluster's Redis URL could not be found (its `urlSecretRef` Secret or key is missing).
+    #[error("no Redis URL for ChatCluster {cluster}: the urlSecretRef Secret or key is missing")]
+    RedisUrl {
+        /// The ChatCluster.
+        cluster: String,
+    },
+    /// A gateway's admin API call failed.
+    #[error("gateway admin {url}: {reason}")]
+    Gateway {
+        /// The URL called.
+        url: String,
+        /// The status or transport error.
+        reason: String,
+    },
+    /// A value did not serialize as JSON.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The cleanup of a deleted ChatCluster waits for its gateway pods to stop. Not a failure: the
+    /// reconcile is retried soon, without backoff.
+    #[error("waiting for {pods} gateway pods to stop before deleting topics and Redis keys")]
+    CleanupWaiting {
+        /// Pods still there.
+        pods: usize,
+    },
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    /// The operator's HTTP listener failed.
+    #[error("metrics listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A short label for the failure metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::CrdYaml(_) | Self::Json(_) => "serialization",
+            Self::MissingMetadata(_) => "metadata",
+            Self::Kube(_) => "kubernetes",
+            Self::Finalizer(_) => "finalizer",
+            Self::Pulsar { .. } => "pulsar",
+            Self::Redis(_) | Self::RedisUrl { .. } => "redis",
+            Self::Gateway { .. } => "gateway",
+            Self::CleanupWaiting { .. } => "cleanup_waiting",
+            Self::Lease(_) => "lease",
+            Self::Io(_) => "io",
+        }
+    }
 }
 
 /// This crate's result, with [`Error`] by default.

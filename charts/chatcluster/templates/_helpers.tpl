@@ -92,10 +92,11 @@ ClusterRole so both modes grant exactly the same. */}}
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
-# Gateway pods: watched for readiness and revision, deleted one at a time after they drained.
+# Gateway pods: watched for readiness and revision, annotated with their drain deadline (patch),
+# deleted one at a time after they drained.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Redis/PostgreSQL URLs given as urlSecretRef, read for cleanup; never listed or written.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -1,0 +1,79 @@
+//! The gateway seam: each gateway pod's admin API (DESIGN §6), reached through the headless
+//! Service ([`crate::builders::Blueprint::admin_url`]).
+//!
+//! [`GatewayAdmin`] is what the reconciler needs; [`HttpGatewayAdmin`] is the one implementation.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::observed::AdminStatus;
+use crate::{Error, Result};
+
+/// Longest wait for a pod's admin port. Short: pods are asked one reconcile at a time, and a pod
+/// that does not answer quickly is treated as not answering (see [`crate::rollout`]).
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One gateway's admin API. `admin_url` is the pod's base URL, `http://<pod>.<headless>.<ns>.svc:9090`.
+#[async_trait]
+pub trait GatewayAdmin: Send + Sync {
+    /// `GET /admin/status`: open connections and whether the gateway drains.
+    async fn status(&self, admin_url: &str) -> Result<AdminStatus>;
+
+    /// `POST /admin/drain {"deadlineSeconds": n}`: go unready and move the clients away within
+    /// `deadline_seconds`. Idempotent: a gateway keeps the earlier of two deadlines.
+    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()>;
+}
+
+/// [`GatewayAdmin`] over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpGatewayAdmin {
+    http: reqwest::Client,
+}
+
+impl HttpGatewayAdmin {
+    /// A client whose calls give up after [`ADMIN_TIMEOUT`].
+    pub fn new() -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(ADMIN_TIMEOUT)
+            .connect_timeout(ADMIN_TIMEOUT)
+            .build()
+            .map_err(|err| gateway_error("", err))?;
+        Ok(Self { http })
+    }
+}
+
+#[async_trait]
+impl GatewayAdmin for HttpGatewayAdmin {
+    async fn status(&self, admin_url: &str) -> Result<AdminStatus> {
+        let url = format!("{admin_url}/admin/status");
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|err| gateway_error(&url, err))?
+            .json()
+            .await
+            .map_err(|err| gateway_error(&url, err))
+    }
+
+    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()> {
+        let url = format!("{admin_url}/admin/drain");
+        self.http
+            .post(&url)
+            .json(&serde_json::json!({ "deadlineSeconds": deadline_seconds }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|err| gateway_error(&url, err))?;
+        Ok(())
+    }
+}
+
+fn gateway_error(url: &str, err: reqwest::Error) -> Error {
+    Error::Gateway {
+        url: url.to_owned(),
+        reason: err.to_string(),
+    }
+}

@@ -1,0 +1,262 @@
+//! Fakes of the operator's three backend seams, recording every call in the [`Journal`]:
+//! Pulsar admin (a set of topics), Redis (a map of key → members) and the gateways' admin API
+//! (each pod instance holds connections until it is drained, then drops them at once).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chat_operator::gateway::GatewayAdmin;
+use chat_operator::keys::KeyStore;
+use chat_operator::observed::AdminStatus;
+use chat_operator::pulsar::PulsarAdmin;
+use chat_operator::{Error, Result};
+
+use super::fake_api::FakeApi;
+use super::journal::Journal;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Pulsar: namespaces and topics in memory.
+pub struct FakePulsar {
+    journal: Journal,
+    /// While set, every call fails as an unreachable broker would.
+    failing: std::sync::atomic::AtomicBool,
+    namespaces: Mutex<BTreeSet<String>>,
+    topics: Mutex<BTreeSet<String>>,
+}
+
+impl FakePulsar {
+    pub fn new(journal: Journal) -> Self {
+        Self {
+            journal,
+            failing: std::sync::atomic::AtomicBool::new(false),
+            namespaces: Mutex::default(),
+            topics: Mutex::default(),
+        }
+    }
+
+    /// Makes every call fail (`true`) or work again (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn check(&self, admin_url: &str) -> Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Pulsar {
+                url: admin_url.to_owned(),
+                reason: "connection refused".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The topics that exist.
+    pub fn topics(&self) -> BTreeSet<String> {
+        lock(&self.topics).clone()
+    }
+
+    /// The `tenant/namespace`s that exist.
+    pub fn namespaces(&self) -> BTreeSet<String> {
+        lock(&self.namespaces).clone()
+    }
+}
+
+#[async_trait]
+impl PulsarAdmin for FakePulsar {
+    async fn ensure_namespace(
+        &self,
+        _admin_url: &str,
+        tenant: &str,
+        namespace: &str,
+    ) -> Result<()> {
+        self.journal
+            .record(format!("pulsar ensure {tenant}/{namespace}"));
+        lock(&self.namespaces).insert(format!("{tenant}/{namespace}"));
+        Ok(())
+    }
+
+    async fn create_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
+        self.check(admin_url)?;
+        self.journal.record(format!("pulsar create {topic}"));
+        lock(&self.topics).insert(topic.to_owned());
+        Ok(())
+    }
+
+    async fn delete_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
+        self.check(admin_url)?;
+        self.journal.record(format!("pulsar delete {topic}"));
+        lock(&self.topics).remove(topic);
+        Ok(())
+    }
+}
+
+/// Redis: keys and their members (the ZSET `{p}:servers` and the SETs `{p}:pod:{pod}`).
+pub struct FakeRedis {
+    journal: Journal,
+    keys: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl FakeRedis {
+    pub fn new(journal: Journal) -> Self {
+        Self {
+            journal,
+            keys: Mutex::default(),
+        }
+    }
+
+    /// What a starting gateway writes: itself in `{p}:servers`, a session in `{p}:pod:{pod}`.
+    pub fn register(&self, prefix: &str, pod: &str) {
+        let mut keys = lock(&self.keys);
+        keys.entry(format!("{prefix}:servers"))
+            .or_default()
+            .insert(pod.to_owned());
+        keys.entry(format!("{prefix}:pod:{pod}"))
+            .or_default()
+            .insert("alice:phone".to_owned());
+        keys.entry(format!("{prefix}:route:alice:phone"))
+            .or_default()
+            .insert(pod.to_owned());
+    }
+
+    /// The keys that exist.
+    pub fn keys(&self) -> BTreeSet<String> {
+        lock(&self.keys).keys().cloned().collect()
+    }
+
+    /// The members of `key`.
+    pub fn members(&self, key: &str) -> BTreeSet<String> {
+        lock(&self.keys).get(key).cloned().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl KeyStore for FakeRedis {
+    async fn servers(&self, _url: &str, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .members(&format!("{prefix}:servers"))
+            .into_iter()
+            .collect())
+    }
+
+    async fn remove_pods(&self, _url: &str, prefix: &str, pods: &[String]) -> Result<()> {
+        self.journal
+            .record(format!("redis remove {}", pods.join(",")));
+        let mut keys = lock(&self.keys);
+        for pod in pods {
+            keys.remove(&format!("{prefix}:pod:{pod}"));
+            if let Some(servers) = keys.get_mut(&format!("{prefix}:servers")) {
+                servers.remove(pod);
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, _url: &str, prefix: &str) -> Result<u64> {
+        self.journal.record(format!("redis delete-prefix {prefix}"));
+        let mut keys = lock(&self.keys);
+        let before = keys.len();
+        keys.retain(|k, _| !k.starts_with(&format!("{prefix}:")));
+        Ok(u64::try_from(before - keys.len()).expect("few keys"))
+    }
+}
+
+/// One gateway process: the pod instance (uid) it runs in.
+#[derive(Clone, Copy, Debug)]
+struct Gateway {
+    connections: i64,
+    draining: bool,
+}
+
+/// The gateways' admin API. A pod answers once it has an IP in the fake API server; each pod
+/// instance starts with `connections` clients, registers itself in Redis on its first answer, and
+/// loses its clients as soon as it is told to drain.
+pub struct FakeGateway {
+    api: FakeApi,
+    redis: std::sync::Arc<FakeRedis>,
+    journal: Journal,
+    key_prefix: String,
+    connections: i64,
+    gateways: Mutex<HashMap<String, Gateway>>,
+}
+
+impl FakeGateway {
+    pub fn new(
+        api: FakeApi,
+        redis: std::sync::Arc<FakeRedis>,
+        journal: Journal,
+        key_prefix: &str,
+        connections: i64,
+    ) -> Self {
+        Self {
+            api,
+            redis,
+            journal,
+            key_prefix: key_prefix.to_owned(),
+            connections,
+            gateways: Mutex::default(),
+        }
+    }
+
+    /// The pod instance behind `admin_url` (`http://<pod>.<headless>.<ns>.svc:9090`): its name and
+    /// uid, if it exists and has an IP.
+    fn pod(&self, admin_url: &str) -> Result<(String, String)> {
+        let refused = || Error::Gateway {
+            url: admin_url.to_owned(),
+            reason: "connection refused".into(),
+        };
+        let host = admin_url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split(':').next())
+            .ok_or_else(refused)?;
+        let labels: Vec<&str> = host.split('.').collect();
+        let [pod, _headless, namespace, "svc"] = labels.as_slice() else {
+            return Err(refused());
+        };
+        let object = self
+            .api
+            .get("v1", "Pod", namespace, pod)
+            .ok_or_else(refused)?;
+        if object["status"]["podIP"].as_str().is_none() {
+            return Err(refused());
+        }
+        let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
+        Ok(((*pod).to_owned(), uid.to_owned()))
+    }
+}
+
+#[async_trait]
+impl GatewayAdmin for FakeGateway {
+    async fn status(&self, admin_url: &str) -> Result<AdminStatus> {
+        let (pod, uid) = self.pod(admin_url)?;
+        let mut gateways = lock(&self.gateways);
+        let gateway = gateways.entry(uid).or_insert_with(|| {
+            self.redis.register(&self.key_prefix, &pod);
+            Gateway {
+                connections: self.connections,
+                draining: false,
+            }
+        });
+        Ok(AdminStatus {
+            connections: gateway.connections,
+            draining: gateway.draining,
+        })
+    }
+
+    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()> {
+        let (pod, uid) = self.pod(admin_url)?;
+        self.journal
+            .record(format!("drain {pod} deadlineSeconds={deadline_seconds}"));
+        let mut gateways = lock(&self.gateways);
+        let gateway = gateways.entry(uid).or_insert(Gateway {
+            connections: 0,
+            draining: true,
+        });
+        gateway.draining = true;
+        gateway.connections = 0;
+        Ok(())
+    }
+}
