@@ -11,7 +11,7 @@
 //! frees, so a slow device never makes the server buffer without bound, and never loses order.
 //! Catch-up after connect is the same pull mode, started at the user's `ackedSeq`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use crate::model::StoredMessage;
 
 /// Live messages that may wait for window room before their conversation falls back to pull mode.
 const QUEUE_CAPACITY: usize = 512;
+/// Acked message ids remembered per connection, so a catch-up read that raced a live delivery does
+/// not push again what the device already acked.
+const RECENTLY_ACKED: usize = 1024;
 
 /// What to write to the socket for one windowed message.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +63,8 @@ pub struct Outbox {
     queue: VecDeque<Arc<StoredMessage>>,
     pulling: BTreeMap<String, Pull>,
     pull_in_flight: Option<String>,
+    acked: HashSet<String>,
+    acked_order: VecDeque<String>,
 }
 
 /// The result of [`Outbox::expire`].
@@ -79,6 +84,8 @@ impl Outbox {
             queue: VecDeque::new(),
             pulling: BTreeMap::new(),
             pull_in_flight: None,
+            acked: HashSet::new(),
+            acked_order: VecDeque::new(),
         }
     }
 
@@ -100,7 +107,9 @@ impl Outbox {
 
     /// A live message for this device. Returns what to send now (possibly nothing).
     pub fn offer(&mut self, message: Arc<StoredMessage>, now: Instant) -> Option<Push> {
-        if self.in_flight.contains_key(&message.message_id) {
+        if self.in_flight.contains_key(&message.message_id)
+            || self.acked.contains(&message.message_id)
+        {
             return None;
         }
         if let Some(pull) = self.pulling.get_mut(&message.conversation_id) {
@@ -141,6 +150,14 @@ impl Outbox {
 
     /// An ACK for `message_id`. Returns the message if it was in flight here.
     pub fn ack(&mut self, message_id: &str) -> Option<Arc<StoredMessage>> {
+        if self.acked.insert(message_id.to_owned()) {
+            self.acked_order.push_back(message_id.to_owned());
+            if self.acked_order.len() > RECENTLY_ACKED {
+                if let Some(old) = self.acked_order.pop_front() {
+                    self.acked.remove(&old);
+                }
+            }
+        }
         self.in_flight.remove(message_id).map(|f| f.message)
     }
 
@@ -192,7 +209,7 @@ impl Outbox {
         let mut cursor = req.after_seq;
         for m in messages {
             cursor = cursor.max(m.seq);
-            if !self.in_flight.contains_key(&m.message_id) {
+            if !self.in_flight.contains_key(&m.message_id) && !self.acked.contains(&m.message_id) {
                 out.push(self.admit(m, now));
             }
         }
@@ -423,6 +440,19 @@ mod tests {
         );
         o.ack("c-8");
         assert_eq!(o.refill(now)[0].message.seq, 10);
+    }
+
+    #[test]
+    fn catch_up_that_raced_a_live_delivery_does_not_push_it_again() {
+        let now = Instant::now();
+        let mut o = Outbox::new(4, T);
+        // Delivered live and acked before the catch-up read (started at connect) answers.
+        assert!(o.offer(msg("c", 1), now).is_some());
+        o.ack("c-1");
+        o.start_pull("c", 0, 1);
+        let r = o.next_pull().unwrap();
+        assert!(o.pulled(&r, vec![msg("c", 1)], now).is_empty());
+        assert!(!o.is_pulling());
     }
 
     #[test]
