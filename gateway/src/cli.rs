@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::{Cli, Command, ServeConfig};
 use crate::server::{bind, run, termination_signal, Backends};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Parses the command line and runs the chosen command.
@@ -23,11 +24,11 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             init_tracing(false);
-            if args.database_url.is_some() {
-                anyhow::bail!("PostgreSQL migrations arrive with cluster mode; this build migrates the SQLite store only");
+            match &args.database_url {
+                Some(url) => PgStore::migrate(url).await?,
+                None => SqliteStore::migrate(&args.data_dir).await?,
             }
-            SqliteStore::migrate(&args.data_dir).await?;
-            tracing::info!(data_dir = %args.data_dir.display(), "migrations applied");
+            tracing::info!("migrations applied");
             Ok(())
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Series: `chat_connections` (gauge), `chat_messages_in_total`, `chat_messages_out_total`,
 //! `chat_acks_total`, `chat_retries_total`, `chat_errors_total{code}`,
-//! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms), `chat_draining`.
+//! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms),
+//! `chat_store_batch_retries_total`, `chat_draining`.
 
 use std::sync::OnceLock;
 
@@ -58,6 +59,10 @@ fn describe() {
     metrics::describe_histogram!(
         "chat_store_batch_size",
         "Commands per store transaction (group commit)"
+    );
+    metrics::describe_counter!(
+        "chat_store_batch_retries_total",
+        "Store batches run again after a conflict with another pod's writer (PostgreSQL)"
     );
     metrics::describe_gauge!("chat_draining", "1 while this process drains");
 }

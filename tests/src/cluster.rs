@@ -36,6 +36,9 @@ impl Pod {
 
 pub struct TestCluster {
     pub pods: Vec<Option<Pod>>,
+    /// Set: every pod opens its own PostgreSQL store on this database (cluster mode proper).
+    /// Unset: the pods share one in-process SQLite store.
+    pub database_url: Option<String>,
     pub broker: BrokerHandle,
     pub prefix: String,
     pub store: Arc<dyn Store>,
@@ -44,8 +47,18 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts `n` pods named `pod-0` … `pod-{n-1}`.
+    /// Starts `n` pods named `pod-0` … `pod-{n-1}` sharing one SQLite store.
     pub async fn start(n: usize) -> Self {
+        Self::start_with(n, None).await
+    }
+
+    /// Starts `n` pods, each with its own PostgreSQL store on one fresh database.
+    pub async fn start_postgres(n: usize) -> Self {
+        let url = crate::postgres::database("cluster").await;
+        Self::start_with(n, Some(url)).await
+    }
+
+    async fn start_with(n: usize, database_url: Option<String>) -> Self {
         crate::init_logging();
         let dir = TempDir::new("cluster");
         let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
@@ -73,6 +86,7 @@ impl TestCluster {
         let prefix = crate::redis::unique_prefix("cluster");
         let mut me = Self {
             pods: Vec::new(),
+            database_url,
             broker,
             prefix,
             store,
@@ -108,8 +122,16 @@ impl TestCluster {
         )
         .await
         .expect("pulsar bus");
+        let store: Arc<dyn Store> = match &self.database_url {
+            Some(url) => Arc::new(
+                chat_gateway::store::postgres::PgStore::connect(url)
+                    .await
+                    .expect("postgres store"),
+            ),
+            None => self.store.clone(),
+        };
         let backends = Backends {
-            store: self.store.clone(),
+            store,
             routes: Arc::new(routes),
             bus: Arc::new(bus),
         };

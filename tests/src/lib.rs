@@ -4,6 +4,7 @@ pub mod cdp;
 pub mod client;
 pub mod cluster;
 pub mod gateway;
+pub mod postgres;
 pub mod redis;
 
 pub use client::Client;

@@ -285,3 +285,46 @@ async fn redis_losing_every_key_mid_traffic_loses_no_message() {
     }
     assert!(sent.iter().all(|id| got.contains(id)));
 }
+
+#[tokio::test]
+async fn three_pods_on_postgresql_each_with_its_own_store() {
+    let c = TestCluster::start_postgres(3).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "d").await;
+    let mut carol = c.connect(2, "carol", "d").await;
+    // Senders on different pods into one conversation: seqs unique and gapless.
+    let mut all = Vec::new();
+    for i in 0..20 {
+        all.push(
+            alice.send_to("bob", &format!("a{i}"), None).await["params"]["seq"]
+                .as_i64()
+                .unwrap(),
+        );
+        all.push(
+            bob.send_to("alice", &format!("b{i}"), None).await["params"]["seq"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    all.sort();
+    assert_eq!(all, (1..=40).collect::<Vec<_>>());
+    // A group across the three pods.
+    alice
+        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol"]}}))
+        .await;
+    let gid = alice.reply(8).await["params"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    carol
+        .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "from pod 2"}}))
+        .await;
+    let r0 = carol.reply(0).await;
+    assert_eq!(r0["params"]["seq"], 1);
+    assert_eq!(alice.push(10).await["messageId"], r0["params"]["messageId"]);
+    // Receipts across pods and stores: bob acks on pod 1, alice on pod 0 gets 17.
+    let env = bob.push(2).await;
+    bob.ack(&env).await;
+    let d = alice.push(17).await;
+    assert_eq!(d["msg"]["params"]["messageId"], env["messageId"]);
+}

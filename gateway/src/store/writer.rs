@@ -1,0 +1,248 @@
+//! The writer: each process's only writing connection, on a thread of its own, fed by a bounded
+//! queue.
+//!
+//! Commands queue up while a transaction commits; the next transaction takes all of them (group
+//! commit). Runs of SEND/ACK commands go through [`super::segment`] in a constant number of
+//! statements; the rare group-management commands run one by one, in order, between runs, so a
+//! client's pipelined CREATE GROUP → SEND keeps its order. Replies go out only after COMMIT, and
+//! a batch is computed from its requests alone: when it conflicts with another pod's writer
+//! (deadlock, serialization failure, the same key inserted first elsewhere) it rolls back —
+//! seq bumps included — and simply runs again.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::sql::Sql;
+use super::{groups, segment, Acked, Group, NewMessage, Sent};
+use crate::error::{Error, Result};
+
+/// Most commands folded into one transaction. 512 rows × 13 columns stays far below SQLite's
+/// 32,766 (and PostgreSQL's 65,535) bound parameters per statement.
+const MAX_BATCH: usize = 512;
+/// Commands queued for the writer; past this, senders wait (backpressure instead of memory growth).
+const WRITE_QUEUE: usize = 8192;
+/// Entries the writer-local cache holds before it starts over.
+const CACHE_LIMIT: usize = 1 << 20;
+/// Runs of one batch, the first included, before its commands fail: conflicts between pods are
+/// rare and short, a batch that keeps conflicting is better failed back to the clients.
+const MAX_ATTEMPTS: u32 = 5;
+/// How long the writer waits for a new connection before failing a batch (database down).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A write, as the store's callers asked for it.
+#[derive(Debug)]
+pub(super) enum Request {
+    UpsertUser {
+        id: String,
+        name: String,
+    },
+    Send {
+        msg: NewMessage,
+        group: bool,
+    },
+    Ack {
+        user: String,
+        message_id: String,
+    },
+    CreateGroup {
+        owner: String,
+        name: String,
+        members: Vec<String>,
+    },
+    AddMembers {
+        user: String,
+        group_id: String,
+        members: Vec<String>,
+    },
+    LeaveGroup {
+        user: String,
+        group_id: String,
+    },
+}
+
+impl Request {
+    /// SEND and ACK: stored in runs, set-based.
+    fn is_hot(&self) -> bool {
+        matches!(self, Request::Send { .. } | Request::Ack { .. })
+    }
+}
+
+/// What a write produced, sent to its caller after commit.
+#[derive(Debug)]
+pub(super) enum Response {
+    Done,
+    Sent(Sent),
+    Acked(Acked),
+    Group(Group),
+}
+
+pub(super) struct Command {
+    pub request: Request,
+    pub reply: oneshot::Sender<Result<Response>>,
+}
+
+/// Writer-local knowledge: conversations known to exist (they are never deleted, so this holds
+/// whatever other writers do) and users' display names (trusted for the dialect's
+/// [`NAMES_TTL`](super::sql::Dialect::NAMES_TTL)). Cleared whenever a batch rolls back (it may
+/// hold what the rollback undid) and when it grows past its limit.
+pub(super) struct Cache {
+    pub conversations: HashSet<String>,
+    names: HashMap<String, String>,
+    names_since: Instant,
+    names_ttl: Option<Duration>,
+}
+
+impl Cache {
+    fn new(names_ttl: Option<Duration>) -> Self {
+        Self {
+            conversations: HashSet::new(),
+            names: HashMap::new(),
+            names_since: Instant::now(),
+            names_ttl,
+        }
+    }
+
+    pub fn names(&self) -> &HashMap<String, String> {
+        &self.names
+    }
+
+    pub fn add_names(&mut self, names: impl IntoIterator<Item = (String, String)>) {
+        self.names.extend(names);
+    }
+
+    fn trim(&mut self) {
+        if self.conversations.len() > CACHE_LIMIT {
+            self.conversations.clear();
+        }
+        let expired = self
+            .names_ttl
+            .is_some_and(|ttl| self.names_since.elapsed() > ttl);
+        if expired || self.names.len() > CACHE_LIMIT {
+            self.names.clear();
+            self.names_since = Instant::now();
+        }
+    }
+}
+
+/// Starts the writer on a thread and runtime of its own, connecting with `options`. Each
+/// statement is a round trip, and queueing behind hundreds of session tasks on the shared
+/// runtime for every one of them would cap throughput. The writer stops when every sender of
+/// the returned queue is dropped.
+pub(super) fn spawn<DB: Sql>(
+    options: <DB::Connection as Connection>::Options,
+) -> Result<mpsc::Sender<Command>> {
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    std::thread::Builder::new()
+        .name("chat-store-writer".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("writer runtime");
+            rt.block_on(writer_loop::<DB>(options, rx));
+        })
+        .map_err(|e| Error::Internal(format!("starting the store writer: {e}")))?;
+    Ok(tx)
+}
+
+async fn writer_loop<DB: Sql>(
+    options: <DB::Connection as Connection>::Options,
+    mut rx: mpsc::Receiver<Command>,
+) {
+    // One connection, kept for its prepared statements; replaced when it breaks.
+    let mut conn: Option<DB::Connection> = None;
+    let mut cache = Cache::new(DB::NAMES_TTL);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let started = Instant::now();
+        let size = batch.len();
+        let (requests, replies): (Vec<Request>, Vec<_>) =
+            batch.drain(..).map(|c| (c.request, c.reply)).unzip();
+        match commit::<DB>(&options, &mut conn, &mut cache, &requests).await {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, size, "store batch failed; rolled back");
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Unavailable(
+                        "store write failed; try again".into(),
+                    )));
+                }
+            }
+        }
+        metrics::histogram!("chat_store_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("chat_store_batch_size").record(size as f64);
+    }
+}
+
+/// Runs the batch in one transaction, again after a conflict with another writer. Returns one
+/// result per request, or the error that failed the whole batch.
+async fn commit<DB: Sql>(
+    options: &<DB::Connection as Connection>::Options,
+    slot: &mut Option<DB::Connection>,
+    cache: &mut Cache,
+    requests: &[Request],
+) -> Result<Vec<Result<Response>>> {
+    let mut attempt = 1;
+    loop {
+        let conn = match slot {
+            Some(conn) => conn,
+            None => {
+                let connect = DB::Connection::connect_with(options);
+                let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| Error::Unavailable("store: connecting timed out".into()))??;
+                slot.insert(conn)
+            }
+        };
+        let e = match transact::<DB>(conn, cache, requests).await {
+            Ok(results) => return Ok(results),
+            Err(e) => e,
+        };
+        *cache = Cache::new(DB::NAMES_TTL);
+        if DB::execute(conn, "ROLLBACK").await.is_err() {
+            // The connection is gone or confused: the next attempt or batch opens a new one.
+            *slot = None;
+        }
+        if attempt == MAX_ATTEMPTS || !DB::retryable(&e) {
+            return Err(e);
+        }
+        metrics::counter!("chat_store_batch_retries_total").increment(1);
+        tracing::debug!(error = %e, attempt, "store batch conflicted with another writer; running it again");
+        // A little jitter, growing: two writers that just deadlocked should not meet again.
+        let pause = rand::rng().random_range(1..=5 * u64::from(attempt));
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        attempt += 1;
+    }
+}
+
+/// One transaction over the whole batch. Client errors (403, 404, …) are found before a command
+/// writes anything, so they fail alone; a database error fails the whole batch.
+async fn transact<DB: Sql>(
+    conn: &mut DB::Connection,
+    cache: &mut Cache,
+    requests: &[Request],
+) -> Result<Vec<Result<Response>>> {
+    cache.trim();
+    DB::execute(conn, DB::BEGIN).await?;
+    let mut results = Vec::with_capacity(requests.len());
+    for chunk in requests.chunk_by(|a, b| a.is_hot() && b.is_hot()) {
+        if chunk[0].is_hot() {
+            results.extend(segment::run::<DB>(conn, cache, chunk).await?);
+        } else {
+            match groups::run::<DB>(conn, cache, &chunk[0]).await {
+                Err(e) if e.is_internal() => return Err(e),
+                result => results.push(result),
+            }
+        }
+    }
+    DB::execute(conn, "COMMIT").await?;
+    Ok(results)
+}
