@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::hub::{Hub, Outbound};
+use crate::hub::{DrainNotice, Hub, Outbound};
 
 /// Share of the drain window over which reconnections are spread.
 const RAMP_SHARE: f64 = 0.5;
@@ -51,10 +51,10 @@ impl Drain {
             .saturating_duration_since(Instant::now())
             .mul_f64(RAMP_SHARE);
         for (i, (_, _, conn)) in conns.into_iter().enumerate() {
-            conn.send(Outbound::Drain {
+            conn.send(Outbound::Drain(Box::new(DrainNotice {
                 deadline,
                 reconnect_after: reconnect_delay(ramp, i, n),
-            });
+            })));
         }
         tracing::info!(
             connections = n,

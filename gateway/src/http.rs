@@ -23,8 +23,8 @@ use crate::server::App;
 use crate::session::{self, Identity};
 
 /// Read buffer per connection. tungstenite's default (128 KiB) would cost ~1.3 GB per 10k idle
-/// connections; frames larger than this are still read, the buffer grows for them.
-const WS_READ_BUFFER: usize = 2 * 1024;
+/// connections; frames larger than this are still read whole, the buffer grows for them.
+const WS_READ_BUFFER: usize = 1024;
 /// Hard cap on what tungstenite reads before erroring. Frames between the protocol's 64 KiB and
 /// this are read whole so the server can close them cleanly with 1009 instead of resetting.
 const WS_MAX_MESSAGE: usize = 1024 * 1024;

@@ -24,11 +24,15 @@ pub enum Outbound {
     Push(Arc<HttpPush>),
     /// Send KICKED (23) with this reason and close 4001.
     Kick(&'static str),
-    /// Send DRAIN (22); close 1012 at `deadline`.
-    Drain {
-        deadline: Instant,
-        reconnect_after: Duration,
-    },
+    /// Send DRAIN (22); close 1012 at its deadline. Boxed: it is rare, and every slot of every
+    /// session's channel is as large as the largest variant.
+    Drain(Box<DrainNotice>),
+}
+
+#[derive(Debug, Clone)]
+pub struct DrainNotice {
+    pub deadline: Instant,
+    pub reconnect_after: Duration,
 }
 
 /// A registered local connection.
@@ -66,7 +70,7 @@ impl Conn {
         if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
             match event {
                 Outbound::Message(_) => self.resync.notify_one(),
-                Outbound::Kick(_) | Outbound::Drain { .. } => {
+                Outbound::Kick(_) | Outbound::Drain(_) => {
                     // Control events must arrive: wait for room off the caller's path.
                     let tx = self.tx.clone();
                     tokio::spawn(async move {

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::delivery::{DeviceRoute, Outbox, PullRequest, Push};
 use crate::error::{Error, Result};
-use crate::hub::Outbound;
+use crate::hub::{DrainNotice, Outbound};
 use crate::model::{new_id, now_ms, DeliveredNotice, StoredMessage};
 use crate::protocol::{self, close, kind, parse_client_frame, Request, RequestId};
 use crate::router::Payload;
@@ -267,7 +267,7 @@ where
                 _ = sleep_until(self.close_at.unwrap_or(far)), if self.close_at.is_some() => {
                     // Flush what is queued for this device before closing.
                     while let Ok(event) = inbox.try_recv() {
-                        if matches!(event, Outbound::Kick(_) | Outbound::Drain { .. }) {
+                        if matches!(event, Outbound::Kick(_) | Outbound::Drain(_)) {
                             continue;
                         }
                         if self.on_outbound(event).await.is_some() { return None }
@@ -326,10 +326,11 @@ where
                     .await;
                 return Some(Some((close::KICKED, reason)));
             }
-            Outbound::Drain {
-                deadline,
-                reconnect_after,
-            } => {
+            Outbound::Drain(notice) => {
+                let DrainNotice {
+                    deadline,
+                    reconnect_after,
+                } = *notice;
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.close_at = Some(deadline);
                 let params = json!({"timelife": left.as_secs_f64().ceil() as u64, "reconnectAfterMs": reconnect_after.as_millis() as u64, "reason": "drain"});

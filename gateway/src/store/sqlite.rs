@@ -16,6 +16,8 @@ pub type SqliteStore = SqlStore<Sqlite>;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 /// Reader connections: reads are short, and SQLite serves them beside the writer (WAL).
 const READERS: u32 = 4;
+/// How often the checkpointer moves committed WAL frames into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Dialect for Sqlite {
     // IMMEDIATE takes the write lock at BEGIN; the writer is the only one, so it never waits.
@@ -43,6 +45,9 @@ fn options(path: &Path) -> SqliteConnectOptions {
         // 64 MiB of page cache per connection (SQLite's default is 2 MiB): the hot indexes
         // (memberships, recent messages) stay in memory instead of being re-read with pread.
         .pragma("cache_size", "-65536")
+        // Statement journals (multi-row statements inside the batch transaction) in memory, not
+        // in temporary files.
+        .pragma("temp_store", "memory")
         .foreign_keys(true)
 }
 
@@ -55,7 +60,12 @@ impl SqlStore<Sqlite> {
             .max_connections(READERS)
             .connect_with(options(&path).read_only(true))
             .await?;
-        Self::start(options(&path), readers)
+        // Checkpoints run on a connection of their own, not inline in the writer's commits: SQLite's
+        // automatic checkpoint (every 1000 WAL pages) would stall the writer, and every message
+        // waiting on it, for the time it takes to copy pages and fsync the database file.
+        let checkpointer = SqliteConnection::connect_with(&options(&path)).await?;
+        tokio::spawn(checkpoint_loop(checkpointer));
+        Self::start(options(&path).pragma("wal_autocheckpoint", "0"), readers)
     }
 
     /// Applies migrations and returns (the `migrate` command).
@@ -66,5 +76,21 @@ impl SqlStore<Sqlite> {
         MIGRATOR.run(&mut conn).await?;
         conn.close().await?;
         Ok(())
+    }
+}
+
+/// PASSIVE checkpoints never block the writer or readers; they copy whatever frames no reader
+/// still needs, and the WAL is reused from its start once a checkpoint caught up.
+async fn checkpoint_loop(mut conn: SqliteConnection) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
     }
 }
