@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 
 echo "== cargo fmt --check" >&2
