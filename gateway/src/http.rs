@@ -200,9 +200,7 @@ async fn message_send(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>> {
     service(&app, &headers)?;
-    let mut body: SendBody = parse_json(&body)?;
-    body.to.sort();
-    body.to.dedup();
+    let body: SendBody = parse_json(&body)?;
     if !body.send_to_all && body.to.is_empty() {
         return Err(Error::BadRequest(
             "\"to\" must list at least one user (or set sendToAll)".into(),

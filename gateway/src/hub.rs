@@ -145,16 +145,6 @@ impl Hub {
             .cloned()
     }
 
-    /// Every local connection of `user`.
-    pub fn devices_of(&self, user: &str) -> Vec<(String, Conn)> {
-        self.conns
-            .lock()
-            .expect("hub lock")
-            .get(user)
-            .map(|d| d.iter().map(|(k, c)| (k.clone(), c.clone())).collect())
-            .unwrap_or_default()
-    }
-
     /// A snapshot of every local connection as (user, device, conn).
     pub fn all(&self) -> Vec<(String, String, Conn)> {
         let conns = self.conns.lock().expect("hub lock");

@@ -192,13 +192,13 @@ fn parse_request(kind: u16, p: &Map<String, Value>) -> Result<Request, Error> {
         },
         kind::SEND => Request::Send {
             to: req_id(p, "toMessageId")?,
-            message: req_text(p, "message")?,
+            message: req_str(p, "message")?,
             file_type: file_type(p)?,
             client_msg_id: client_msg_id(p)?,
         },
         kind::SEND_GROUP => Request::SendGroup {
             group_id: req_id(p, "toMessageId")?,
-            message: req_text(p, "message")?,
+            message: req_str(p, "message")?,
             file_type: file_type(p)?,
             client_msg_id: client_msg_id(p)?,
         },
@@ -283,11 +283,6 @@ fn req_id(p: &Map<String, Value>, key: &str) -> Result<String, Error> {
         return Err(bad(format!("\"{key}\" must be 1-128 bytes")));
     }
     Ok(s)
-}
-
-/// Message text: a string (the seeds send strings; anything else is a client bug).
-fn req_text(p: &Map<String, Value>, key: &str) -> Result<String, Error> {
-    req_str(p, key)
 }
 
 fn file_type(p: &Map<String, Value>) -> Result<i64, Error> {

@@ -209,14 +209,20 @@ impl App {
 
     /// `/message/send`: pushes to every online device of `users`; returns the users with none.
     pub async fn push(&self, push: HttpPush, users: &[String]) -> Result<Vec<String>> {
-        let routes = self.routes.lookup(users).await?;
+        // Each user once, whatever the caller passed: one push per device, a sorted notExist.
+        let users: Vec<String> = users
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let routes = self.routes.lookup(&users).await?;
         let online: BTreeSet<&str> = routes.iter().map(|r| r.user.as_str()).collect();
-        let mut not_exist: Vec<String> = users
+        let not_exist: Vec<String> = users
             .iter()
             .filter(|u| !online.contains(u.as_str()))
             .cloned()
             .collect();
-        not_exist.dedup();
         self.dispatch(Payload::Push(Arc::new(push)), routes, None, 0)
             .await;
         Ok(not_exist)
