@@ -38,9 +38,17 @@ pub enum Command {
 /// Options every scenario uses to reach and authenticate to the gateway.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The gateway's WebSocket URL (ws:// only; the tool adds `token` and `device`).
-    #[arg(long, env = "CHAT_LOAD_URL", default_value = "ws://127.0.0.1:8080/ws")]
-    pub url: String,
+    /// The gateway's WebSocket URL (ws:// only; the tool adds `token` and `device`). `throughput`
+    /// takes several, comma-separated (the pods of a cluster): recipient i connects to URL
+    /// i mod n and its sender to the next URL, so every message crosses from one gateway to
+    /// another. `idle` measures one gateway and takes one.
+    #[arg(
+        long,
+        env = "CHAT_LOAD_URL",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080/ws"
+    )]
+    pub url: Vec<String>,
     /// The gateway's JWT secret; the tool mints a HS256 token for each of its users.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
@@ -179,5 +187,25 @@ mod tests {
         assert_eq!(args.rate, Some(2000.0));
         assert_eq!(args.connect.source_ips.len(), 2);
         assert_eq!(args.window, 16);
+        assert_eq!(args.connect.url, ["ws://127.0.0.1:8080/ws"]);
+    }
+
+    #[test]
+    fn takes_several_urls() {
+        let cli = Cli::parse_from([
+            "chat-load",
+            "throughput",
+            "--jwt-secret",
+            "s",
+            "--url",
+            "ws://127.0.0.1:8080/ws,ws://127.0.0.1:8081/ws",
+        ]);
+        let Command::Throughput(args) = cli.command else {
+            panic!("expected throughput")
+        };
+        assert_eq!(
+            args.connect.url,
+            ["ws://127.0.0.1:8080/ws", "ws://127.0.0.1:8081/ws"]
+        );
     }
 }

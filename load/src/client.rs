@@ -125,16 +125,18 @@ impl Endpoint {
     }
 }
 
-/// Opens one connection per user, `concurrency` at a time, in order; connection `i` is number
+/// Opens one connection per user, `concurrency` at a time, in order. User `i` connects to
+/// `endpoints[(i + shift) % n]` (round-robin over the gateways) as connection number
 /// `first_index + i` for source-address selection.
 pub async fn connect_all(
-    endpoint: &Endpoint,
+    endpoints: &[Endpoint],
+    shift: usize,
     users: &[User],
     first_index: usize,
     concurrency: usize,
 ) -> Vec<Result<Connected>> {
     stream::iter(users.iter().enumerate())
-        .map(|(i, user)| endpoint.connect(first_index + i, user))
+        .map(|(i, user)| endpoints[(i + shift) % endpoints.len()].connect(first_index + i, user))
         .buffered(concurrency.max(1))
         .collect()
         .await

@@ -72,9 +72,12 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
     {
         eprintln!("{warning}");
     }
+    let [url] = connect.url.as_slice() else {
+        bail!("idle measures one gateway: give one --url");
+    };
     let endpoint = Arc::new(
         Endpoint::resolve(
-            &connect.url,
+            url,
             connect.source_ips.clone(),
             connect.read_buffer_bytes.unwrap_or(IDLE_READ_BUFFER),
             connect.connect_timeout(),

@@ -115,13 +115,20 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<ThroughputReport> {
     {
         eprintln!("{warning}");
     }
-    let endpoint = Endpoint::resolve(
-        &connect.url,
-        connect.source_ips.clone(),
-        connect.read_buffer_bytes.unwrap_or(BUSY_READ_BUFFER),
-        connect.connect_timeout(),
-    )
-    .await?;
+    ensure!(!connect.url.is_empty(), "--url needs at least one URL");
+    let mut endpoints = Vec::with_capacity(connect.url.len());
+    for url in &connect.url {
+        endpoints.push(
+            Endpoint::resolve(
+                url,
+                connect.source_ips.clone(),
+                connect.read_buffer_bytes.unwrap_or(BUSY_READ_BUFFER),
+                connect.connect_timeout(),
+            )
+            .await?,
+        );
+    }
+    let addrs: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
     let users = Users::new(
         connect.user_prefix.clone(),
         &connect.jwt_secret,
@@ -133,14 +140,15 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<ThroughputReport> {
     eprintln!(
         "connecting {} pairs to {} as {}-s*/-r*",
         args.pairs,
-        endpoint.addr(),
+        addrs.join(", "),
         users.prefix()
     );
-    // Recipients first, so every message has an online device to go to.
+    // Recipients first, so every message has an online device to go to. With several gateways a
+    // sender sits on the gateway after its recipient's, so each message crosses gateways.
     let recipient_conns =
-        all_up(connect_all(&endpoint, &recipients, 0, connect.concurrency).await)?;
+        all_up(connect_all(&endpoints, 0, &recipients, 0, connect.concurrency).await)?;
     let sender_conns =
-        all_up(connect_all(&endpoint, &senders, args.pairs, connect.concurrency).await)?;
+        all_up(connect_all(&endpoints, 1, &senders, args.pairs, connect.concurrency).await)?;
 
     let warmup = Duration::from_secs(args.warmup_seconds);
     let duration = Duration::from_secs(args.duration_seconds);

@@ -15,6 +15,8 @@ use crate::stats::{Counts, Samples, Summary};
 pub struct ThroughputReport {
     pub mode: &'static str,
     pub user_prefix: String,
+    /// Gateways the pairs were spread over (several: every message crossed gateways).
+    pub gateways: usize,
     pub pairs: usize,
     /// Offered msgs/s; `None` at saturation.
     pub rate: Option<f64>,
@@ -78,6 +80,7 @@ impl ThroughputReport {
         let secs = duration.as_secs_f64().max(1e-9);
         let mut report = Self {
             mode: "throughput",
+            gateways: args.connect.url.len(),
             user_prefix: user_prefix.to_owned(),
             pairs: args.pairs,
             rate: args.rate,
@@ -154,8 +157,8 @@ impl fmt::Display for ThroughputReport {
         };
         writeln!(
             f,
-            "throughput: {} pairs, {load}, {} B messages; {} s warm-up + {} s measured",
-            self.pairs, self.message_bytes, self.warmup_seconds, self.duration_seconds
+            "throughput: {} pairs over {} gateway(s), {load}, {} B messages; {} s warm-up + {} s measured",
+            self.pairs, self.gateways, self.message_bytes, self.warmup_seconds, self.duration_seconds
         )?;
         writeln!(
             f,

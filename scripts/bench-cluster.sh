@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Cluster-mode benchmarks (docs/benchmarks.md, issue 3): gateways on PostgreSQL, a Redis route
+# table and Pulsar forwarding (the project's Pulsar-protocol test broker), measured with chat-load.
+#
+#   scripts/bench-cluster.sh          # builds release binaries; runs 1 pod, then 3 pods; JSON lines
+#
+# Each layout runs the same two measurements: latency at a fixed offered rate, and saturation.
+# With 3 pods chat-load puts each sender on the pod after its recipient's, so every message is
+# forwarded from one pod to another through its inbox topic. With 1 pod nothing is forwarded:
+# that run is the baseline the 3-pod saturation is compared with.
+#
+# Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3),
+# PG_FSYNC (on; "off" measures without the disk's fsync). Everything the run starts lives under
+# target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres
+# (scripts/install-test-deps.sh installs both). The servers and the clients share this machine's
+# cores: run it on a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PAIRS=${PAIRS:-200}
+RATE=${RATE:-2000}
+DURATION=${DURATION:-20}
+WINDOW=${WINDOW:-16}
+PODS=${PODS:-3}
+PG_FSYNC=${PG_FSYNC:-on}
+SECRET=bench-secret
+
+cargo build --release --locked -p chat-gateway -p chat-load -p pulsar-test-broker >&2
+GATEWAY_BIN=${GATEWAY_BIN:-target/release/chat-gateway}
+LOAD=target/release/chat-load
+BROKER=target/release/pulsar-test-broker
+WORK=$PWD/target/bench-cluster
+PG_PORT=15432
+REDIS_PORT=16379
+BROKER_PORT=16650
+BROKER_ADMIN=18081
+
+PIDS=()
+stop_all() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+  if [ -f "$WORK/pg/data/postmaster.pid" ]; then
+    as_pg pg_ctl -D "$WORK/pg/data" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+trap stop_all EXIT
+
+pg_bin() {
+  for dir in $(command -v initdb | xargs -r dirname) /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && { echo "$dir"; return; }
+  done
+  echo "bench-cluster: PostgreSQL's initdb/postgres not found (scripts/install-test-deps.sh installs them)" >&2
+  exit 1
+}
+PG_BIN=$(pg_bin)
+# initdb and postgres refuse to run as root.
+as_pg() {
+  local cmd=$1; shift
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$PG_BIN/$cmd" "$@"; else "$PG_BIN/$cmd" "$@"; fi
+}
+command -v redis-server >/dev/null || {
+  echo "bench-cluster: redis-server not found (scripts/install-test-deps.sh installs it)" >&2
+  exit 1
+}
+
+wait_for() { # url what
+  for _ in $(seq 300); do
+    curl -sf "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench-cluster: $2 did not come up ($1; logs in $WORK)" >&2
+  exit 1
+}
+
+# Fresh servers for each layout, so the two runs start from the same empty state.
+start_backends() {
+  rm -rf "$WORK" && mkdir -p "$WORK/pg"
+  [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+  as_pg initdb -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1
+  as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
+    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB" >/dev/null
+  as_pg createdb -h 127.0.0.1 -p $PG_PORT -U postgres chat
+  redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+  PIDS+=($!)
+  "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$BROKER_ADMIN/admin/v2/tenants" "the Pulsar test broker"
+  # Tenant and namespace, as the operator provisions them.
+  curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/tenants/public" >/dev/null || true
+  curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/namespaces/public/chat" >/dev/null || true
+  "$GATEWAY_BIN" migrate --database-url "postgres://postgres@127.0.0.1:$PG_PORT/chat" >&2
+}
+
+# start_pods N: N gateways on ports 2808i (public) and 2909i (admin); sets URLS.
+start_pods() {
+  URLS=""
+  for i in $(seq 0 $(($1 - 1))); do
+    "$GATEWAY_BIN" serve --listen 127.0.0.1:2808$i --admin-listen 127.0.0.1:2909$i \
+      --pod-name pod-$i --data-dir "$WORK/pod-$i" --jwt-secret "$SECRET" --max-connections 60000 \
+      --database-url "postgres://postgres@127.0.0.1:$PG_PORT/chat" \
+      --redis-url "redis://127.0.0.1:$REDIS_PORT" --key-prefix bench \
+      --pulsar-url "pulsar://127.0.0.1:$BROKER_PORT" --pulsar-admin-url "http://127.0.0.1:$BROKER_ADMIN" \
+      --pulsar-tenant public --pulsar-namespace chat >"$WORK/pod-$i.log" 2>&1 &
+    PIDS+=($!)
+    URLS+="${URLS:+,}ws://127.0.0.1:2808$i/ws"
+  done
+  for i in $(seq 0 $(($1 - 1))); do wait_for "http://127.0.0.1:2909$i/readyz" "pod-$i"; done
+}
+
+echo "bench-cluster: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), PostgreSQL fsync=$PG_FSYNC, gateway $GATEWAY_BIN" >&2
+
+for pods in 1 "$PODS"; do
+  echo "== $pods pod(s): fixed rate $RATE msg/s" >&2
+  start_backends
+  start_pods "$pods"
+  "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" --rate "$RATE" \
+    --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
+  stop_all
+
+  echo "== $pods pod(s): saturation, window $WINDOW" >&2
+  start_backends
+  start_pods "$pods"
+  "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" --window "$WINDOW" \
+    --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
+  stop_all
+done
