@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 
 pub type PgStore = SqlStore<Postgres>;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 /// Reader connections per pod (SYNC, catch-up on connect, conversation lists).
 const READERS: u32 = 8;
 /// Prepared statements kept per connection (sqlx's default is 100). The writer's statements over
@@ -58,6 +57,15 @@ fn options(url: &str) -> Result<PgConnectOptions> {
         .statement_cache_capacity(STATEMENT_CACHE))
 }
 
+/// The embedded migrations, ignoring applied versions they do not know: during a rollout an old
+/// pod may restart after a newer pod applied a newer migration. Migrations stay backward
+/// compatible, so the old pod runs on the newer schema instead of refusing to start.
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("../migrations/postgres");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
 impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://user:password@host:port/database`), applies pending
     /// migrations and starts the writer.
@@ -76,7 +84,7 @@ impl SqlStore<Postgres> {
     /// turns: sqlx holds an advisory lock while it migrates.
     pub async fn migrate(url: &str) -> Result<()> {
         let mut conn = PgConnection::connect_with(&options(url)?).await?;
-        MIGRATOR.run(&mut conn).await?;
+        migrator().run(&mut conn).await?;
         conn.close().await?;
         Ok(())
     }

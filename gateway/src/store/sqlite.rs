@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 /// Reader connections: reads are short, and SQLite serves them beside the writer (WAL).
 const READERS: u32 = 4;
 /// How often the checkpointer moves committed WAL frames into the database file.
@@ -51,6 +50,15 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// The embedded migrations, ignoring applied versions they do not know: during a rollout an old
+/// pod may restart after a newer pod applied a newer migration. Migrations stay backward
+/// compatible, so the old pod runs on the newer schema instead of refusing to start.
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("../migrations/sqlite");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
 impl SqlStore<Sqlite> {
     /// Opens (creating if needed) `<data_dir>/chat.db`, applies migrations and starts the writer.
     pub async fn open(data_dir: &Path) -> Result<Self> {
@@ -73,7 +81,7 @@ impl SqlStore<Sqlite> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
         let mut conn = SqliteConnection::connect_with(&options(&data_dir.join("chat.db"))).await?;
-        MIGRATOR.run(&mut conn).await?;
+        migrator().run(&mut conn).await?;
         conn.close().await?;
         Ok(())
     }
