@@ -3,7 +3,10 @@
 //! Series: `chat_connections` (gauge), `chat_messages_in_total`, `chat_messages_out_total`,
 //! `chat_acks_total`, `chat_retries_total`, `chat_errors_total{code}`,
 //! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms),
-//! `chat_store_batch_retries_total`, `chat_draining`.
+//! `chat_store_batch_retries_total`, `chat_draining`, and the recent-message cache's
+//! `chat_recent_cache_hits_total`, `chat_recent_cache_misses_total` (reads sent to the database)
+//! and `chat_recent_cache_errors_total{op}` (`read`, `write`, `queue`: a Redis failure or a full
+//! write queue; never a failed request).
 
 use std::sync::OnceLock;
 
@@ -65,4 +68,16 @@ fn describe() {
         "Store batches run again after a conflict with another pod's writer (PostgreSQL)"
     );
     metrics::describe_gauge!("chat_draining", "1 while this process drains");
+    metrics::describe_counter!(
+        "chat_recent_cache_hits_total",
+        "Conversation pages (SYNC, catch-up) read whole from the Redis recent cache"
+    );
+    metrics::describe_counter!(
+        "chat_recent_cache_misses_total",
+        "Conversation pages read from the database because the recent cache lacked part of them"
+    );
+    metrics::describe_counter!(
+        "chat_recent_cache_errors_total",
+        "Recent cache failures by op (read, write, queue); each one falls back to the database"
+    );
 }

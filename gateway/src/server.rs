@@ -18,7 +18,7 @@ use crate::drain::Drain;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
-use crate::store::{postgres::PgStore, sqlite::SqliteStore, Store};
+use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 
 /// Listen backlog: tokio's default (1024) overflows in connect bursts.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -68,10 +68,14 @@ impl Backends {
     /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
         // Each backend is chosen on its own: a URL selects the cluster implementation.
-        let store: Arc<dyn Store> = match &config.store.database_url {
+        let mut store: Arc<dyn Store> = match &config.store.database_url {
             Some(url) => Arc::new(PgStore::connect(url).await?),
             None => Arc::new(SqliteStore::open(&config.store.data_dir).await?),
         };
+        // Redis also holds the recent-message cache in front of the store's reads.
+        if let Some(url) = &config.redis_url {
+            store = Arc::new(RecentCache::connect(store, url, &config.key_prefix).await?);
+        }
         let routes: Arc<dyn RouteTable> = match &config.redis_url {
             Some(url) => Arc::new(RedisRoutes::connect(url, &config.key_prefix).await?),
             None => Arc::new(MemoryRoutes::new()),

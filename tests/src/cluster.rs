@@ -8,6 +8,7 @@ use chat_gateway::auth::Auth;
 use chat_gateway::bus::pulsar::{PulsarBus, Topics};
 use chat_gateway::routes::redis::RedisRoutes;
 use chat_gateway::server::{Backends, Running};
+use chat_gateway::store::recent::RecentCache;
 use chat_gateway::store::sqlite::SqliteStore;
 use chat_gateway::store::Store;
 use pulsar_test_broker::{Broker, BrokerHandle};
@@ -130,6 +131,12 @@ impl TestCluster {
             ),
             None => self.store.clone(),
         };
+        // As `Backends::from_config` with `--redis-url`: the recent cache in front of the store.
+        let store: Arc<dyn Store> = Arc::new(
+            RecentCache::connect(store, &crate::redis::server().url(), &self.prefix)
+                .await
+                .expect("recent cache"),
+        );
         let backends = Backends {
             store,
             routes: Arc::new(routes),

@@ -12,6 +12,7 @@ pub mod acks;
 mod groups;
 mod plan;
 pub mod postgres;
+pub mod recent;
 mod segment;
 mod sql;
 pub mod sqlite;
@@ -94,6 +95,16 @@ pub struct Backlog {
     pub last_seq: i64,
 }
 
+/// Where a participant stands in one conversation: which of its messages it may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The user sees only messages above this seq (0 unless it joined a group late).
+    pub joined_seq: i64,
+    /// The conversation's last committed seq. Sequences are gapless: every seq from 1 to it
+    /// is a stored message.
+    pub last_seq: i64,
+}
+
 /// A page of one conversation.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -136,6 +147,11 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Page>;
+
+    /// Where `user` stands in a conversation it takes part in (its join point, the last seq),
+    /// in one indexed lookup: lets a reader know the exact range a `read` would return before
+    /// reading it. Not a participant: 403, as `read`.
+    async fn position(&self, user: &str, conversation_id: &str) -> Result<Position>;
 
     /// The user's conversations with their last and acked seqs.
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>>;
@@ -262,6 +278,10 @@ impl<DB: Sql> Store for SqlStore<DB> {
         limit: u32,
     ) -> Result<Page> {
         DB::read(&self.readers, user, conversation_id, after_seq, limit).await
+    }
+
+    async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
+        DB::position(&self.readers, user, conversation_id).await
     }
 
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {

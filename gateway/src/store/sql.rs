@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::plan::{AckPosition, AckTarget, AckWrites};
-use super::{Backlog, ConversationSummary, Page};
+use super::{Backlog, ConversationSummary, Page, Position};
 use crate::error::{Error, Result};
 use crate::model::{StoredMessage, Target};
 
@@ -232,6 +232,10 @@ pub trait Sql: Dialect {
         after_seq: i64,
         limit: u32,
     ) -> Result<Page>;
+
+    /// The user's join point and the conversation's last seq, read in one statement (so every
+    /// message up to that seq is committed). Not an active member: 403.
+    async fn position(pool: &Pool<Self>, user: &str, conversation: &str) -> Result<Position>;
 
     async fn conversations(pool: &Pool<Self>, user: &str) -> Result<Vec<ConversationSummary>>;
 
@@ -670,6 +674,26 @@ where
                 .map(StoredMessage::from)
                 .collect(),
             has_more,
+        })
+    }
+
+    async fn position(pool: &Pool<DB>, user: &str, conversation: &str) -> Result<Position> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT m.joined_seq, c.last_seq FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.user_id = $1 AND m.conversation_id = $2 AND m.active = 1",
+        )
+        .bind(user)
+        .bind(conversation)
+        .fetch_optional(pool)
+        .await?;
+        let Some((joined_seq, last_seq)) = row else {
+            return Err(Error::Forbidden(
+                "not a participant of this conversation".into(),
+            ));
+        };
+        Ok(Position {
+            joined_seq,
+            last_seq,
         })
     }
 

@@ -1,0 +1,377 @@
+//! The recent-message cache (cluster mode): a [`Store`] decorator that keeps each conversation's
+//! newest messages in Redis, so SYNC and catch-up pages skip the database's message scan.
+//!
+//! | key | value | TTL |
+//! |---|---|---|
+//! | `{p}:recent:{conversation}` | ZSET seq → message JSON ([`StoredMessage`]) | 7 days, refreshed by every write |
+//!
+//! **Writes** happen after the store committed, so the cache only ever holds committed messages,
+//! and sequences come from the database alone. They are queued to a background task that
+//! pipelines whatever is queued to Redis (one Lua script per conversation: add, trim to the
+//! newest [`RECENT_MAX_ENTRIES`], drop entries older than [`RECENT_TTL_SECONDS`], refresh the
+//! TTL): reply 0 never waits on Redis. A write that is late, lost (full queue, Redis down) or
+//! trimmed leaves a gap, and a gap only ever sends a read to the database.
+//!
+//! **Reads** first ask the database where the reader stands ([`Store::position`], one indexed
+//! lookup): 403 for a non-participant, the join point, the last seq. The page a database read
+//! would return is then known exactly: seqs `from+1 ..= to` with `from = max(afterSeq, joined)`
+//! and `to = min(from + limit, last)`, because sequences are gapless. The cache answers only when
+//! it returns exactly those seqs, each once; otherwise — a gap, a flushed or restarted Redis, an
+//! error — the whole page comes from the database. Never a mix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tokio::sync::mpsc;
+
+use super::{Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, Sent, Store};
+use crate::error::{Error, Result};
+use crate::model::{now_ms, StoredMessage};
+
+/// How long a conversation's cached messages live (seed 003: "recent messages, 7 days"). The key
+/// expires this long after its last write; older entries in a busy conversation are dropped too.
+pub const RECENT_TTL_SECONDS: u64 = 7 * 24 * 3600;
+/// Most messages kept per conversation: five full SYNC pages (limit ≤ 200), enough for the
+/// catch-up of a typical absence, while one key's memory stays bounded (≤ 1000 × message size).
+pub const RECENT_MAX_ENTRIES: u64 = 1000;
+/// Messages waiting to be written; past it new ones are not cached (their reads go to the
+/// database) rather than holding replies back or growing memory while Redis is slow.
+const WRITE_QUEUE: usize = 65_536;
+/// Most messages written to Redis in one pipeline.
+const WRITE_BATCH: usize = 512;
+/// The longest a read waits on the cache before it reads the database instead: a slow or
+/// unreachable Redis must not slow SYNC or catch-up down by more than this.
+const READ_TIMEOUT: Duration = Duration::from_millis(250);
+/// Reconnection while Redis is down: one quick attempt per request instead of the crate's
+/// default (six, backing off for seconds), which every read would wait through.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+const CONNECT_RETRIES: usize = 1;
+
+/// KEYS: a conversation's recent set. ARGV: TTL seconds, most entries kept, oldest `createdAt`
+/// (ms) kept, then seq/JSON pairs. Adds, trims from the oldest end (so what stays is still the
+/// newest run of seqs), refreshes the TTL.
+const WRITE: &str = r#"
+for i = 4, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
+local cutoff = tonumber(ARGV[3])
+while true do
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
+  if #oldest == 0 or cjson.decode(oldest[1]).createdAt >= cutoff then break end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"#;
+
+/// The key of a conversation's recent messages.
+pub fn recent_key(prefix: &str, conversation_id: &str) -> String {
+    format!("{prefix}:recent:{conversation_id}")
+}
+
+/// A [`Store`] with the Redis recent-message cache in front of its reads.
+pub struct RecentCache {
+    inner: Arc<dyn Store>,
+    conn: ConnectionManager,
+    prefix: String,
+    writes: mpsc::Sender<StoredMessage>,
+}
+
+impl RecentCache {
+    /// Connects (with automatic reconnection) to `url` and starts the write task; every key is
+    /// under `prefix`. The task ends when the cache is dropped.
+    pub async fn connect(inner: Arc<dyn Store>, url: &str, prefix: &str) -> Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| Error::BadRequest(format!("--redis-url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(CONNECT_RETRIES);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| Error::Unavailable(format!("recent cache: {e}")))?;
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_loop(conn.clone(), prefix.to_owned(), queue));
+        Ok(Self {
+            inner,
+            conn,
+            prefix: prefix.to_owned(),
+            writes,
+        })
+    }
+
+    /// Queues a committed message for the cache; never waits.
+    fn cache(&self, sent: &Sent) {
+        if sent.duplicate {
+            return;
+        }
+        if self.writes.try_send(sent.message.clone()).is_err() {
+            metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
+        }
+    }
+
+    /// The messages with seqs `from+1 ..= to`, if the cache holds every one of them.
+    async fn cached(
+        &self,
+        conversation: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<StoredMessage>>> {
+        let mut conn = self.conn.clone();
+        let range = conn.zrangebyscore(recent_key(&self.prefix, conversation), from + 1, to);
+        let entries: Vec<String> = tokio::time::timeout(READ_TIMEOUT, range)
+            .await
+            .map_err(|_| Error::Unavailable("recent cache: read timed out".into()))?
+            .map_err(|e| Error::Unavailable(format!("recent cache: {e}")))?;
+        whole(&entries, conversation, from, to)
+    }
+}
+
+/// The seqs a read returns, `from+1 ..= to` (none when `to <= from`): above the reader's join
+/// point and `afterSeq`, at most `limit`, up to the last seq. Exact, because sequences are
+/// gapless — the database would return these seqs, no others.
+fn page_range(at: Position, after_seq: i64, limit: u32) -> (i64, i64) {
+    let from = after_seq.max(at.joined_seq);
+    let to = at.last_seq.min(from.saturating_add(i64::from(limit)));
+    (from, to)
+}
+
+/// The cache's entries for `from+1 ..= to` as a page, if they are exactly those seqs of
+/// `conversation`, each once (ZRANGEBYSCORE returns them in seq order).
+fn whole(
+    entries: &[String],
+    conversation: &str,
+    from: i64,
+    to: i64,
+) -> Result<Option<Vec<StoredMessage>>> {
+    if entries.len() as i64 != to - from {
+        return Ok(None);
+    }
+    let mut messages = Vec::with_capacity(entries.len());
+    for (expected, entry) in (from + 1..).zip(entries) {
+        let message: StoredMessage = serde_json::from_str(entry)
+            .map_err(|e| Error::Internal(format!("recent cache entry: {e}")))?;
+        if message.seq != expected || message.conversation_id != conversation {
+            return Ok(None);
+        }
+        messages.push(message);
+    }
+    Ok(Some(messages))
+}
+
+/// Writes queued messages to Redis in pipelined batches until the cache is dropped.
+async fn write_loop(
+    mut conn: ConnectionManager,
+    prefix: String,
+    mut queue: mpsc::Receiver<StoredMessage>,
+) {
+    let script = Script::new(WRITE);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        if let Err(e) = write(&mut conn, &script, &prefix, &batch).await {
+            metrics::counter!("chat_recent_cache_errors_total", "op" => "write").increment(1);
+            tracing::warn!(error = %e, messages = batch.len(), "recent cache write failed; reads of these messages go to the database");
+        }
+        batch.clear();
+    }
+}
+
+/// One pipeline: the script (loaded first, so a restarted Redis has it), then one invocation per
+/// conversation.
+async fn write(
+    conn: &mut ConnectionManager,
+    script: &Script,
+    prefix: &str,
+    batch: &[StoredMessage],
+) -> redis::RedisResult<()> {
+    let mut by_conversation: BTreeMap<&str, Vec<&StoredMessage>> = BTreeMap::new();
+    for m in batch {
+        by_conversation
+            .entry(m.conversation_id.as_str())
+            .or_default()
+            .push(m);
+    }
+    let cutoff = now_ms() - RECENT_TTL_SECONDS as i64 * 1000;
+    let mut pipe = redis::pipe();
+    pipe.cmd("SCRIPT").arg("LOAD").arg(WRITE).ignore();
+    for (conversation, messages) in by_conversation {
+        let cmd = pipe
+            .cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(recent_key(prefix, conversation))
+            .arg(RECENT_TTL_SECONDS)
+            .arg(RECENT_MAX_ENTRIES)
+            .arg(cutoff);
+        for m in messages {
+            let json = serde_json::to_string(m).expect("a stored message serializes");
+            cmd.arg(m.seq).arg(json);
+        }
+        cmd.ignore();
+    }
+    pipe.query_async::<()>(conn).await
+}
+
+#[async_trait]
+impl Store for RecentCache {
+    async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
+        self.inner.upsert_user(id, name).await
+    }
+
+    async fn send_direct(&self, msg: NewMessage) -> Result<Sent> {
+        let sent = self.inner.send_direct(msg).await?;
+        self.cache(&sent);
+        Ok(sent)
+    }
+
+    async fn send_group(&self, msg: NewMessage) -> Result<Sent> {
+        let sent = self.inner.send_group(msg).await?;
+        self.cache(&sent);
+        Ok(sent)
+    }
+
+    async fn ack(&self, user: &str, message_id: &str) -> Result<Acked> {
+        self.inner.ack(user, message_id).await
+    }
+
+    async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group> {
+        self.inner.create_group(owner, name, members).await
+    }
+
+    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
+        self.inner.add_members(user, group_id, members).await
+    }
+
+    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
+        self.inner.leave_group(user, group_id).await
+    }
+
+    async fn read(
+        &self,
+        user: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        let at = self.inner.position(user, conversation_id).await?;
+        let (from, to) = page_range(at, after_seq, limit);
+        if to <= from {
+            return Ok(Page {
+                messages: Vec::new(),
+                has_more: at.last_seq > from,
+            });
+        }
+        match self.cached(conversation_id, from, to).await {
+            Ok(Some(messages)) => {
+                metrics::counter!("chat_recent_cache_hits_total").increment(1);
+                return Ok(Page {
+                    messages,
+                    has_more: at.last_seq > to,
+                });
+            }
+            Ok(None) => metrics::counter!("chat_recent_cache_misses_total").increment(1),
+            Err(e) => {
+                metrics::counter!("chat_recent_cache_errors_total", "op" => "read").increment(1);
+                tracing::warn!(error = %e, conversation.id = conversation_id, "recent cache read failed; reading from the database");
+            }
+        }
+        self.inner
+            .read(user, conversation_id, after_seq, limit)
+            .await
+    }
+
+    async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
+        self.inner.position(user, conversation_id).await
+    }
+
+    async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {
+        self.inner.conversations(user).await
+    }
+
+    async fn backlog(&self, user: &str) -> Result<Vec<Backlog>> {
+        self.inner.backlog(user).await
+    }
+
+    /// The database only: the cache is an optimisation, and a pod without Redis still serves
+    /// every read (the route table's own ping reports Redis).
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Target;
+
+    fn at(joined_seq: i64, last_seq: i64) -> Position {
+        Position {
+            joined_seq,
+            last_seq,
+        }
+    }
+
+    fn entry(conversation: &str, seq: i64) -> String {
+        serde_json::to_string(&StoredMessage {
+            message_id: format!("m{seq}"),
+            conversation_id: conversation.into(),
+            seq,
+            from: "alice".into(),
+            from_name: "Alice".into(),
+            target: Target::Group {
+                group_id: "g".into(),
+            },
+            body: format!("b{seq}"),
+            file_type: 0,
+            client_msg_id: None,
+            created_at: 1,
+            request_id: "r".into(),
+        })
+        .unwrap()
+    }
+
+    fn entries(conversation: &str, seqs: &[i64]) -> Vec<String> {
+        seqs.iter().map(|s| entry(conversation, *s)).collect()
+    }
+
+    fn seqs(page: Option<Vec<StoredMessage>>) -> Option<Vec<i64>> {
+        page.map(|ms| ms.iter().map(|m| m.seq).collect())
+    }
+
+    #[test]
+    fn the_range_is_what_the_database_would_return() {
+        assert_eq!(page_range(at(0, 10), 0, 200), (0, 10));
+        assert_eq!(page_range(at(0, 10), 3, 4), (3, 7));
+        // A late joiner starts at its join point, whatever it asks for.
+        assert_eq!(page_range(at(6, 10), 2, 3), (6, 9));
+        assert_eq!(page_range(at(6, 10), 8, 200), (8, 10));
+        // Nothing above the last seq.
+        let (from, to) = page_range(at(0, 10), 12, 200);
+        assert!(to <= from);
+        assert_eq!(page_range(at(0, 10), i64::MAX - 1, 200).0, i64::MAX - 1);
+    }
+
+    #[test]
+    fn only_exactly_the_range_is_whole() {
+        let c = "grp:g";
+        let whole_seqs =
+            |list: &[i64], from, to| seqs(whole(&entries(c, list), c, from, to).unwrap());
+        assert_eq!(whole_seqs(&[4, 5, 6], 3, 6), Some(vec![4, 5, 6]));
+        assert_eq!(whole_seqs(&[5, 6], 3, 6), None, "first missing");
+        assert_eq!(whole_seqs(&[4, 5], 3, 6), None, "last missing");
+        assert_eq!(whole_seqs(&[4, 6, 7], 3, 6), None, "a gap");
+        assert_eq!(whole_seqs(&[4, 5, 5], 3, 6), None, "a seq twice");
+        let other = entries("grp:h", &[4, 5, 6]);
+        assert_eq!(
+            seqs(whole(&other, c, 3, 6).unwrap()),
+            None,
+            "another conversation"
+        );
+        let broken = vec![entry(c, 4), "{not json".to_owned()];
+        assert!(whole(&broken, c, 3, 5).is_err());
+    }
+}
