@@ -1,6 +1,7 @@
 //! The admin REST calls an operator makes, with Pulsar's paths, statuses and `{"reason": ...}`
-//! error bodies: tenants, namespaces, persistent topics (create, list, delete). Request bodies
-//! (tenant info, namespace policies) are accepted and ignored.
+//! error bodies: clusters (one, `standalone`, for a new tenant's `allowedClusters`), tenants,
+//! namespaces, persistent topics (create, list, delete). Request bodies (tenant info, namespace
+//! policies) are accepted and ignored.
 
 use std::sync::Arc;
 
@@ -17,9 +18,13 @@ use crate::{broker::Shared, error::Error};
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// The one cluster this broker belongs to, named as a standalone Pulsar names its own.
+const CLUSTER: &str = "standalone";
+
 /// The admin routes over the shared broker state.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/admin/v2/clusters", get(list_clusters))
         .route("/admin/v2/tenants", get(list_tenants))
         .route("/admin/v2/tenants/{tenant}", put(create_tenant))
         .route("/admin/v2/namespaces/{tenant}", get(list_namespaces))
@@ -36,6 +41,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             put(create_topic).delete(delete_topic),
         )
         .with_state(shared)
+}
+
+async fn list_clusters() -> Json<[&'static str; 1]> {
+    Json([CLUSTER])
 }
 
 async fn list_tenants(State(shared): State<Arc<Shared>>) -> Json<Vec<String>> {

@@ -58,6 +58,10 @@ async fn create_list_delete_with_conflicts_and_missing_parents() {
         admin.put("namespaces/acme/chat").await,
         StatusCode::NOT_FOUND
     );
+    assert_eq!(
+        admin.list("clusters").await,
+        (StatusCode::OK, serde_json::json!(["standalone"]))
+    );
     assert_eq!(admin.put("tenants/acme").await, StatusCode::NO_CONTENT);
     assert_eq!(admin.put("tenants/acme").await, StatusCode::CONFLICT);
     assert_eq!(
