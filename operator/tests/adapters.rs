@@ -1,7 +1,8 @@
 //! The real implementations of the operator's seams: `RedisKeyStore` against a real
 //! `redis-server`, `HttpPulsarAdmin` and `HttpGatewayAdmin` against HTTP servers on loopback that
-//! answer as Pulsar's admin API and the gateway's admin port do, and the operator's own
-//! `/metrics`, `/healthz` and `/readyz`.
+//! record the exact requests (the Pulsar test broker answers `HttpPulsarAdmin` in
+//! `tests/pulsar_admin.rs`, real gateways answer `HttpGatewayAdmin` in `tests/rollout_real`), and
+//! the operator's own `/metrics`, `/healthz` and `/readyz`.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -155,7 +156,7 @@ async fn redis_key_store_fails_fast_when_redis_is_unreachable() {
 /// Requests an HTTP stub received: `METHOD /path?query body`.
 type Calls = Arc<Mutex<Vec<String>>>;
 
-/// Answers as Pulsar's admin API for a broker whose tenants are `public`, whose cluster is
+/// Records each request and answers as Pulsar's admin API for a broker whose tenants are `public`, whose cluster is
 /// `standalone`, whose namespace `public/chat` exists, and which knows the topics created so far.
 fn pulsar_stub(calls: Calls) -> Router {
     let topics: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -246,27 +247,6 @@ async fn pulsar_admin_creates_what_is_missing_and_treats_409_and_404_as_done() {
             "PUT /admin/v2/persistent/public/chat/x".to_owned(),
             "PUT /admin/v2/namespaces/public/other".to_owned(),
         ]
-    );
-}
-
-#[tokio::test]
-async fn pulsar_admin_reports_failures_with_the_brokers_reason() {
-    let url = serve(Router::new().fallback(any(|| async {
-        (
-            StatusCode::PRECONDITION_FAILED,
-            r#"{"reason":"Topic has active producers"}"#,
-        )
-    })))
-    .await;
-    let err = HttpPulsarAdmin::new()
-        .unwrap()
-        .delete_topic(&url, "persistent://public/chat/t")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("412") && err.contains("active producers"),
-        "{err}"
     );
 }
 

@@ -24,6 +24,8 @@
 //!   (a hash of the template). `OnDelete` only: a pod keeps its revision until deleted, and its
 //!   replacement gets the current `updateRevision`. Pods turn Ready
 //!   [`Settings::pod_ready_after`] after creation (unless held back with [`FakeApi::hold_unready`]).
+//!   With [`Settings::external_kubelet`] the test is the kubelet instead: pods turn Ready or unready
+//!   by [`FakeApi::set_pod_ready`] and finish terminating by [`FakeApi::finish_termination`].
 //!   The StatefulSet's status gets `replicas`, `readyReplicas`, `updatedReplicas`,
 //!   `observedGeneration`, `currentRevision` and `updateRevision`.
 //! - **Journal**: every write request (method, kind, name and, for StatefulSets, the replicas it
@@ -57,6 +59,9 @@ pub struct Settings {
     pub pod_ready_after: Duration,
     /// How long a deleted pod takes to terminate.
     pub pod_terminate_after: Duration,
+    /// The test runs the pods (real processes behind them, say): the emulated kubelet leaves
+    /// pods alone, and the two timings above do not apply.
+    pub external_kubelet: bool,
 }
 
 impl Default for Settings {
@@ -64,6 +69,7 @@ impl Default for Settings {
         Self {
             pod_ready_after: Duration::from_millis(150),
             pod_terminate_after: Duration::from_millis(100),
+            external_kubelet: false,
         }
     }
 }
@@ -312,6 +318,65 @@ impl FakeApi {
     pub fn release_unready(&self, name: &str) {
         self.state().held_unready.remove(name);
         self.inner.wake.notify_one();
+    }
+
+    /// As the kubelet of pod `name` (instance `uid`) with [`Settings::external_kubelet`]: sets its
+    /// Ready condition (and phase `Running`, `podIP` `ip`). False when that instance is gone.
+    pub fn set_pod_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        ready: bool,
+        ip: &str,
+    ) -> bool {
+        let key = Key::new(
+            Kind::by_kind("v1", "Pod").expect("known kind"),
+            namespace,
+            name,
+        );
+        let mut state = self.state();
+        let Some(pod) = state
+            .objects
+            .get(&key)
+            .filter(|p| p["metadata"]["uid"] == uid)
+        else {
+            return false;
+        };
+        let status = json!({
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+        });
+        if pod["status"] != status {
+            let mut new = pod.clone();
+            new["status"] = status;
+            self.inner.store(&mut state, &key, new, "MODIFIED");
+            drop(state);
+            self.inner.wake.notify_one();
+        }
+        true
+    }
+
+    /// As the kubelet of a deleted pod `name` (instance `uid`) whose containers exited: removes it
+    /// (unless finalizers hold it), so the StatefulSet controller can create its replacement.
+    pub fn finish_termination(&self, namespace: &str, name: &str, uid: &str) {
+        let key = Key::new(
+            Kind::by_kind("v1", "Pod").expect("known kind"),
+            namespace,
+            name,
+        );
+        let mut state = self.state();
+        let terminated = state.objects.get(&key).is_some_and(|p| {
+            p["metadata"]["uid"] == uid
+                && p["metadata"].get("deletionTimestamp").is_some()
+                && finalizers(p).is_empty()
+        });
+        if terminated {
+            self.inner.remove(&mut state, &key);
+            drop(state);
+            self.inner.wake.notify_one();
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -938,6 +1003,9 @@ impl Inner {
     /// Pods turn Ready after a while and terminate a while after they were deleted.
     fn run_kubelet(&self, state: &mut State) {
         let settings = self.settings;
+        if settings.external_kubelet {
+            return;
+        }
         let gone: Vec<Key> = state
             .pod_deleted
             .iter()

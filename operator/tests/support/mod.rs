@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use chat_operator::context::{Backends, Context};
 use chat_operator::crd::{ChatCluster, Phase};
+use chat_operator::gateway::GatewayAdmin;
+use chat_operator::keys::KeyStore;
 use chat_operator::operator::{run_controller, run_with_leader_election, Lease};
+use chat_operator::pulsar::PulsarAdmin;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
@@ -74,6 +77,11 @@ pub struct Harness {
     pub pulsar: Arc<FakePulsar>,
     pub redis: Arc<FakeRedis>,
     pub gateway: Arc<FakeGateway>,
+    /// The seams the controllers spawned from now on use: the fakes above unless a test puts a
+    /// real adapter in their place.
+    pub pulsar_admin: Arc<dyn PulsarAdmin>,
+    pub keys: Arc<dyn KeyStore>,
+    pub gateway_admin: Arc<dyn GatewayAdmin>,
     /// The operator [`Harness::start`] runs.
     pub operator: Option<Operator>,
 }
@@ -81,9 +89,14 @@ pub struct Harness {
 impl Harness {
     /// The fake API server and the backend fakes, no operator yet.
     pub fn new() -> Self {
+        Self::with_settings(Settings::default())
+    }
+
+    /// [`Harness::new`] with the emulated kubelet's `settings`.
+    pub fn with_settings(settings: Settings) -> Self {
         init_tracing();
         let journal = Journal::default();
-        let api = FakeApi::new(journal.clone(), Settings::default());
+        let api = FakeApi::new(journal.clone(), settings);
         let client = api.client();
         let pulsar = Arc::new(FakePulsar::new(journal.clone()));
         let redis = Arc::new(FakeRedis::new(journal.clone()));
@@ -98,6 +111,9 @@ impl Harness {
             api,
             client,
             journal,
+            pulsar_admin: pulsar.clone(),
+            keys: redis.clone(),
+            gateway_admin: gateway.clone(),
             pulsar,
             redis,
             gateway,
@@ -120,9 +136,9 @@ impl Harness {
     /// A context over the fakes, as one operator replica named `identity` has.
     pub fn context(&self, identity: &str) -> Arc<Context> {
         let backends = Backends {
-            pulsar: self.pulsar.clone(),
-            keys: self.redis.clone(),
-            gateway: self.gateway.clone(),
+            pulsar: self.pulsar_admin.clone(),
+            keys: self.keys.clone(),
+            gateway: self.gateway_admin.clone(),
         };
         Arc::new(Context::new(
             self.client.clone(),
@@ -255,6 +271,17 @@ impl Harness {
     pub async fn wait_until_each(
         &self,
         what: &str,
+        done: impl FnMut(&Self) -> bool,
+        each: impl FnMut(&Self),
+    ) {
+        self.wait_within(WAIT, what, done, each).await;
+    }
+
+    /// Waits (at most `limit`) until `done` holds, calling `each` on every look.
+    pub async fn wait_within(
+        &self,
+        limit: Duration,
+        what: &str,
         mut done: impl FnMut(&Self) -> bool,
         mut each: impl FnMut(&Self),
     ) {
@@ -265,8 +292,8 @@ impl Harness {
                 return;
             }
             assert!(
-                started.elapsed() < WAIT,
-                "timed out after {WAIT:?} waiting for {what}\nstatus: {:#?}\npods: {:#?}\njournal: {:#?}",
+                started.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}\nstatus: {:#?}\npods: {:#?}\njournal: {:#?}",
                 self.cluster().and_then(|c| c.status),
                 self.pods()
                     .iter()
