@@ -162,6 +162,16 @@ pub fn free_port() -> u16 {
 impl GatewayProcess {
     /// Spawns `binary serve` on `data_dir` with the test secret plus `extra` args, waits for /readyz.
     pub async fn spawn(binary: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_named(binary, data_dir, "proc-0", extra).await
+    }
+
+    /// [`GatewayProcess::spawn`] as pod `pod_name` (cluster tests run several, each with its name).
+    pub async fn spawn_named(
+        binary: &str,
+        data_dir: &Path,
+        pod_name: &str,
+        extra: &[&str],
+    ) -> Self {
         let (port, admin_port) = (free_port(), free_port());
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
@@ -179,22 +189,31 @@ impl GatewayProcess {
                 "--jwt-secret",
                 SECRET,
                 "--pod-name",
-                "proc-0",
+                pod_name,
             ])
             .args(extra)
+            // Children log warnings and errors unless the test run asks for more.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn gateway process");
-        let me = Self { child, addr, admin };
+        let mut me = Self { child, addr, admin };
         me.wait_ready().await;
         me
     }
 
-    async fn wait_ready(&self) {
-        let url = format!("http://{}/readyz", self.admin);
-        for _ in 0..200 {
+    /// Waits for /readyz to answer 200; fails at once if the process exited.
+    pub async fn wait_ready(&mut self) {
+        let url = self.admin_url("/readyz");
+        for _ in 0..400 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway process exited with {status} before becoming ready at {url}");
+            }
             if let Ok(r) = reqwest::get(&url).await {
                 if r.status().is_success() {
                     return;
@@ -207,6 +226,20 @@ impl GatewayProcess {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// Sends `signal` (a `kill` name: `STOP`, `CONT`, `TERM`…) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
     }
 
     /// SIGKILL: no drain, no flush — what a crash looks like.

@@ -5,6 +5,7 @@ pub mod client;
 pub mod cluster;
 pub mod gateway;
 pub mod postgres;
+pub mod process_cluster;
 pub mod redis;
 
 pub use client::Client;

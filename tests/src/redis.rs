@@ -25,11 +25,7 @@ pub fn server() -> &'static RedisServer {
     SERVER.get_or_init(start)
 }
 
-#[expect(
-    clippy::zombie_processes,
-    reason = "the watchdog lives as long as the test process by design"
-)]
-fn start() -> RedisServer {
+fn require_redis_server() {
     if Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -38,6 +34,14 @@ fn start() -> RedisServer {
     {
         panic!("these tests need redis-server, which is not installed: apt-get install -y redis-server (scripts/install-test-deps.sh does it)");
     }
+}
+
+#[expect(
+    clippy::zombie_processes,
+    reason = "the watchdog lives as long as the test process by design"
+)]
+fn start() -> RedisServer {
+    require_redis_server();
     let port = free_port();
     // A shell watchdog owns the server: when this test process exits (however), the loop ends and
     // the trap stops redis-server, so no server outlives its tests.
@@ -75,4 +79,119 @@ pub async fn client() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+impl RedisServer {
+    /// A redis-server of the calling test's own, which it may stop and start again on the same
+    /// port (outage tests). The shared [`server`] is never stopped.
+    pub fn start_own() -> OwnRedisServer {
+        require_redis_server();
+        let mut me = OwnRedisServer {
+            port: free_port(),
+            running: None,
+        };
+        me.start();
+        me
+    }
+}
+
+/// A test's own redis-server (see [`RedisServer::start_own`]): empty on every start (no
+/// persistence), killed on drop and when the test process exits.
+pub struct OwnRedisServer {
+    pub port: u16,
+    /// redis-server's pid and the watchdog shell that stops it if this process dies.
+    running: Option<(u32, std::process::Child)>,
+}
+
+impl OwnRedisServer {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts redis-server on this server's port and waits until it accepts connections.
+    pub fn start(&mut self) {
+        use std::io::BufRead;
+        assert!(self.running.is_none(), "redis-server already running");
+        let port = self.port;
+        // As for the shared server, a watchdog shell stops redis-server when this process ends;
+        // its first line of output is redis-server's pid, so `stop` can kill just the server.
+        // (redis-server's own output goes to /dev/null: the pipe closes after that line.)
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null & r=$!; echo $r; \
+             trap 'kill $r 2>/dev/null' EXIT; while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done",
+            parent = std::process::id()
+        );
+        let mut watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn redis-server watchdog");
+        let mut line = String::new();
+        std::io::BufReader::new(watchdog.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read redis-server pid");
+        let pid: u32 = line.trim().parse().expect("redis-server pid");
+        self.running = Some((pid, watchdog));
+        for _ in 0..200 {
+            if ping(port) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    /// Kills redis-server (SIGKILL: a crash, nothing saved) and waits until the port is closed.
+    pub fn stop(&mut self) {
+        let Some((pid, mut watchdog)) = self.running.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = watchdog.wait();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "redis-server still listening on port {} after SIGKILL",
+            self.port
+        );
+    }
+
+    /// Stops and starts again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    /// A plain client for assertions on keys.
+    pub async fn client(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for OwnRedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a redis-server answers PING on `port`.
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }

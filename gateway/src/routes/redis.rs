@@ -12,8 +12,10 @@
 //! Device ids never contain `:` (the upgrade validates them), so `user:device` splits at the last
 //! colon even when user ids contain colons.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::RouteTable;
@@ -27,6 +29,14 @@ pub const ROUTE_TTL_SECONDS: u64 = 1800;
 pub const ONLINE_TTL_SECONDS: u64 = 3600;
 /// A pod not seen for this long is left out of `sendToAll` fan-out.
 const POD_STALE_MS: i64 = 30_000;
+/// Reconnect attempts after the first, when Redis is away. Every call waits for the current
+/// reconnection; the client's default (six retries, backing off to seconds) made each send wait
+/// out the whole series before its reply 0 and `/readyz` hang instead of answering 503. None: a
+/// call fails as soon as one connect fails (the message is stored, the send replies, recipients
+/// catch up), and the next call connects again — concurrent calls share one attempt.
+const RECONNECT_RETRIES: usize = 0;
+/// Longest wait for one TCP connect to Redis (an unreachable host must not stall calls either).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// KEYS: route, online, pod set. ARGV: value, device, member, route ttl, online ttl.
 /// Returns the value it replaced (or nil).
@@ -85,7 +95,12 @@ impl RedisRoutes {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::BadRequest(format!("--redis-url: {e}")))?;
-        let conn = ConnectionManager::new(client).await.map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),

@@ -1,0 +1,430 @@
+//! Cluster failures with real processes: three `chat-gateway` processes on loopback sharing
+//! PostgreSQL, Redis and the Pulsar test broker, real WebSocket clients, and the faults a
+//! production cluster meets — a pod SIGKILLed mid-stream, Redis restarted empty, broker connections
+//! dropped, a device reconnecting elsewhere before its old pod noticed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chat_tests::client::Closed;
+use chat_tests::process_cluster::{
+    check_delivery, stop_all, stored_by_recipient, wait_delivered, welcome_epoch, Device,
+    ProcessCluster, Sender, Traffic,
+};
+use chat_tests::redis::RedisServer;
+use redis::AsyncCommands;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gateway-under-test");
+
+/// Senders here send as fast as replies come back: the per-connection rate limit is not what
+/// these tests are about.
+const UNLIMITED: [&str; 4] = [
+    "--rate-limit-per-second",
+    "100000",
+    "--rate-burst",
+    "100000",
+];
+
+/// Recipients and their devices.
+const RECIPIENTS: [(&str, &[&str]); 4] = [
+    ("rita", &["phone", "web"]),
+    ("rob", &["phone", "web"]),
+    ("ruth", &["phone"]),
+    ("ron", &["phone"]),
+];
+
+fn recipient_ids() -> Vec<String> {
+    RECIPIENTS.iter().map(|(u, _)| u.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_pod_mid_stream_loses_no_acknowledged_message() {
+    let started = Instant::now();
+    let mut c = ProcessCluster::start(BIN, 3, &chat_tests::redis::server().url(), &UNLIMITED).await;
+    // Every recipient device on pod-2; when it dies they move on to pod-0 or pod-1.
+    let mut devices = Vec::new();
+    for (user, ds) in RECIPIENTS {
+        for (k, d) in ds.iter().enumerate() {
+            let urls = if k == 0 {
+                vec![c.ws_url(2), c.ws_url(0), c.ws_url(1)]
+            } else {
+                vec![c.ws_url(2), c.ws_url(1), c.ws_url(0)]
+            };
+            devices.push(Device::start(&c, urls, user, d, Duration::from_secs(5)).await);
+        }
+    }
+    // Four senders on pod-0 and pod-1 and one on pod-2 (it loses its connection with the pod
+    // and resends what was unanswered, same clientMsgId, on another), 240 messages each, round
+    // robin over the recipients.
+    let traffic = Traffic::default();
+    let senders: Vec<Sender> = (0..5)
+        .map(|i| {
+            let urls = match i {
+                4 => vec![c.ws_url(2), c.ws_url(0), c.ws_url(1)],
+                _ => vec![c.ws_url(i % 2)],
+            };
+            // pod-2's own sender delivers locally, much faster than the others forward to it:
+            // paced, it is still sending when pod-2 dies.
+            let pace = Duration::from_millis(if i == 4 { 20 } else { 0 });
+            Sender::spawn(
+                &c,
+                urls,
+                &format!("sam{i}"),
+                recipient_ids(),
+                240,
+                pace,
+                &traffic,
+            )
+        })
+        .collect();
+    traffic.wait_stored(300, Duration::from_secs(40)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while senders[4].stored() < 60 {
+        assert!(Instant::now() < deadline, "pod-2's sender is stuck");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.pods[2].kill9().await;
+    let at_kill = traffic.stored();
+
+    let mut logs = Vec::new();
+    for s in senders {
+        logs.push(s.join().await);
+    }
+    let stored = stored_by_recipient(&logs);
+    let total: usize = stored.values().map(Vec::len).sum();
+    assert_eq!(total, 1200, "every send got its reply 0 in the end");
+    assert!(
+        !logs[4].lock().unwrap().errors.is_empty(),
+        "the sender on pod-2 lost its connection"
+    );
+    assert!(
+        at_kill < total - 200,
+        "pod-2 died mid-stream ({at_kill} of {total} stored before)"
+    );
+    let left = wait_delivered(&stored, &devices, Duration::from_secs(30)).await;
+    let devices = stop_all(devices).await;
+    for (user, logs) in &devices {
+        for log in logs {
+            let conns = &log.lock().unwrap().connections;
+            assert!(
+                conns.len() >= 2 && conns[0] == "pod-2" && conns.last().unwrap() != "pod-2",
+                "{user} moved from pod-2 to a live pod: {conns:?}"
+            );
+        }
+    }
+    assert_eq!(left, 0, "messages that got reply 0 never arrived");
+    let summary = check_delivery(&c, 0, &stored, &devices).await;
+    let errors: usize = logs.iter().map(|l| l.lock().unwrap().errors.len()).sum();
+    eprintln!(
+        "sigkill: {summary}; {at_kill} stored before the kill; {errors} send errors; {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
+    let started = Instant::now();
+    let mut redis = RedisServer::start_own();
+    let c = ProcessCluster::start(BIN, 3, &redis.url(), &UNLIMITED).await;
+    // Recipients on pod-1 and pod-2, heartbeating every 500 ms; senders on pod-0.
+    let mut devices = Vec::new();
+    for (n, (user, ds)) in RECIPIENTS.iter().enumerate() {
+        for (k, d) in ds.iter().enumerate() {
+            let first = 1 + (n + k) % 2;
+            let urls = vec![c.ws_url(first), c.ws_url(3 - first), c.ws_url(0)];
+            devices.push(Device::start(&c, urls, user, d, Duration::from_millis(500)).await);
+        }
+    }
+    let traffic = Traffic::default();
+    let senders: Vec<Sender> = (0..2)
+        .map(|i| {
+            Sender::spawn(
+                &c,
+                vec![c.ws_url(0)],
+                &format!("sam{i}"),
+                recipient_ids(),
+                100_000,
+                Duration::from_millis(5),
+                &traffic,
+            )
+        })
+        .collect();
+    traffic.wait_stored(100, Duration::from_secs(20)).await;
+
+    tokio::task::block_in_place(|| redis.stop());
+    let down = Instant::now();
+    let before_outage = traffic.stored();
+    // Every pod reports the lost route table at once: /readyz 503, not a hang.
+    for i in 0..3 {
+        assert_eq!(
+            c.readyz(i, Duration::from_secs(2)).await,
+            503,
+            "pod-{i} /readyz with Redis down"
+        );
+    }
+    // Traffic goes on without Redis: sends are stored and answered (recipients catch up later).
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(down.elapsed())).await;
+    let during_outage = traffic.stored() - before_outage;
+    assert!(
+        during_outage >= 20,
+        "only {during_outage} sends answered in 3 s without Redis: sends stall on the route table"
+    );
+    tokio::task::block_in_place(|| redis.start());
+    let outage = down.elapsed();
+
+    // Ready again by itself, and the routes of every connected device are back (heartbeats).
+    for i in 0..3 {
+        let mut last = 0;
+        for _ in 0..100 {
+            last = c.readyz(i, Duration::from_secs(5)).await;
+            if last == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(last, 200, "pod-{i} /readyz after Redis came back");
+    }
+    let mut r = redis.client().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for d in &devices {
+        let pod = d.log.lock().unwrap().connections.last().cloned().unwrap();
+        loop {
+            let route: Option<String> = r.get(c.route_key(&d.user, &d.device)).await.unwrap();
+            if route
+                .as_deref()
+                .is_some_and(|v| v.starts_with(&format!("{pod}|")))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "route of {}:{} not rebuilt: {route:?}",
+                d.user,
+                d.device
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // From here on delivery is live again: what is sent now arrives without reconnecting.
+    let marks: Vec<usize> = senders
+        .iter()
+        .map(|s| s.log.lock().unwrap().to.len())
+        .collect();
+    let resumed = traffic.stored();
+    traffic
+        .wait_stored(resumed + 100, Duration::from_secs(20))
+        .await;
+    traffic.stop.cancel();
+    let mut logs = Vec::new();
+    for s in senders {
+        logs.push(s.join().await);
+    }
+    let stored = stored_by_recipient(&logs);
+    let after: BTreeMap<String, Vec<_>> = {
+        let fresh: BTreeSet<String> = logs
+            .iter()
+            .zip(&marks)
+            .flat_map(|(log, mark)| {
+                let log = log.lock().unwrap();
+                log.replies
+                    .iter()
+                    .filter(|(cmid, _)| {
+                        cmid.rsplit('-').next().unwrap().parse::<usize>().unwrap() >= *mark
+                    })
+                    .map(|(_, r)| r[0].message_id.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        stored
+            .iter()
+            .map(|(u, msgs)| {
+                (
+                    u.clone(),
+                    msgs.iter()
+                        .filter(|m| fresh.contains(&m.message_id))
+                        .cloned()
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        wait_delivered(&after, &devices, Duration::from_secs(15)).await,
+        0,
+        "messages sent after the routes were rebuilt arrive live"
+    );
+    for d in &devices {
+        assert_eq!(
+            d.log.lock().unwrap().connections.len(),
+            1,
+            "{}:{} kept its connection through the outage",
+            d.user,
+            d.device
+        );
+    }
+    // What was stored during the outage reaches its recipients at the latest on reconnect.
+    let live = wait_delivered(&stored, &devices, Duration::from_secs(3)).await;
+    for d in &devices {
+        d.reconnect();
+    }
+    assert_eq!(
+        wait_delivered(&stored, &devices, Duration::from_secs(30)).await,
+        0,
+        "messages that got reply 0 never arrived, even after reconnecting"
+    );
+    let devices = stop_all(devices).await;
+    let summary = check_delivery(&c, 0, &stored, &devices).await;
+    let errors: usize = logs.iter().map(|l| l.lock().unwrap().errors.len()).sum();
+    eprintln!(
+        "redis restart: {summary}; outage {outage:?} with {during_outage} stored during it; \
+         {live} caught up only on reconnect; {errors} send errors; {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_connections_dropped_mid_traffic_lose_nothing() {
+    let started = Instant::now();
+    let c = ProcessCluster::start(BIN, 3, &chat_tests::redis::server().url(), &UNLIMITED).await;
+    let mut devices = Vec::new();
+    for (n, (user, ds)) in RECIPIENTS.iter().enumerate() {
+        for (k, d) in ds.iter().enumerate() {
+            let first = 1 + (n + k) % 2;
+            let urls = vec![c.ws_url(first), c.ws_url(3 - first), c.ws_url(0)];
+            devices.push(Device::start(&c, urls, user, d, Duration::from_secs(5)).await);
+        }
+    }
+    let traffic = Traffic::default();
+    let senders: Vec<Sender> = (0..2)
+        .map(|i| {
+            Sender::spawn(
+                &c,
+                vec![c.ws_url(0)],
+                &format!("sam{i}"),
+                recipient_ids(),
+                250,
+                Duration::from_millis(2),
+                &traffic,
+            )
+        })
+        .collect();
+    for at in [100, 300] {
+        traffic.wait_stored(at, Duration::from_secs(30)).await;
+        assert!(c.broker.drop_all_connections() > 0);
+    }
+    let mut logs = Vec::new();
+    for s in senders {
+        logs.push(s.join().await);
+    }
+    let stored = stored_by_recipient(&logs);
+    // Live through the rebuilt consumers, or on reconnect.
+    let live = wait_delivered(&stored, &devices, Duration::from_secs(10)).await;
+    if live > 0 {
+        for d in &devices {
+            d.reconnect();
+        }
+    }
+    assert_eq!(
+        wait_delivered(&stored, &devices, Duration::from_secs(30)).await,
+        0,
+        "messages that got reply 0 never arrived, even after reconnecting"
+    );
+    // Every pod's consumer came back.
+    for i in 0..3 {
+        let mut last = 0;
+        for _ in 0..100 {
+            last = c.readyz(i, Duration::from_secs(5)).await;
+            if last == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            last, 200,
+            "pod-{i} /readyz after the broker connections came back"
+        );
+    }
+    let devices = stop_all(devices).await;
+    let summary = check_delivery(&c, 0, &stored, &devices).await;
+    eprintln!(
+        "broker drops: {summary}; {live} caught up only on reconnect; {:?}",
+        started.elapsed()
+    );
+}
+
+/// A device reconnects to pod-1 while pod-0 still holds its old socket (pod-0 is frozen with
+/// SIGSTOP, so its unregister of the old connection runs only after pod-1 registered the new
+/// one). The compare-and-delete on the epoch keeps the new route; the device keeps receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_elsewhere_before_the_old_pod_notices_keeps_the_route() {
+    let c = ProcessCluster::start(BIN, 3, &chat_tests::redis::server().url(), &[]).await;
+    let mut r = chat_tests::redis::client().await;
+    let pod_set = format!("{}:pod:pod-0", c.prefix);
+    // phone: the old client stays open (pod-0 will kick it); web: the old client goes away
+    // while pod-0 is frozen (pod-0 will find it closed).
+    let mut old_phone = c.connect(0, "uma", "phone").await;
+    let old_web = c.connect(0, "uma", "web").await;
+    let mut bob = c.connect(2, "bob", "d").await;
+    for d in ["phone", "web"] {
+        let v: String = r.get(c.route_key("uma", d)).await.unwrap();
+        assert!(v.starts_with("pod-0|"), "{d}: {v}");
+    }
+
+    c.pods[0].signal("STOP");
+    drop(old_web);
+    let mut phone = c.connect(1, "uma", "phone").await;
+    let mut web = c.connect(1, "uma", "web").await;
+    for (d, new) in [("phone", &phone), ("web", &web)] {
+        let v: String = r.get(c.route_key("uma", d)).await.unwrap();
+        assert_eq!(v, format!("pod-1|{}", welcome_epoch(&new.welcome)), "{d}");
+    }
+    for i in 0..3 {
+        let sent = bob.send_to("uma", &format!("while frozen {i}"), None).await;
+        for new in [&mut phone, &mut web] {
+            let env = new.push(2).await;
+            assert_eq!(env["messageId"], sent["params"]["messageId"]);
+            new.ack(&env).await;
+        }
+    }
+
+    // pod-0 wakes up: it kicks the old phone and finds the old web socket closed, and removes
+    // both old routes — compare-and-delete, after pod-1's registration.
+    c.pods[0].signal("CONT");
+    assert_eq!(old_phone.reply(23).await["params"]["reason"], "replaced");
+    assert_eq!(old_phone.closed().await, Closed::Code(4001));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = r.smembers(&pod_set).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod-0 never unregistered the old connections: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (d, new) in [("phone", &phone), ("web", &web)] {
+        let v: Option<String> = r.get(c.route_key("uma", d)).await.unwrap();
+        assert_eq!(
+            v,
+            Some(format!("pod-1|{}", welcome_epoch(&new.welcome))),
+            "{d}: the old pod's late unregister must not remove the new route"
+        );
+    }
+    let online: BTreeSet<String> = r
+        .smembers(format!("{}:online:uma", c.prefix))
+        .await
+        .unwrap();
+    assert_eq!(online, BTreeSet::from(["phone".into(), "web".into()]));
+    for i in 0..3 {
+        let sent = bob.send_to("uma", &format!("after {i}"), None).await;
+        for new in [&mut phone, &mut web] {
+            let env = new.push(2).await;
+            assert_eq!(env["messageId"], sent["params"]["messageId"]);
+            assert_eq!(env["msg"]["params"]["message"], json!(format!("after {i}")));
+            new.ack(&env).await;
+        }
+    }
+}
