@@ -131,6 +131,24 @@ impl Ledger {
         missing
     }
 
+    /// The counters, for messages (the maps of ids are too long to print).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} messages acknowledged, {} missing, {} duplicate deliveries; {} DRAIN frames, \
+             {} moves, connections ended otherwise {:?}, errors {:?}, connections by pod {:?}, \
+             problems {:?}",
+            self.acknowledged(),
+            self.missing().len(),
+            self.duplicates(),
+            self.drains,
+            self.moves,
+            self.lost_connections,
+            self.errors,
+            self.connections_by_pod,
+            self.problems,
+        )
+    }
+
     /// Deliveries of a `messageId` the recipient had already got.
     pub fn duplicates(&self) -> u32 {
         self.delivered.values().map(|n| n - 1).sum()

@@ -1,7 +1,8 @@
 //! DESIGN §9, level 3: the drain/rollout sequence against real gateway processes holding real
 //! WebSocket clients. A 3-pod ChatCluster gets a new image while users chat; the operator rolls
-//! demo-gateway-2, -1 and -0 in turn, the clients follow each DRAIN (22) by reconnecting, and no
-//! message that got reply 0 is lost.
+//! demo-gateway-2, -1 and -0 in turn, the clients follow each DRAIN (22) by reconnecting. Then it
+//! scales to 2: demo-gateway-2 drains before the StatefulSet shrinks, and its topic and Redis keys
+//! go after. No message that got reply 0 is lost.
 //!
 //! Real: the operator's controller (`run_controller`) and its three adapters — `HttpGatewayAdmin`
 //! calling the gateways' admin ports, `HttpPulsarAdmin` provisioning the topics on the Pulsar test
@@ -51,7 +52,7 @@ use chat::{Ledger, Service, User};
 use kubelet::{Kubelet, PodNetwork, What};
 
 /// The scenario's name, for `cargo test` filters.
-const TEST: &str = "every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_lost";
+const TEST: &str = "pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message";
 /// Chat users, each with one device, each writing to the next.
 const USERS: usize = 8;
 /// `spec.gateway.drainSeconds`: short, so the test takes seconds, and not above the timelife.
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-        .block_on(every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_lost());
+        .block_on(pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message());
     println!(
         "test {TEST} ... ok ({:.1} s)",
         started.elapsed().as_secs_f64()
@@ -170,7 +171,62 @@ fn index(entries: &[String], from: usize, entry: &str) -> usize {
         .unwrap_or_else(|| panic!("no {entry:?} in the journal after {from}: {entries:#?}"))
 }
 
-async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_lost() {
+/// Waits until `ledger` counts `at_least` acknowledged messages.
+async fn traffic(ledger: &Mutex<Ledger>, at_least: usize, when: &str) {
+    let started = Instant::now();
+    while ledger.lock().unwrap().acknowledged() < at_least {
+        assert!(
+            started.elapsed() < CLUSTER_WAIT,
+            "messages do not flow {when}: {}",
+            ledger.lock().unwrap().summary()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `pod`, drained at journal entry `drained` and taken away at `gone`, had no connection left in
+/// the last `/admin/status` before `gone`, or its drain deadline had passed when the kubelet saw
+/// it go.
+fn assert_left_in_time(
+    entries: &[String],
+    pod: &str,
+    drained: usize,
+    gone: usize,
+    kubelet: &Kubelet,
+    network: &PodNetwork,
+) {
+    let left = entries[drained..gone]
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix(&format!("status {pod} connections=")))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<i64>().ok());
+    if left == Some(0) {
+        return;
+    }
+    let drains_before = entries[..=drained]
+        .iter()
+        .filter(|e| e.starts_with(&format!("drain {pod} ")))
+        .count();
+    let (drained_at, _, deadline) = network
+        .drains()
+        .into_iter()
+        .filter(|(_, p, _)| p == pod)
+        .nth(drains_before - 1)
+        .expect("the drain reached the gateway");
+    let terminating_at = kubelet
+        .happenings()
+        .into_iter()
+        .find(|h| h.pod == pod && h.what == What::Terminating && h.at > drained_at)
+        .expect("the kubelet saw the pod go")
+        .at;
+    assert!(
+        terminating_at >= drained_at + Duration::from_secs(deadline),
+        "{pod} went with {left:?} connections {:?} after its drain (deadline {deadline} s)",
+        terminating_at - drained_at
+    );
+}
+
+async fn pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message() {
     // The real backends.
     let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
         .await
@@ -253,15 +309,7 @@ async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_los
             ))
         })
         .collect();
-    let flowing = Instant::now();
-    while ledger.lock().unwrap().acknowledged() < 5 * USERS {
-        assert!(
-            flowing.elapsed() < CLUSTER_WAIT,
-            "messages do not flow: {:?}",
-            ledger.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    traffic(&ledger, 5 * USERS, "before the rollout").await;
 
     // The rollout, while they chat.
     let old_revision = h
@@ -297,16 +345,53 @@ async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_los
     )
     .await;
     let rollout_took = rollout_started.elapsed();
-    // Some more traffic on the new gateways, then the last replies and deliveries.
     let rolled = ledger.lock().unwrap().acknowledged();
-    while ledger.lock().unwrap().acknowledged() < rolled + 2 * USERS {
+    traffic(&ledger, rolled + 2 * USERS, "after the rollout").await;
+
+    // A scale-down, while they chat: demo-gateway-2 drains, then the StatefulSet shrinks; its
+    // topic and Redis keys go once it is gone.
+    let scale_mark = h.journal.entries().len();
+    h.patch_spec(json!({"replicas": 2})).await;
+    let kept: BTreeSet<String> = (0..2)
+        .map(|n| format!("persistent://public/chat/{key_prefix}-pod-demo-gateway-{n}"))
+        .collect();
+    h.wait_within(
+        CLUSTER_WAIT,
+        "2 gateways, and the topics of those only",
+        |h| h.converged(2) && broker.topics().into_iter().collect::<BTreeSet<_>>() == kept,
+        |_| (),
+    )
+    .await;
+    let mut redis = chat_tests::redis::client().await;
+    let servers_key = format!("{key_prefix}:servers");
+    let pod_key = format!("{key_prefix}:pod:demo-gateway-2");
+    let cleaning = Instant::now();
+    loop {
+        let servers: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&servers_key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut redis)
+            .await
+            .expect("ZRANGE");
+        let pod_left: bool = redis::cmd("EXISTS")
+            .arg(&pod_key)
+            .query_async(&mut redis)
+            .await
+            .expect("EXISTS");
+        if servers == ["demo-gateway-0", "demo-gateway-1"] && !pod_left {
+            break;
+        }
         assert!(
-            rollout_started.elapsed() < CLUSTER_WAIT * 2,
-            "messages stopped after the rollout: {:?}",
-            ledger.lock().unwrap()
+            cleaning.elapsed() < CLUSTER_WAIT,
+            "Redis still names demo-gateway-2: servers {servers:?}, {pod_key} exists: {pod_left}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let scaled = ledger.lock().unwrap().acknowledged();
+    traffic(&ledger, scaled + 2 * USERS, "after the scale-down").await;
+
+    // The last replies and deliveries.
     sending.cancel();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let waiting = Instant::now();
@@ -327,17 +412,10 @@ async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_los
         .into_inner()
         .unwrap();
     println!(
-        "rollout {:.1} s; {} messages acknowledged ({} during the rollout), {} duplicate deliveries; \
-         {} DRAIN frames, {} moves, connections ended otherwise {:?}, errors {:?}, connections by pod {:?}",
+        "rollout {:.1} s, {} messages during it; {}",
         rollout_took.as_secs_f64(),
-        ledger.acknowledged(),
         rolled - before,
-        ledger.duplicates(),
-        ledger.drains,
-        ledger.moves,
-        ledger.lost_connections,
-        ledger.errors,
-        ledger.connections_by_pod,
+        ledger.summary()
     );
     assert_eq!(
         ledger.missing(),
@@ -348,7 +426,8 @@ async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_los
     assert!(rolled > before, "messages flowed during the rollout");
     assert!(
         ledger.drains > 0 && ledger.moves > 0,
-        "clients followed DRAIN: {ledger:?}"
+        "clients followed DRAIN: {}",
+        ledger.summary()
     );
     assert_eq!(
         kubelet.failures(),
@@ -356,18 +435,17 @@ async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_los
         "container failures"
     );
 
-    // The operator's sequence: 2, 1, 0; each drained, then deleted after its connections left
-    // (or its deadline passed), then replaced and Ready before the next one.
+    // The rollout: 2, 1, 0; each drained, then deleted after its connections left (or its
+    // deadline passed), then replaced and Ready before the next one.
     let entries = h.journal.entries();
+    let rollout = &entries[..scale_mark];
     let order = ["demo-gateway-2", "demo-gateway-1", "demo-gateway-0"];
     assert_eq!(
-        pods_in_order(&entries, mark, "drain "),
+        pods_in_order(rollout, mark, "drain "),
         order,
         "{entries:#?}"
     );
-    assert_eq!(pods_in_order(&entries, mark, "DELETE Pod/"), order);
-    let happenings = kubelet.happenings();
-    let drains = network.drains();
+    assert_eq!(pods_in_order(rollout, mark, "DELETE Pod/"), order);
     let mut last = mark;
     for pod in order {
         let drained = index(&entries, last, &format!("drain {pod}"));
@@ -380,35 +458,35 @@ async fn every_pod_is_rolled_while_messages_flow_and_nothing_acknowledged_is_los
         );
         let started = index(&entries, exited, &format!("kubelet start {pod}"));
         let ready = index(&entries, started, &format!("kubelet {pod} ready=true"));
-        let connections_left = entries[drained..deleted]
-            .iter()
-            .rev()
-            .find_map(|e| e.strip_prefix(&format!("status {pod} connections=")))
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<i64>().ok());
-        let (drained_at, _, deadline) = drains
-            .iter()
-            .find(|(_, p, _)| p == pod)
-            .cloned()
-            .expect("the drain reached the gateway");
-        let terminating_at = happenings
-            .iter()
-            .find(|h| h.pod == pod && h.what == What::Terminating && h.at > drained_at)
-            .expect("the kubelet saw the deletion")
-            .at;
-        assert!(
-            connections_left == Some(0)
-                || terminating_at >= drained_at + Duration::from_secs(deadline),
-            "{pod} was deleted with {connections_left:?} connections {:?} after its drain \
-             (deadline {deadline} s)",
-            terminating_at - drained_at
-        );
+        assert_left_in_time(&entries, pod, drained, deleted, &kubelet, &network);
         last = ready;
     }
+    assert!(phases.contains("RollingOut"), "phases seen: {phases:?}");
+    assert_eq!(most_out, 1, "one pod out of service at a time");
+
+    // The scale-down: demo-gateway-2 drained, then the StatefulSet shrunk, no pod deleted by
+    // the operator; the gateway stopped cleanly.
+    let pod = "demo-gateway-2";
+    let drained = index(&entries, scale_mark, &format!("drain {pod}"));
+    let shrunk = index(
+        &entries,
+        drained,
+        "PATCH StatefulSet/demo-gateway replicas=2",
+    );
+    let sigterm = index(&entries, shrunk, &format!("kubelet SIGTERM {pod}"));
+    index(
+        &entries,
+        sigterm,
+        &format!("kubelet exited {pod} code=Some(0)"),
+    );
+    assert_left_in_time(&entries, pod, drained, shrunk, &kubelet, &network);
+    assert_eq!(
+        pods_in_order(&entries, scale_mark, "DELETE Pod/"),
+        Vec::<String>::new()
+    );
     let status = h.cluster().and_then(|c| c.status).expect("a status");
     assert_eq!(status.phase, Phase::Running);
     assert_eq!(status.current_revision, status.update_revision);
-    assert!(phases.contains("RollingOut"), "phases seen: {phases:?}");
-    assert_eq!(most_out, 1, "one pod out of service at a time");
 
     h.stop().await;
     stop_kubelet.cancel();
