@@ -2,7 +2,7 @@
 //! they connect through the [`Service`] (a Ready pod that is not terminating), heartbeat and renew
 //! their timelife, ACK every delivery, send with a `clientMsgId` and resend it (same id) until a
 //! reply 0 comes, and follow DRAIN (22): wait `reconnectAfterMs`, open the new connection (same
-//! user and device), then close the old one. Everything they see goes in one [`Ledger`].
+//! user and device), then close the old one — unless told not to, like an app that predates DRAIN. Everything they see goes in one [`Ledger`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -200,6 +200,9 @@ pub struct User {
     pub name: String,
     pub token: String,
     pub peer: String,
+    /// Whether its app follows DRAIN. One that does not (an old app version) stays until the
+    /// drain deadline closes it with 1012, and then reconnects.
+    pub follows_drain: bool,
 }
 
 /// What a connection's reader task reports.
@@ -319,7 +322,7 @@ pub async fn run(
                             next_send = Instant::now() + SEND_PAUSE;
                         }
                     }
-                    Some(22) if conn == current.id => {
+                    Some(22) if conn == current.id && session.user.follows_drain => {
                         lock(&session.ledger).drains += 1;
                         let after = frame["params"]["reconnectAfterMs"].as_u64().unwrap_or(0);
                         switch_at = Some(Instant::now() + Duration::from_millis(after));

@@ -1,6 +1,7 @@
 //! DESIGN §9, level 3: the drain/rollout sequence against real gateway processes holding real
 //! WebSocket clients. A 3-pod ChatCluster gets a new image while users chat; the operator rolls
-//! demo-gateway-2, -1 and -0 in turn, the clients follow each DRAIN (22) by reconnecting. Then it
+//! demo-gateway-2, -1 and -0 in turn, the clients follow each DRAIN (22) by reconnecting (those
+//! that ignore it are closed with 1012 at the drain deadline and reconnect then). Then it
 //! scales to 2: demo-gateway-2 drains before the StatefulSet shrinks, and its topic and Redis keys
 //! go after. No message that got reply 0 is lost.
 //!
@@ -53,7 +54,7 @@ use kubelet::{Kubelet, PodNetwork, What};
 
 /// The scenario's name, for `cargo test` filters.
 const TEST: &str = "pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message";
-/// Chat users, each with one device, each writing to the next.
+/// Chat users, each with one device, each writing to the next; every fourth one ignores DRAIN.
 const USERS: usize = 8;
 /// `spec.gateway.drainSeconds`: short, so the test takes seconds, and not above the timelife.
 const DRAIN_SECONDS: u64 = 4;
@@ -298,6 +299,7 @@ async fn pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message(
                     .issue(&name, Some(&name), false, 3600)
                     .expect("a token"),
                 peer: format!("u{}", (i + 1) % USERS),
+                follows_drain: i % 4 != 3,
                 name,
             };
             tokio::spawn(chat::run(
@@ -427,6 +429,14 @@ async fn pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message(
     assert!(
         ledger.drains > 0 && ledger.moves > 0,
         "clients followed DRAIN: {}",
+        ledger.summary()
+    );
+    assert!(
+        ledger
+            .lost_connections
+            .get(&Some(1012))
+            .is_some_and(|n| *n > 0),
+        "the drain deadline closed what did not move with 1012: {}",
         ledger.summary()
     );
     assert_eq!(
