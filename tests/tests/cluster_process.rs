@@ -116,8 +116,20 @@ async fn sigkill_of_a_pod_mid_stream_loses_no_acknowledged_message() {
     assert_eq!(left, 0, "messages that got reply 0 never arrived");
     let summary = check_delivery(&c, 0, &stored, &devices).await;
     let errors: usize = logs.iter().map(|l| l.lock().unwrap().errors.len()).sum();
+    // Pushed by pod-2 and again by a live pod: unacked when pod-2 died.
+    let pushed_by = |on_pod_2: bool| -> BTreeSet<String> {
+        let logs = devices.values().flatten();
+        logs.flat_map(|log| {
+            let log = log.lock().unwrap();
+            let on = log.pushes.iter().filter(|p| (p.pod == "pod-2") == on_pod_2);
+            on.map(|p| p.message_id.clone()).collect::<Vec<_>>()
+        })
+        .collect()
+    };
+    let again = pushed_by(true).intersection(&pushed_by(false)).count();
     eprintln!(
-        "sigkill: {summary}; {at_kill} stored before the kill; {errors} send errors; {:?}",
+        "sigkill: {summary}; {at_kill} stored before the kill; {again} pushed again after the \
+         move; {errors} send errors; {:?}",
         started.elapsed()
     );
 }
