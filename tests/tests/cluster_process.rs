@@ -137,7 +137,7 @@ async fn sigkill_of_a_pod_mid_stream_loses_no_acknowledged_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
     let started = Instant::now();
-    let mut redis = RedisServer::start_own();
+    let mut redis = tokio::task::block_in_place(RedisServer::start_own);
     let c = ProcessCluster::start(BIN, 3, &redis.url(), &UNLIMITED).await;
     // Recipients on pod-1 and pod-2, heartbeating every 500 ms; senders on pod-0.
     let mut devices = Vec::new();
