@@ -215,7 +215,6 @@ impl Traffic {
 /// A user sending 1:1 messages with `clientMsgId`s, one at a time, resending (same id) whenever
 /// a send errs, times out or its connection drops — what a careful client does.
 pub struct Sender {
-    pub user: String,
     pub log: Arc<Mutex<SendLog>>,
     task: JoinHandle<()>,
 }
@@ -258,11 +257,7 @@ impl Sender {
                 }
             }
         });
-        Self {
-            user: user.to_owned(),
-            log,
-            task,
-        }
+        Self { log, task }
     }
 
     /// How many of its messages got reply 0 so far.
