@@ -34,6 +34,8 @@ PG_PORT=15432
 REDIS_PORT=16379
 BROKER_PORT=16650
 BROKER_ADMIN=18081
+# The fresh server's own database: each layout starts from a new initdb.
+DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 
 PIDS=()
 stop_all() {
@@ -80,7 +82,6 @@ start_backends() {
   as_pg initdb -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1
   as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
     -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB" >/dev/null
-  as_pg createdb -h 127.0.0.1 -p $PG_PORT -U postgres chat
   redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
@@ -89,7 +90,7 @@ start_backends() {
   # Tenant and namespace, as the operator provisions them.
   curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/tenants/public" >/dev/null || true
   curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/namespaces/public/chat" >/dev/null || true
-  "$GATEWAY_BIN" migrate --database-url "postgres://postgres@127.0.0.1:$PG_PORT/chat" >&2
+  "$GATEWAY_BIN" migrate --database-url "$DATABASE_URL" >&2
 }
 
 # start_pods N: N gateways on ports 2808i (public) and 2909i (admin); sets URLS.
@@ -98,7 +99,7 @@ start_pods() {
   for i in $(seq 0 $(($1 - 1))); do
     "$GATEWAY_BIN" serve --listen 127.0.0.1:2808$i --admin-listen 127.0.0.1:2909$i \
       --pod-name pod-$i --data-dir "$WORK/pod-$i" --jwt-secret "$SECRET" --max-connections 60000 \
-      --database-url "postgres://postgres@127.0.0.1:$PG_PORT/chat" \
+      --database-url "$DATABASE_URL" \
       --redis-url "redis://127.0.0.1:$REDIS_PORT" --key-prefix bench \
       --pulsar-url "pulsar://127.0.0.1:$BROKER_PORT" --pulsar-admin-url "http://127.0.0.1:$BROKER_ADMIN" \
       --pulsar-tenant public --pulsar-namespace chat >"$WORK/pod-$i.log" 2>&1 &

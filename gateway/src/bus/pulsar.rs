@@ -14,12 +14,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use pulsar::consumer::InitialPosition;
-use pulsar::{Consumer, ConsumerOptions, Producer, Pulsar, SubType, TokioExecutor};
+use pulsar::{
+    Consumer, ConsumerOptions, Producer, ProducerOptions, Pulsar, SubType, TokioExecutor,
+};
 use tokio::sync::{mpsc, Mutex};
 
 use super::{Bus, BusEvent};
 use crate::error::{Error, Result};
 
+/// Frames queued per broker connection before a publish waits for room (the crate's default is
+/// 100; every session of a busy pod may be forwarding at once).
+const OUTBOUND_QUEUE: usize = 4096;
 /// Events buffered between the consumer and the pod's dispatcher.
 const INBOX_CAPACITY: usize = 65_536;
 /// An idle consumer's connection is checked this often.
@@ -55,7 +60,13 @@ impl Topics {
 }
 
 pub struct PulsarBus {
+    /// Producers' connection. Kept apart from the consumer's: pulsar-rs does not set
+    /// `TCP_NODELAY`, so on a shared connection a SEND written after an ACK (which the broker
+    /// answers with nothing) waited for the broker's delayed TCP ack — tens of milliseconds per
+    /// forwarded message. Alone, every SEND is answered by a receipt that carries the TCP ack.
     client: Pulsar<TokioExecutor>,
+    /// The inbox consumer's connection (acks and flow permits only go out on it).
+    consumer_client: Pulsar<TokioExecutor>,
     topics: Topics,
     admin_url: Option<String>,
     producers: Mutex<HashMap<String, Arc<Mutex<Producer<TokioExecutor>>>>>,
@@ -72,12 +83,16 @@ impl PulsarBus {
         admin_url: Option<&str>,
         topics: Topics,
     ) -> Result<Self> {
-        let client = Pulsar::builder(service_url, TokioExecutor)
-            .build()
-            .await
-            .map_err(|e| unavailable("connect", e))?;
+        let connect = || async {
+            Pulsar::builder(service_url, TokioExecutor)
+                .with_outbound_channel_size(OUTBOUND_QUEUE)
+                .build()
+                .await
+                .map_err(|e| unavailable("connect", e))
+        };
         Ok(Self {
-            client,
+            client: connect().await?,
+            consumer_client: connect().await?,
             topics,
             admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
             producers: Mutex::new(HashMap::new()),
@@ -94,6 +109,12 @@ impl PulsarBus {
             .client
             .producer()
             .with_topic(topic)
+            .with_options(ProducerOptions {
+                // A full send queue is backpressure, not a failure: without this the client
+                // answers `SlowDown` and the event would be dropped (seen at saturation).
+                block_queue_if_full: true,
+                ..ProducerOptions::default()
+            })
             .build()
             .await
             .map_err(|e| unavailable("producer", e))?;
@@ -242,7 +263,7 @@ impl Bus for PulsarBus {
         }
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         tokio::spawn(consume(
-            self.client.clone(),
+            self.consumer_client.clone(),
             self.topics.of(pod),
             pod.to_owned(),
             tx,
