@@ -9,8 +9,9 @@
 # forwarded from one pod to another through its inbox topic. With 1 pod nothing is forwarded:
 # that run is the baseline the 3-pod saturation is compared with.
 #
-# Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3),
-# PG_FSYNC (on; "off" measures without the disk's fsync). Everything the run starts lives under
+# Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3), LAYOUTS ("1 $PODS":
+# the pod counts to run), RUNS ("rate saturation"), PG_FSYNC (on; "off" measures without the
+# disk's fsync). After each run the CPU seconds each process used go to stderr. Everything the run starts lives under
 # target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres
 # (scripts/install-test-deps.sh installs both). The servers and the clients share this machine's
 # cores: run it on a quiet machine.
@@ -23,6 +24,8 @@ DURATION=${DURATION:-20}
 WINDOW=${WINDOW:-16}
 PODS=${PODS:-3}
 PG_FSYNC=${PG_FSYNC:-on}
+LAYOUTS=${LAYOUTS:-1 $PODS}
+RUNS=${RUNS:-rate saturation}
 SECRET=bench-secret
 
 cargo build --release --locked -p chat-gateway -p chat-load -p pulsar-test-broker >&2
@@ -111,18 +114,30 @@ start_pods() {
 
 echo "bench-cluster: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), PostgreSQL fsync=$PG_FSYNC, gateway $GATEWAY_BIN" >&2
 
-for pods in 1 "$PODS"; do
-  echo "== $pods pod(s): fixed rate $RATE msg/s" >&2
-  start_backends
-  start_pods "$pods"
-  "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" --rate "$RATE" \
-    --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
-  stop_all
+# CPU seconds used so far by each process this script started (and PostgreSQL's), to stderr.
+cpu_report() {
+  local pg=""
+  if [ -f "$WORK/pg/data/postmaster.pid" ]; then
+    pg=$(head -1 "$WORK/pg/data/postmaster.pid")
+    pg+=$(pgrep -d, -P "$pg" | sed 's/^/,/' || true)
+  fi
+  ps -o comm=,args=,times= -p "$(IFS=,; echo "${PIDS[*]}")${pg:+,$pg}" 2>/dev/null |
+    awk '{ name = $1; for (i = 2; i < NF; i++) if ($i == "--pod-name") name = $(i + 1);
+           cpu[name] += $NF } END { for (n in cpu) printf "  cpu %-20s %6d s\n", n, cpu[n] }' >&2
+}
 
-  echo "== $pods pod(s): saturation, window $WINDOW" >&2
-  start_backends
-  start_pods "$pods"
-  "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" --window "$WINDOW" \
-    --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
-  stop_all
+for pods in $LAYOUTS; do
+  for run in $RUNS; do
+    case $run in
+      rate) load=(--rate "$RATE"); echo "== $pods pod(s): fixed rate $RATE msg/s" >&2 ;;
+      saturation) load=(--window "$WINDOW"); echo "== $pods pod(s): saturation, window $WINDOW" >&2 ;;
+      *) echo "bench-cluster: RUNS takes rate and saturation, not $run" >&2; exit 1 ;;
+    esac
+    start_backends
+    start_pods "$pods"
+    "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" "${load[@]}" \
+      --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
+    cpu_report
+    stop_all
+  done
 done

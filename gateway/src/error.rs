@@ -84,10 +84,13 @@ impl Error {
         self.status() >= 500
     }
 
-    /// Logs internal errors (once, here) and counts every error by code.
+    /// Logs server-side errors (once, here) and counts every error by code. A 503 is expected
+    /// operation (draining, full, a backend away and coming back): a warning, not an error.
     pub fn record(&self) {
-        if self.is_internal() {
-            tracing::error!(error = %self, "internal error");
+        match self {
+            Error::Unavailable(_) => tracing::warn!(error = %self, "unavailable"),
+            e if e.is_internal() => tracing::error!(error = %e, "internal error"),
+            _ => {}
         }
         metrics::counter!("chat_errors_total", "code" => self.status().to_string()).increment(1);
     }

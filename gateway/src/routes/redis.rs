@@ -37,6 +37,13 @@ const POD_STALE_MS: i64 = 30_000;
 const RECONNECT_RETRIES: usize = 0;
 /// Longest wait for one TCP connect to Redis (an unreachable host must not stall calls either).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest wait for an answer from a connected Redis. The client's default (500 ms) was shorter
+/// than a busy pod's queueing at saturation: lookups timed out and connected devices missed
+/// live deliveries (stored, so they came only on reconnect). A slow Redis should slow delivery
+/// down, not drop it; a Redis that is down still fails at once (connection refused).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readiness asks more impatiently: the probe must answer within its own timeout (2 s).
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// KEYS: route, online, pod set. ARGV: value, device, member, route ttl, online ttl.
 /// Returns the value it replaced (or nil).
@@ -97,7 +104,8 @@ impl RedisRoutes {
             redis::Client::open(url).map_err(|e| Error::BadRequest(format!("--redis-url: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(RECONNECT_RETRIES)
-            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
@@ -229,11 +237,14 @@ impl RouteTable for RedisRoutes {
 
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(answer) => answer.map(|_| ()).map_err(unavailable),
+            Err(_) => Err(Error::Unavailable(format!(
+                "route table: no answer to PING within {PING_TIMEOUT:?}"
+            ))),
+        }
     }
 }
 
