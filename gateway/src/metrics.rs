@@ -6,7 +6,8 @@
 //! `chat_store_batch_retries_total`, `chat_draining`, and the recent-message cache's
 //! `chat_recent_cache_hits_total`, `chat_recent_cache_misses_total` (reads sent to the database)
 //! and `chat_recent_cache_errors_total{op}` (`read`, `write`, `queue`: a Redis failure or a full
-//! write queue; never a failed request).
+//! write queue; never a failed request), and the Pulsar bus's `chat_bus_batch_events`
+//! (histogram: events per message sent to another pod's inbox).
 
 use std::sync::OnceLock;
 
@@ -16,6 +17,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const COMMIT_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+/// Items per batch: store commits and forwarded bus messages.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Installs the process-wide recorder once (several in-process servers share it) and returns it.
@@ -27,6 +29,8 @@ pub fn handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Full("chat_store_commit_seconds".into()), COMMIT_BUCKETS)
                 .expect("buckets are non-empty")
                 .set_buckets_for_metric(Matcher::Full("chat_store_batch_size".into()), BATCH_BUCKETS)
+                .expect("buckets are non-empty")
+                .set_buckets_for_metric(Matcher::Full("chat_bus_batch_events".into()), BATCH_BUCKETS)
                 .expect("buckets are non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -68,6 +72,10 @@ fn describe() {
         "Store batches run again after a conflict with another pod's writer (PostgreSQL)"
     );
     metrics::describe_gauge!("chat_draining", "1 while this process drains");
+    metrics::describe_histogram!(
+        "chat_bus_batch_events",
+        "Events per message sent to another pod's inbox (forwarding batches grow with the load)"
+    );
     metrics::describe_counter!(
         "chat_recent_cache_hits_total",
         "Conversation pages (SYNC, catch-up) read whole from the Redis recent cache"

@@ -2,8 +2,14 @@
 //! with an exclusive subscription named after `P`; anything for a device on pod `Q` is published
 //! to `Q`'s topic as one JSON event.
 //!
-//! Producers are cached per topic and dropped on error (the next publish rebuilds them). The
-//! consumer runs under a watchdog: when its stream ends, errors, or the connection check fails
+//! Publishing goes through one forwarder task per target pod: events queue in order, and
+//! whatever queued while the previous send waited for its receipt goes out as one Pulsar message
+//! (a JSON array of events). An idle pod's event leaves at once; a busy pod's events share the
+//! per-message cost (frames, receipts, acks, the broker's dispatch) — batching that grows with
+//! the load and adds no timer. Each publisher learns the outcome of the send that carried its
+//! event. A forwarder's producer is rebuilt after an error.
+//!
+//! The consumer runs under a watchdog: when its stream ends, errors, or the connection check fails
 //! while idle, it is rebuilt, and readiness reports the bus down until it is.
 
 use std::collections::HashMap;
@@ -17,14 +23,18 @@ use pulsar::consumer::InitialPosition;
 use pulsar::{
     Consumer, ConsumerOptions, Producer, ProducerOptions, Pulsar, SubType, TokioExecutor,
 };
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Bus, BusEvent};
 use crate::error::{Error, Result};
 
-/// Frames queued per broker connection before a publish waits for room (the crate's default is
-/// 100; every session of a busy pod may be forwarding at once).
+/// Frames queued per broker connection before a send waits for room (the crate's default is 100).
 const OUTBOUND_QUEUE: usize = 4096;
+/// Events waiting for one target pod before `publish` waits for room.
+const FORWARD_QUEUE: usize = 16_384;
+/// Most events in one Pulsar message: 64 events of the largest chat message (64 KiB) stay under
+/// Pulsar's default 5 MB message limit.
+const MAX_BATCH: usize = 64;
 /// Events buffered between the consumer and the pod's dispatcher.
 const INBOX_CAPACITY: usize = 65_536;
 /// An idle consumer's connection is checked this often.
@@ -69,9 +79,13 @@ pub struct PulsarBus {
     consumer_client: Pulsar<TokioExecutor>,
     topics: Topics,
     admin_url: Option<String>,
-    producers: Mutex<HashMap<String, Arc<Mutex<Producer<TokioExecutor>>>>>,
+    /// The forwarder of each target pod's topic.
+    forwarders: std::sync::Mutex<HashMap<String, mpsc::Sender<Queued>>>,
     consuming: Arc<AtomicBool>,
 }
+
+/// An event waiting in a forwarder, with the way to tell its publisher how the send went.
+type Queued = (BusEvent, oneshot::Sender<std::result::Result<(), String>>);
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("pulsar {what}: {e}"))
@@ -95,32 +109,21 @@ impl PulsarBus {
             consumer_client: connect().await?,
             topics,
             admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
-            producers: Mutex::new(HashMap::new()),
+            forwarders: std::sync::Mutex::new(HashMap::new()),
             consuming: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    async fn producer(&self, topic: &str) -> Result<Arc<Mutex<Producer<TokioExecutor>>>> {
-        let mut producers = self.producers.lock().await;
-        if let Some(p) = producers.get(topic) {
-            return Ok(p.clone());
+    /// The queue of `topic`'s forwarder, started on first use.
+    fn forwarder(&self, topic: &str) -> mpsc::Sender<Queued> {
+        let mut forwarders = self.forwarders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = forwarders.get(topic).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
         }
-        let producer = self
-            .client
-            .producer()
-            .with_topic(topic)
-            .with_options(ProducerOptions {
-                // A full send queue is backpressure, not a failure: without this the client
-                // answers `SlowDown` and the event would be dropped (seen at saturation).
-                block_queue_if_full: true,
-                ..ProducerOptions::default()
-            })
-            .build()
-            .await
-            .map_err(|e| unavailable("producer", e))?;
-        let producer = Arc::new(Mutex::new(producer));
-        producers.insert(topic.to_owned(), producer.clone());
-        Ok(producer)
+        let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
+        tokio::spawn(forward(self.client.clone(), topic.to_owned(), rx));
+        forwarders.insert(topic.to_owned(), tx.clone());
+        tx
     }
 
     /// Creates this pod's topic through the admin REST API when the operator has not (409: exists).
@@ -162,6 +165,66 @@ impl PulsarBus {
             .build()
             .await
             .map_err(|e| unavailable("consumer", e))
+    }
+}
+
+/// Sends what queues for `topic` until every sender is gone: each time, everything queued (up to
+/// [`MAX_BATCH`]) as one message, then waits for its receipt before the next.
+async fn forward(client: Pulsar<TokioExecutor>, topic: String, mut rx: mpsc::Receiver<Queued>) {
+    let mut producer = None;
+    let mut queued = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let (events, publishers): (Vec<BusEvent>, Vec<_>) = queued.drain(..).unzip();
+        let result = send_batch(&client, &topic, &mut producer, &events).await;
+        if result.is_err() {
+            // A broken producer is rebuilt for the next batch.
+            producer = None;
+        }
+        metrics::histogram!("chat_bus_batch_events").record(events.len() as f64);
+        for publisher in publishers {
+            let _ = publisher.send(result.clone());
+        }
+    }
+}
+
+/// Sends `events` as one message on `producer` (built first when there is none).
+async fn send_batch(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+    producer: &mut Option<Producer<TokioExecutor>>,
+    events: &[BusEvent],
+) -> std::result::Result<(), String> {
+    let payload = serde_json::to_vec(events).map_err(|e| format!("encoding bus events: {e}"))?;
+    let producer = match producer {
+        Some(p) => p,
+        None => producer.insert(
+            client
+                .producer()
+                .with_topic(topic)
+                .with_options(ProducerOptions {
+                    // A full send queue is backpressure, not a failure: without this the client
+                    // answers `SlowDown` and the events would be dropped (seen at saturation).
+                    block_queue_if_full: true,
+                    ..ProducerOptions::default()
+                })
+                .build()
+                .await
+                .map_err(|e| format!("producer: {e}"))?,
+        ),
+    };
+    let receipt = producer
+        .send_non_blocking(payload)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    receipt.await.map(|_| ()).map_err(|e| format!("send: {e}"))
+}
+
+/// The events of one consumed message: a batch (a JSON array), or one event alone as pods of
+/// earlier builds published them (so a rollout across this change loses nothing).
+fn decode(payload: &[u8]) -> serde_json::Result<Vec<BusEvent>> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(payload),
+        _ => serde_json::from_slice(payload).map(|event| vec![event]),
     }
 }
 
@@ -211,14 +274,16 @@ async fn consume(
                     }
                 }
             };
-            match serde_json::from_slice::<BusEvent>(&message.payload.data) {
-                Ok(event) => {
-                    if tx.send(event).await.is_err() {
-                        consuming.store(false, Ordering::SeqCst);
-                        return;
+            match decode(&message.payload.data) {
+                Ok(events) => {
+                    for event in events {
+                        if tx.send(event).await.is_err() {
+                            consuming.store(false, Ordering::SeqCst);
+                            return;
+                        }
                     }
                 }
-                Err(e) => tracing::error!(topic, error = %e, "undecodable bus event dropped"),
+                Err(e) => tracing::error!(topic, error = %e, "undecodable bus message dropped"),
             }
             if let Err(e) = consumer.ack(&message).await {
                 // Redelivered later: a duplicate at most (messages de-duplicate by messageId).
@@ -234,26 +299,16 @@ async fn consume(
 #[async_trait]
 impl Bus for PulsarBus {
     async fn publish(&self, pod: &str, event: BusEvent) -> Result<()> {
-        let topic = self.topics.of(pod);
-        let payload = serde_json::to_vec(&event)
-            .map_err(|e| Error::Internal(format!("encoding bus event: {e}")))?;
-        let producer = self.producer(&topic).await?;
-        let receipt = {
-            let mut p = producer.lock().await;
-            p.send_non_blocking(payload).await
-        };
-        let result = match receipt {
-            Ok(receipt) => receipt
-                .await
-                .map(|_| ())
-                .map_err(|e| unavailable("send", e)),
-            Err(e) => Err(unavailable("send", e)),
-        };
-        if result.is_err() {
-            // A broken producer is rebuilt by the next publish.
-            self.producers.lock().await.remove(&topic);
-        }
-        result
+        let stopped = || unavailable("forwarder", "stopped");
+        let (sent, outcome) = oneshot::channel();
+        self.forwarder(&self.topics.of(pod))
+            .send((event, sent))
+            .await
+            .map_err(|_| stopped())?;
+        outcome
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|e| unavailable("publish", e))
     }
 
     async fn subscribe(&self, pod: &str) -> Result<mpsc::Receiver<BusEvent>> {
@@ -286,6 +341,19 @@ impl Bus for PulsarBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_holds_a_batch_or_one_event_of_an_earlier_build() {
+        let kick = |reason: &str| BusEvent::Kick {
+            devices: Vec::new(),
+            reason: reason.into(),
+        };
+        let batch = serde_json::to_vec(&[kick("a"), kick("b")]).unwrap();
+        assert_eq!(decode(&batch).unwrap(), vec![kick("a"), kick("b")]);
+        let single = serde_json::to_vec(&kick("c")).unwrap();
+        assert_eq!(decode(&single).unwrap(), vec![kick("c")]);
+        assert!(decode(b"{\"event\":\"nope\"}").is_err());
+    }
 
     #[test]
     fn topic_names_follow_the_design() {

@@ -1,0 +1,102 @@
+//! The Pulsar bus on its own (the real `pulsar` crate against the Pulsar-protocol test broker):
+//! many concurrent publishers to one pod lose nothing, keep each publisher's order, and share
+//! Pulsar messages (forwarding batches what queues while a send waits for its receipt).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chat_gateway::bus::pulsar::{PulsarBus, Topics};
+use chat_gateway::bus::{Bus, BusEvent};
+use pulsar_test_broker::Broker;
+
+const PUBLISHERS: usize = 40;
+const EACH: usize = 100;
+
+fn event(publisher: usize, n: usize) -> BusEvent {
+    BusEvent::Kick {
+        devices: Vec::new(),
+        reason: format!("{publisher}/{n}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_lose_nothing_keep_their_order_and_share_messages() {
+    chat_tests::init_logging();
+    let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .expect("start the pulsar test broker");
+    let http = reqwest::Client::new();
+    for path in [
+        "/admin/v2/tenants/public",
+        "/admin/v2/namespaces/public/chat",
+    ] {
+        let status = http
+            .put(format!("{}{path}", broker.admin_url()))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("broker admin")
+            .status();
+        assert!(
+            status.is_success() || status.as_u16() == 409,
+            "PUT {path}: {status}"
+        );
+    }
+    let topics = Topics {
+        tenant: "public".into(),
+        namespace: "chat".into(),
+        key_prefix: chat_tests::redis::unique_prefix("bus"),
+    };
+    let connect = || {
+        PulsarBus::connect(
+            broker.service_url(),
+            Some(broker.admin_url()),
+            topics.clone(),
+        )
+    };
+    let receiver = connect().await.expect("receiving pod's bus");
+    let mut inbox = receiver.subscribe("b").await.expect("subscribe");
+    let sender = std::sync::Arc::new(connect().await.expect("sending pod's bus"));
+
+    let mut tasks = Vec::new();
+    for p in 0..PUBLISHERS {
+        let sender = sender.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..EACH {
+                sender
+                    .publish("b", event(p, n))
+                    .await
+                    .unwrap_or_else(|e| panic!("publish {p}/{n}: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("publisher");
+    }
+
+    let mut next: HashMap<usize, usize> = HashMap::new();
+    for _ in 0..PUBLISHERS * EACH {
+        let got = tokio::time::timeout(Duration::from_secs(20), inbox.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} events arrived", next.values().sum::<usize>()))
+            .expect("inbox open");
+        let BusEvent::Kick { reason, .. } = got else {
+            panic!("unexpected event {got:?}")
+        };
+        let (p, n) = reason.split_once('/').expect("p/n");
+        let (p, n): (usize, usize) = (p.parse().unwrap(), n.parse().unwrap());
+        let expected = next.entry(p).or_default();
+        assert_eq!(n, *expected, "publisher {p}'s events out of order");
+        *expected += 1;
+    }
+    assert!(next.values().all(|&n| n == EACH), "{next:?}");
+
+    let topic = topics.of("b");
+    let stats = broker.topic_stats(&topic).expect("the inbox topic");
+    assert!(
+        stats.messages < (PUBLISHERS * EACH) as u64,
+        "{} events went out as {} Pulsar messages: no batching",
+        PUBLISHERS * EACH,
+        stats.messages
+    );
+}
