@@ -64,6 +64,11 @@ impl Conn {
         )
     }
 
+    /// Tells the session to re-read its backlog from the store (messages it may have missed).
+    pub fn resync(&self) {
+        self.resync.notify_one();
+    }
+
     /// Queues an event without waiting. A stored message that does not fit is not lost: the
     /// session is told to resync from the store.
     pub fn send(&self, event: Outbound) {

@@ -162,6 +162,37 @@ impl App {
         }
     }
 
+    /// After the route table lost this pod (a Redis restarted or flushed): registers every
+    /// connection here again — never over a newer connection's route — and has each session
+    /// re-read its backlog, so what was stored while the routes were missing arrives now instead
+    /// of at the device's next reconnect.
+    pub async fn reannounce(&self) {
+        let conns = self.hub.all();
+        if conns.is_empty() {
+            return;
+        }
+        for (user, device, conn) in &conns {
+            let route = DeviceRoute {
+                user: user.clone(),
+                device: device.clone(),
+                pod: self.pod.clone(),
+                epoch: conn.epoch,
+            };
+            if let Err(e) = self.routes.refresh(&route).await {
+                // The next heartbeat finds the pod missing again and tries once more.
+                tracing::warn!(error = %e, "re-registering routes failed");
+                return;
+            }
+        }
+        for (_, _, conn) in &conns {
+            conn.resync();
+        }
+        tracing::info!(
+            connections = conns.len(),
+            "the route table had lost this pod: routes registered again, backlogs re-read"
+        );
+    }
+
     /// Kicks the exact connections named (by epoch) that live on this process.
     pub fn kick_local(&self, devices: &[DeviceRoute], reason: &'static str) {
         for d in devices {

@@ -154,8 +154,10 @@ pub async fn run(
         let mut tick = tokio::time::interval(POD_HEARTBEAT);
         loop {
             tokio::select! {
-                _ = tick.tick() => if let Err(e) = beat_app.routes.heartbeat(&beat_app.pod).await {
-                    tracing::warn!(error = %e, "pod heartbeat failed");
+                _ = tick.tick() => match beat_app.routes.heartbeat(&beat_app.pod).await {
+                    Ok(true) => beat_app.reannounce().await,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
                 },
                 _ = beat_stop.cancelled() => break,
             }

@@ -287,6 +287,48 @@ async fn redis_losing_every_key_mid_traffic_loses_no_message() {
 }
 
 #[tokio::test]
+async fn a_pod_the_route_table_lost_registers_again_and_delivers_the_gap_live() {
+    use redis::AsyncCommands;
+    let c = TestCluster::start(2).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "d").await;
+    // Redis restarted empty: every route and the pod registry are gone. Nobody heartbeats.
+    let mut r = chat_tests::redis::client().await;
+    let keys: Vec<String> = r.keys(format!("{}:*", c.prefix)).await.unwrap();
+    let _: () = r.del(keys).await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        let reply = alice.send_to("bob", &format!("gap {i}"), None).await;
+        sent.push(reply["params"]["messageId"].as_str().unwrap().to_owned());
+    }
+    // Within a pod heartbeat (5 s) each pod finds itself missing, registers its connections
+    // again and re-reads their backlogs: bob gets the gap on the connection he has.
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while got.len() < sent.len() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(env) = bob.quiet_for(left).await else {
+            panic!("{} of {} gap messages arrived live", got.len(), sent.len());
+        };
+        if env["msg"]["type"] == 2 {
+            bob.ack(&env).await;
+            got.push(env["messageId"].as_str().unwrap().to_owned());
+        }
+    }
+    got.sort();
+    got.dedup();
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(got, expected);
+    let route: String = r.get(format!("{}:route:bob:d", c.prefix)).await.unwrap();
+    assert!(route.starts_with("pod-1|"), "{route}");
+    // And live delivery goes on.
+    let reply = alice.send_to("bob", "after", None).await;
+    let env = bob.push(2).await;
+    assert_eq!(env["messageId"], reply["params"]["messageId"]);
+}
+
+#[tokio::test]
 async fn three_pods_on_postgresql_each_with_its_own_store() {
     let c = TestCluster::start_postgres(3).await;
     let mut alice = c.connect(0, "alice", "d").await;

@@ -113,8 +113,15 @@ async fn refresh_recreates_a_lost_route_but_never_overwrites_a_newer_one() {
 #[tokio::test]
 async fn pods_lists_recent_heartbeats() {
     for (name, t) in both("pods").await {
-        t.heartbeat("p0").await.unwrap();
-        t.heartbeat("p1").await.unwrap();
+        assert!(
+            t.heartbeat("p0").await.unwrap(),
+            "{name}: a first beat is news"
+        );
+        assert!(t.heartbeat("p1").await.unwrap(), "{name}");
+        assert!(
+            !t.heartbeat("p0").await.unwrap(),
+            "{name}: a known pod is not"
+        );
         let mut pods = t.pods().await.unwrap();
         pods.sort();
         assert_eq!(pods, vec!["p0".to_string(), "p1".to_string()], "{name}");
@@ -165,10 +172,14 @@ async fn routes_come_back_after_redis_loses_them() {
         .await
         .unwrap();
     t.register(&r("u", "d", "p0", 1)).await.unwrap();
+    t.heartbeat("p0").await.unwrap();
+    assert!(!t.heartbeat("p0").await.unwrap(), "the pod is known");
     let mut c = client().await;
     let keys: Vec<String> = c.keys(format!("{prefix}:*")).await.unwrap();
     let _: () = c.del(keys).await.unwrap();
     assert!(t.lookup(&["u".into()]).await.unwrap().is_empty());
+    // The pod's next beat tells it the table lost it (it then registers its connections again).
+    assert!(t.heartbeat("p0").await.unwrap());
     // The connection's next heartbeat refreshes its route, which re-creates it.
     t.refresh(&r("u", "d", "p0", 1)).await.unwrap();
     assert_eq!(

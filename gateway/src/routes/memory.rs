@@ -98,9 +98,8 @@ impl RouteTable for MemoryRoutes {
             .collect())
     }
 
-    async fn heartbeat(&self, pod: &str) -> Result<()> {
-        self.pods.lock().expect("pods lock").insert(pod.to_owned());
-        Ok(())
+    async fn heartbeat(&self, pod: &str) -> Result<bool> {
+        Ok(self.pods.lock().expect("pods lock").insert(pod.to_owned()))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -30,8 +30,10 @@ pub trait RouteTable: Send + Sync + 'static {
     /// The pods that announced themselves recently (for `sendToAll`).
     async fn pods(&self) -> Result<Vec<String>>;
 
-    /// Announces `pod` as alive (every few seconds).
-    async fn heartbeat(&self, pod: &str) -> Result<()>;
+    /// Announces `pod` as alive (every few seconds). True when the table did not know the pod:
+    /// its first beat, or the table lost its state (a Redis restarted or flushed) — then the pod
+    /// registers its connections again ([`crate::server::App::reannounce`]).
+    async fn heartbeat(&self, pod: &str) -> Result<bool>;
 
     /// Is the table reachable? (readiness)
     async fn ping(&self) -> Result<()>;

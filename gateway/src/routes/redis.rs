@@ -226,13 +226,14 @@ impl RouteTable for RedisRoutes {
             .map_err(unavailable)
     }
 
-    async fn heartbeat(&self, pod: &str) -> Result<()> {
+    async fn heartbeat(&self, pod: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let _: i64 = conn
+        // ZADD answers how many members it added: 1 when the pod was not in the set.
+        let added: i64 = conn
             .zadd(self.servers_key(), pod, now_ms())
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Ok(added == 1)
     }
 
     async fn ping(&self) -> Result<()> {
