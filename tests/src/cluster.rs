@@ -62,27 +62,7 @@ impl TestCluster {
     async fn start_with(n: usize, database_url: Option<String>) -> Self {
         crate::init_logging();
         let dir = TempDir::new("cluster");
-        let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
-            .await
-            .expect("start the pulsar test broker");
-        // Tenant and namespace, as the operator provisions them.
-        let http = reqwest::Client::new();
-        for path in [
-            "/admin/v2/tenants/public",
-            "/admin/v2/namespaces/public/chat",
-        ] {
-            let status = http
-                .put(format!("{}{path}", broker.admin_url()))
-                .json(&serde_json::json!({}))
-                .send()
-                .await
-                .expect("broker admin")
-                .status();
-            assert!(
-                status.is_success() || status.as_u16() == 409,
-                "PUT {path}: {status}"
-            );
-        }
+        let broker = start_broker("public", "chat").await;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
         let prefix = crate::redis::unique_prefix("cluster");
         let mut me = Self {
@@ -171,6 +151,32 @@ impl TestCluster {
             .await
             .expect("connect")
     }
+}
+
+/// Starts a Pulsar test broker on free ports with `tenant/namespace` created through its admin
+/// API, as the operator provisions them.
+pub async fn start_broker(tenant: &str, namespace: &str) -> BrokerHandle {
+    let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .expect("start the pulsar test broker");
+    let http = reqwest::Client::new();
+    for path in [
+        format!("/admin/v2/tenants/{tenant}"),
+        format!("/admin/v2/namespaces/{tenant}/{namespace}"),
+    ] {
+        let status = http
+            .put(format!("{}{path}", broker.admin_url()))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("broker admin")
+            .status();
+        assert!(
+            status.is_success() || status.as_u16() == 409,
+            "PUT {path}: {status}"
+        );
+    }
+    broker
 }
 
 /// Waits until the pod's /readyz answers 200 (its inbox consumer is up).

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chat_gateway::auth::Auth;
 use futures_util::{SinkExt, StreamExt};
-use pulsar_test_broker::{Broker, BrokerHandle};
+use pulsar_test_broker::BrokerHandle;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -45,26 +45,7 @@ impl ProcessCluster {
     /// PostgreSQL database and `n` pods on `redis_url`, each with `extra` flags.
     pub async fn start(binary: &str, n: usize, redis_url: &str, extra: &[&str]) -> Self {
         crate::init_logging();
-        let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
-            .await
-            .expect("start the pulsar test broker");
-        let http = reqwest::Client::new();
-        for path in [
-            format!("/admin/v2/tenants/{TENANT}"),
-            format!("/admin/v2/namespaces/{TENANT}/{NAMESPACE}"),
-        ] {
-            let status = http
-                .put(format!("{}{path}", broker.admin_url()))
-                .json(&json!({}))
-                .send()
-                .await
-                .expect("broker admin")
-                .status();
-            assert!(
-                status.is_success() || status.as_u16() == 409,
-                "PUT {path}: {status}"
-            );
-        }
+        let broker = crate::cluster::start_broker(TENANT, NAMESPACE).await;
         let mut me = Self {
             pods: Vec::new(),
             broker,

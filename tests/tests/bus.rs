@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chat_gateway::bus::pulsar::{PulsarBus, Topics};
 use chat_gateway::bus::{Bus, BusEvent};
-use pulsar_test_broker::Broker;
 
 const PUBLISHERS: usize = 40;
 const EACH: usize = 100;
@@ -22,26 +21,7 @@ fn event(publisher: usize, n: usize) -> BusEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishers_lose_nothing_keep_their_order_and_share_messages() {
     chat_tests::init_logging();
-    let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
-        .await
-        .expect("start the pulsar test broker");
-    let http = reqwest::Client::new();
-    for path in [
-        "/admin/v2/tenants/public",
-        "/admin/v2/namespaces/public/chat",
-    ] {
-        let status = http
-            .put(format!("{}{path}", broker.admin_url()))
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .expect("broker admin")
-            .status();
-        assert!(
-            status.is_success() || status.as_u16() == 409,
-            "PUT {path}: {status}"
-        );
-    }
+    let broker = chat_tests::cluster::start_broker("public", "chat").await;
     let topics = Topics {
         tenant: "public".into(),
         namespace: "chat".into(),
