@@ -3,7 +3,6 @@
 //! by the database by rewriting the cached copies' bodies ("cached N"): the database never holds
 //! those bodies, so a page shows where it came from — and a mix would show both.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use chat_gateway::store::recent::{
 };
 use chat_gateway::store::sqlite::SqliteStore;
 use chat_gateway::store::{NewMessage, Page, Store};
-use chat_tests::gateway::{free_port, test_config, SECRET};
+use chat_tests::gateway::{test_config, SECRET};
 use chat_tests::redis::unique_prefix;
 use chat_tests::{postgres, Client, TempDir};
 use futures_util::future::join_all;
@@ -401,51 +400,9 @@ async fn sqlite_behind_the_cache() {
     assert_eq!(status(c.cache.read("eve", &dm, 0, 200).await), 403);
 }
 
-/// A redis-server of this test's own, which it may flush, kill and restart on the same port.
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let _ = chat_tests::redis::server(); // fails with how to install redis-server when missing
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        // Owned from here on: a failed start below still kills and reaps it (drop).
-        let me = Self { port, child };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return me;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushed_or_restarted_redis_loses_nothing() {
-    let mut redis = OwnRedis::start(free_port());
+    let mut redis = tokio::task::block_in_place(chat_tests::redis::RedisServer::start_own);
     let mut c = Cached::start_on("restart", &redis.url()).await;
     let dm = c.send("alice", "bob", 3).await;
     c.keys.settle(&dm, 1..=3).await;
@@ -472,7 +429,7 @@ async fn a_flushed_or_restarted_redis_loses_nothing() {
     assert_eq!(bodies(&page), marked(4..=5));
 
     // Redis down: sends and reads go on, promptly, from the database.
-    redis.stop();
+    tokio::task::block_in_place(|| redis.stop());
     let sent = tokio::time::timeout(
         Duration::from_secs(2),
         c.cache.send_direct(msg("alice", "bob", "while down")),
@@ -491,10 +448,8 @@ async fn a_flushed_or_restarted_redis_loses_nothing() {
     );
 
     // Restarted, empty: the cache reconnects and fills again; nothing was lost meanwhile.
-    let port = redis.port;
-    drop(redis);
-    let restarted = OwnRedis::start(port);
-    c.keys = Keys::open(&restarted.url(), c.keys.prefix.clone()).await;
+    tokio::task::block_in_place(|| redis.start());
+    c.keys = Keys::open(&redis.url(), c.keys.prefix.clone()).await;
     let deadline = tokio::time::Instant::now() + SETTLE;
     // The first write after the restart may meet the dead connection; later ones land.
     let last = loop {
