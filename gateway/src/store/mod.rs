@@ -6,10 +6,12 @@
 //! so throughput does not collapse to one fsync per message; a caller's future resolves only
 //! after the transaction that holds its change committed. Reads go to a pool of readers. The
 //! SQL is written once (`sql.rs`), the decisions between statements are pure (`plan.rs`, [`acks`]);
-//! a backend only says how to connect and what its `Dialect` is.
+//! a backend says how to connect, what its `Dialect` is, and may write the hot path's statements
+//! over lists its own way (`lists.rs`: PostgreSQL binds arrays).
 
 pub mod acks;
 mod groups;
+mod lists;
 mod plan;
 pub mod postgres;
 pub mod recent;
@@ -25,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
-use sql::Sql;
+use lists::Lists;
 use writer::{Command, Request, Response};
 
 /// A message to store, as the sender asked for it. The sender is always the token's user.
@@ -169,7 +171,7 @@ pub struct SqlStore<DB: Database> {
     readers: Pool<DB>,
 }
 
-impl<DB: Sql> SqlStore<DB> {
+impl<DB: Lists> SqlStore<DB> {
     /// Starts the writer (connecting with `writer`) beside the `readers`; migrations have run.
     fn start(writer: <DB::Connection as Connection>::Options, readers: Pool<DB>) -> Result<Self> {
         Ok(Self {
@@ -219,7 +221,7 @@ fn group(r: Response) -> Option<Group> {
 }
 
 #[async_trait]
-impl<DB: Sql> Store for SqlStore<DB> {
+impl<DB: Lists> Store for SqlStore<DB> {
     async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
         let (id, name) = (id.to_owned(), name.to_owned());
         self.call(Request::UpsertUser { id, name }, done).await

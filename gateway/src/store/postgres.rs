@@ -9,15 +9,20 @@
 //! (deadlock, serialization failure, the same `(sender, clientMsgId)` stored first elsewhere) is
 //! rolled back and run again.
 
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 
-use super::sql::Dialect;
+use super::lists::Lists;
+use super::plan::{AckPosition, AckTarget, AckWrites, Mark};
+use super::sql::{AckRow, Dialect, MessageRow, MESSAGE_COLUMNS, MESSAGE_COLUMNS_M};
 use super::SqlStore;
 use crate::error::{Error, Result};
+use crate::model::{StoredMessage, Target};
 
 pub type PgStore = SqlStore<Postgres>;
 
@@ -94,4 +99,235 @@ impl SqlStore<Postgres> {
         conn.close().await?;
         Ok(())
     }
+}
+
+/// The hot path on PostgreSQL: one fixed statement per step, each list bound as arrays (one per
+/// column) and read back with `unnest`. A fixed text is prepared once per connection and planned
+/// cheaply — a `VALUES` list of a batch's hundreds of parameters took PostgreSQL longer to plan
+/// than to run — and steps that can share a round trip do: locking and bumping the seqs; writing
+/// the acks and marking deliveries.
+#[async_trait]
+impl Lists for Postgres {
+    async fn sent_before(
+        conn: &mut PgConnection,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<StoredMessage>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (senders, ids) = columns2(keys);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS_M} FROM unnest($1::text[], $2::text[]) AS d(sender, client_msg_id)
+             JOIN messages m ON m.sender = d.sender AND m.client_msg_id = d.client_msg_id"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(senders)
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+        Ok(rows.into_iter().map(StoredMessage::from).collect())
+    }
+
+    async fn allocate(
+        conn: &mut PgConnection,
+        counts: &BTreeMap<&str, i64>,
+    ) -> Result<Vec<(String, i64)>> {
+        if counts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = counts.keys().copied().collect();
+        let adds: Vec<i64> = counts.values().copied().collect();
+        // `locked` takes the rows' locks in id order (the lock is taken as the sorted rows come
+        // out), and the UPDATE only touches rows it already holds. A row another pod's writer
+        // had locked is waited for; once that commits, the UPDATE adds to its newest last_seq
+        // (READ COMMITTED re-reads an updated row before changing it).
+        let sql = "WITH locked AS MATERIALIZED (
+                 SELECT c.id FROM conversations c WHERE c.id = ANY($1::text[]) ORDER BY c.id FOR UPDATE
+             )
+             UPDATE conversations SET last_seq = conversations.last_seq + d.n
+             FROM unnest($1::text[], $2::int8[]) AS d(id, n) JOIN locked ON locked.id = d.id
+             WHERE conversations.id = d.id
+             RETURNING conversations.id, conversations.last_seq";
+        Ok(sqlx::query_as(sql)
+            .bind(ids)
+            .bind(adds)
+            .fetch_all(conn)
+            .await?)
+    }
+
+    async fn insert(conn: &mut PgConnection, messages: &[&StoredMessage]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let n = messages.len();
+        let mut conversation = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        let mut message_id = Vec::with_capacity(n);
+        let mut sender = Vec::with_capacity(n);
+        let mut sender_name = Vec::with_capacity(n);
+        let mut recipient = Vec::with_capacity(n);
+        let mut recipient_name = Vec::with_capacity(n);
+        let mut group_id = Vec::with_capacity(n);
+        let mut body = Vec::with_capacity(n);
+        let mut file_type = Vec::with_capacity(n);
+        let mut client_msg_id = Vec::with_capacity(n);
+        let mut request_id = Vec::with_capacity(n);
+        let mut created_at = Vec::with_capacity(n);
+        for m in messages {
+            let (to, to_name, group) = match &m.target {
+                Target::Direct { to, to_name } => (Some(to.as_str()), Some(to_name.as_str()), None),
+                Target::Group { group_id } => (None, None, Some(group_id.as_str())),
+            };
+            conversation.push(m.conversation_id.as_str());
+            seq.push(m.seq);
+            message_id.push(m.message_id.as_str());
+            sender.push(m.from.as_str());
+            sender_name.push(m.from_name.as_str());
+            recipient.push(to);
+            recipient_name.push(to_name);
+            group_id.push(group);
+            body.push(m.body.as_str());
+            file_type.push(m.file_type);
+            client_msg_id.push(m.client_msg_id.as_deref());
+            request_id.push(m.request_id.as_str());
+            created_at.push(m.created_at);
+        }
+        let sql = format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest(
+                 $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                 $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[])"
+        );
+        sqlx::query(&sql)
+            .bind(conversation)
+            .bind(seq)
+            .bind(message_id)
+            .bind(sender)
+            .bind(sender_name)
+            .bind(recipient)
+            .bind(recipient_name)
+            .bind(group_id)
+            .bind(body)
+            .bind(file_type)
+            .bind(client_msg_id)
+            .bind(request_id)
+            .bind(created_at)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn acked(conn: &mut PgConnection, acks: &[(&str, &str)]) -> Result<Vec<AckTarget>> {
+        if acks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (users, ids) = columns2(acks);
+        let sql = format!(
+            "SELECT d.acker, ms.joined_seq, {MESSAGE_COLUMNS_M}
+             FROM unnest($1::text[], $2::text[]) AS d(acker, message_id)
+             JOIN messages m ON m.message_id = d.message_id
+             LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.acker"
+        );
+        let rows: Vec<AckRow> = sqlx::query_as(&sql)
+            .bind(users)
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+        Ok(rows.into_iter().map(AckRow::into_target).collect())
+    }
+
+    async fn positions(
+        conn: &mut PgConnection,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<AckPosition>> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (users, conversations) = columns2(pairs);
+        // The lock is a statement of its own, for the reason given at `Sql::ack_positions`.
+        sqlx::query(
+            "SELECT ms.user_id FROM unnest($1::text[], $2::text[]) AS d(user_id, conversation_id)
+             JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
+             ORDER BY ms.user_id, ms.conversation_id FOR UPDATE OF ms",
+        )
+        .bind(&users)
+        .bind(&conversations)
+        .execute(&mut *conn)
+        .await?;
+        Ok(sqlx::query_as(
+            "SELECT ms.user_id, ms.conversation_id, ms.acked_seq, a.seq
+             FROM unnest($1::text[], $2::text[]) AS d(user_id, conversation_id)
+             JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
+             LEFT JOIN acks a ON a.user_id = ms.user_id AND a.conversation_id = ms.conversation_id",
+        )
+        .bind(users)
+        .bind(conversations)
+        .fetch_all(conn)
+        .await?)
+    }
+
+    async fn settle(
+        conn: &mut PgConnection,
+        writes: &AckWrites,
+        delivered: &[String],
+        now: i64,
+    ) -> Result<HashSet<String>> {
+        if writes.is_empty() && delivered.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let (adv_u, adv_c, adv_s) = columns3(&writes.advance);
+        let (unpark_u, unpark_c, unpark_s) = columns3(&writes.unpark);
+        let (park_u, park_c, park_s) = columns3(&writes.park);
+        // Every write in one statement (data-modifying CTEs run whether or not they are read).
+        // An ack is parked or unparked, never both in one batch, so the two never meet a row.
+        let sql = "WITH advance AS (
+                 UPDATE memberships SET acked_seq = d.seq
+                 FROM unnest($1::text[], $2::text[], $3::int8[]) AS d(user_id, conversation_id, seq)
+                 WHERE memberships.user_id = d.user_id AND memberships.conversation_id = d.conversation_id
+             ), unpark AS (
+                 DELETE FROM acks
+                 USING unnest($4::text[], $5::text[], $6::int8[]) AS d(user_id, conversation_id, seq)
+                 WHERE acks.user_id = d.user_id AND acks.conversation_id = d.conversation_id AND acks.seq = d.seq
+             ), park AS (
+                 INSERT INTO acks (user_id, conversation_id, seq)
+                 SELECT * FROM unnest($7::text[], $8::text[], $9::int8[]) ON CONFLICT DO NOTHING
+             )
+             UPDATE messages SET delivered_at = $10
+             WHERE delivered_at IS NULL AND message_id = ANY($11::text[])
+             RETURNING message_id";
+        let rows: Vec<(String,)> = sqlx::query_as(sql)
+            .bind(adv_u)
+            .bind(adv_c)
+            .bind(adv_s)
+            .bind(unpark_u)
+            .bind(unpark_c)
+            .bind(unpark_s)
+            .bind(park_u)
+            .bind(park_c)
+            .bind(park_s)
+            .bind(now)
+            .bind(delivered)
+            .fetch_all(conn)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}
+
+/// A list of pairs as its two columns.
+fn columns2<'a>(pairs: &[(&'a str, &'a str)]) -> (Vec<&'a str>, Vec<&'a str>) {
+    pairs.iter().copied().unzip()
+}
+
+/// A list of marks as its three columns.
+fn columns3(marks: &[Mark]) -> (Vec<&str>, Vec<&str>, Vec<i64>) {
+    let mut columns = (
+        Vec::with_capacity(marks.len()),
+        Vec::with_capacity(marks.len()),
+        Vec::with_capacity(marks.len()),
+    );
+    for (user, conversation, seq) in marks {
+        columns.0.push(user.as_str());
+        columns.1.push(conversation.as_str());
+        columns.2.push(*seq);
+    }
+    columns
 }

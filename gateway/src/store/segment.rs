@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use super::lists::Lists;
 use super::plan::{self, Lookups, Mark, Plan, SendRequest};
-use super::sql::Sql;
 use super::writer::{Cache, Request, Response};
 use crate::error::{Error, Result};
 use crate::model::{now_ms, StoredMessage};
@@ -19,7 +19,7 @@ use crate::store::{Acked, Sent};
 
 /// Runs a run of `Send`/`Ack` requests inside the caller's transaction. Returns one result per
 /// request, in order, or `Err` when a database error means the whole transaction must roll back.
-pub(super) async fn run<DB: Sql>(
+pub(super) async fn run<DB: Lists>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     run: &[Request],
@@ -47,7 +47,7 @@ pub(super) async fn run<DB: Sql>(
 
 type Outcomes = (Vec<Result<Sent>>, Vec<Result<Acked>>);
 
-async fn store<DB: Sql>(
+async fn store<DB: Lists>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -57,29 +57,26 @@ async fn store<DB: Sql>(
     let plans = plan::plan_sends(sends, lookups, cache.names());
     let (stored, mut marks) = insert_new::<DB>(conn, cache, sends, &plans).await?;
 
-    let checks = plan::check_acks(acks, DB::find_acked(conn, acks).await?);
+    let checks = plan::check_acks(acks, DB::acked(conn, acks).await?);
     marks.extend(checks.marks);
     let by_pair = plan::marks_by_pair(marks);
     let pairs: Vec<(&str, &str)> = by_pair
         .keys()
         .map(|(u, c)| (u.as_str(), c.as_str()))
         .collect();
-    let writes = plan::fold_acks(&by_pair, DB::ack_positions(conn, &pairs).await?);
-    if !writes.is_empty() {
-        DB::write_acks(conn, &writes).await?;
-    }
-    let first = DB::mark_delivered(conn, &checks.candidates, now_ms()).await?;
+    let writes = plan::fold_acks(&by_pair, DB::positions(conn, &pairs).await?);
+    let first = DB::settle(conn, &writes, &checks.candidates, now_ms()).await?;
     Ok(plan::results(plans, stored, checks.results, &first))
 }
 
 /// Everything planning needs: stored duplicates, the addressed groups and their active members,
 /// and the display names of 1:1 recipients not in the cache (added to it).
-async fn look_up<DB: Sql>(
+async fn look_up<DB: Lists>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
 ) -> Result<Lookups> {
-    let existing = DB::find_sent(conn, &plan::idempotency_keys(sends)).await?;
+    let existing = DB::sent_before(conn, &plan::idempotency_keys(sends)).await?;
     let groups = DB::find_groups(conn, &plan::addressed_groups(sends)).await?;
     let conversations: Vec<&str> = groups.iter().map(|(_, c)| c.as_str()).collect();
     let members = DB::active_members(conn, &conversations).await?;
@@ -95,7 +92,7 @@ async fn look_up<DB: Sql>(
 
 /// Creates new 1:1 conversations, allocates seqs and inserts the new messages. Returns them by
 /// send index, and the acks they imply for their senders.
-async fn insert_new<DB: Sql>(
+async fn insert_new<DB: Lists>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -112,9 +109,9 @@ async fn insert_new<DB: Sql>(
         .extend(fresh.keys().map(|k| (*k).to_owned()));
 
     let counts = plan::seq_counts(&new);
-    let lasts = DB::allocate_seqs(conn, &counts).await?;
+    let lasts = DB::allocate(conn, &counts).await?;
     let (stored, marks) = plan::build_messages(sends, plans, &counts, lasts, now_ms())?;
     let messages: Vec<_> = stored.values().collect();
-    DB::insert_messages(conn, &messages).await?;
+    DB::insert(conn, &messages).await?;
     Ok((stored, marks))
 }

@@ -38,13 +38,13 @@ pub trait Dialect: Database {
 }
 
 /// The columns of a stored message ([`MessageRow`]).
-const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at";
+pub(super) const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at";
 /// The same, qualified with the `m` alias, for joins.
-const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, m.message_id, m.sender, m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type, m.client_msg_id, m.request_id, m.created_at";
+pub(super) const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, m.message_id, m.sender, m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type, m.client_msg_id, m.request_id, m.created_at";
 
 /// A row of `messages`, decoded by column name.
 #[derive(sqlx::FromRow)]
-struct MessageRow {
+pub(super) struct MessageRow {
     conversation_id: String,
     seq: i64,
     message_id: String,
@@ -90,11 +90,17 @@ impl From<MessageRow> for StoredMessage {
 
 /// An acked message looked up for its acker.
 #[derive(sqlx::FromRow)]
-struct AckRow {
+pub(super) struct AckRow {
     acker: String,
     joined_seq: Option<i64>,
     #[sqlx(flatten)]
     message: MessageRow,
+}
+
+impl AckRow {
+    pub(super) fn into_target(self) -> AckTarget {
+        (self.acker, self.message.into(), self.joined_seq)
+    }
 }
 
 /// The store's round trips. Writes take the writer's connection, inside its transaction;
@@ -483,10 +489,7 @@ where
              LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.column1"
         );
         let rows: Vec<AckRow> = DB::over_pairs(conn, &sql, acks).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.acker, r.message.into(), r.joined_seq))
-            .collect())
+        Ok(rows.into_iter().map(AckRow::into_target).collect())
     }
 
     async fn ack_positions(

@@ -16,7 +16,7 @@ use rand::Rng;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::Sql;
+use super::lists::Lists;
 use super::{groups, segment, Acked, Group, NewMessage, Sent};
 use crate::error::{Error, Result};
 
@@ -132,7 +132,7 @@ impl Cache {
 /// statement is a round trip, and queueing behind hundreds of session tasks on the shared
 /// runtime for every one of them would cap throughput. The writer stops when every sender of
 /// the returned queue is dropped.
-pub(super) fn spawn<DB: Sql>(
+pub(super) fn spawn<DB: Lists>(
     options: <DB::Connection as Connection>::Options,
 ) -> Result<mpsc::Sender<Command>> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -149,7 +149,7 @@ pub(super) fn spawn<DB: Sql>(
     Ok(tx)
 }
 
-async fn writer_loop<DB: Sql>(
+async fn writer_loop<DB: Lists>(
     options: <DB::Connection as Connection>::Options,
     mut rx: mpsc::Receiver<Command>,
 ) {
@@ -184,7 +184,7 @@ async fn writer_loop<DB: Sql>(
 
 /// Runs the batch in one transaction, again after a conflict with another writer. Returns one
 /// result per request, or the error that failed the whole batch.
-async fn commit<DB: Sql>(
+async fn commit<DB: Lists>(
     options: &<DB::Connection as Connection>::Options,
     slot: &mut Option<DB::Connection>,
     cache: &mut Cache,
@@ -225,7 +225,7 @@ async fn commit<DB: Sql>(
 
 /// One transaction over the whole batch. Client errors (403, 404, …) are found before a command
 /// writes anything, so they fail alone; a database error fails the whole batch.
-async fn transact<DB: Sql>(
+async fn transact<DB: Lists>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     requests: &[Request],
