@@ -11,7 +11,8 @@
 #
 # Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3), LAYOUTS ("1 $PODS":
 # the pod counts to run), RUNS ("rate saturation"), PG_FSYNC (on; "off" measures without the
-# disk's fsync). After each run the CPU seconds each process used go to stderr. Everything the run starts lives under
+# disk's fsync), PG_STATS (0; 1 loads pg_stat_statements and prints where PostgreSQL's time went:
+# planning and execution per statement). After each run the CPU seconds each process used go to stderr. Everything the run starts lives under
 # target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres
 # (scripts/install-test-deps.sh installs both). The servers and the clients share this machine's
 # cores: run it on a quiet machine.
@@ -24,6 +25,7 @@ DURATION=${DURATION:-20}
 WINDOW=${WINDOW:-16}
 PODS=${PODS:-3}
 PG_FSYNC=${PG_FSYNC:-on}
+PG_STATS=${PG_STATS:-0}
 LAYOUTS=${LAYOUTS:-1 $PODS}
 RUNS=${RUNS:-rate saturation}
 SECRET=bench-secret
@@ -83,8 +85,11 @@ start_backends() {
   rm -rf "$WORK" && mkdir -p "$WORK/pg"
   [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
   as_pg initdb -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1
+  local stats=""
+  [ "$PG_STATS" = 1 ] && stats="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
   as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
-    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB" >/dev/null
+    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats" >/dev/null
+  [ "$PG_STATS" = 1 ] && psql -h "$WORK/pg" -p $PG_PORT -U postgres -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
   redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
@@ -126,6 +131,14 @@ cpu_report() {
            cpu[name] += $NF } END { for (n in cpu) printf "  cpu %-20s %6d s\n", n, cpu[n] }' >&2
 }
 
+# The statements PostgreSQL spent the most time on (planning + execution), to stderr.
+pg_report() {
+  psql -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+    SELECT calls, round(total_plan_time) AS plan_ms, round(total_exec_time) AS exec_ms,
+           rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
+    FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 15" >&2
+}
+
 for pods in $LAYOUTS; do
   for run in $RUNS; do
     case $run in
@@ -138,6 +151,7 @@ for pods in $LAYOUTS; do
     "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" "${load[@]}" \
       --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
     cpu_report
+    [ "$PG_STATS" = 1 ] && pg_report
     stop_all
   done
 done

@@ -60,12 +60,27 @@ fn options(url: &str) -> Result<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(url)?
         .application_name("chat-gateway")
         .statement_cache_capacity(STATEMENT_CACHE)
-        // Plan every execution for its parameters. After five executions PostgreSQL may switch a
-        // prepared statement to a generic plan, chosen once from the statistics of the moment —
-        // on a young database, tables that look empty — and kept for the connection's life: the
-        // writer's lookups on `messages` then stayed sequential scans as the table grew (one per
-        // batch; p50 send→deliver 17 ms → 4 ms at 2,000 msg/s with custom plans).
+        // Readers: plan every execution for its parameters. After five executions PostgreSQL may
+        // switch a prepared statement to a generic plan, chosen once from the statistics of the
+        // moment — on a young database, tables that look empty — and kept until the next ANALYZE:
+        // lookups on `messages` then stayed sequential scans as the table grew (p50 send→deliver
+        // 17 ms → 4 ms at 2,000 msg/s with custom plans).
         .options([("plan_cache_mode", "force_custom_plan")]))
+}
+
+/// The writer's connection. Its hot path is a few fixed statements run for every batch
+/// ([`Lists`] below), each a set of key lookups and updates over short lists. Planning them anew
+/// each time cost PostgreSQL a third of their time, so they are planned once per connection
+/// (generic plans) — with sequential scans, hash and merge joins ruled out, so the plan is the
+/// one that stays right as the tables grow (nested loops over primary-key and unique-index
+/// probes), whatever the statistics said when it was made.
+fn writer_options(url: &str) -> Result<PgConnectOptions> {
+    Ok(options(url)?.options([
+        ("plan_cache_mode", "force_generic_plan"),
+        ("enable_seqscan", "off"),
+        ("enable_hashjoin", "off"),
+        ("enable_mergejoin", "off"),
+    ]))
 }
 
 /// The embedded migrations, ignoring applied versions they do not know: during a rollout an old
@@ -82,13 +97,12 @@ impl SqlStore<Postgres> {
     /// migrations and starts the writer.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::migrate(url).await?;
-        let options = options(url)?;
         let readers = PgPoolOptions::new()
             .max_connections(READERS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
+            .connect_with(options(url)?)
             .await?;
-        Self::start(options, readers)
+        Self::start(writer_options(url)?, readers)
     }
 
     /// Applies migrations and returns (the `migrate` command). Pods starting together take
