@@ -2,7 +2,10 @@
 //!
 //! Series: `chat_connections` (gauge), `chat_messages_in_total`, `chat_messages_out_total`,
 //! `chat_acks_total`, `chat_retries_total`, `chat_errors_total{code}`,
-//! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms),
+//! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms), `chat_store_write_seconds`
+//! (histogram: a write's wait in the writer's queue plus its batch's commit) and
+//! `chat_fanout_seconds` (histogram: route lookup and forwarding of one delivery — a SEND is
+//! answered after both),
 //! `chat_store_batch_retries_total`, `chat_draining`, and the recent-message cache's
 //! `chat_recent_cache_hits_total`, `chat_recent_cache_misses_total` (reads sent to the database)
 //! and `chat_recent_cache_errors_total{op}` (`read`, `write`, `queue`: a Redis failure or a full
@@ -27,6 +30,10 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full("chat_store_commit_seconds".into()), COMMIT_BUCKETS)
+                .expect("buckets are non-empty")
+                .set_buckets_for_metric(Matcher::Full("chat_store_write_seconds".into()), COMMIT_BUCKETS)
+                .expect("buckets are non-empty")
+                .set_buckets_for_metric(Matcher::Full("chat_fanout_seconds".into()), COMMIT_BUCKETS)
                 .expect("buckets are non-empty")
                 .set_buckets_for_metric(Matcher::Full("chat_store_batch_size".into()), BATCH_BUCKETS)
                 .expect("buckets are non-empty")
@@ -62,6 +69,14 @@ fn describe() {
     metrics::describe_histogram!(
         "chat_store_commit_seconds",
         "Time to run and commit one store batch"
+    );
+    metrics::describe_histogram!(
+        "chat_store_write_seconds",
+        "Time from queueing a store write to its result: the wait for the writer plus its batch's commit"
+    );
+    metrics::describe_histogram!(
+        "chat_fanout_seconds",
+        "Time to look up the recipients' routes and hand a delivery to local sessions and other pods' inboxes"
     );
     metrics::describe_histogram!(
         "chat_store_batch_size",

@@ -67,8 +67,10 @@ impl App {
         users: &[String],
         skip: Option<(&str, &str)>,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         let routes = self.routes.lookup(users).await?;
         self.dispatch(payload, routes, skip, 0).await;
+        metrics::histogram!("chat_fanout_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }
 

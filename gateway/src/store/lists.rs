@@ -6,7 +6,8 @@
 //! ([`super::postgres`]): there every statement is a round trip to another process, and one
 //! statement per list length meant a prepared statement per shape and a plan per parameter.
 //! Its versions bind each column as one array, so every statement has one fixed text, and they
-//! fold what can share a round trip into one statement.
+//! fold what can share a round trip into one statement: the lookups of sends and acks; the
+//! insert and the membership locks; the ack writes and the delivery marks.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,12 +20,16 @@ use crate::model::StoredMessage;
 
 #[async_trait]
 pub trait Lists: Sql {
-    /// Messages stored under any of the `(sender, clientMsgId)` keys.
-    async fn sent_before(
+    /// What a run's sends and acks need looked up first: the messages already stored under any
+    /// of the `(sender, clientMsgId)` keys, and for each acked `(user, message id)` the message,
+    /// if it exists, and the user's `joined_seq`.
+    async fn look_up(
         conn: &mut Self::Connection,
         keys: &[(&str, &str)],
-    ) -> Result<Vec<StoredMessage>> {
-        Self::find_sent(conn, keys).await
+        acks: &[(&str, &str)],
+    ) -> Result<(Vec<StoredMessage>, Vec<AckTarget>)> {
+        let existing = Self::find_sent(conn, keys).await?;
+        Ok((existing, Self::find_acked(conn, acks).await?))
     }
 
     /// Raises each conversation's `last_seq` by its count and returns the new values, locking
@@ -36,17 +41,19 @@ pub trait Lists: Sql {
         Self::allocate_seqs(conn, counts).await
     }
 
-    async fn insert(conn: &mut Self::Connection, messages: &[&StoredMessage]) -> Result<()> {
-        Self::insert_messages(conn, messages).await
+    /// Inserts the run's new messages and, where rows are locked ([`super::sql::Dialect::ROW_LOCKS`]),
+    /// locks the membership rows of `pairs` — sorted — until commit.
+    async fn insert_and_lock(
+        conn: &mut Self::Connection,
+        messages: &[&StoredMessage],
+        pairs: &[(&str, &str)],
+    ) -> Result<()> {
+        Self::insert_messages(conn, messages).await?;
+        Self::lock_positions(conn, pairs).await
     }
 
-    /// For each `(user, message id)`: the message, if it exists, and the user's `joined_seq`.
-    async fn acked(conn: &mut Self::Connection, acks: &[(&str, &str)]) -> Result<Vec<AckTarget>> {
-        Self::find_acked(conn, acks).await
-    }
-
-    /// The `ackedSeq` and parked acks of each `(user, conversation)`, its membership row locked
-    /// until commit (see [`Sql::ack_positions`]).
+    /// The `ackedSeq` and parked acks of each `(user, conversation)`, read after
+    /// [`Lists::insert_and_lock`] locked its membership row.
     async fn positions(
         conn: &mut Self::Connection,
         pairs: &[(&str, &str)],

@@ -185,11 +185,13 @@ impl<DB: Lists> SqlStore<DB> {
     async fn call<T>(&self, request: Request, expect: fn(Response) -> Option<T>) -> Result<T> {
         let unavailable = || Error::Unavailable("store write failed; try again".into());
         let (reply, rx) = oneshot::channel();
+        let queued = std::time::Instant::now();
         self.writer
             .send(Command { request, reply })
             .await
             .map_err(|_| unavailable())?;
         let response = rx.await.map_err(|_| unavailable())??;
+        metrics::histogram!("chat_store_write_seconds").record(queued.elapsed().as_secs_f64());
         expect(response).ok_or_else(|| Error::Internal("store: a reply of another kind".into()))
     }
 }

@@ -19,7 +19,7 @@ use sqlx::{Connection, PgConnection, Postgres};
 
 use super::lists::Lists;
 use super::plan::{AckPosition, AckTarget, AckWrites, Mark};
-use super::sql::{AckRow, Dialect, MessageRow, MESSAGE_COLUMNS, MESSAGE_COLUMNS_M};
+use super::sql::{Dialect, MessageRow, MESSAGE_COLUMNS, MESSAGE_COLUMNS_M};
 use super::SqlStore;
 use crate::error::{Error, Result};
 use crate::model::{StoredMessage, Target};
@@ -118,28 +118,47 @@ impl SqlStore<Postgres> {
 /// The hot path on PostgreSQL: one fixed statement per step, each list bound as arrays (one per
 /// column) and read back with `unnest`. A fixed text is prepared once per connection and planned
 /// cheaply — a `VALUES` list of a batch's hundreds of parameters took PostgreSQL longer to plan
-/// than to run — and steps that can share a round trip do: locking and bumping the seqs; writing
-/// the acks and marking deliveries.
+/// than to run — and steps that can share a round trip do: the lookups of sends and acks;
+/// locking and bumping the seqs; inserting the messages and locking the memberships; writing the
+/// acks and marking deliveries.
 #[async_trait]
 impl Lists for Postgres {
-    async fn sent_before(
+    async fn look_up(
         conn: &mut PgConnection,
         keys: &[(&str, &str)],
-    ) -> Result<Vec<StoredMessage>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        acks: &[(&str, &str)],
+    ) -> Result<(Vec<StoredMessage>, Vec<AckTarget>)> {
+        if keys.is_empty() && acks.is_empty() {
+            return Ok(Default::default());
         }
-        let (senders, ids) = columns2(keys);
+        let (senders, client_ids) = columns2(keys);
+        let (ackers, acked_ids) = columns2(acks);
+        // Both lookups in one statement; rows without an acker are the sends' duplicates.
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS_M} FROM unnest($1::text[], $2::text[]) AS d(sender, client_msg_id)
-             JOIN messages m ON m.sender = d.sender AND m.client_msg_id = d.client_msg_id"
+            "SELECT NULL::text AS acker, NULL::int8 AS joined_seq, {MESSAGE_COLUMNS_M}
+             FROM unnest($1::text[], $2::text[]) AS d(sender, client_msg_id)
+             JOIN messages m ON m.sender = d.sender AND m.client_msg_id = d.client_msg_id
+             UNION ALL
+             SELECT d.acker, ms.joined_seq, {MESSAGE_COLUMNS_M}
+             FROM unnest($3::text[], $4::text[]) AS d(acker, message_id)
+             JOIN messages m ON m.message_id = d.message_id
+             LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.acker"
         );
-        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+        let rows: Vec<FoundRow> = sqlx::query_as(&sql)
             .bind(senders)
-            .bind(ids)
+            .bind(client_ids)
+            .bind(ackers)
+            .bind(acked_ids)
             .fetch_all(conn)
             .await?;
-        Ok(rows.into_iter().map(StoredMessage::from).collect())
+        let (mut existing, mut found) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row.acker {
+                None => existing.push(row.message.into()),
+                Some(acker) => found.push((acker, row.message.into(), row.joined_seq)),
+            }
+        }
+        Ok((existing, found))
     }
 
     async fn allocate(
@@ -169,8 +188,12 @@ impl Lists for Postgres {
             .await?)
     }
 
-    async fn insert(conn: &mut PgConnection, messages: &[&StoredMessage]) -> Result<()> {
-        if messages.is_empty() {
+    async fn insert_and_lock(
+        conn: &mut PgConnection,
+        messages: &[&StoredMessage],
+        pairs: &[(&str, &str)],
+    ) -> Result<()> {
+        if messages.is_empty() && pairs.is_empty() {
             return Ok(());
         }
         let n = messages.len();
@@ -206,10 +229,19 @@ impl Lists for Postgres {
             request_id.push(m.request_id.as_str());
             created_at.push(m.created_at);
         }
+        let (users, conversations) = columns2(pairs);
+        // The insert runs whether or not the main statement reads it. The lock is the main
+        // statement, so that the read after it (`positions`) is a statement of its own, as
+        // `Sql::lock_positions` explains.
         let sql = format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest(
-                 $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                 $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[])"
+            "WITH inserted AS (
+                 INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest(
+                     $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[])
+             )
+             SELECT ms.user_id FROM unnest($14::text[], $15::text[]) AS d(user_id, conversation_id)
+             JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
+             ORDER BY ms.user_id, ms.conversation_id FOR UPDATE OF ms"
         );
         sqlx::query(&sql)
             .bind(conversation)
@@ -225,28 +257,11 @@ impl Lists for Postgres {
             .bind(client_msg_id)
             .bind(request_id)
             .bind(created_at)
+            .bind(users)
+            .bind(conversations)
             .execute(conn)
             .await?;
         Ok(())
-    }
-
-    async fn acked(conn: &mut PgConnection, acks: &[(&str, &str)]) -> Result<Vec<AckTarget>> {
-        if acks.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (users, ids) = columns2(acks);
-        let sql = format!(
-            "SELECT d.acker, ms.joined_seq, {MESSAGE_COLUMNS_M}
-             FROM unnest($1::text[], $2::text[]) AS d(acker, message_id)
-             JOIN messages m ON m.message_id = d.message_id
-             LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.acker"
-        );
-        let rows: Vec<AckRow> = sqlx::query_as(&sql)
-            .bind(users)
-            .bind(ids)
-            .fetch_all(conn)
-            .await?;
-        Ok(rows.into_iter().map(AckRow::into_target).collect())
     }
 
     async fn positions(
@@ -257,16 +272,6 @@ impl Lists for Postgres {
             return Ok(Vec::new());
         }
         let (users, conversations) = columns2(pairs);
-        // The lock is a statement of its own, for the reason given at `Sql::ack_positions`.
-        sqlx::query(
-            "SELECT ms.user_id FROM unnest($1::text[], $2::text[]) AS d(user_id, conversation_id)
-             JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
-             ORDER BY ms.user_id, ms.conversation_id FOR UPDATE OF ms",
-        )
-        .bind(&users)
-        .bind(&conversations)
-        .execute(&mut *conn)
-        .await?;
         Ok(sqlx::query_as(
             "SELECT ms.user_id, ms.conversation_id, ms.acked_seq, a.seq
              FROM unnest($1::text[], $2::text[]) AS d(user_id, conversation_id)
@@ -324,6 +329,15 @@ impl Lists for Postgres {
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
+}
+
+/// A row of the combined lookup: a stored duplicate (no acker) or an acked message.
+#[derive(sqlx::FromRow)]
+struct FoundRow {
+    acker: Option<String>,
+    joined_seq: Option<i64>,
+    #[sqlx(flatten)]
+    message: MessageRow,
 }
 
 /// A list of pairs as its two columns.

@@ -90,7 +90,7 @@ impl From<MessageRow> for StoredMessage {
 
 /// An acked message looked up for its acker.
 #[derive(sqlx::FromRow)]
-pub(super) struct AckRow {
+struct AckRow {
     acker: String,
     joined_seq: Option<i64>,
     #[sqlx(flatten)]
@@ -98,7 +98,7 @@ pub(super) struct AckRow {
 }
 
 impl AckRow {
-    pub(super) fn into_target(self) -> AckTarget {
+    fn into_target(self) -> AckTarget {
         (self.acker, self.message.into(), self.joined_seq)
     }
 }
@@ -197,9 +197,16 @@ pub trait Sql: Dialect {
         acks: &[(&str, &str)],
     ) -> Result<Vec<AckTarget>>;
 
-    /// The `ackedSeq` and parked acks of each `(user, conversation)` that has a membership.
-    /// With [`Dialect::ROW_LOCKS`], the membership rows are locked first, until commit (in
-    /// sorted order), so that two pods folding acks of one user never overwrite each other.
+    /// With [`Dialect::ROW_LOCKS`], locks the membership rows of `(user, conversation)` pairs
+    /// until commit (in sorted order), so that two pods folding acks of one user never
+    /// overwrite each other; else nothing. Its own statement: at READ COMMITTED, a statement
+    /// that waited for a row lock sees the locked row as committed since, but everything it
+    /// joins as it was when the statement began — parked acks another pod just wrote would be
+    /// missed by a read in the same statement.
+    async fn lock_positions(conn: &mut Self::Connection, pairs: &[(&str, &str)]) -> Result<()>;
+
+    /// The `ackedSeq` and parked acks of each `(user, conversation)` that has a membership,
+    /// read after [`Sql::lock_positions`].
     async fn ack_positions(
         conn: &mut Self::Connection,
         pairs: &[(&str, &str)],
@@ -492,19 +499,20 @@ where
         Ok(rows.into_iter().map(AckRow::into_target).collect())
     }
 
-    async fn ack_positions(
-        conn: &mut DB::Connection,
-        pairs: &[(&str, &str)],
-    ) -> Result<Vec<AckPosition>> {
+    async fn lock_positions(conn: &mut DB::Connection, pairs: &[(&str, &str)]) -> Result<()> {
         if DB::ROW_LOCKS {
-            // Locked by a statement of its own: at READ COMMITTED, a statement that waited for
-            // a row lock sees the locked row as committed since, but everything it joins as it
-            // was when the statement began — parked acks another pod just wrote would be missed.
             let lock = "SELECT ms.user_id, ms.conversation_id FROM (VALUES {}) AS d
                 JOIN memberships ms ON ms.user_id = d.column1 AND ms.conversation_id = d.column2
                 ORDER BY ms.user_id, ms.conversation_id FOR UPDATE OF ms";
             DB::over_pairs::<(String, String)>(conn, lock, pairs).await?;
         }
+        Ok(())
+    }
+
+    async fn ack_positions(
+        conn: &mut DB::Connection,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<AckPosition>> {
         let sql = "SELECT ms.user_id, ms.conversation_id, ms.acked_seq, a.seq FROM (VALUES {}) AS d
             JOIN memberships ms ON ms.user_id = d.column1 AND ms.conversation_id = d.column2
             LEFT JOIN acks a ON a.user_id = ms.user_id AND a.conversation_id = ms.conversation_id";
