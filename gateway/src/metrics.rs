@@ -5,7 +5,7 @@
 //! `chat_store_commit_seconds` and `chat_store_batch_size` (histograms), `chat_store_write_seconds`
 //! (histogram: a write's wait in the writer's queue plus its batch's commit) and
 //! `chat_fanout_seconds` (histogram: route lookup and forwarding of one delivery — a SEND is
-//! answered after both),
+//! answered after both) and `chat_route_lookup_seconds` (histogram: its route lookup alone),
 //! `chat_store_batch_retries_total`, `chat_draining`, and the recent-message cache's
 //! `chat_recent_cache_hits_total`, `chat_recent_cache_misses_total` (reads sent to the database)
 //! and `chat_recent_cache_errors_total{op}` (`read`, `write`, `queue`: a Redis failure or a full
@@ -34,6 +34,8 @@ pub fn handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Full("chat_store_write_seconds".into()), COMMIT_BUCKETS)
                 .expect("buckets are non-empty")
                 .set_buckets_for_metric(Matcher::Full("chat_fanout_seconds".into()), COMMIT_BUCKETS)
+                .expect("buckets are non-empty")
+                .set_buckets_for_metric(Matcher::Full("chat_route_lookup_seconds".into()), COMMIT_BUCKETS)
                 .expect("buckets are non-empty")
                 .set_buckets_for_metric(Matcher::Full("chat_store_batch_size".into()), BATCH_BUCKETS)
                 .expect("buckets are non-empty")
@@ -77,6 +79,10 @@ fn describe() {
     metrics::describe_histogram!(
         "chat_fanout_seconds",
         "Time to look up the recipients' routes and hand a delivery to local sessions and other pods' inboxes"
+    );
+    metrics::describe_histogram!(
+        "chat_route_lookup_seconds",
+        "Time to look up the recipients' routes of one delivery (the route table: Redis in cluster mode)"
     );
     metrics::describe_histogram!(
         "chat_store_batch_size",

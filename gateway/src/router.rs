@@ -69,6 +69,7 @@ impl App {
     ) -> Result<()> {
         let started = std::time::Instant::now();
         let routes = self.routes.lookup(users).await?;
+        metrics::histogram!("chat_route_lookup_seconds").record(started.elapsed().as_secs_f64());
         self.dispatch(payload, routes, skip, 0).await;
         metrics::histogram!("chat_fanout_seconds").record(started.elapsed().as_secs_f64());
         Ok(())

@@ -85,12 +85,33 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 "#;
 
+/// KEYS: the users' online sets. ARGV: the route keys' prefix (`{p}:route:`), then the users in
+/// KEYS' order. Returns `index, device, value` triples (index into the users, from 1) for every
+/// online device that has a route. One round trip for the whole lookup, where SMEMBERS then MGET
+/// took two; it reads route keys it was not given, as a standalone Redis (or keys sharing one
+/// hash slot) allows.
+const LOOKUP: &str = r#"
+local found = {}
+for i, online in ipairs(KEYS) do
+  for _, device in ipairs(redis.call('SMEMBERS', online)) do
+    local value = redis.call('GET', ARGV[1] .. ARGV[i + 1] .. ':' .. device)
+    if value then
+      found[#found + 1] = tostring(i)
+      found[#found + 1] = device
+      found[#found + 1] = value
+    end
+  end
+end
+return found
+"#;
+
 pub struct RedisRoutes {
     conn: ConnectionManager,
     prefix: String,
     register: Script,
     unregister: Script,
     refresh: Script,
+    lookup: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
@@ -115,6 +136,7 @@ impl RedisRoutes {
             register: Script::new(REGISTER),
             unregister: Script::new(UNREGISTER),
             refresh: Script::new(REFRESH),
+            lookup: Script::new(LOOKUP),
         })
     }
 
@@ -189,29 +211,20 @@ impl RouteTable for RedisRoutes {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
+        let mut call = self.lookup.prepare_invoke();
+        call.arg(format!("{}:route:", self.prefix));
         for u in users {
-            pipe.smembers(self.online_key(u));
+            call.key(self.online_key(u)).arg(u);
         }
-        let devices: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-        let pairs: Vec<(&String, String)> = users
-            .iter()
-            .zip(devices)
-            .flat_map(|(u, ds)| ds.into_iter().map(move |d| (u, d)))
-            .collect();
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = pairs.iter().map(|(u, d)| self.route_key(u, d)).collect();
-        let values: Vec<Option<String>> = conn.mget(&keys).await.map_err(unavailable)?;
-        Ok(pairs
-            .into_iter()
-            .zip(values)
-            .filter_map(|((user, device), v)| {
-                let (pod, epoch) = parse_value(v.as_deref()?)?;
+        let found: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(found
+            .chunks_exact(3)
+            .filter_map(|t| {
+                let user = users.get(t[0].parse::<usize>().ok()?.checked_sub(1)?)?;
+                let (pod, epoch) = parse_value(&t[2])?;
                 Some(DeviceRoute {
                     user: user.clone(),
-                    device,
+                    device: t[1].clone(),
                     pod,
                     epoch,
                 })
