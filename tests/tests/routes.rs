@@ -241,3 +241,31 @@ async fn a_gateway_with_redis_url_registers_routes_and_itself_in_redis() {
     }
     panic!("route of a closed connection still in redis");
 }
+
+#[tokio::test]
+async fn redis_lookup_skips_online_devices_whose_route_expired() {
+    let prefix = unique_prefix("expired");
+    let t = RedisRoutes::connect(&server().url(), &prefix)
+        .await
+        .unwrap();
+    t.register(&r("u:1", "phone", "pod-0", 1)).await.unwrap();
+    t.register(&r("u:1", "web", "pod-1", 2)).await.unwrap();
+    t.register(&r("v", "tab", "pod-2", 3)).await.unwrap();
+    // The route's TTL ran out while the device is still in the user's online set.
+    let mut c = client().await;
+    let _: i64 = c.del(format!("{prefix}:route:u:1:phone")).await.unwrap();
+    let mut got = t.lookup(&["v".into(), "u:1".into()]).await.unwrap();
+    got.sort();
+    let mut want = vec![r("u:1", "web", "pod-1", 2), r("v", "tab", "pod-2", 3)];
+    want.sort();
+    assert_eq!(got, want);
+    // A value that is not `pod|epoch` (written by something else) is skipped, not an error.
+    let _: () = c
+        .set(format!("{prefix}:route:v:tab"), "garbage")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.lookup(&["v".into(), "u:1".into()]).await.unwrap(),
+        vec![r("u:1", "web", "pod-1", 2)]
+    );
+}
