@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -115,6 +116,36 @@ impl SqlStore<Postgres> {
     }
 }
 
+/// `Lists::look_up`: the sends' duplicates (rows without an acker) and the acked messages.
+static LOOK_UP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT NULL::text AS acker, NULL::int8 AS joined_seq, {MESSAGE_COLUMNS_M}
+         FROM unnest($1::text[], $2::text[]) AS d(sender, client_msg_id)
+         JOIN messages m ON m.sender = d.sender AND m.client_msg_id = d.client_msg_id
+         UNION ALL
+         SELECT d.acker, ms.joined_seq, {MESSAGE_COLUMNS_M}
+         FROM unnest($3::text[], $4::text[]) AS d(acker, message_id)
+         JOIN messages m ON m.message_id = d.message_id
+         LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.acker"
+    )
+});
+
+/// `Lists::insert_and_lock`: the insert runs whether or not the main statement reads it; the lock
+/// is the main statement, so that the read after it (`positions`) is a statement of its own, as
+/// `Sql::lock_positions` explains.
+static INSERT_AND_LOCK: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH inserted AS (
+             INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest(
+                 $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                 $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[])
+         )
+         SELECT ms.user_id FROM unnest($14::text[], $15::text[]) AS d(user_id, conversation_id)
+         JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
+         ORDER BY ms.user_id, ms.conversation_id FOR UPDATE OF ms"
+    )
+});
+
 /// The hot path on PostgreSQL: one fixed statement per step, each list bound as arrays (one per
 /// column) and read back with `unnest`. A fixed text is prepared once per connection and planned
 /// cheaply — a `VALUES` list of a batch's hundreds of parameters took PostgreSQL longer to plan
@@ -133,18 +164,7 @@ impl Lists for Postgres {
         }
         let (senders, client_ids) = columns2(keys);
         let (ackers, acked_ids) = columns2(acks);
-        // Both lookups in one statement; rows without an acker are the sends' duplicates.
-        let sql = format!(
-            "SELECT NULL::text AS acker, NULL::int8 AS joined_seq, {MESSAGE_COLUMNS_M}
-             FROM unnest($1::text[], $2::text[]) AS d(sender, client_msg_id)
-             JOIN messages m ON m.sender = d.sender AND m.client_msg_id = d.client_msg_id
-             UNION ALL
-             SELECT d.acker, ms.joined_seq, {MESSAGE_COLUMNS_M}
-             FROM unnest($3::text[], $4::text[]) AS d(acker, message_id)
-             JOIN messages m ON m.message_id = d.message_id
-             LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.acker"
-        );
-        let rows: Vec<FoundRow> = sqlx::query_as(&sql)
+        let rows: Vec<FoundRow> = sqlx::query_as(&LOOK_UP)
             .bind(senders)
             .bind(client_ids)
             .bind(ackers)
@@ -230,20 +250,7 @@ impl Lists for Postgres {
             created_at.push(m.created_at);
         }
         let (users, conversations) = columns2(pairs);
-        // The insert runs whether or not the main statement reads it. The lock is the main
-        // statement, so that the read after it (`positions`) is a statement of its own, as
-        // `Sql::lock_positions` explains.
-        let sql = format!(
-            "WITH inserted AS (
-                 INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest(
-                     $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[])
-             )
-             SELECT ms.user_id FROM unnest($14::text[], $15::text[]) AS d(user_id, conversation_id)
-             JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
-             ORDER BY ms.user_id, ms.conversation_id FOR UPDATE OF ms"
-        );
-        sqlx::query(&sql)
+        sqlx::query(&INSERT_AND_LOCK)
             .bind(conversation)
             .bind(seq)
             .bind(message_id)

@@ -97,12 +97,6 @@ struct AckRow {
     message: MessageRow,
 }
 
-impl AckRow {
-    fn into_target(self) -> AckTarget {
-        (self.acker, self.message.into(), self.joined_seq)
-    }
-}
-
 /// The store's round trips. Writes take the writer's connection, inside its transaction;
 /// reads take the readers' pool.
 #[async_trait]
@@ -496,7 +490,10 @@ where
              LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.column1"
         );
         let rows: Vec<AckRow> = DB::over_pairs(conn, &sql, acks).await?;
-        Ok(rows.into_iter().map(AckRow::into_target).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.acker, r.message.into(), r.joined_seq))
+            .collect())
     }
 
     async fn lock_positions(conn: &mut DB::Connection, pairs: &[(&str, &str)]) -> Result<()> {
