@@ -24,6 +24,7 @@ use pulsar::{
     Consumer, ConsumerOptions, Producer, ProducerOptions, Pulsar, SubType, TokioExecutor,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::{Bus, BusEvent};
 use crate::error::{Error, Result};
@@ -248,22 +249,25 @@ async fn consume(
         };
         consuming.store(true, Ordering::SeqCst);
         tracing::info!(topic, "consuming this pod's inbox");
+        // The watchdog: one timer, moved only when it fires (a timeout around every `next()`
+        // took the runtime's timer lock twice per consumed message).
+        let mut last_message = Instant::now();
+        let mut idle = std::pin::pin!(tokio::time::sleep(WATCHDOG_INTERVAL));
         loop {
-            let next = tokio::time::timeout(WATCHDOG_INTERVAL, consumer.next()).await;
-            let message = match next {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(topic, error = %e, "pulsar consumer failed; rebuilding");
-                    break;
-                }
-                Ok(None) => {
-                    tracing::warn!(topic, "pulsar consumer stream ended; rebuilding");
-                    break;
-                }
-                Err(_) => {
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                () = &mut idle => {
+                    let quiet_until = last_message + WATCHDOG_INTERVAL;
+                    if quiet_until > Instant::now() {
+                        idle.as_mut().reset(quiet_until);
+                        continue;
+                    }
                     // Idle: make sure the consumer is not silently dead.
                     match tokio::time::timeout(CHECK_TIMEOUT, consumer.check_connection()).await {
-                        Ok(Ok(())) => continue,
+                        Ok(Ok(())) => {
+                            idle.as_mut().reset(Instant::now() + WATCHDOG_INTERVAL);
+                            continue;
+                        }
                         _ => {
                             tracing::warn!(
                                 topic,
@@ -274,6 +278,18 @@ async fn consume(
                     }
                 }
             };
+            let message = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(topic, error = %e, "pulsar consumer failed; rebuilding");
+                    break;
+                }
+                None => {
+                    tracing::warn!(topic, "pulsar consumer stream ended; rebuilding");
+                    break;
+                }
+            };
+            last_message = Instant::now();
             match decode(&message.payload.data) {
                 Ok(events) => {
                     for event in events {
