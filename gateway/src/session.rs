@@ -2,14 +2,15 @@
 //! pushes, keeps the ack window, enforces heartbeat, timelife, size and rate limits.
 //!
 //! Generic over the socket (`Stream` + `Sink` of axum messages) so it can run over channels.
-//! Requests that touch the store run concurrently (up to [`MAX_OPS`]) but reply in order.
+//! Requests that touch the store run concurrently (up to [`MAX_OPS`]) but reply in order; what a
+//! request's commit fans out to other devices runs after its reply is written.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
@@ -51,8 +52,29 @@ impl Identity {
 
 /// What a finished store request asks the loop to do.
 enum Done {
-    Frames(Vec<String>),
+    /// Frames to write, in request order, and the fan-out the request's commit started.
+    Frames(Vec<String>, Option<Fanout>),
     Backlog(Vec<Backlog>),
+}
+
+/// Delivering what a request stored (the message, the DELIVERED notice) to other devices. It
+/// runs after the request's reply is written — reply 0 waits for the commit, not for Redis and
+/// the bus — beside the connection's later requests, and counts against [`MAX_OPS`] like them.
+type Fanout = BoxFuture<'static, ()>;
+
+/// What a request's op produced: its reply frames, and the fan-out its commit started.
+struct Replied {
+    frames: Vec<String>,
+    fanout: Option<Fanout>,
+}
+
+impl From<Vec<String>> for Replied {
+    fn from(frames: Vec<String>) -> Self {
+        Replied {
+            frames,
+            fanout: None,
+        }
+    }
 }
 
 /// Why the loop ended: a close frame to send, or none when the peer is gone or closed first.
@@ -96,6 +118,7 @@ struct Session<S> {
     who: Identity,
     outbox: Outbox,
     ops: FuturesOrdered<BoxFuture<'static, Done>>,
+    fanouts: FuturesUnordered<Fanout>,
     pull: Option<(PullRequest, BoxFuture<'static, Result<Page>>)>,
     expires_at: Instant,
     idle_deadline: Instant,
@@ -123,6 +146,7 @@ pub async fn run<S>(
         let mut s = Session {
             outbox: Outbox::new(cfg.ack_window as usize, cfg.ack_timeout()),
             ops: FuturesOrdered::new(),
+            fanouts: FuturesUnordered::new(),
             pull: None,
             expires_at: now + cfg.timelife(),
             idle_deadline: now + cfg.heartbeat() * 3,
@@ -144,6 +168,12 @@ pub async fn run<S>(
                 .await;
         }
         let _ = s.socket.close().await;
+        // Fan-outs of requests already stored and answered finish without the connection: the
+        // other devices should not miss a message because its sender went away.
+        let fanouts = std::mem::take(&mut s.fanouts);
+        if !fanouts.is_empty() {
+            tokio::spawn(fanouts.for_each(|()| async {}));
+        }
         app.hub.remove(&who.user, &who.device, who.epoch);
         if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
             tracing::warn!(error = %e, "route removal failed; it expires by TTL");
@@ -203,6 +233,15 @@ where
             return None;
         }
         self.start_backlog();
+        // One timer serves every deadline of the connection (heartbeat, timelife, drain, ack
+        // timeouts). A fresh `sleep_until` per deadline per loop turn took the runtime's timer
+        // lock several times for every frame and event; under load those locks were contended
+        // and workers stalled in them for milliseconds. The timer is armed for the earliest
+        // deadline and moved only when one comes earlier: a deadline that moved later (a frame
+        // pushed the heartbeat deadline out, an ack emptied the window) just wakes the loop once
+        // for nothing, and it re-arms.
+        let mut timer = std::pin::pin!(sleep_until(Instant::now()));
+        let mut armed: Option<Instant> = None;
         loop {
             if self.pull.is_none() {
                 if let Some(req) = self.outbox.next_pull() {
@@ -220,9 +259,22 @@ where
                 }
             }
             let ack_deadline = self.outbox.next_deadline();
-            let far = Instant::now() + Duration::from_secs(86_400);
+            let due = [
+                Some(self.idle_deadline),
+                Some(self.expires_at),
+                self.close_at,
+                ack_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("the heartbeat deadline is always set");
+            if armed.is_none_or(|at| due < at) {
+                timer.as_mut().reset(due);
+                armed = Some(due);
+            }
             tokio::select! {
-                frame = self.socket.next(), if self.ops.len() < MAX_OPS => {
+                frame = self.socket.next(), if self.ops.len() + self.fanouts.len() < MAX_OPS => {
                     match frame {
                         Some(Ok(msg)) => if let Some(ending) = self.on_frame(msg).await { return ending },
                         Some(Err(e)) => return read_error(e),
@@ -234,7 +286,10 @@ where
                 }
                 Some(done) = self.ops.next(), if !self.ops.is_empty() => {
                     match done {
-                        Done::Frames(frames) => for f in frames { if !self.write(f).await { return None } },
+                        Done::Frames(frames, fanout) => {
+                            self.fanouts.extend(fanout);
+                            for f in frames { if !self.write(f).await { return None } }
+                        }
                         Done::Backlog(list) => for b in list { self.outbox.start_pull(&b.conversation_id, b.after_seq, b.last_seq) },
                     }
                 }
@@ -254,25 +309,34 @@ where
                         }
                     }
                 }
-                _ = sleep_until(ack_deadline.unwrap_or(far)), if ack_deadline.is_some() => {
-                    let expired = self.outbox.expire(Instant::now());
-                    if !self.write_pushes(expired.resend).await { return None }
-                    if !expired.gave_up.is_empty() {
-                        tracing::debug!(count = expired.gave_up.len(), "unacked after retry; left for catch-up");
-                    }
-                }
+                Some(()) = self.fanouts.next(), if !self.fanouts.is_empty() => {}
                 _ = resync.notified() => self.start_backlog(),
-                _ = sleep_until(self.idle_deadline) => return Some((close::HEARTBEAT_TIMEOUT, "heartbeat timeout")),
-                _ = sleep_until(self.expires_at) => return Some((close::TIMELIFE_EXPIRED, "timelife expired")),
-                _ = sleep_until(self.close_at.unwrap_or(far)), if self.close_at.is_some() => {
-                    // Flush what is queued for this device before closing.
-                    while let Ok(event) = inbox.try_recv() {
-                        if matches!(event, Outbound::Kick(_) | Outbound::Drain(_)) {
-                            continue;
+                () = &mut timer => {
+                    armed = None;
+                    let now = Instant::now();
+                    if self.close_at.is_some_and(|at| at <= now) {
+                        // Flush what is queued for this device before closing.
+                        while let Ok(event) = inbox.try_recv() {
+                            if matches!(event, Outbound::Kick(_) | Outbound::Drain(_)) {
+                                continue;
+                            }
+                            if self.on_outbound(event).await.is_some() { return None }
                         }
-                        if self.on_outbound(event).await.is_some() { return None }
+                        return Some((close::SERVICE_RESTART, "server restarting"));
                     }
-                    return Some((close::SERVICE_RESTART, "server restarting"));
+                    if self.expires_at <= now {
+                        return Some((close::TIMELIFE_EXPIRED, "timelife expired"));
+                    }
+                    if self.idle_deadline <= now {
+                        return Some((close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
+                    }
+                    if ack_deadline.is_some_and(|at| at <= now) {
+                        let expired = self.outbox.expire(now);
+                        if !self.write_pushes(expired.resend).await { return None }
+                        if !expired.gave_up.is_empty() {
+                            tracing::debug!(count = expired.gave_up.len(), "unacked after retry; left for catch-up");
+                        }
+                    }
                 }
             }
         }
@@ -288,7 +352,7 @@ where
                     Ok(list) => Done::Backlog(list),
                     Err(e) => {
                         e.record();
-                        Done::Frames(vec![])
+                        Done::Frames(vec![], None)
                     }
                 }
             }
@@ -447,30 +511,33 @@ where
                 let (app, user) = (self.app.clone(), self.who.user.clone());
                 self.spawn_op(rid, move |rid| async move {
                     let acked = app.store.ack(&user, &msgid).await?;
-                    if acked.first_delivery {
+                    let fanout = acked.first_delivery.then(|| {
                         let m = &acked.message;
                         let notice = DeliveredNotice {
                             message_id: m.message_id.clone(),
                             conversation_id: m.conversation_id.clone(),
                             seq: m.seq,
-                            by: user.clone(),
+                            by: user,
                         };
-                        if let Err(e) = app
-                            .deliver(
-                                Payload::Delivered(Arc::new(notice)),
-                                std::slice::from_ref(&m.from),
-                                None,
-                            )
-                            .await
-                        {
-                            tracing::warn!(error = %e, "DELIVERED notice not sent");
+                        let sender = m.from.clone();
+                        async move {
+                            if let Err(e) = app
+                                .deliver(Payload::Delivered(Arc::new(notice)), &[sender], None)
+                                .await
+                            {
+                                tracing::warn!(error = %e, "DELIVERED notice not sent");
+                            }
                         }
-                    }
-                    Ok(vec![protocol::reply(
-                        kind::ACK_RECEIVED,
-                        json!({"date": protocol::date_string(now_ms()), "message": msgid}),
-                        &rid,
-                    )])
+                        .boxed()
+                    });
+                    Ok(Replied {
+                        frames: vec![protocol::reply(
+                            kind::ACK_RECEIVED,
+                            json!({"date": protocol::date_string(now_ms()), "message": msgid}),
+                            &rid,
+                        )],
+                        fanout,
+                    })
                 });
             }
             Request::Send {
@@ -585,16 +652,19 @@ where
                 app.store.send_direct(msg).await?
             };
             let reply = protocol::reply(kind::RECEIVED, sent.message.received_params(), &rid);
-            if !sent.duplicate {
-                metrics::counter!("chat_messages_in_total").increment(1);
-                let users = if group {
-                    sent.members
-                } else if to == who.user {
-                    vec![to]
-                } else {
-                    vec![to, who.user.clone()]
-                };
-                let message: Arc<StoredMessage> = Arc::new(sent.message);
+            if sent.duplicate {
+                return Ok(vec![reply].into());
+            }
+            metrics::counter!("chat_messages_in_total").increment(1);
+            let users = if group {
+                sent.members
+            } else if to == who.user {
+                vec![to]
+            } else {
+                vec![to, who.user.clone()]
+            };
+            let message: Arc<StoredMessage> = Arc::new(sent.message);
+            let fanout = async move {
                 if let Err(e) = app
                     .deliver(
                         Payload::Message(message),
@@ -606,26 +676,33 @@ where
                     // Stored already: recipients catch up on reconnect or SYNC.
                     tracing::warn!(error = %e, "fan-out failed after commit");
                 }
-            }
-            Ok(vec![reply])
+            };
+            Ok(Replied {
+                frames: vec![reply],
+                fanout: Some(fanout.boxed()),
+            })
         });
     }
 
     /// Queues a store request; its frames (or its error) are written in request order.
-    fn spawn_op<F, Fut>(&mut self, rid: RequestId, f: F)
+    fn spawn_op<F, Fut, R>(&mut self, rid: RequestId, f: F)
     where
         F: FnOnce(RequestId) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<String>>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<R>> + Send + 'static,
+        R: Into<Replied>,
     {
         let rid2 = rid.clone();
         let fut = f(rid);
         self.ops.push_back(
             async move {
                 match fut.await {
-                    Ok(frames) => Done::Frames(frames),
+                    Ok(replied) => {
+                        let Replied { frames, fanout } = replied.into();
+                        Done::Frames(frames, fanout)
+                    }
                     Err(e) => {
                         e.record();
-                        Done::Frames(vec![protocol::error_frame(&e, &rid2)])
+                        Done::Frames(vec![protocol::error_frame(&e, &rid2)], None)
                     }
                 }
             }
