@@ -90,7 +90,7 @@ start_backends() {
   as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
     -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats" >/dev/null
   [ "$PG_STATS" = 1 ] && psql -h "$WORK/pg" -p $PG_PORT -U postgres -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
-  redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+  ${REDIS_NICE:+nice -n $REDIS_NICE} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
   PIDS+=($!)
@@ -137,6 +137,10 @@ pg_report() {
     SELECT calls, round(total_plan_time) AS plan_ms, round(total_exec_time) AS exec_ms,
            rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
     FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 15" >&2
+  # Updates that had to write new index entries (not HOT) cost the most per row.
+  psql -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+    SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup
+    FROM pg_stat_user_tables ORDER BY relname" >&2
 }
 
 for pods in $LAYOUTS; do
@@ -148,9 +152,11 @@ for pods in $LAYOUTS; do
     esac
     start_backends
     start_pods "$pods"
-    "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" "${load[@]}" \
+    TIMEFORMAT="  cpu chat-load (client)   %U user + %S sys s"
+    time "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" "${load[@]}" \
       --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
     cpu_report
+    python3 scripts/metrics-summary.py $(for i in $(seq 0 $((pods - 1))); do echo "http://127.0.0.1:2909$i/metrics"; done)
     [ "$PG_STATS" = 1 ] && pg_report
     stop_all
   done
