@@ -12,7 +12,10 @@
 # Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3), LAYOUTS ("1 $PODS":
 # the pod counts to run), RUNS ("rate saturation"), PG_FSYNC (on; "off" measures without the
 # disk's fsync), PG_STATS (0; 1 loads pg_stat_statements and prints where PostgreSQL's time went:
-# planning and execution per statement). After each run the CPU seconds each process used go to stderr. Everything the run starts lives under
+# planning and execution per statement, and how many updates were HOT). After each run the CPU
+# seconds each process used (the load client's too) and the pods' latency histograms, summed
+# over pods (scripts/metrics-summary.py: store write, commit, fan-out, route lookup), go to
+# stderr. Everything the run starts lives under
 # target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres
 # (scripts/install-test-deps.sh installs both). The servers and the clients share this machine's
 # cores: run it on a quiet machine.
@@ -90,7 +93,7 @@ start_backends() {
   as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
     -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats" >/dev/null
   [ "$PG_STATS" = 1 ] && psql -h "$WORK/pg" -p $PG_PORT -U postgres -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
-  ${REDIS_NICE:+nice -n $REDIS_NICE} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+  redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
   PIDS+=($!)
