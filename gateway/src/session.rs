@@ -57,10 +57,21 @@ enum Done {
     Backlog(Vec<Backlog>),
 }
 
-/// Delivering what a request stored (the message, the DELIVERED notice) to other devices. It
-/// runs after the request's reply is written — reply 0 waits for the commit, not for Redis and
-/// the bus — beside the connection's later requests, and counts against [`MAX_OPS`] like them.
+/// Delivering what a request stored (the message, the DELIVERED notice) to other devices: a task
+/// started the moment the commit is in, so neither the request's reply (reply 0 waits for the
+/// commit, not for Redis and the bus) nor the connection's later replies wait for it. The
+/// session holds it until it ends, counted against [`MAX_OPS`] with the pending requests: a
+/// slow bus still stops the session reading. A connection that closes leaves its fan-outs
+/// running (dropping the handle detaches the task): the other devices still get the message.
 type Fanout = BoxFuture<'static, ()>;
+
+fn spawn_fanout(fanout: impl std::future::Future<Output = ()> + Send + 'static) -> Fanout {
+    let task = tokio::spawn(fanout.in_current_span());
+    async move {
+        let _ = task.await;
+    }
+    .boxed()
+}
 
 /// What a request's op produced: its reply frames, and the fan-out its commit started.
 struct Replied {
@@ -168,12 +179,6 @@ pub async fn run<S>(
                 .await;
         }
         let _ = s.socket.close().await;
-        // Fan-outs of requests already stored and answered finish without the connection: the
-        // other devices should not miss a message because its sender went away.
-        let fanouts = std::mem::take(&mut s.fanouts);
-        if !fanouts.is_empty() {
-            tokio::spawn(fanouts.for_each(|()| async {}));
-        }
         app.hub.remove(&who.user, &who.device, who.epoch);
         if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
             tracing::warn!(error = %e, "route removal failed; it expires by TTL");
@@ -520,15 +525,14 @@ where
                             by: user,
                         };
                         let sender = m.from.clone();
-                        async move {
+                        spawn_fanout(async move {
                             if let Err(e) = app
                                 .deliver(Payload::Delivered(Arc::new(notice)), &[sender], None)
                                 .await
                             {
                                 tracing::warn!(error = %e, "DELIVERED notice not sent");
                             }
-                        }
-                        .boxed()
+                        })
                     });
                     Ok(Replied {
                         frames: vec![protocol::reply(
@@ -679,7 +683,7 @@ where
             };
             Ok(Replied {
                 frames: vec![reply],
-                fanout: Some(fanout.boxed()),
+                fanout: Some(spawn_fanout(fanout)),
             })
         });
     }
