@@ -2,15 +2,14 @@
 //! pushes, keeps the ack window, enforces heartbeat, timelife, size and rate limits.
 //!
 //! Generic over the socket (`Stream` + `Sink` of axum messages) so it can run over channels.
-//! Requests that touch the store run concurrently (up to [`MAX_OPS`]) but reply in order; what a
-//! request's commit fans out to other devices runs after its reply is written.
+//! Requests that touch the store run concurrently (up to [`MAX_OPS`]) but reply in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesOrdered, FuturesUnordered};
+use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
@@ -52,40 +51,8 @@ impl Identity {
 
 /// What a finished store request asks the loop to do.
 enum Done {
-    /// Frames to write, in request order, and the fan-out the request's commit started.
-    Frames(Vec<String>, Option<Fanout>),
+    Frames(Vec<String>),
     Backlog(Vec<Backlog>),
-}
-
-/// Delivering what a request stored (the message, the DELIVERED notice) to other devices: a task
-/// started the moment the commit is in, so neither the request's reply (reply 0 waits for the
-/// commit, not for Redis and the bus) nor the connection's later replies wait for it. The
-/// session holds it until it ends, counted against [`MAX_OPS`] with the pending requests: a
-/// slow bus still stops the session reading. A connection that closes leaves its fan-outs
-/// running (dropping the handle detaches the task): the other devices still get the message.
-type Fanout = BoxFuture<'static, ()>;
-
-fn spawn_fanout(fanout: impl std::future::Future<Output = ()> + Send + 'static) -> Fanout {
-    let task = tokio::spawn(fanout.in_current_span());
-    async move {
-        let _ = task.await;
-    }
-    .boxed()
-}
-
-/// What a request's op produced: its reply frames, and the fan-out its commit started.
-struct Replied {
-    frames: Vec<String>,
-    fanout: Option<Fanout>,
-}
-
-impl From<Vec<String>> for Replied {
-    fn from(frames: Vec<String>) -> Self {
-        Replied {
-            frames,
-            fanout: None,
-        }
-    }
 }
 
 /// Why the loop ended: a close frame to send, or none when the peer is gone or closed first.
@@ -129,7 +96,6 @@ struct Session<S> {
     who: Identity,
     outbox: Outbox,
     ops: FuturesOrdered<BoxFuture<'static, Done>>,
-    fanouts: FuturesUnordered<Fanout>,
     pull: Option<(PullRequest, BoxFuture<'static, Result<Page>>)>,
     expires_at: Instant,
     idle_deadline: Instant,
@@ -157,7 +123,6 @@ pub async fn run<S>(
         let mut s = Session {
             outbox: Outbox::new(cfg.ack_window as usize, cfg.ack_timeout()),
             ops: FuturesOrdered::new(),
-            fanouts: FuturesUnordered::new(),
             pull: None,
             expires_at: now + cfg.timelife(),
             idle_deadline: now + cfg.heartbeat() * 3,
@@ -279,7 +244,7 @@ where
                 armed = Some(due);
             }
             tokio::select! {
-                frame = self.socket.next(), if self.ops.len() + self.fanouts.len() < MAX_OPS => {
+                frame = self.socket.next(), if self.ops.len() < MAX_OPS => {
                     match frame {
                         Some(Ok(msg)) => if let Some(ending) = self.on_frame(msg).await { return ending },
                         Some(Err(e)) => return read_error(e),
@@ -291,10 +256,7 @@ where
                 }
                 Some(done) = self.ops.next(), if !self.ops.is_empty() => {
                     match done {
-                        Done::Frames(frames, fanout) => {
-                            self.fanouts.extend(fanout);
-                            for f in frames { if !self.write(f).await { return None } }
-                        }
+                        Done::Frames(frames) => for f in frames { if !self.write(f).await { return None } },
                         Done::Backlog(list) => for b in list { self.outbox.start_pull(&b.conversation_id, b.after_seq, b.last_seq) },
                     }
                 }
@@ -314,7 +276,6 @@ where
                         }
                     }
                 }
-                Some(()) = self.fanouts.next(), if !self.fanouts.is_empty() => {}
                 _ = resync.notified() => self.start_backlog(),
                 () = &mut timer => {
                     armed = None;
@@ -357,7 +318,7 @@ where
                     Ok(list) => Done::Backlog(list),
                     Err(e) => {
                         e.record();
-                        Done::Frames(vec![], None)
+                        Done::Frames(vec![])
                     }
                 }
             }
@@ -516,32 +477,30 @@ where
                 let (app, user) = (self.app.clone(), self.who.user.clone());
                 self.spawn_op(rid, move |rid| async move {
                     let acked = app.store.ack(&user, &msgid).await?;
-                    let fanout = acked.first_delivery.then(|| {
+                    if acked.first_delivery {
                         let m = &acked.message;
                         let notice = DeliveredNotice {
                             message_id: m.message_id.clone(),
                             conversation_id: m.conversation_id.clone(),
                             seq: m.seq,
-                            by: user,
+                            by: user.clone(),
                         };
-                        let sender = m.from.clone();
-                        spawn_fanout(async move {
-                            if let Err(e) = app
-                                .deliver(Payload::Delivered(Arc::new(notice)), &[sender], None)
-                                .await
-                            {
-                                tracing::warn!(error = %e, "DELIVERED notice not sent");
-                            }
-                        })
-                    });
-                    Ok(Replied {
-                        frames: vec![protocol::reply(
-                            kind::ACK_RECEIVED,
-                            json!({"date": protocol::date_string(now_ms()), "message": msgid}),
-                            &rid,
-                        )],
-                        fanout,
-                    })
+                        if let Err(e) = app
+                            .deliver(
+                                Payload::Delivered(Arc::new(notice)),
+                                std::slice::from_ref(&m.from),
+                                None,
+                            )
+                            .await
+                        {
+                            tracing::warn!(error = %e, "DELIVERED notice not sent");
+                        }
+                    }
+                    Ok(vec![protocol::reply(
+                        kind::ACK_RECEIVED,
+                        json!({"date": protocol::date_string(now_ms()), "message": msgid}),
+                        &rid,
+                    )])
                 });
             }
             Request::Send {
@@ -656,19 +615,16 @@ where
                 app.store.send_direct(msg).await?
             };
             let reply = protocol::reply(kind::RECEIVED, sent.message.received_params(), &rid);
-            if sent.duplicate {
-                return Ok(vec![reply].into());
-            }
-            metrics::counter!("chat_messages_in_total").increment(1);
-            let users = if group {
-                sent.members
-            } else if to == who.user {
-                vec![to]
-            } else {
-                vec![to, who.user.clone()]
-            };
-            let message: Arc<StoredMessage> = Arc::new(sent.message);
-            let fanout = async move {
+            if !sent.duplicate {
+                metrics::counter!("chat_messages_in_total").increment(1);
+                let users = if group {
+                    sent.members
+                } else if to == who.user {
+                    vec![to]
+                } else {
+                    vec![to, who.user.clone()]
+                };
+                let message: Arc<StoredMessage> = Arc::new(sent.message);
                 if let Err(e) = app
                     .deliver(
                         Payload::Message(message),
@@ -680,33 +636,26 @@ where
                     // Stored already: recipients catch up on reconnect or SYNC.
                     tracing::warn!(error = %e, "fan-out failed after commit");
                 }
-            };
-            Ok(Replied {
-                frames: vec![reply],
-                fanout: Some(spawn_fanout(fanout)),
-            })
+            }
+            Ok(vec![reply])
         });
     }
 
     /// Queues a store request; its frames (or its error) are written in request order.
-    fn spawn_op<F, Fut, R>(&mut self, rid: RequestId, f: F)
+    fn spawn_op<F, Fut>(&mut self, rid: RequestId, f: F)
     where
         F: FnOnce(RequestId) -> Fut,
-        Fut: std::future::Future<Output = Result<R>> + Send + 'static,
-        R: Into<Replied>,
+        Fut: std::future::Future<Output = Result<Vec<String>>> + Send + 'static,
     {
         let rid2 = rid.clone();
         let fut = f(rid);
         self.ops.push_back(
             async move {
                 match fut.await {
-                    Ok(replied) => {
-                        let Replied { frames, fanout } = replied.into();
-                        Done::Frames(frames, fanout)
-                    }
+                    Ok(frames) => Done::Frames(frames),
                     Err(e) => {
                         e.record();
-                        Done::Frames(vec![protocol::error_frame(&e, &rid2)], None)
+                        Done::Frames(vec![protocol::error_frame(&e, &rid2)])
                     }
                 }
             }
