@@ -69,7 +69,13 @@ impl Backends {
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
         // Each backend is chosen on its own: a URL selects the cluster implementation.
         let mut store: Arc<dyn Store> = match &config.store.database_url {
-            Some(url) => Arc::new(PgStore::connect(url).await?),
+            Some(url) => Arc::new(
+                PgStore::connect_with(
+                    url,
+                    Duration::from_millis(config.store.store_commit_interval_ms),
+                )
+                .await?,
+            ),
             None => Arc::new(SqliteStore::open(&config.store.data_dir).await?),
         };
         // Redis also holds the recent-message cache in front of the store's reads.

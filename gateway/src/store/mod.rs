@@ -172,10 +172,15 @@ pub struct SqlStore<DB: Database> {
 }
 
 impl<DB: Lists> SqlStore<DB> {
-    /// Starts the writer (connecting with `writer`) beside the `readers`; migrations have run.
-    fn start(writer: <DB::Connection as Connection>::Options, readers: Pool<DB>) -> Result<Self> {
+    /// Starts the writer (connecting with `writer`, transactions at least `commit_interval`
+    /// apart) beside the `readers`; migrations have run.
+    fn start(
+        writer: <DB::Connection as Connection>::Options,
+        commit_interval: std::time::Duration,
+        readers: Pool<DB>,
+    ) -> Result<Self> {
         Ok(Self {
-            writer: writer::spawn::<DB>(writer)?,
+            writer: writer::spawn::<DB>(writer, commit_interval)?,
             readers,
         })
     }

@@ -73,7 +73,13 @@ impl SqlStore<Sqlite> {
         // waiting on it, for the time it takes to copy pages and fsync the database file.
         let checkpointer = SqliteConnection::connect_with(&options(&path)).await?;
         tokio::spawn(checkpoint_loop(checkpointer));
-        Self::start(options(&path).pragma("wal_autocheckpoint", "0"), readers)
+        // One process, one database on local disk: a commit costs little CPU, so the writer
+        // starts the next one as soon as the last is in.
+        Self::start(
+            options(&path).pragma("wal_autocheckpoint", "0"),
+            Duration::ZERO,
+            readers,
+        )
     }
 
     /// Applies migrations and returns (the `migrate` command).

@@ -130,10 +130,12 @@ impl Cache {
 
 /// Starts the writer on a thread and runtime of its own, connecting with `options`. Each
 /// statement is a round trip, and queueing behind hundreds of session tasks on the shared
-/// runtime for every one of them would cap throughput. The writer stops when every sender of
-/// the returned queue is dropped.
+/// runtime for every one of them would cap throughput. A transaction starts at least
+/// `commit_interval` after the previous one started (zero: as soon as it committed). The writer
+/// stops when every sender of the returned queue is dropped.
 pub(super) fn spawn<DB: Lists>(
     options: <DB::Connection as Connection>::Options,
+    commit_interval: Duration,
 ) -> Result<mpsc::Sender<Command>> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     std::thread::Builder::new()
@@ -143,7 +145,7 @@ pub(super) fn spawn<DB: Lists>(
                 .enable_all()
                 .build()
                 .expect("writer runtime");
-            rt.block_on(writer_loop::<DB>(options, rx));
+            rt.block_on(writer_loop::<DB>(options, commit_interval, rx));
         })
         .map_err(|e| Error::Internal(format!("starting the store writer: {e}")))?;
     Ok(tx)
@@ -151,14 +153,25 @@ pub(super) fn spawn<DB: Lists>(
 
 async fn writer_loop<DB: Lists>(
     options: <DB::Connection as Connection>::Options,
+    commit_interval: Duration,
     mut rx: mpsc::Receiver<Command>,
 ) {
     // One connection, kept for its prepared statements; replaced when it breaks.
     let mut conn: Option<DB::Connection> = None;
     let mut cache = Cache::new(DB::NAMES_TTL);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut last_start: Option<Instant> = None;
+    loop {
+        // Under load, wait out the interval so that what queues meanwhile shares one transaction.
+        // After a quiet spell the interval has long passed, and a write starts at once.
+        if let Some(last) = last_start.filter(|_| !commit_interval.is_zero()) {
+            tokio::time::sleep_until((last + commit_interval).into()).await;
+        }
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
         let started = Instant::now();
+        last_start = Some(started);
         let size = batch.len();
         let (requests, replies): (Vec<Request>, Vec<_>) =
             batch.drain(..).map(|c| (c.request, c.reply)).unzip();
