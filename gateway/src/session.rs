@@ -144,6 +144,13 @@ pub async fn run<S>(
                 .await;
         }
         let _ = s.socket.close().await;
+        // Requests still running when the connection ends finish without it: their replies have
+        // nowhere to go, but a SEND that commits must still reach the recipients' devices (and
+        // an ACK its sender's DELIVERED notice), not wait for their next catch-up.
+        let pending = std::mem::take(&mut s.ops);
+        if !pending.is_empty() {
+            tokio::spawn(pending.for_each(|_| async {}).in_current_span());
+        }
         app.hub.remove(&who.user, &who.device, who.epoch);
         if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
             tracing::warn!(error = %e, "route removal failed; it expires by TTL");

@@ -288,3 +288,20 @@ async fn ack_by_any_recipient_device_counts_for_the_user() {
         .await
         .is_none());
 }
+
+/// A sender that disconnects right after sending (an app sent to the background) does not wait
+/// for reply 0; the message is stored all the same, and its recipients' connected devices must
+/// get it live, not at their next catch-up.
+#[tokio::test]
+async fn a_send_whose_sender_left_before_reply_0_still_reaches_online_recipients() {
+    let gw = TestGateway::start().await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let mut alice = gw.connect("alice", "phone").await;
+    alice
+        .send(json!({"type": 1, "requestId": "r-last",
+            "params": {"toMessageId": "bob", "message": "bye", "fileType": 0, "clientMsgId": "last"}}))
+        .await;
+    drop(alice);
+    let env = bob.push(2).await;
+    assert_eq!(env["msg"]["params"]["message"], "bye");
+}
