@@ -217,8 +217,7 @@ where
         // deadline and moved only when one comes earlier: a deadline that moved later (a frame
         // pushed the heartbeat deadline out, an ack emptied the window) just wakes the loop once
         // for nothing, and it re-arms.
-        let mut timer = std::pin::pin!(sleep_until(Instant::now()));
-        let mut armed: Option<Instant> = None;
+        let mut timer = std::pin::pin!(sleep_until(self.idle_deadline));
         loop {
             if self.pull.is_none() {
                 if let Some(req) = self.outbox.next_pull() {
@@ -246,9 +245,8 @@ where
             .flatten()
             .min()
             .expect("the heartbeat deadline is always set");
-            if armed.is_none_or(|at| due < at) {
+            if timer.is_elapsed() || due < timer.deadline() {
                 timer.as_mut().reset(due);
-                armed = Some(due);
             }
             tokio::select! {
                 frame = self.socket.next(), if self.ops.len() < MAX_OPS => {
@@ -285,7 +283,6 @@ where
                 }
                 _ = resync.notified() => self.start_backlog(),
                 () = &mut timer => {
-                    armed = None;
                     let now = Instant::now();
                     if self.close_at.is_some_and(|at| at <= now) {
                         // Flush what is queued for this device before closing.
