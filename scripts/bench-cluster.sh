@@ -11,10 +11,14 @@
 #
 # Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3), LAYOUTS ("1 $PODS":
 # the pod counts to run), RUNS ("rate saturation"), PG_FSYNC (on; "off" measures without the
-# disk's fsync), PG_STATS (0; 1 loads pg_stat_statements and prints where PostgreSQL's time went:
-# planning and execution per statement, and how many updates were HOT). After each run the CPU
-# seconds each process used (the load client's too) and the pods' latency histograms, summed
-# over pods (scripts/metrics-summary.py: store write, commit, fan-out, route lookup), go to
+# disk's fsync), PG_OPTS (more `-c name=value` settings for the server), PG_WARM_WAL (1; 0 runs on WAL segments
+# created on the fly, as a fresh server does: see warm_wal), PG_STATS (0; 1 loads
+# pg_stat_statements and prints where PostgreSQL's time went: planning and execution per
+# statement, how many updates were HOT, and the WAL written), TIMELINE_MS (unset; N adds send -> delivered for
+# each N ms of the measured window to the JSON: a tail made of a few stalls reads differently
+# from one spread over the run). After each run the CPU seconds each process used (the load
+# client's too) and the pods' latency histograms, summed over pods (scripts/metrics-summary.py:
+# store write, commit, fan-out, route lookup; and the counters that mean trouble), go to
 # stderr. Everything the run starts lives under
 # target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres
 # (scripts/install-test-deps.sh installs both). The servers and the clients share this machine's
@@ -28,7 +32,10 @@ DURATION=${DURATION:-20}
 WINDOW=${WINDOW:-16}
 PODS=${PODS:-3}
 PG_FSYNC=${PG_FSYNC:-on}
+PG_OPTS=${PG_OPTS:-}
+PG_WARM_WAL=${PG_WARM_WAL:-1}
 PG_STATS=${PG_STATS:-0}
+TIMELINE_MS=${TIMELINE_MS:-}
 LAYOUTS=${LAYOUTS:-1 $PODS}
 RUNS=${RUNS:-rate saturation}
 SECRET=bench-secret
@@ -64,6 +71,9 @@ pg_bin() {
   exit 1
 }
 PG_BIN=$(pg_bin)
+PSQL=$PG_BIN/psql
+[ -x "$PSQL" ] || PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1)
+[ -x "$PSQL" ] || PSQL=$(command -v psql) || { echo "bench-cluster: psql not found" >&2; exit 1; }
 # initdb and postgres refuse to run as root.
 as_pg() {
   local cmd=$1; shift
@@ -91,8 +101,8 @@ start_backends() {
   local stats=""
   [ "$PG_STATS" = 1 ] && stats="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
   as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
-    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats" >/dev/null
-  [ "$PG_STATS" = 1 ] && psql -h "$WORK/pg" -p $PG_PORT -U postgres -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
+    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats $PG_OPTS" >/dev/null
+  [ "$PG_STATS" = 1 ] && "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
   redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
@@ -102,6 +112,18 @@ start_backends() {
   curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/tenants/public" >/dev/null || true
   curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/namespaces/public/chat" >/dev/null || true
   "$GATEWAY_BIN" migrate --database-url "$DATABASE_URL" >&2
+  if [ "$PG_WARM_WAL" = 1 ]; then warm_wal; fi
+}
+
+# A fresh cluster creates each 16 MB WAL segment by writing it full of zeros and syncing it,
+# and commits wait meanwhile: at 2,000 msg/s (~2.6 MB of WAL a second) that stalled every pod's
+# writes for ~50 ms every ~6 s. A server that has been running recycles the segments of past
+# checkpoints instead, so the bench writes ~160 MB of throwaway WAL and checkpoints first:
+# the run then measures that steady state.
+warm_wal() {
+  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -qX -v ON_ERROR_STOP=1 -c "
+    CREATE TABLE wal_warmup AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 150000)" \
+    -c "DROP TABLE wal_warmup" -c "CHECKPOINT" >&2
 }
 
 # start_pods N: N gateways on ports 2808i (public) and 2909i (admin); sets URLS.
@@ -136,14 +158,18 @@ cpu_report() {
 
 # The statements PostgreSQL spent the most time on (planning + execution), to stderr.
 pg_report() {
-  psql -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
     SELECT calls, round(total_plan_time) AS plan_ms, round(total_exec_time) AS exec_ms,
            rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
     FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 15" >&2
   # Updates that had to write new index entries (not HOT) cost the most per row.
-  psql -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
     SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup
     FROM pg_stat_user_tables ORDER BY relname" >&2
+  # WAL written: full-page images are most of it when random index inserts touch many pages.
+  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+    SELECT wal_records, wal_fpi, pg_size_pretty(wal_bytes) AS wal, wal_buffers_full, wal_write, wal_sync
+    FROM pg_stat_wal" >&2
 }
 
 for pods in $LAYOUTS; do
@@ -157,7 +183,7 @@ for pods in $LAYOUTS; do
     start_pods "$pods"
     TIMEFORMAT="  cpu chat-load (client)   %U user + %S sys s"
     time "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" "${load[@]}" \
-      --duration-seconds "$DURATION" --warmup-seconds 3 --json | tail -1
+      --duration-seconds "$DURATION" --warmup-seconds 3 ${TIMELINE_MS:+--timeline-ms "$TIMELINE_MS"} --json | tail -1
     cpu_report
     python3 scripts/metrics-summary.py $(for i in $(seq 0 $((pods - 1))); do echo "http://127.0.0.1:2909$i/metrics"; done)
     [ "$PG_STATS" = 1 ] && pg_report

@@ -137,6 +137,10 @@ pub struct ThroughputArgs {
     /// Size of each message text in bytes (it starts with the send timestamp).
     #[arg(long, env = "CHAT_LOAD_MESSAGE_BYTES", default_value_t = 64)]
     pub message_bytes: usize,
+    /// Also report send -> delivered for each step of this many milliseconds of the measured
+    /// window (by send time), to tell a tail made of a few stalls from one spread over the run.
+    #[arg(long, env = "CHAT_LOAD_TIMELINE_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeline_ms: Option<u64>,
 }
 
 #[cfg(test)]

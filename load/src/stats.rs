@@ -57,6 +57,38 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Latency samples with the time each was taken for (µs since the run began), to see *when* a
+/// run was slow: a tail made of a few stalls reads differently from one spread evenly.
+#[derive(Debug, Default, Clone)]
+pub struct Timeline(Vec<(u64, u64)>);
+
+impl Timeline {
+    pub fn record(&mut self, at_us: u64, micros: u64) {
+        self.0.push((at_us, micros));
+    }
+
+    pub fn merge(&mut self, other: Timeline) {
+        self.0.extend(other.0);
+    }
+
+    /// One summary per `step_us` from `start_us` on (samples taken before it are left out), in
+    /// order; a step without samples has a summary of none.
+    pub fn by_step(self, start_us: u64, step_us: u64) -> Vec<Summary> {
+        let mut seconds: Vec<Samples> = Vec::new();
+        for (at, micros) in self.0 {
+            let Some(since) = at.checked_sub(start_us) else {
+                continue;
+            };
+            let i = (since / step_us.max(1)) as usize;
+            if seconds.len() <= i {
+                seconds.resize_with(i + 1, Samples::default);
+            }
+            seconds[i].record(micros);
+        }
+        seconds.into_iter().map(Samples::summary).collect()
+    }
+}
+
 /// Percentiles of one latency, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Summary {
@@ -158,6 +190,23 @@ mod tests {
         assert_eq!(s.mean_ms, 2.5);
         let empty = Samples::default().summary();
         assert_eq!((empty.count, empty.max_ms, empty.mean_ms), (0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn timeline_groups_by_step_from_the_start() {
+        let mut t = Timeline::default();
+        t.record(500_000, 9000); // before the start: left out
+        t.record(1_000_000, 1000);
+        t.record(1_999_999, 3000);
+        t.record(3_500_000, 7000);
+        let mut other = Timeline::default();
+        other.record(1_200_000, 2000);
+        t.merge(other);
+        let s = t.by_step(1_000_000, 1_000_000);
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].count, s[0].p50_ms, s[0].max_ms), (3, 2.0, 3.0));
+        assert_eq!(s[1].count, 0);
+        assert_eq!((s[2].count, s[2].p99_ms), (1, 7.0));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::sender::send_all;
 use super::{Run, Window};
 use crate::client::{classify, close, phase, Connected, Event, Keepalive};
 use crate::protocol::{self, Incoming};
-use crate::stats::{Counts, Samples};
+use crate::stats::{Counts, Samples, Timeline};
 
 /// Frames handled before the acks they produced are flushed: batches acks under load without
 /// holding any back for long.
@@ -25,6 +25,8 @@ pub struct RecipientReport {
     pub delivered_in_window: u64,
     /// Send to delivery, µs, for messages sent in the measured window.
     pub deliver_latency: Samples,
+    /// The same latencies by send time.
+    pub deliver_timeline: Timeline,
     /// Deliveries of a message already delivered (server resends, `retry: true` or not).
     pub duplicates: u64,
     /// Deliveries flagged `retry: true`.
@@ -86,9 +88,9 @@ impl Recipient {
                 }
                 if let Some(sent_us) = protocol::payload_sent_us(&delivery.message) {
                     if self.window.contains(sent_us) {
-                        self.report
-                            .deliver_latency
-                            .record(now_us.saturating_sub(sent_us));
+                        let micros = now_us.saturating_sub(sent_us);
+                        self.report.deliver_latency.record(micros);
+                        self.report.deliver_timeline.record(sent_us, micros);
                     }
                 }
                 Some(ack)

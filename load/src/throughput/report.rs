@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::recipient::RecipientReport;
 use super::sender::SenderReport;
 use crate::cli::ThroughputArgs;
-use crate::stats::{Counts, Samples, Summary};
+use crate::stats::{Counts, Samples, Summary, Timeline};
 
 #[derive(Debug, Serialize)]
 pub struct ThroughputReport {
@@ -35,6 +35,12 @@ pub struct ThroughputReport {
     pub delivered_per_second: f64,
     pub send_to_stored: Summary,
     pub send_to_delivered: Summary,
+    /// With `--timeline-ms`: the step, and send -> delivered for each step of the measured
+    /// window, by send time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_timeline: Option<Vec<Summary>>,
     /// Paced runs: how late sends left against their schedule (large = the client fell behind).
     pub send_lag: Option<Summary>,
     pub send_errors: Counts<u16>,
@@ -96,6 +102,8 @@ impl ThroughputReport {
             delivered_per_second: 0.0,
             send_to_stored: Samples::default().summary(),
             send_to_delivered: Samples::default().summary(),
+            timeline_ms: args.timeline_ms,
+            delivered_timeline: None,
             send_lag: None,
             send_errors: Counts::default(),
             ack_errors: Counts::default(),
@@ -112,6 +120,7 @@ impl ThroughputReport {
         };
         let (mut stored_latency, mut delivered_latency, mut lag) =
             (Samples::default(), Samples::default(), Samples::default());
+        let mut timeline = Timeline::default();
         let (mut sent_in_window, mut stored_in_window, mut delivered_in_window) = (0, 0, 0);
         for (s, r) in senders.into_iter().zip(recipients) {
             let (lost, unconfirmed) = reconcile(&s.stored, &r.delivered);
@@ -125,6 +134,7 @@ impl ThroughputReport {
             delivered_in_window += r.delivered_in_window;
             stored_latency.merge(s.store_latency);
             delivered_latency.merge(r.deliver_latency);
+            timeline.merge(r.deliver_timeline);
             lag.merge(s.lag);
             report.send_errors.merge(s.errors);
             report.ack_errors.merge(r.errors);
@@ -144,6 +154,10 @@ impl ThroughputReport {
         report.send_to_stored = stored_latency.summary();
         report.send_to_delivered = delivered_latency.summary();
         report.send_lag = args.rate.map(|_| lag.summary());
+        let start_us = Duration::from_secs(args.warmup_seconds).as_micros() as u64;
+        report.delivered_timeline = args
+            .timeline_ms
+            .map(|ms| timeline.by_step(start_us, ms * 1000));
         report
     }
 }
@@ -177,6 +191,10 @@ impl fmt::Display for ThroughputReport {
         )?;
         writeln!(f, "  send -> stored:    {}", self.send_to_stored)?;
         writeln!(f, "  send -> delivered: {}", self.send_to_delivered)?;
+        let step = self.timeline_ms.unwrap_or(0) as f64 / 1000.0;
+        for (i, part) in self.delivered_timeline.iter().flatten().enumerate() {
+            writeln!(f, "    from {:>7.2} s: {part}", i as f64 * step)?;
+        }
         if let Some(lag) = &self.send_lag {
             writeln!(f, "  send lag vs schedule: {lag}")?;
         }
@@ -285,5 +303,30 @@ mod tests {
         assert_eq!(json["send_to_stored"]["p99_ms"], 2.0);
         assert_eq!(json["rate"], serde_json::Value::Null);
         assert!(report.to_string().contains("lost: 2"));
+        assert!(json.get("delivered_timeline").is_none(), "only with --timeline-ms");
+    }
+
+    #[test]
+    fn timeline_splits_the_measured_window_by_send_time() {
+        let mut r = RecipientReport::default();
+        // Sent during the 3 s warm-up: left out. Then one sample in each half of second 3.
+        r.deliver_timeline.record(2_900_000, 90_000);
+        r.deliver_timeline.record(3_100_000, 10_000);
+        r.deliver_timeline.record(3_600_000, 40_000);
+        let report = ThroughputReport::build(
+            &args(&["--warmup-seconds", "3", "--timeline-ms", "500"]),
+            "p",
+            Duration::from_secs(20),
+            Duration::ZERO,
+            vec![SenderReport::default()],
+            vec![r],
+        );
+        let parts = report.delivered_timeline.as_ref().expect("asked for");
+        let p99s: Vec<f64> = parts.iter().map(|p| p.p99_ms).collect();
+        assert_eq!(p99s, vec![10.0, 40.0]);
+        let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["timeline_ms"], 500);
+        assert_eq!(json["delivered_timeline"][1]["max_ms"], 40.0);
+        assert!(report.to_string().contains("from    0.50 s:"));
     }
 }
