@@ -303,7 +303,10 @@ mod tests {
         assert_eq!(json["send_to_stored"]["p99_ms"], 2.0);
         assert_eq!(json["rate"], serde_json::Value::Null);
         assert!(report.to_string().contains("lost: 2"));
-        assert!(json.get("delivered_timeline").is_none(), "only with --timeline-ms");
+        assert!(
+            json.get("delivered_timeline").is_none(),
+            "only with --timeline-ms"
+        );
     }
 
     #[test]
