@@ -118,7 +118,7 @@ start_backends() {
 # A fresh cluster creates each 16 MB WAL segment by writing it full of zeros and syncing it,
 # and commits wait meanwhile: at 2,000 msg/s (~2.6 MB of WAL a second) that stalled every pod's
 # writes for ~50 ms every ~6 s. A server that has been running recycles the segments of past
-# checkpoints instead, so the bench writes ~160 MB of throwaway WAL and checkpoints first:
+# checkpoints instead, so the bench writes ~150 MB of throwaway WAL and checkpoints first:
 # the run then measures that steady state.
 warm_wal() {
   "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -qX -v ON_ERROR_STOP=1 -c "
