@@ -11,17 +11,17 @@
 #
 # Knobs (env): PAIRS (200), RATE (2000), DURATION (20), WINDOW (16), PODS (3), LAYOUTS ("1 $PODS":
 # the pod counts to run), RUNS ("rate saturation"), PG_FSYNC (on; "off" measures without the
-# disk's fsync), PG_OPTS (more `-c name=value` settings for the server), PG_WARM_WAL (1; 0 runs on WAL segments
-# created on the fly, as a fresh server does: see warm_wal), PG_STATS (0; 1 loads
+# disk's fsync), PG_OPTS (more `-c name=value` settings for the server), PG_WARM_WAL (1; 0 runs
+# on WAL segments created on the fly, as a fresh server does: see warm_wal), PG_STATS (0; 1 loads
 # pg_stat_statements and prints where PostgreSQL's time went: planning and execution per
-# statement, how many updates were HOT, and the WAL written), TIMELINE_MS (unset; N adds send -> delivered for
-# each N ms of the measured window to the JSON: a tail made of a few stalls reads differently
-# from one spread over the run). After each run the CPU seconds each process used (the load
-# client's too) and the pods' latency histograms, summed over pods (scripts/metrics-summary.py:
-# store write, commit, fan-out, route lookup; and the counters that mean trouble), go to
-# stderr. Everything the run starts lives under
-# target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres
-# (scripts/install-test-deps.sh installs both). The servers and the clients share this machine's
+# statement, how many updates were HOT, and the WAL written), TIMELINE_MS (unset; N adds send ->
+# delivered for each N ms of the measured window to the JSON: a tail made of a few stalls reads
+# differently from one spread over the run). After each run the CPU seconds each process used
+# (the load client's too) and the pods' latency histograms, summed over pods
+# (scripts/metrics-summary.py: store write, commit, fan-out, route lookup; and the counters that
+# mean trouble), go to stderr. Everything the run starts lives under target/bench-cluster and is
+# stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres/psql
+# (scripts/install-test-deps.sh installs them). The servers and the clients share this machine's
 # cores: run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,17 +63,17 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# The directory of PostgreSQL's own binaries (an initdb on the PATH may be a link to it).
 pg_bin() {
-  for dir in $(command -v initdb | xargs -r dirname) /usr/lib/postgresql/*/bin; do
-    [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && { echo "$dir"; return; }
+  for dir in $(command -v initdb | xargs -r readlink -f | xargs -r dirname) /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && [ -x "$dir/psql" ] && { echo "$dir"; return; }
   done
-  echo "bench-cluster: PostgreSQL's initdb/postgres not found (scripts/install-test-deps.sh installs them)" >&2
+  echo "bench-cluster: PostgreSQL's initdb/postgres/psql not found (scripts/install-test-deps.sh installs them)" >&2
   exit 1
 }
 PG_BIN=$(pg_bin)
-PSQL=$PG_BIN/psql
-[ -x "$PSQL" ] || PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1)
-[ -x "$PSQL" ] || PSQL=$(command -v psql) || { echo "bench-cluster: psql not found" >&2; exit 1; }
+# psql against the bench's server.
+pg_sql() { "$PG_BIN/psql" -h "$WORK/pg" -p $PG_PORT -U postgres -X "$@"; }
 # initdb and postgres refuse to run as root.
 as_pg() {
   local cmd=$1; shift
@@ -102,7 +102,7 @@ start_backends() {
   [ "$PG_STATS" = 1 ] && stats="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
   as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
     -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats $PG_OPTS" >/dev/null
-  [ "$PG_STATS" = 1 ] && "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
+  [ "$PG_STATS" = 1 ] && pg_sql -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
   redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
@@ -121,7 +121,7 @@ start_backends() {
 # checkpoints instead, so the bench writes ~150 MB of throwaway WAL and checkpoints first:
 # the run then measures that steady state.
 warm_wal() {
-  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -qX -v ON_ERROR_STOP=1 -c "
+  pg_sql -q -v ON_ERROR_STOP=1 -c "
     CREATE TABLE wal_warmup AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 150000)" \
     -c "DROP TABLE wal_warmup" -c "CHECKPOINT" >&2
 }
@@ -158,16 +158,16 @@ cpu_report() {
 
 # The statements PostgreSQL spent the most time on (planning + execution), to stderr.
 pg_report() {
-  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+  pg_sql -P pager=off -c "
     SELECT calls, round(total_plan_time) AS plan_ms, round(total_exec_time) AS exec_ms,
            rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
     FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 15" >&2
   # Updates that had to write new index entries (not HOT) cost the most per row.
-  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+  pg_sql -P pager=off -c "
     SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup
     FROM pg_stat_user_tables ORDER BY relname" >&2
-  # WAL written: full-page images are most of it when random index inserts touch many pages.
-  "$PSQL" -h "$WORK/pg" -p $PG_PORT -U postgres -P pager=off -c "
+  # The WAL written, full-page images counted apart.
+  pg_sql -P pager=off -c "
     SELECT wal_records, wal_fpi, pg_size_pretty(wal_bytes) AS wal, wal_buffers_full, wal_write, wal_sync
     FROM pg_stat_wal" >&2
 }

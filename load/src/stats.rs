@@ -57,8 +57,9 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Latency samples with the time each was taken for (µs since the run began), to see *when* a
-/// run was slow: a tail made of a few stalls reads differently from one spread evenly.
+/// Latency samples with the time each was taken for (µs since the run began): summarised whole,
+/// or step by step to see *when* a run was slow — a tail made of a few stalls reads differently
+/// from one spread evenly.
 #[derive(Debug, Default, Clone)]
 pub struct Timeline(Vec<(u64, u64)>);
 
@@ -71,21 +72,31 @@ impl Timeline {
         self.0.extend(other.0);
     }
 
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// All samples, whenever taken.
+    pub fn summary(&self) -> Summary {
+        Samples(self.0.iter().map(|&(_, micros)| micros).collect()).summary()
+    }
+
     /// One summary per `step_us` from `start_us` on (samples taken before it are left out), in
     /// order; a step without samples has a summary of none.
-    pub fn by_step(self, start_us: u64, step_us: u64) -> Vec<Summary> {
-        let mut seconds: Vec<Samples> = Vec::new();
-        for (at, micros) in self.0 {
+    pub fn by_step(&self, start_us: u64, step_us: u64) -> Vec<Summary> {
+        let mut steps: Vec<Samples> = Vec::new();
+        for &(at, micros) in &self.0 {
             let Some(since) = at.checked_sub(start_us) else {
                 continue;
             };
             let i = (since / step_us.max(1)) as usize;
-            if seconds.len() <= i {
-                seconds.resize_with(i + 1, Samples::default);
+            if steps.len() <= i {
+                steps.resize_with(i + 1, Samples::default);
             }
-            seconds[i].record(micros);
+            steps[i].record(micros);
         }
-        seconds.into_iter().map(Samples::summary).collect()
+        steps.into_iter().map(Samples::summary).collect()
     }
 }
 

@@ -11,7 +11,7 @@ use super::sender::send_all;
 use super::{Run, Window};
 use crate::client::{classify, close, phase, Connected, Event, Keepalive};
 use crate::protocol::{self, Incoming};
-use crate::stats::{Counts, Samples, Timeline};
+use crate::stats::{Counts, Timeline};
 
 /// Frames handled before the acks they produced are flushed: batches acks under load without
 /// holding any back for long.
@@ -23,10 +23,8 @@ pub struct RecipientReport {
     /// `delivered[n]`: message `n` of this recipient's sender arrived.
     pub delivered: Vec<bool>,
     pub delivered_in_window: u64,
-    /// Send to delivery, µs, for messages sent in the measured window.
-    pub deliver_latency: Samples,
-    /// The same latencies by send time.
-    pub deliver_timeline: Timeline,
+    /// Send to delivery, µs, by send time, for messages sent in the measured window.
+    pub deliver_latency: Timeline,
     /// Deliveries of a message already delivered (server resends, `retry: true` or not).
     pub duplicates: u64,
     /// Deliveries flagged `retry: true`.
@@ -88,9 +86,9 @@ impl Recipient {
                 }
                 if let Some(sent_us) = protocol::payload_sent_us(&delivery.message) {
                     if self.window.contains(sent_us) {
-                        let micros = now_us.saturating_sub(sent_us);
-                        self.report.deliver_latency.record(micros);
-                        self.report.deliver_timeline.record(sent_us, micros);
+                        self.report
+                            .deliver_latency
+                            .record(sent_us, now_us.saturating_sub(sent_us));
                     }
                 }
                 Some(ack)

@@ -118,9 +118,8 @@ impl ThroughputReport {
             disconnects: Counts::default(),
             drain_seconds: drained.as_secs_f64(),
         };
-        let (mut stored_latency, mut delivered_latency, mut lag) =
-            (Samples::default(), Samples::default(), Samples::default());
-        let mut timeline = Timeline::default();
+        let (mut stored_latency, mut lag) = (Samples::default(), Samples::default());
+        let mut delivered_latency = Timeline::default();
         let (mut sent_in_window, mut stored_in_window, mut delivered_in_window) = (0, 0, 0);
         for (s, r) in senders.into_iter().zip(recipients) {
             let (lost, unconfirmed) = reconcile(&s.stored, &r.delivered);
@@ -134,7 +133,6 @@ impl ThroughputReport {
             delivered_in_window += r.delivered_in_window;
             stored_latency.merge(s.store_latency);
             delivered_latency.merge(r.deliver_latency);
-            timeline.merge(r.deliver_timeline);
             lag.merge(s.lag);
             report.send_errors.merge(s.errors);
             report.ack_errors.merge(r.errors);
@@ -157,7 +155,7 @@ impl ThroughputReport {
         let start_us = Duration::from_secs(args.warmup_seconds).as_micros() as u64;
         report.delivered_timeline = args
             .timeline_ms
-            .map(|ms| timeline.by_step(start_us, ms * 1000));
+            .map(|ms| delivered_latency.by_step(start_us, ms * 1000));
         report
     }
 }
@@ -271,7 +269,7 @@ mod tests {
             delivered_in_window: 2,
             ..RecipientReport::default()
         };
-        r0.deliver_latency.record(5000);
+        r0.deliver_latency.record(0, 5000);
         let r1 = RecipientReport::default();
         let report = ThroughputReport::build(
             &args(&["--duration-seconds", "2"]),
@@ -313,9 +311,9 @@ mod tests {
     fn timeline_splits_the_measured_window_by_send_time() {
         let mut r = RecipientReport::default();
         // Sent during the 3 s warm-up: left out. Then one sample in each half of second 3.
-        r.deliver_timeline.record(2_900_000, 90_000);
-        r.deliver_timeline.record(3_100_000, 10_000);
-        r.deliver_timeline.record(3_600_000, 40_000);
+        r.deliver_latency.record(2_900_000, 90_000);
+        r.deliver_latency.record(3_100_000, 10_000);
+        r.deliver_latency.record(3_600_000, 40_000);
         let report = ThroughputReport::build(
             &args(&["--warmup-seconds", "3", "--timeline-ms", "500"]),
             "p",
