@@ -16,13 +16,15 @@
 # pg_stat_statements and prints where PostgreSQL's time went: planning and execution per
 # statement, how many updates were HOT, and the WAL written), TIMELINE_MS (unset; N adds send ->
 # delivered for each N ms of the measured window to the JSON: a tail made of a few stalls reads
-# differently from one spread over the run). After each run the CPU seconds each process used
-# (the load client's too) and the pods' latency histograms, summed over pods
-# (scripts/metrics-summary.py: store write, commit, fan-out, route lookup; and the counters that
-# mean trouble), go to stderr. Everything the run starts lives under target/bench-cluster and is
-# stopped on exit. Needs redis-server and PostgreSQL's initdb/postgres/psql
-# (scripts/install-test-deps.sh installs them). The servers and the clients share this machine's
-# cores: run it on a quiet machine.
+# differently from one spread over the run), NEIGHBOUR (unset; "BUSY/IDLE" in ms, e.g. "10/5",
+# runs a process beside each measurement that burns a core for BUSY ms then sleeps IDLE ms, as a
+# noisy neighbour on a shared host would: 10/5 takes two thirds of a core). After each run the
+# CPU seconds each process used (the load client's and the neighbour's too) and the pods' latency
+# histograms, summed over pods (scripts/metrics-summary.py: store write, commit, fan-out, route
+# lookup; and the counters that mean trouble), go to stderr. Everything the run starts lives
+# under target/bench-cluster and is stopped on exit. Needs redis-server and PostgreSQL's
+# initdb/postgres/psql (scripts/install-test-deps.sh installs them). The servers and the clients
+# share this machine's cores: run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ PG_OPTS=${PG_OPTS:-}
 PG_WARM_WAL=${PG_WARM_WAL:-1}
 PG_STATS=${PG_STATS:-0}
 TIMELINE_MS=${TIMELINE_MS:-}
+NEIGHBOUR=${NEIGHBOUR:-}
 LAYOUTS=${LAYOUTS:-1 $PODS}
 RUNS=${RUNS:-rate saturation}
 SECRET=bench-secret
@@ -172,6 +175,19 @@ pg_report() {
     FROM pg_stat_wal" >&2
 }
 
+# A CPU-burning process (NEIGHBOUR="BUSY/IDLE" ms), stopped with the servers.
+start_neighbour() {
+  python3 -c '
+import sys, time
+busy, idle = (float(ms) / 1000 for ms in sys.argv[1].split("/"))
+while True:
+    start = time.perf_counter()
+    while time.perf_counter() - start < busy:
+        pass
+    time.sleep(idle)' "$NEIGHBOUR" &
+  PIDS+=($!)
+}
+
 for pods in $LAYOUTS; do
   for run in $RUNS; do
     case $run in
@@ -181,6 +197,7 @@ for pods in $LAYOUTS; do
     esac
     start_backends
     start_pods "$pods"
+    [ -n "$NEIGHBOUR" ] && start_neighbour
     TIMEFORMAT="  cpu chat-load (client)   %U user + %S sys s"
     time "$LOAD" throughput --url "$URLS" --jwt-secret "$SECRET" --pairs "$PAIRS" "${load[@]}" \
       --duration-seconds "$DURATION" --warmup-seconds 3 ${TIMELINE_MS:+--timeline-ms "$TIMELINE_MS"} --json | tail -1
