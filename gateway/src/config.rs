@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,7 +102,17 @@ pub struct ServeConfig {
     pub key_prefix: String,
 
     /// Serve `POST /dev/login` so the browser page can get tokens. Development only.
-    #[arg(long, env = "CHAT_DEV_LOGIN")]
+    /// Takes an optional boolean (`--dev-login=false`; `CHAT_DEV_LOGIN=1`, `yes`, `on`, `true`).
+    #[arg(
+        long,
+        env = "CHAT_DEV_LOGIN",
+        default_value = "false",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new()
+    )]
     pub dev_login: bool,
 
     /// Heartbeat interval announced in WELCOME; no frame for 3 intervals closes with 4000.
@@ -140,8 +151,17 @@ pub struct ServeConfig {
     #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 200)]
     pub rate_burst: u32,
 
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "CHAT_LOG_JSON")]
+    /// Log as JSON lines instead of human-readable text (optional boolean, as `--dev-login`).
+    #[arg(
+        long,
+        env = "CHAT_LOG_JSON",
+        default_value = "false",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new()
+    )]
     pub log_json: bool,
 }
 
@@ -230,5 +250,52 @@ mod tests {
             (30, 1800, 10_000)
         );
         assert_eq!(cfg.duplicate_login, DuplicateLogin::Replace);
+        assert!(!cfg.dev_login && !cfg.log_json);
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        let argv = ["chat-gateway", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(cfg) => Ok(cfg),
+            _ => unreachable!("`serve` parses to Command::Serve"),
+        }
+    }
+
+    /// Switches take the booleans people write in env files and manifests (`CHAT_DEV_LOGIN=1`),
+    /// through the same value parser the environment goes through.
+    #[test]
+    fn switches_accept_the_usual_booleans() {
+        for on in [
+            "--dev-login",
+            "--dev-login=1",
+            "--dev-login=yes",
+            "--dev-login=on",
+            "--dev-login=true",
+        ] {
+            assert!(serve(&[on]).unwrap().dev_login, "{on}");
+        }
+        for off in [
+            "--dev-login=0",
+            "--dev-login=no",
+            "--dev-login=off",
+            "--dev-login=false",
+        ] {
+            assert!(!serve(&[off]).unwrap().dev_login, "{off}");
+        }
+        assert!(serve(&["--log-json=1"]).unwrap().log_json);
+        let err = serve(&["--dev-login=maybe"]).unwrap_err().to_string();
+        assert!(err.contains("maybe"), "{err}");
+
+        // From the environment: the same argument under a variable no other test reads.
+        use clap::FromArgMatches;
+        std::env::set_var("CHAT_TEST_SWITCH_FROM_ENV", "1");
+        let cmd = Cli::command().mut_subcommand("serve", |serve| {
+            serve.mut_arg("dev_login", |a| a.env("CHAT_TEST_SWITCH_FROM_ENV"))
+        });
+        let cli = Cli::from_arg_matches(&cmd.get_matches_from(["chat-gateway", "serve"])).unwrap();
+        let Command::Serve(cfg) = cli.command else {
+            unreachable!("`serve` parses to Command::Serve")
+        };
+        assert!(cfg.dev_login, "CHAT_TEST_SWITCH_FROM_ENV=1");
     }
 }
