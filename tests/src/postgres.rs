@@ -105,78 +105,209 @@ fn as_server_user(program: &Path, user: Option<(u32, u32)>, dir: &Path) -> Comma
     cmd
 }
 
-fn start() -> PostgresServer {
-    let bin = binaries();
-    let user = server_user();
-    let dir = std::env::temp_dir().join(format!("chat-pg-{}", crate::client::rand_id()));
-    std::fs::create_dir_all(&dir).expect("create the postgres temp dir");
-    if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the postgres temp dir");
-    }
-    let data = dir.join("data");
+/// More settings of a test's own server (see [`PostgresServer::start_own`]).
+const OWN_SETTINGS: &str = "-c wal_writer_delay=1000ms";
 
-    let initdb = as_server_user(&bin.join("initdb"), user, &dir)
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "--encoding=UTF8",
-        ])
-        .arg("--locale=C")
-        .output()
-        .expect("run initdb");
-    if !initdb.status.success() {
+/// An initialised data directory and how to run a server on it.
+struct DataDir {
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+    /// Holds `data/`, the server's socket and `postgres.log`.
+    dir: PathBuf,
+}
+
+/// A running server: its postmaster's pid, and the watchdog shell that owns it.
+struct Running {
+    pid: u32,
+    /// The watchdog's stdin: closing it (dropping this, or this process exiting however it
+    /// exits) makes the watchdog stop the server (SIGINT, a fast shutdown) and wait for it.
+    lifeline: ChildStdin,
+    watchdog: Child,
+}
+
+impl DataDir {
+    /// `initdb` into a new temp dir owned by the server's user.
+    fn init() -> Self {
+        let bin = binaries();
+        let user = server_user();
+        let dir = std::env::temp_dir().join(format!("chat-pg-{}", crate::client::rand_id()));
+        std::fs::create_dir_all(&dir).expect("create the postgres temp dir");
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .expect("chown the postgres temp dir");
+        }
+        let initdb = as_server_user(&bin.join("initdb"), user, &dir)
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "--encoding=UTF8",
+            ])
+            .arg("--locale=C")
+            .output()
+            .expect("run initdb");
+        if !initdb.status.success() {
+            panic!(
+                "initdb failed ({}): {}",
+                initdb.status,
+                String::from_utf8_lossy(&initdb.stderr)
+            );
+        }
+        Self { bin, user, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+
+    /// Starts the server on `port`, with `settings` (`-c name=value …`) after the common ones, and
+    /// waits until it accepts connections. With `remove`, the watchdog removes the directory
+    /// once the server stopped.
+    fn launch(&self, port: u16, remove: bool, settings: &str) -> Running {
+        use std::io::BufRead;
+        // The log is appended to across restarts: only what this start wrote counts.
+        let log_from = self.log().len();
+        let script = r#"
+            "$0" -D "$1/data" -k "$1" -p "$2" -c listen_addresses=127.0.0.1 \
+                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                 -c max_connections=400 -c shared_buffers=32MB $PG_SETTINGS \
+                 </dev/null >/dev/null 2>>"$1/postgres.log" &
+            pg=$!
+            echo "$pg"
+            read -r _
+            kill -INT "$pg" 2>/dev/null
+            wait "$pg"
+            if [ "$3" = remove ]; then rm -rf "$1"; fi
+        "#;
+        let mut watchdog = as_server_user(Path::new("sh"), self.user, &self.dir)
+            .arg("-c")
+            .arg(script)
+            .arg(self.bin.join("postgres"))
+            .arg(&self.dir)
+            .arg(port.to_string())
+            .arg(if remove { "remove" } else { "keep" })
+            .env("PG_SETTINGS", settings)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the postgres watchdog");
+        let mut line = String::new();
+        std::io::BufReader::new(watchdog.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the postmaster's pid");
+        let pid: u32 = line.trim().parse().expect("the postmaster's pid");
+        let running = Running {
+            pid,
+            lifeline: watchdog.stdin.take().expect("watchdog stdin"),
+            watchdog,
+        };
+
+        // postmaster.pid names this postmaster and says "ready" once it accepts connections
+        // (a crashed predecessor's file may still be there until it replaces it).
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let started = Instant::now();
+        loop {
+            let status = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            let ours = status.lines().next() == Some(line.trim());
+            if ours && status.lines().any(|l| l.trim() == "ready") {
+                return running;
+            }
+            let log = self.log();
+            let new = log.get(log_from..).unwrap_or_default();
+            if new.contains("FATAL:") || started.elapsed() > START_TIMEOUT {
+                drop(running);
+                panic!("the test postgres did not start on port {port}:\n{new}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn start() -> PostgresServer {
+    let port = free_port();
+    let running = DataDir::init().launch(port, true, "");
+    PostgresServer {
+        port,
+        _lifeline: running.lifeline,
+        _watchdog: running.watchdog,
+    }
+}
+
+impl PostgresServer {
+    /// A PostgreSQL server of the calling test's own, which it may crash and start again on the
+    /// same port and data (outage tests). The shared [`server`] is never stopped.
+    ///
+    /// Like the shared server it runs with `synchronous_commit=off` — a setting an operator may
+    /// choose for speed, under which a crash loses the last commits — and with the WAL writer
+    /// flushing only every second (200 ms by default), so that a crash loses every commit of
+    /// the last second or more that did not run with it on. The gateway's writer must.
+    pub fn start_own() -> OwnPostgresServer {
+        let data = DataDir::init();
+        let port = free_port();
+        let running = Some(data.launch(port, false, OWN_SETTINGS));
+        OwnPostgresServer {
+            port,
+            data,
+            running,
+        }
+    }
+}
+
+/// A test's own PostgreSQL server (see [`PostgresServer::start_own`]): its data outlives
+/// [`stop`](OwnPostgresServer::stop); the server is stopped and its directory removed on drop.
+pub struct OwnPostgresServer {
+    pub port: u16,
+    data: DataDir,
+    running: Option<Running>,
+}
+
+impl OwnPostgresServer {
+    /// The URL of the server's own `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server as a crash would: SIGQUIT, PostgreSQL's immediate shutdown (every
+    /// connection cut, no checkpoint: the next start recovers from the WAL). Waits until the
+    /// port is closed.
+    pub fn crash(&mut self) {
+        let Some(mut running) = self.running.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-QUIT", &running.pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+        drop(running.lifeline);
+        let _ = running.watchdog.wait();
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
         panic!(
-            "initdb failed ({}): {}",
-            initdb.status,
-            String::from_utf8_lossy(&initdb.stderr)
+            "postgres still listening on port {} after SIGQUIT",
+            self.port
         );
     }
 
-    let port = free_port();
-    // The watchdog shell owns the server: when this test process exits (however), its stdin
-    // closes, `read` returns, and it stops the server and removes the directory.
-    let script = r#"
-        "$0" -D "$1/data" -k "$1" -p "$2" -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=400 -c shared_buffers=32MB </dev/null 2>"$1/postgres.log" &
-        pg=$!
-        read -r _
-        kill -INT "$pg"
-        wait "$pg"
-        rm -rf "$1"
-    "#;
-    let mut watchdog = as_server_user(Path::new("sh"), user, &dir)
-        .arg("-c")
-        .arg(script)
-        .arg(bin.join("postgres"))
-        .arg(&dir)
-        .arg(port.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn the postgres watchdog");
-    let server = PostgresServer {
-        port,
-        _lifeline: watchdog.stdin.take().expect("watchdog stdin"),
-        _watchdog: watchdog,
-    };
+    /// Starts the server again on the same port and data; waits until it accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.running.is_none(), "postgres already running");
+        self.running = Some(self.data.launch(self.port, false, OWN_SETTINGS));
+    }
+}
 
-    // postmaster.pid's status line says "ready" once the server accepts connections.
-    let started = Instant::now();
-    loop {
-        let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
-        if pid_file.lines().any(|l| l.trim() == "ready") {
-            return server;
+impl Drop for OwnPostgresServer {
+    fn drop(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            drop(running.lifeline);
+            let _ = running.watchdog.wait();
         }
-        let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
-        if log.contains("FATAL:") || started.elapsed() > START_TIMEOUT {
-            drop(server);
-            panic!("the test postgres did not start on port {port}:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        let _ = std::fs::remove_dir_all(&self.data.dir);
     }
 }

@@ -42,8 +42,21 @@ pub struct ProcessCluster {
 
 impl ProcessCluster {
     /// Starts the broker (tenant and namespace provisioned as the operator does), a fresh
-    /// PostgreSQL database and `n` pods on `redis_url`, each with `extra` flags.
+    /// database on the test PostgreSQL server and `n` pods on `redis_url`, each with `extra`
+    /// flags.
     pub async fn start(binary: &str, n: usize, redis_url: &str, extra: &[&str]) -> Self {
+        let database_url = crate::postgres::database("proc").await;
+        Self::start_on(binary, n, redis_url, &database_url, extra).await
+    }
+
+    /// [`ProcessCluster::start`] on the database at `database_url`.
+    pub async fn start_on(
+        binary: &str,
+        n: usize,
+        redis_url: &str,
+        database_url: &str,
+        extra: &[&str],
+    ) -> Self {
         crate::init_logging();
         let broker = crate::cluster::start_broker(TENANT, NAMESPACE).await;
         let mut me = Self {
@@ -51,7 +64,7 @@ impl ProcessCluster {
             broker,
             prefix: crate::redis::unique_prefix("proc"),
             redis_url: redis_url.to_owned(),
-            database_url: crate::postgres::database("proc").await,
+            database_url: database_url.to_owned(),
             auth: Auth::new(SECRET.as_bytes()),
             binary: binary.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -123,6 +136,22 @@ impl ProcessCluster {
         match http.get(self.pods[i].admin_url("/readyz")).send().await {
             Ok(r) => r.status().as_u16(),
             Err(_) => 0,
+        }
+    }
+
+    /// Waits until every pod's `/readyz` answers 200, each for up to ~20 s; `after` names what
+    /// they are recovering from, for the failure message.
+    pub async fn wait_all_ready(&self, after: &str) {
+        for i in 0..self.pods.len() {
+            let mut last = 0;
+            for _ in 0..100 {
+                last = self.readyz(i, Duration::from_secs(5)).await;
+                if last == 200 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert_eq!(last, 200, "pod-{i} /readyz {after}");
         }
     }
 }

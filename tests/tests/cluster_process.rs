@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chat_tests::client::Closed;
+use chat_tests::postgres::PostgresServer;
 use chat_tests::process_cluster::{
     check_delivery, stop_all, stored_by_recipient, wait_delivered, welcome_epoch, Device,
     ProcessCluster, Sender, Traffic,
@@ -36,6 +37,52 @@ const RECIPIENTS: [(&str, &[&str]); 4] = [
 
 fn recipient_ids() -> Vec<String> {
     RECIPIENTS.iter().map(|(u, _)| u.to_string()).collect()
+}
+
+/// Every recipient device, spread over pod-1 and pod-2 (reconnecting to the other one, then
+/// pod-0), heartbeating every `heartbeat`; the senders of a test go to pod-0.
+async fn recipients_on_pods_1_and_2(c: &ProcessCluster, heartbeat: Duration) -> Vec<Device> {
+    let mut devices = Vec::new();
+    for (n, (user, ds)) in RECIPIENTS.iter().enumerate() {
+        for (k, d) in ds.iter().enumerate() {
+            let first = 1 + (n + k) % 2;
+            let urls = vec![c.ws_url(first), c.ws_url(3 - first), c.ws_url(0)];
+            devices.push(Device::start(c, urls, user, d, heartbeat).await);
+        }
+    }
+    devices
+}
+
+/// One sender on each of `pods` (`sam0`, `sam1`, …), sending round robin to the recipients, 5 ms
+/// apart, until `traffic.stop`.
+fn senders_until_stopped(c: &ProcessCluster, pods: &[usize], traffic: &Traffic) -> Vec<Sender> {
+    pods.iter()
+        .enumerate()
+        .map(|(n, &pod)| {
+            Sender::spawn(
+                c,
+                vec![c.ws_url(pod)],
+                &format!("sam{n}"),
+                recipient_ids(),
+                100_000,
+                Duration::from_millis(5),
+                traffic,
+            )
+        })
+        .collect()
+}
+
+/// Every device is still on its first connection.
+fn assert_kept_their_connections(devices: &[Device]) {
+    for d in devices {
+        assert_eq!(
+            d.log.lock().unwrap().connections.len(),
+            1,
+            "{}:{} kept its connection through the outage",
+            d.user,
+            d.device
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,28 +187,9 @@ async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
     let mut redis = tokio::task::block_in_place(RedisServer::start_own);
     let c = ProcessCluster::start(BIN, 3, &redis.url(), &UNLIMITED).await;
     // Recipients on pod-1 and pod-2, heartbeating every 500 ms; senders on pod-0.
-    let mut devices = Vec::new();
-    for (n, (user, ds)) in RECIPIENTS.iter().enumerate() {
-        for (k, d) in ds.iter().enumerate() {
-            let first = 1 + (n + k) % 2;
-            let urls = vec![c.ws_url(first), c.ws_url(3 - first), c.ws_url(0)];
-            devices.push(Device::start(&c, urls, user, d, Duration::from_millis(500)).await);
-        }
-    }
+    let devices = recipients_on_pods_1_and_2(&c, Duration::from_millis(500)).await;
     let traffic = Traffic::default();
-    let senders: Vec<Sender> = (0..2)
-        .map(|i| {
-            Sender::spawn(
-                &c,
-                vec![c.ws_url(0)],
-                &format!("sam{i}"),
-                recipient_ids(),
-                100_000,
-                Duration::from_millis(5),
-                &traffic,
-            )
-        })
-        .collect();
+    let senders = senders_until_stopped(&c, &[0, 0], &traffic);
     traffic.wait_stored(100, Duration::from_secs(20)).await;
 
     tokio::task::block_in_place(|| redis.stop());
@@ -186,17 +214,7 @@ async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
     let outage = down.elapsed();
 
     // Ready again by itself, and the routes of every connected device are back (heartbeats).
-    for i in 0..3 {
-        let mut last = 0;
-        for _ in 0..100 {
-            last = c.readyz(i, Duration::from_secs(5)).await;
-            if last == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(last, 200, "pod-{i} /readyz after Redis came back");
-    }
+    c.wait_all_ready("after Redis came back").await;
     let mut r = redis.client().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     for d in &devices {
@@ -266,15 +284,7 @@ async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
         0,
         "messages sent after the routes were rebuilt arrive live"
     );
-    for d in &devices {
-        assert_eq!(
-            d.log.lock().unwrap().connections.len(),
-            1,
-            "{}:{} kept its connection through the outage",
-            d.user,
-            d.device
-        );
-    }
+    assert_kept_their_connections(&devices);
     // What was stored during the outage reaches its recipients at the latest on reconnect.
     let live = wait_delivered(&stored, &devices, Duration::from_secs(3)).await;
     for d in &devices {
@@ -295,18 +305,112 @@ async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
     );
 }
 
+/// PostgreSQL crashes (immediate shutdown: every connection cut, transactions in flight lost or
+/// committed without their replies) and comes back on the same data. Every pod turns unready at
+/// once, naming the store; sends meanwhile get ERROR 503 on connections that stay open; the pods
+/// recover by themselves; and what got reply 0 — before, during the crash, after — is stored once
+/// (a resend of an unanswered send finds the committed one), delivered, and gap-free in SYNC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_crashed_mid_traffic_recovers_by_itself_and_loses_nothing() {
+    let started = Instant::now();
+    let mut pg = tokio::task::block_in_place(PostgresServer::start_own);
+    let redis = chat_tests::redis::server().url();
+    let c = ProcessCluster::start_on(BIN, 3, &redis, &pg.url(), &UNLIMITED).await;
+    let devices = recipients_on_pods_1_and_2(&c, Duration::from_secs(5)).await;
+    // Senders on two pods: two writers have transactions in flight when the database goes.
+    let traffic = Traffic::default();
+    let senders = senders_until_stopped(&c, &[0, 2], &traffic);
+    traffic.wait_stored(200, Duration::from_secs(20)).await;
+
+    tokio::task::block_in_place(|| pg.crash());
+    let down = Instant::now();
+    let errors_at_crash: Vec<usize> = senders
+        .iter()
+        .map(|s| s.log.lock().unwrap().errors.len())
+        .collect();
+    // Every pod says why it is unready, within the kubelet's probe timeout (2 s).
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        let answer = http
+            .get(c.pods[i].admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("pod-{i} /readyz with PostgreSQL down: {e}"));
+        let status = answer.status().as_u16();
+        let reason = answer.text().await.unwrap();
+        assert_eq!(
+            (status, reason.starts_with("store: ")),
+            (503, true),
+            "pod-{i} /readyz with PostgreSQL down: {status} {reason}"
+        );
+    }
+    // Sends are refused with ERROR 503 while it is down; the senders keep their connections.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(down.elapsed())).await;
+    for (s, at_crash) in senders.iter().zip(&errors_at_crash) {
+        let log = s.log.lock().unwrap();
+        let during = &log.errors[*at_crash..];
+        assert!(
+            !during.is_empty(),
+            "no send refused in {:?} with PostgreSQL down",
+            down.elapsed()
+        );
+        for e in during {
+            assert!(
+                e.contains(r#""status":503"#) && e.contains(r#""type":500"#),
+                "with PostgreSQL down a send got {e}, not ERROR 503"
+            );
+        }
+    }
+    tokio::task::block_in_place(|| pg.start());
+    let outage = down.elapsed();
+
+    // Ready again by itself; sends are answered again on the same connections.
+    c.wait_all_ready("after PostgreSQL came back").await;
+    let resumed = traffic.stored();
+    traffic
+        .wait_stored(resumed + 200, Duration::from_secs(30))
+        .await;
+    traffic.stop.cancel();
+    let mut logs = Vec::new();
+    for s in senders {
+        logs.push(s.join().await);
+    }
+    for log in &logs {
+        let log = log.lock().unwrap();
+        let other: Vec<&String> = log
+            .errors
+            .iter()
+            .filter(|e| !(e.contains(r#""status":503"#) && e.contains(r#""type":500"#)))
+            .collect();
+        assert!(
+            other.is_empty(),
+            "a sender met more than ERROR 503 (a lost connection, a missing reply): {other:?}"
+        );
+    }
+    let stored = stored_by_recipient(&logs);
+    assert_eq!(
+        wait_delivered(&stored, &devices, Duration::from_secs(20)).await,
+        0,
+        "messages that got reply 0 did not all arrive live"
+    );
+    assert_kept_their_connections(&devices);
+    let devices = stop_all(devices).await;
+    let summary = check_delivery(&c, 0, &stored, &devices).await;
+    let errors: usize = logs.iter().map(|l| l.lock().unwrap().errors.len()).sum();
+    eprintln!(
+        "postgres crash: {summary}; outage {outage:?} with {errors} sends refused; {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_connections_dropped_mid_traffic_lose_nothing() {
     let started = Instant::now();
     let c = ProcessCluster::start(BIN, 3, &chat_tests::redis::server().url(), &UNLIMITED).await;
-    let mut devices = Vec::new();
-    for (n, (user, ds)) in RECIPIENTS.iter().enumerate() {
-        for (k, d) in ds.iter().enumerate() {
-            let first = 1 + (n + k) % 2;
-            let urls = vec![c.ws_url(first), c.ws_url(3 - first), c.ws_url(0)];
-            devices.push(Device::start(&c, urls, user, d, Duration::from_secs(5)).await);
-        }
-    }
+    let devices = recipients_on_pods_1_and_2(&c, Duration::from_secs(5)).await;
     let traffic = Traffic::default();
     let senders: Vec<Sender> = (0..2)
         .map(|i| {
@@ -343,20 +447,8 @@ async fn broker_connections_dropped_mid_traffic_lose_nothing() {
         "messages that got reply 0 never arrived, even after reconnecting"
     );
     // Every pod's consumer came back.
-    for i in 0..3 {
-        let mut last = 0;
-        for _ in 0..100 {
-            last = c.readyz(i, Duration::from_secs(5)).await;
-            if last == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(
-            last, 200,
-            "pod-{i} /readyz after the broker connections came back"
-        );
-    }
+    c.wait_all_ready("after the broker connections came back")
+        .await;
     let devices = stop_all(devices).await;
     let summary = check_delivery(&c, 0, &stored, &devices).await;
     eprintln!(

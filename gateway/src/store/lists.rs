@@ -20,6 +20,11 @@ use crate::model::StoredMessage;
 
 #[async_trait]
 pub trait Lists: Sql {
+    /// Runs once on each new writer connection, before its first transaction.
+    async fn prepare_writer(_conn: &mut Self::Connection) -> Result<()> {
+        Ok(())
+    }
+
     /// What a run's sends and acks need looked up first: the messages already stored under any
     /// of the `(sender, clientMsgId)` keys, and for each acked `(user, message id)` the message,
     /// if it exists, and the user's `joined_seq`.

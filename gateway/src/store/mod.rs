@@ -30,6 +30,11 @@ use crate::model::StoredMessage;
 use lists::Lists;
 use writer::{Command, Request, Response};
 
+/// How long `/readyz` waits for the database: an unreachable one would otherwise hold the probe
+/// for the pool's whole acquire timeout, past the kubelet's 2 s probe timeout, and the pod's
+/// reason for being unready would be lost.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A message to store, as the sender asked for it. The sender is always the token's user.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -302,7 +307,14 @@ impl<DB: Lists> Store for SqlStore<DB> {
     }
 
     async fn ping(&self) -> Result<()> {
-        DB::ping(&self.readers).await?;
+        match tokio::time::timeout(PING_TIMEOUT, DB::ping(&self.readers)).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "no answer to a query within {PING_TIMEOUT:?}"
+                )))
+            }
+        }
         if self.writer.is_closed() {
             return Err(Error::Unavailable("store writer stopped".into()));
         }

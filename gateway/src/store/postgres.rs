@@ -167,6 +167,27 @@ static INSERT_AND_LOCK: LazyLock<String> = LazyLock::new(|| {
 /// acks and marking deliveries.
 #[async_trait]
 impl Lists for Postgres {
+    /// With `synchronous_commit=off` PostgreSQL answers COMMIT before the commit's WAL is written
+    /// out, and a database crash loses the last transactions: messages their senders were told
+    /// were stored (reply 0), with their seqs handed to other messages after recovery. So the
+    /// writer never runs with it off; any other value (`local`, `on`, `remote_write`,
+    /// `remote_apply`) is the operator's choice and is kept.
+    async fn prepare_writer(conn: &mut PgConnection) -> Result<()> {
+        let mode: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&mut *conn)
+            .await?;
+        if mode == "off" {
+            tracing::warn!(
+                "PostgreSQL runs with synchronous_commit=off; the store's writer sets it on for \
+                 its own transactions (a message answered with reply 0 must survive a crash)"
+            );
+            sqlx::query("SET synchronous_commit = on")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn look_up(
         conn: &mut PgConnection,
         keys: &[(&str, &str)],

@@ -208,7 +208,11 @@ async fn commit<DB: Lists>(
         let conn = match slot {
             Some(conn) => conn,
             None => {
-                let connect = DB::Connection::connect_with(options);
+                let connect = async {
+                    let mut conn = DB::Connection::connect_with(options).await?;
+                    DB::prepare_writer(&mut conn).await?;
+                    Ok::<_, Error>(conn)
+                };
                 let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                     .await
                     .map_err(|_| Error::Unavailable("store: connecting timed out".into()))??;
