@@ -1,0 +1,383 @@
+//! The push envelope (seeds 000/002): how the server hands a message, a notice or an HTTP push
+//! to one receiving session.
+//!
+//! [`Envelope`] is the typed form (clients parse it; SYNC pages carry it). On the server's hot
+//! path a push is [`PreparedPush`]: everything that is the same for every receiving device —
+//! the `msg` body above all — is serialised **once**, and each device's frame is that shared
+//! text with its own `sessionId`, `to` and `retry` written around it.
+
+use std::sync::Arc;
+
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::ids::{ConversationId, GroupId, MessageId, UserId};
+use crate::{kind, msg_type, trigger};
+
+/// The seeds' user object inside pushes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// The user id.
+    pub openid: String,
+    /// Always `"1"`.
+    #[serde(rename = "loginStatus")]
+    pub login_status: String,
+    /// The display name.
+    #[serde(rename = "userName")]
+    pub user_name: String,
+}
+
+impl UserRef {
+    /// `id` with its display name, online.
+    pub fn new(id: &str, name: &str) -> Self {
+        Self {
+            openid: id.to_owned(),
+            login_status: "1".to_owned(),
+            user_name: name.to_owned(),
+        }
+    }
+}
+
+/// `msg.params` of DELIVER (2): a 1:1 message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectMessage {
+    /// The recipient, as the server knew its name when storing.
+    pub to_user: UserRef,
+    /// The sender.
+    pub from_user: UserRef,
+    /// The text.
+    pub message: String,
+    /// The sender's `fileType`, as a string (the seeds' format).
+    pub file_type: String,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Its sequence number in the conversation.
+    pub seq: i64,
+    /// The sender's idempotency key, `null` when it gave none.
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+}
+
+/// `msg.params` of DELIVER GROUP (10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMessage {
+    /// The group.
+    pub group_id: GroupId,
+    /// The sender.
+    pub from_user: UserRef,
+    /// The text.
+    pub message: String,
+    /// The sender's `fileType`, as a string.
+    pub file_type: String,
+    /// `grp:<groupId>`.
+    pub conversation_id: ConversationId,
+    /// Its sequence number in the conversation.
+    pub seq: i64,
+    /// The sender's idempotency key, `null` when it gave none.
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+}
+
+/// `msg.params` of DELIVERED (17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivered {
+    /// The message that was delivered (not the envelope's own id).
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Its seq.
+    pub seq: i64,
+    /// The recipient whose device acked it.
+    pub by: UserId,
+}
+
+/// An envelope's `msg`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushMsg {
+    /// 2.
+    Deliver(DirectMessage),
+    /// 10.
+    DeliverGroup(GroupMessage),
+    /// 17.
+    Delivered(Delivered),
+    /// An HTTP push's posted object, as posted (or a type this crate does not know).
+    Other(Value),
+}
+
+impl PushMsg {
+    /// The `msg.type` of a typed body.
+    pub fn kind(&self) -> Option<u16> {
+        match self {
+            PushMsg::Deliver(_) => Some(kind::DELIVER),
+            PushMsg::DeliverGroup(_) => Some(kind::DELIVER_GROUP),
+            PushMsg::Delivered(_) => Some(kind::DELIVERED),
+            PushMsg::Other(_) => None,
+        }
+    }
+
+    /// Parses a `msg` body; `http` bodies are kept as posted.
+    fn parse(raw: &RawValue, http: bool) -> serde_json::Result<Self> {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            kind: Option<u16>,
+            #[serde(borrow)]
+            params: Option<&'a RawValue>,
+        }
+        let body: Option<Body> = if http {
+            None
+        } else {
+            serde_json::from_str(raw.get()).ok()
+        };
+        let typed = |b: &Body| b.params.map(|p| p.get()).unwrap_or("{}").to_owned();
+        Ok(match body {
+            Some(b) if b.kind == Some(kind::DELIVER) => {
+                PushMsg::Deliver(serde_json::from_str(&typed(&b))?)
+            }
+            Some(b) if b.kind == Some(kind::DELIVER_GROUP) => {
+                PushMsg::DeliverGroup(serde_json::from_str(&typed(&b))?)
+            }
+            Some(b) if b.kind == Some(kind::DELIVERED) => {
+                PushMsg::Delivered(serde_json::from_str(&typed(&b))?)
+            }
+            _ => PushMsg::Other(serde_json::from_str(raw.get())?),
+        })
+    }
+}
+
+impl Serialize for PushMsg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn typed<S: Serializer, P: Serialize>(
+            s: S,
+            kind: u16,
+            params: &P,
+        ) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(3))?;
+            map.serialize_entry("type", &kind)?;
+            map.serialize_entry("status", &200)?;
+            map.serialize_entry("params", params)?;
+            map.end()
+        }
+        match self {
+            PushMsg::Deliver(p) => typed(s, kind::DELIVER, p),
+            PushMsg::DeliverGroup(p) => typed(s, kind::DELIVER_GROUP, p),
+            PushMsg::Delivered(p) => typed(s, kind::DELIVERED, p),
+            PushMsg::Other(v) => v.serialize(s),
+        }
+    }
+}
+
+/// One push as one session receives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// ms since the epoch: when the message was stored, or the notice made.
+    pub active_time: i64,
+    /// Always `"system"`.
+    pub from: String,
+    /// The stored message's id (2/10: ack and de-duplicate by it), or a fresh one.
+    pub message_id: String,
+    /// The body.
+    pub msg: PushMsg,
+    /// Always 1 (business).
+    pub msg_type: i32,
+    /// The sender's request id (as a string), or a fresh one.
+    pub request_id: String,
+    /// The receiving session.
+    pub session_id: String,
+    /// `[<receiving user>]`.
+    pub to: Vec<String>,
+    /// 1 WebSocket, 2 HTTP.
+    pub trigger: i32,
+    /// True only on the one resend after the ack timeout.
+    pub retry: bool,
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            active_time: i64,
+            from: String,
+            message_id: String,
+            msg: Box<RawValue>,
+            msg_type: i32,
+            request_id: String,
+            session_id: String,
+            to: Vec<String>,
+            trigger: i32,
+            retry: bool,
+        }
+        let r = Raw::deserialize(d)?;
+        let msg = PushMsg::parse(&r.msg, r.trigger == trigger::HTTP).map_err(D::Error::custom)?;
+        Ok(Envelope {
+            active_time: r.active_time,
+            from: r.from,
+            message_id: r.message_id,
+            msg,
+            msg_type: r.msg_type,
+            request_id: r.request_id,
+            session_id: r.session_id,
+            to: r.to,
+            trigger: r.trigger,
+            retry: r.retry,
+        })
+    }
+}
+
+impl Envelope {
+    /// This envelope's shared part, prepared once.
+    pub fn prepare(&self) -> PreparedPush {
+        PreparedPush::new(
+            self.active_time,
+            &self.message_id,
+            &self.msg,
+            &self.request_id,
+            self.trigger,
+        )
+    }
+}
+
+/// A push serialised once for every device that receives it. Cloning shares the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedPush {
+    /// `{"activeTime":…,"from":"system","messageId":"…","msg":{…},"msgType":1,"requestId":"…",`
+    head: Arc<str>,
+    trigger: i32,
+}
+
+impl PreparedPush {
+    /// Serialises what every receiving session shares.
+    pub fn new(
+        active_time: i64,
+        message_id: &str,
+        msg: &impl Serialize,
+        request_id: &str,
+        trigger: i32,
+    ) -> Self {
+        let body = serde_json::to_string(msg).expect("a push body serialises");
+        let mut head = String::with_capacity(body.len() + message_id.len() + request_id.len() + 96);
+        head.push_str("{\"activeTime\":");
+        head.push_str(&active_time.to_string());
+        head.push_str(",\"from\":\"system\",\"messageId\":");
+        push_json_str(&mut head, message_id);
+        head.push_str(",\"msg\":");
+        head.push_str(&body);
+        head.push_str(",\"msgType\":");
+        head.push_str(&msg_type::BUSINESS.to_string());
+        head.push_str(",\"requestId\":");
+        push_json_str(&mut head, request_id);
+        head.push(',');
+        Self {
+            head: head.into(),
+            trigger,
+        }
+    }
+
+    /// The frame for one receiving session of `to_user`.
+    pub fn render(&self, session_id: &str, to_user: &str, retry: bool) -> String {
+        let mut out =
+            String::with_capacity(self.head.len() + session_id.len() + to_user.len() + 64);
+        out.push_str(&self.head);
+        out.push_str("\"sessionId\":");
+        push_json_str(&mut out, session_id);
+        out.push_str(",\"to\":[");
+        push_json_str(&mut out, to_user);
+        out.push_str("],\"trigger\":");
+        out.push_str(if self.trigger == trigger::HTTP {
+            "2"
+        } else {
+            "1"
+        });
+        out.push_str(if retry {
+            ",\"retry\":true}"
+        } else {
+            ",\"retry\":false}"
+        });
+        out
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_push_renders_the_envelope_serde_would() {
+        let env = Envelope {
+            active_time: 1_704_162_492_912,
+            from: "system".into(),
+            message_id: "c41c45611af44a36a79a93d5193aa116".into(),
+            msg: PushMsg::Other(
+                serde_json::json!({"text": "a \"quoted\"\n\u{1} line", "type": 99}),
+            ),
+            msg_type: 1,
+            request_id: "r\\1".into(),
+            session_id: "gw-0_bob\t_1".into(),
+            to: vec!["bob\u{7f}é".into()],
+            trigger: trigger::HTTP,
+            retry: true,
+        };
+        let rendered = env.prepare().render(&env.session_id, &env.to[0], env.retry);
+        let a: Value = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(a, serde_json::to_value(&env).unwrap());
+        let back: Envelope = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn typed_bodies_parse_back() {
+        let env = Envelope {
+            active_time: 1,
+            from: "system".into(),
+            message_id: "m".into(),
+            msg: PushMsg::Delivered(Delivered {
+                message_id: MessageId::parse("m0").unwrap(),
+                conversation_id: ConversationId::parse("dm:a:b").unwrap(),
+                seq: 3,
+                by: UserId::parse("b").unwrap(),
+            }),
+            msg_type: 1,
+            request_id: "r".into(),
+            session_id: "s".into(),
+            to: vec!["a".into()],
+            trigger: trigger::WEBSOCKET,
+            retry: false,
+        };
+        let text = env.prepare().render("s", "a", false);
+        assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), env);
+    }
+}

@@ -1,0 +1,21 @@
+//! chatcluster's wire protocol (DESIGN §3), as types: what a client sends ([`client`]), what the
+//! server answers and pushes ([`server`], [`envelope`]), the ids both sides validate the same way
+//! ([`ids`]), and the names the gateway and the operator must spell alike ([`names`], [`admin`]).
+//!
+//! Pure: serde and nothing else. No socket, runtime, database or broker crate may be added here;
+//! the gateway, the operator, the client and the load tool all build on this crate.
+
+pub mod admin;
+pub mod client;
+pub mod codes;
+pub mod date;
+pub mod envelope;
+pub mod ids;
+pub mod names;
+pub mod server;
+
+pub use client::{ClientFrame, FrameError, LoginStatus, Request, RequestId};
+pub use codes::{close, kind, limits, msg_type, trigger};
+pub use envelope::{Envelope, PreparedPush, PushMsg};
+pub use ids::{ConversationId, DeviceId, GroupId, IdError, MessageId, UserId};
+pub use server::{ErrorFrame, KickReason, Reply, ServerFrame};

@@ -1,0 +1,187 @@
+//! Names the gateway writes and the operator reads, spelled once: the Redis keys of the route
+//! table and the recent cache (DESIGN §5), the Pulsar topic of each pod's inbox, and the
+//! `CHAT_*` environment variables of `chat-gateway serve` (DESIGN §2a).
+
+/// The Redis keys of one cluster, all under its `keyPrefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The keys under `prefix` (the ChatCluster's `keyPrefix`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix itself.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `{p}:route:{user}:{device}` → `{pod}|{epoch}`.
+    pub fn route(&self, user: &str, device: &str) -> String {
+        format!("{}:route:{user}:{device}", self.prefix)
+    }
+
+    /// `{p}:route:`, what every route key starts with (for scripts that build them).
+    pub fn route_prefix(&self) -> String {
+        format!("{}:route:", self.prefix)
+    }
+
+    /// `{p}:online:{user}`, the SET of the user's online devices.
+    pub fn online(&self, user: &str) -> String {
+        format!("{}:online:{user}", self.prefix)
+    }
+
+    /// `{p}:pod:{pod}`, the SET of `user:device` connected to that pod.
+    pub fn pod(&self, pod: &str) -> String {
+        format!("{}:pod:{pod}", self.prefix)
+    }
+
+    /// `{p}:servers`, the ZSET pod → last-seen ms.
+    pub fn servers(&self) -> String {
+        format!("{}:servers", self.prefix)
+    }
+
+    /// `{p}:recent:{conversation}`, the ZSET seq → message of the recent cache.
+    pub fn recent(&self, conversation_id: &str) -> String {
+        format!("{}:recent:{conversation_id}", self.prefix)
+    }
+
+    /// `{p}:*`, matching every key of the cluster (what deleting a ChatCluster removes).
+    pub fn all_pattern(&self) -> String {
+        format!("{}:*", self.prefix)
+    }
+}
+
+/// Where the pods' inboxes live on Pulsar: one topic per pod in `tenant/namespace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// The Pulsar tenant.
+    pub tenant: String,
+    /// The Pulsar namespace.
+    pub namespace: String,
+    /// The cluster's `keyPrefix`.
+    pub key_prefix: String,
+}
+
+impl Topics {
+    /// `persistent://{tenant}/{namespace}/{prefix}-pod-{pod}`.
+    pub fn pod_topic(&self, pod: &str) -> String {
+        format!(
+            "persistent://{}/{}/{}",
+            self.tenant,
+            self.namespace,
+            self.local_name(pod)
+        )
+    }
+
+    /// `{prefix}-pod-{pod}`: the topic's name inside its namespace (what the admin API takes).
+    pub fn local_name(&self, pod: &str) -> String {
+        format!("{}-pod-{pod}", self.key_prefix)
+    }
+
+    /// `persistent://{tenant}/{namespace}/{prefix}-pod-`: every pod topic of this cluster starts
+    /// with it (the pod name follows).
+    pub fn pod_topic_prefix(&self) -> String {
+        self.pod_topic("")
+    }
+
+    /// The pod whose inbox `topic` is, if it is one of this cluster's.
+    pub fn pod_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix(&self.pod_topic_prefix())
+            .filter(|pod| !pod.is_empty())
+    }
+
+    /// The subscription a pod consumes its inbox with (exclusive): the pod's name.
+    pub fn subscription(pod: &str) -> &str {
+        pod
+    }
+}
+
+/// The environment variables of `chat-gateway serve` (each flag reads one).
+pub mod env {
+    /// `--listen`.
+    pub const LISTEN: &str = "CHAT_LISTEN";
+    /// `--admin-listen`.
+    pub const ADMIN_LISTEN: &str = "CHAT_ADMIN_LISTEN";
+    /// `--data-dir`.
+    pub const DATA_DIR: &str = "CHAT_DATA_DIR";
+    /// `--database-url`.
+    pub const DATABASE_URL: &str = "CHAT_DATABASE_URL";
+    /// `--redis-url`.
+    pub const REDIS_URL: &str = "CHAT_REDIS_URL";
+    /// `--pulsar-url`.
+    pub const PULSAR_URL: &str = "CHAT_PULSAR_URL";
+    /// `--pulsar-admin-url`.
+    pub const PULSAR_ADMIN_URL: &str = "CHAT_PULSAR_ADMIN_URL";
+    /// `--pulsar-tenant`.
+    pub const PULSAR_TENANT: &str = "CHAT_PULSAR_TENANT";
+    /// `--pulsar-namespace`.
+    pub const PULSAR_NAMESPACE: &str = "CHAT_PULSAR_NAMESPACE";
+    /// `--pod-name`.
+    pub const POD_NAME: &str = "CHAT_POD_NAME";
+    /// `--key-prefix`.
+    pub const KEY_PREFIX: &str = "CHAT_KEY_PREFIX";
+    /// `--jwt-secret`.
+    pub const JWT_SECRET: &str = "CHAT_JWT_SECRET";
+    /// `--dev-login`.
+    pub const DEV_LOGIN: &str = "CHAT_DEV_LOGIN";
+    /// `--heartbeat-seconds`.
+    pub const HEARTBEAT_SECONDS: &str = "CHAT_HEARTBEAT_SECONDS";
+    /// `--timelife-seconds`.
+    pub const TIMELIFE_SECONDS: &str = "CHAT_TIMELIFE_SECONDS";
+    /// `--drain-seconds`.
+    pub const DRAIN_SECONDS: &str = "CHAT_DRAIN_SECONDS";
+    /// `--max-connections`.
+    pub const MAX_CONNECTIONS: &str = "CHAT_MAX_CONNECTIONS";
+    /// `--ack-timeout-ms`.
+    pub const ACK_TIMEOUT_MS: &str = "CHAT_ACK_TIMEOUT_MS";
+    /// `--ack-window`.
+    pub const ACK_WINDOW: &str = "CHAT_ACK_WINDOW";
+    /// `--duplicate-login`.
+    pub const DUPLICATE_LOGIN: &str = "CHAT_DUPLICATE_LOGIN";
+    /// `--rate-limit`.
+    pub const RATE_LIMIT: &str = "CHAT_RATE_LIMIT";
+    /// `--rate-burst`.
+    pub const RATE_BURST: &str = "CHAT_RATE_BURST";
+    /// `--store-commit-interval-ms`.
+    pub const STORE_COMMIT_INTERVAL_MS: &str = "CHAT_STORE_COMMIT_INTERVAL_MS";
+    /// `--log-json`.
+    pub const LOG_JSON: &str = "CHAT_LOG_JSON";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_design() {
+        let k = Keys::new("demo");
+        assert_eq!(k.route("bob", "phone"), "demo:route:bob:phone");
+        assert!(k.route("bob", "phone").starts_with(&k.route_prefix()));
+        assert_eq!(k.online("bob"), "demo:online:bob");
+        assert_eq!(k.pod("gw-1"), "demo:pod:gw-1");
+        assert_eq!(k.servers(), "demo:servers");
+        assert_eq!(k.recent("dm:a:b"), "demo:recent:dm:a:b");
+    }
+
+    #[test]
+    fn topics_follow_the_design() {
+        let t = Topics {
+            tenant: "public".into(),
+            namespace: "chat".into(),
+            key_prefix: "demo".into(),
+        };
+        let topic = t.pod_topic("demo-gateway-2");
+        assert_eq!(topic, "persistent://public/chat/demo-pod-demo-gateway-2");
+        assert_eq!(t.local_name("p0"), "demo-pod-p0");
+        assert_eq!(t.pod_of(&topic), Some("demo-gateway-2"));
+        assert_eq!(t.pod_of("persistent://public/chat/other-pod-x"), None);
+        assert_eq!(t.pod_of(&t.pod_topic_prefix()), None);
+    }
+}
