@@ -17,18 +17,26 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::StoredMessage;
-
 /// Live messages that may wait for window room before their conversation falls back to pull mode.
 const QUEUE_CAPACITY: usize = 512;
 /// Acked message ids remembered per connection, so a catch-up read that raced a live delivery does
 /// not push again what the device already acked.
 const RECENTLY_ACKED: usize = 1024;
 
+/// What the window needs to know of a message: its id and its place in its conversation.
+pub trait Windowed {
+    /// The message id (acks name it).
+    fn id(&self) -> &str;
+    /// Its conversation.
+    fn conversation(&self) -> &str;
+    /// Its seq in the conversation.
+    fn seq(&self) -> i64;
+}
+
 /// What to write to the socket for one windowed message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Push {
-    pub message: Arc<StoredMessage>,
+#[derive(Debug, PartialEq)]
+pub struct Push<M> {
+    pub message: Arc<M>,
     pub retry: bool,
 }
 
@@ -40,8 +48,8 @@ pub struct PullRequest {
     pub limit: u32,
 }
 
-struct InFlight {
-    message: Arc<StoredMessage>,
+struct InFlight<M> {
+    message: Arc<M>,
     deadline: Instant,
     retried: bool,
 }
@@ -54,13 +62,13 @@ struct Pull {
     pending_up_to: i64,
 }
 
-pub struct Outbox {
+pub struct Outbox<M> {
     capacity: usize,
     timeout: Duration,
-    in_flight: HashMap<String, InFlight>,
+    in_flight: HashMap<String, InFlight<M>>,
     /// Deadlines in order of insertion; deadlines only grow, so the front is the next to expire.
     deadlines: VecDeque<(Instant, String)>,
-    queue: VecDeque<Arc<StoredMessage>>,
+    queue: VecDeque<Arc<M>>,
     pulling: BTreeMap<String, Pull>,
     pull_in_flight: Option<String>,
     acked: HashSet<String>,
@@ -68,13 +76,22 @@ pub struct Outbox {
 }
 
 /// The result of [`Outbox::expire`].
-#[derive(Debug, Default, PartialEq)]
-pub struct Expired {
-    pub resend: Vec<Push>,
-    pub gave_up: Vec<Arc<StoredMessage>>,
+#[derive(Debug, PartialEq)]
+pub struct Expired<M> {
+    pub resend: Vec<Push<M>>,
+    pub gave_up: Vec<Arc<M>>,
 }
 
-impl Outbox {
+impl<M> Default for Expired<M> {
+    fn default() -> Self {
+        Self {
+            resend: Vec::new(),
+            gave_up: Vec::new(),
+        }
+    }
+}
+
+impl<M: Windowed> Outbox<M> {
     pub fn new(capacity: usize, timeout: Duration) -> Self {
         Self {
             capacity: capacity.max(1),
@@ -106,15 +123,13 @@ impl Outbox {
     }
 
     /// A live message for this device. Returns what to send now (possibly nothing).
-    pub fn offer(&mut self, message: Arc<StoredMessage>, now: Instant) -> Option<Push> {
-        if self.in_flight.contains_key(&message.message_id)
-            || self.acked.contains(&message.message_id)
-        {
+    pub fn offer(&mut self, message: Arc<M>, now: Instant) -> Option<Push<M>> {
+        if self.in_flight.contains_key(message.id()) || self.acked.contains(message.id()) {
             return None;
         }
-        if let Some(pull) = self.pulling.get_mut(&message.conversation_id) {
-            if message.seq > pull.cursor {
-                pull.pending_up_to = pull.pending_up_to.max(message.seq);
+        if let Some(pull) = self.pulling.get_mut(message.conversation()) {
+            if message.seq() > pull.cursor {
+                pull.pending_up_to = pull.pending_up_to.max(message.seq());
             }
             return None;
         }
@@ -124,18 +139,18 @@ impl Outbox {
         if self.queue.len() < QUEUE_CAPACITY {
             self.queue.push_back(message);
         } else {
-            let conv = message.conversation_id.clone();
-            self.start_pull(&conv, message.seq - 1, message.seq);
+            let conv = message.conversation().to_owned();
+            self.start_pull(&conv, message.seq() - 1, message.seq());
         }
         None
     }
 
-    fn admit(&mut self, message: Arc<StoredMessage>, now: Instant) -> Push {
+    fn admit(&mut self, message: Arc<M>, now: Instant) -> Push<M> {
         let deadline = now + self.timeout;
         self.deadlines
-            .push_back((deadline, message.message_id.clone()));
+            .push_back((deadline, message.id().to_owned()));
         self.in_flight.insert(
-            message.message_id.clone(),
+            message.id().to_owned(),
             InFlight {
                 message: message.clone(),
                 deadline,
@@ -149,7 +164,7 @@ impl Outbox {
     }
 
     /// An ACK for `message_id`. Returns the message if it was in flight here.
-    pub fn ack(&mut self, message_id: &str) -> Option<Arc<StoredMessage>> {
+    pub fn ack(&mut self, message_id: &str) -> Option<Arc<M>> {
         if self.acked.insert(message_id.to_owned()) {
             self.acked_order.push_back(message_id.to_owned());
             if self.acked_order.len() > RECENTLY_ACKED {
@@ -162,18 +177,18 @@ impl Outbox {
     }
 
     /// Moves queued live messages into freed window slots.
-    pub fn refill(&mut self, now: Instant) -> Vec<Push> {
+    pub fn refill(&mut self, now: Instant) -> Vec<Push<M>> {
         let mut out = Vec::new();
         while self.room() > 0 {
             let Some(m) = self.queue.pop_front() else {
                 break;
             };
-            if let Some(pull) = self.pulling.get_mut(&m.conversation_id) {
+            if let Some(pull) = self.pulling.get_mut(m.conversation()) {
                 // Its conversation fell back to pull mode after it was queued: the pull reads it.
-                pull.cursor = pull.cursor.min(m.seq - 1);
+                pull.cursor = pull.cursor.min(m.seq() - 1);
                 continue;
             }
-            if !self.in_flight.contains_key(&m.message_id) {
+            if !self.in_flight.contains_key(m.id()) {
                 out.push(self.admit(m, now));
             }
         }
@@ -200,16 +215,16 @@ impl Outbox {
     pub fn pulled(
         &mut self,
         req: &PullRequest,
-        messages: Vec<Arc<StoredMessage>>,
+        messages: Vec<Arc<M>>,
         now: Instant,
-    ) -> Vec<Push> {
+    ) -> Vec<Push<M>> {
         self.pull_in_flight = None;
         let short = messages.len() < req.limit as usize;
         let mut out = Vec::with_capacity(messages.len());
         let mut cursor = req.after_seq;
         for m in messages {
-            cursor = cursor.max(m.seq);
-            if !self.in_flight.contains_key(&m.message_id) && !self.acked.contains(&m.message_id) {
+            cursor = cursor.max(m.seq());
+            if !self.in_flight.contains_key(m.id()) && !self.acked.contains(m.id()) {
                 out.push(self.admit(m, now));
             }
         }
@@ -251,7 +266,7 @@ impl Outbox {
     }
 
     /// Messages whose ACK timed out by `now`: resent once, then given up.
-    pub fn expire(&mut self, now: Instant) -> Expired {
+    pub fn expire(&mut self, now: Instant) -> Expired<M> {
         let mut out = Expired::default();
         while let Some(deadline) = self.next_deadline() {
             if deadline > now {
@@ -319,24 +334,31 @@ pub fn plan_fanout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Target;
 
-    fn msg(conv: &str, seq: i64) -> Arc<StoredMessage> {
-        Arc::new(StoredMessage {
-            message_id: format!("{conv}-{seq}"),
-            conversation_id: conv.into(),
+    #[derive(Debug, PartialEq)]
+    struct Msg {
+        id: String,
+        conv: String,
+        seq: i64,
+    }
+
+    impl Windowed for Msg {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn conversation(&self) -> &str {
+            &self.conv
+        }
+        fn seq(&self) -> i64 {
+            self.seq
+        }
+    }
+
+    fn msg(conv: &str, seq: i64) -> Arc<Msg> {
+        Arc::new(Msg {
+            id: format!("{conv}-{seq}"),
+            conv: conv.into(),
             seq,
-            from: "a".into(),
-            from_name: "A".into(),
-            target: Target::Direct {
-                to: "b".into(),
-                to_name: "B".into(),
-            },
-            body: String::new(),
-            file_type: 0,
-            client_msg_id: None,
-            created_at: 0,
-            request_id: String::new(),
         })
     }
 
@@ -457,7 +479,7 @@ mod tests {
 
     #[test]
     fn refused_pull_is_dropped_not_retried() {
-        let mut o = Outbox::new(4, T);
+        let mut o: Outbox<Msg> = Outbox::new(4, T);
         o.start_pull("grp:g", 0, 5);
         o.start_pull("dm:a:b", 0, 0);
         let r = o.next_pull().unwrap();

@@ -13,13 +13,18 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use chat_protocol::admin::{self, DrainRequest, DrainStarted, Status, MAX_DRAIN_SECONDS};
+use chat_protocol::limits::MAX_FRAME_BYTES;
+use chat_protocol::{DeviceId, KickReason, UserId};
+
+use crate::app::App;
 use crate::auth::Claims;
 use crate::config::DuplicateLogin;
 use crate::error::{Error, Result};
-use crate::hub::{next_epoch, Conn};
-use crate::model::{new_id, HttpPush};
-use crate::protocol::MAX_FRAME_BYTES;
-use crate::server::App;
+use crate::handlers::Handlers;
+use crate::hub::{next_epoch, Conn, Outbound};
+use crate::model::{new_id, now_ms, HttpPush};
+use crate::session::core::Connection;
 use crate::session::{self, Identity};
 
 /// Read buffer per connection. tungstenite's default (128 KiB) would cost ~1.3 GB per 10k idle
@@ -45,8 +50,8 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/admin/status", get(status))
-        .route("/admin/drain", post(drain))
+        .route(admin::STATUS_PATH, get(status))
+        .route(admin::DRAIN_PATH, post(drain))
         .with_state(app)
 }
 
@@ -64,12 +69,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn valid_device(d: &str) -> bool {
-    (1..=64).contains(&d.len())
-        && d.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// `GET /ws?token=…&device=…`: authenticate, then upgrade. No valid token: 401 and no upgrade.
@@ -92,13 +91,8 @@ async fn upgrade(
         ));
     }
     let device = match q.device {
-        Some(d) if valid_device(&d) => d,
-        Some(_) => {
-            return Err(Error::BadRequest(
-                "device must be 1-64 characters of [A-Za-z0-9._-]".into(),
-            ))
-        }
-        None => format!("d-{}", &new_id()[..12]),
+        Some(d) => DeviceId::parse(d).map_err(|e| Error::BadRequest(format!("device {e}")))?,
+        None => DeviceId::parse(format!("d-{}", &new_id()[..12])).expect("a valid device id"),
     };
     if app.hub.len() >= app.config.max_connections {
         return Err(Error::Unavailable(
@@ -107,7 +101,7 @@ async fn upgrade(
     }
     if app.config.duplicate_login == DuplicateLogin::Reject {
         let online = app.routes.lookup(std::slice::from_ref(&claims.sub)).await?;
-        if online.iter().any(|r| r.device == device) {
+        if online.iter().any(|r| r.device == device.as_str()) {
             return Err(Error::Conflict("this device is already connected".into()));
         }
     }
@@ -125,28 +119,30 @@ async fn upgrade(
     Ok(response)
 }
 
-/// Registers the new connection (replacing an older one of the same device anywhere) and runs it.
+/// Registers the new connection (replacing an older one of the same device anywhere), runs it,
+/// and unregisters it when it ends.
 async fn accept(
     app: Arc<App>,
     socket: axum::extract::ws::WebSocket,
     claims: Claims,
-    device: String,
+    device: DeviceId,
 ) {
     let epoch = next_epoch();
-    let who = Identity {
-        user: claims.sub.clone(),
+    let who = Arc::new(Identity {
+        user: UserId::parse(claims.sub.as_str()).expect("auth checked the subject"),
         name: claims.display_name().to_owned(),
         device,
         epoch,
         session_id: format!("{}_{}_{:x}", app.pod, claims.sub, epoch),
-    };
+    });
+    let (user, device) = (who.user.as_str(), who.device.as_str());
     let (conn, inbox, resync) = Conn::new(epoch, who.session_id.clone());
-    if let Some(old) = app.hub.insert(&who.user, &who.device, conn) {
-        old.send(crate::hub::Outbound::Kick("replaced"));
+    if let Some(old) = app.hub.insert(user, device, conn) {
+        old.send(Outbound::Kick(KickReason::Replaced));
     }
     match app.routes.register(&who.route(&app.pod)).await {
         Ok(Some(old)) if old.pod != app.pod => {
-            if let Err(e) = app.kick(vec![old], "replaced").await {
+            if let Err(e) = app.router.kick(vec![old], KickReason::Replaced).await {
                 tracing::warn!(error = %e, "could not kick the replaced connection");
             }
         }
@@ -155,13 +151,25 @@ async fn accept(
             tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat")
         }
     }
-    let (store, user, name) = (app.store.clone(), who.user.clone(), who.name.clone());
+    let (store, name) = (app.store.clone(), who.name.clone());
+    let user_id = who.user.clone();
     tokio::spawn(async move {
-        if let Err(e) = store.upsert_user(&user, &name).await {
+        if let Err(e) = store.upsert_user(user_id.as_str(), &name).await {
             tracing::warn!(error = %e, "recording the user's name failed");
         }
     });
-    session::run(app, socket, who, inbox, resync).await;
+    let core = Connection::new(
+        app.session.clone(),
+        who.clone(),
+        tokio::time::Instant::now(),
+        now_ms(),
+    );
+    let handlers = Arc::new(Handlers::new(app.clone()));
+    session::run(socket, core, handlers, inbox, resync).await;
+    app.hub.remove(user, device, epoch);
+    if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
+        tracing::warn!(error = %e, "route removal failed; it expires by TTL");
+    }
 }
 
 /// The service token of the HTTP API.
@@ -211,10 +219,10 @@ async fn message_send(
         request_id: new_id(),
     };
     let not_exist = if body.send_to_all {
-        app.push_all(push).await?;
+        app.router.push_all(push).await?;
         Vec::new()
     } else {
-        app.push(push, &body.to).await?
+        app.router.push(push, &body.to).await?
     };
     Ok(Json(
         json!({"success": true, "statusCode": 200, "content": {"notExist": not_exist}, "msg": "ok"}),
@@ -241,16 +249,17 @@ async fn kick_user(
     } else {
         parse_json(&body)?
     };
-    let reason = match body.reason.as_deref() {
-        None | Some("logout") => "logout",
-        Some("admin") => "admin",
-        Some(other) => {
+    let reason = match body.reason.as_deref().map(KickReason::parse) {
+        None | Some(Some(KickReason::Logout)) => KickReason::Logout,
+        Some(Some(KickReason::Admin)) => KickReason::Admin,
+        _ => {
+            let other = body.reason.unwrap_or_default();
             return Err(Error::BadRequest(format!(
                 "reason must be \"logout\" or \"admin\", not {other:?}"
-            )))
+            )));
         }
     };
-    let kicked = app.kick_user(&id, reason).await?;
+    let kicked = app.router.kick_user(&id, reason).await?;
     Ok(Json(
         json!({"success": true, "statusCode": 200, "content": {"kicked": kicked}, "msg": "ok"}),
     ))
@@ -271,9 +280,7 @@ async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resu
         ));
     }
     let body: LoginBody = parse_json(&body)?;
-    if body.user.is_empty() || body.user.len() > 128 {
-        return Err(Error::BadRequest("user must be 1-128 bytes".into()));
-    }
+    UserId::parse(body.user.as_str()).map_err(|e| Error::BadRequest(format!("user {e}")))?;
     let token = app.auth.issue(
         &body.user,
         body.name.as_deref().filter(|n| !n.is_empty()),
@@ -283,8 +290,22 @@ async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resu
     Ok(Json(json!({"token": token})))
 }
 
+/// Ready when not draining and every backend answers.
+async fn readiness(app: &App) -> std::result::Result<(), String> {
+    if app.drain.is_draining() {
+        return Err("draining".into());
+    }
+    app.store.ping().await.map_err(|e| format!("store: {e}"))?;
+    app.routes
+        .ping()
+        .await
+        .map_err(|e| format!("route table: {e}"))?;
+    app.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
+    Ok(())
+}
+
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.readiness().await {
+    match readiness(&app).await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
@@ -299,31 +320,34 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-async fn status(State(app): State<Arc<App>>) -> Json<Value> {
-    Json(json!({"pod": app.pod, "connections": app.hub.len(), "draining": app.drain.is_draining()}))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct DrainBody {
-    deadline_seconds: Option<u64>,
+async fn status(State(app): State<Arc<App>>) -> Json<Status> {
+    Json(Status {
+        pod: app.pod.clone(),
+        connections: app.hub.len() as u64,
+        draining: app.drain.is_draining(),
+    })
 }
 
 /// `POST /admin/drain {"deadlineSeconds": 30}`: start draining; answers at once (202).
 async fn drain(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Response> {
-    let body: DrainBody = if body.is_empty() {
-        DrainBody::default()
+    let body: DrainRequest = if body.is_empty() {
+        DrainRequest::default()
     } else {
         parse_json(&body)?
     };
     let secs = body.deadline_seconds.unwrap_or(app.config.drain_seconds);
-    if secs > 86_400 {
-        return Err(Error::BadRequest(
-            "deadlineSeconds must be at most 86400".into(),
-        ));
+    if secs > MAX_DRAIN_SECONDS {
+        return Err(Error::BadRequest(format!(
+            "deadlineSeconds must be at most {MAX_DRAIN_SECONDS}"
+        )));
     }
     let (deadline, told) = app.drain.start(&app.hub, Duration::from_secs(secs));
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let body = json!({"pod": app.pod, "draining": true, "connections": told, "deadlineSeconds": left.as_secs_f64().ceil() as u64});
+    let body = DrainStarted {
+        pod: app.pod.clone(),
+        draining: true,
+        connections: told as u64,
+        deadline_seconds: left.as_secs_f64().ceil() as u64,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chat_protocol::{KickReason, PreparedPush};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
+use crate::model::Prepared;
 
 /// Events buffered for one session before the hub treats it as stuck (it then resyncs from the store).
 pub const SESSION_INBOX: usize = 1024;
@@ -19,11 +20,12 @@ pub const SESSION_INBOX: usize = 1024;
 /// What the rest of the process tells one session.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    Message(Arc<StoredMessage>),
-    Delivered(Arc<DeliveredNotice>),
-    Push(Arc<HttpPush>),
+    /// A stored message (2 or 10), prepared once for every local device: windowed and acked.
+    Message(Arc<Prepared>),
+    /// A DELIVERED (17) notice or an HTTP push, prepared once: written, never windowed.
+    Notice(Arc<PreparedPush>),
     /// Send KICKED (23) with this reason and close 4001.
-    Kick(&'static str),
+    Kick(KickReason),
     /// Send DRAIN (22); close 1012 at its deadline. Boxed: it is rare, and every slot of every
     /// session's channel is as large as the largest variant.
     Drain(Box<DrainNotice>),
@@ -82,9 +84,7 @@ impl Conn {
                         let _ = tx.send(event).await;
                     });
                 }
-                Outbound::Delivered(_) | Outbound::Push(_) => {
-                    metrics::counter!("chat_dropped_notices_total").increment(1)
-                }
+                Outbound::Notice(_) => metrics::counter!("chat_dropped_notices_total").increment(1),
             }
         }
     }

@@ -1,10 +1,13 @@
 //! chat-gateway: a WebSocket chat gateway with durable, sequenced, acked delivery.
 //!
-//! Layout: [`protocol`] (frames), [`session`] (one connection), [`delivery`] (ack window and
-//! fan-out planning, pure), [`store`] / [`routes`] / [`bus`] (one trait each, two backends),
-//! [`hub`] (this process's connections), [`router`] (getting events to devices on any pod),
-//! [`http`] (upgrade, push API, admin), [`drain`], [`auth`], [`config`], [`server`] (assembly).
+//! From the socket inward: [`http`] (upgrade, push API, admin) → [`session`] (one connection:
+//! a sans-IO core and the async shell around it) → [`handlers`] (one module per request kind
+//! that needs the store) → [`routing`] (events to devices on any pod) → [`hub`] (this process's
+//! connections), [`routes`] / [`bus`] / [`store`] (one trait each, two backends). [`delivery`]
+//! (ack window, fan-out planning) and [`model`] are pure; [`app`] holds the dependencies,
+//! [`server`] assembles them. The wire protocol is the `chat-protocol` crate.
 
+pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod cli;
@@ -12,13 +15,13 @@ pub mod config;
 pub mod delivery;
 pub mod drain;
 pub mod error;
+pub mod handlers;
 pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod model;
-pub mod protocol;
-pub mod router;
 pub mod routes;
+pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;

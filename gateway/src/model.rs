@@ -1,10 +1,15 @@
-//! Domain values shared by the store, the delivery path and the bus: stored messages, conversation
-//! ids, and how a stored message is shown to a client (reply 0, push envelope 2/10).
+//! Domain values shared by the store, the delivery path and the bus: stored messages, notices,
+//! and how each becomes a push that every receiving device shares ([`Prepared`]).
 
+use chat_protocol::envelope::{Delivered, DirectMessage, GroupMessage, UserRef};
+use chat_protocol::server::Received;
+use chat_protocol::{date::date_string, trigger, ConversationId, MessageId, PreparedPush, PushMsg};
+use chat_protocol::{GroupId, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use std::sync::Arc;
 
-use crate::protocol::{self, kind, Envelope, UserRef};
+use crate::delivery::Windowed;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -23,26 +28,27 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// The conversation of two users: the same id whoever sends. User ids are escaped so that
-/// `a:b` + `c` and `a` + `b:c` never collide.
+/// The conversation of two users (see [`ConversationId::direct`]).
 pub fn direct_conversation_id(a: &str, b: &str) -> String {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    format!("dm:{}:{}", escape(lo), escape(hi))
+    match (UserId::parse(a), UserId::parse(b)) {
+        (Ok(a), Ok(b)) => ConversationId::direct(&a, &b).into_string(),
+        // Ids come validated from frames and tokens; an invalid one names no conversation.
+        _ => String::new(),
+    }
 }
 
+/// The conversation of a group (see [`ConversationId::group`]).
 pub fn group_conversation_id(group_id: &str) -> String {
     format!("grp:{group_id}")
-}
-
-fn escape(id: &str) -> String {
-    id.replace('%', "%25").replace(':', "%3A")
 }
 
 /// Who a message is addressed to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Target {
+    /// A user, with its display name when the message was stored.
     Direct { to: String, to_name: String },
+    /// A group.
     Group { group_id: String },
 }
 
@@ -65,69 +71,96 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    pub fn push_kind(&self) -> u16 {
-        match self.target {
-            Target::Direct { .. } => kind::DELIVER,
-            Target::Group { .. } => kind::DELIVER_GROUP,
-        }
-    }
-
-    /// `msg.params` of the push envelope (type 2 or 10).
-    pub fn push_params(&self) -> Value {
-        let from = UserRef::new(&self.from, &self.from_name);
+    /// `msg` of the push envelope (type 2 or 10).
+    pub fn push_msg(&self) -> PushMsg {
+        let from_user = UserRef::new(&self.from, &self.from_name);
+        let conversation_id = conversation(&self.conversation_id);
         match &self.target {
-            Target::Direct { to, to_name } => json!({
-                "toUser": UserRef::new(to, to_name),
-                "fromUser": from,
-                "message": self.body,
-                "fileType": self.file_type.to_string(),
-                "conversationId": self.conversation_id,
-                "seq": self.seq,
-                "clientMsgId": self.client_msg_id,
+            Target::Direct { to, to_name } => PushMsg::Deliver(DirectMessage {
+                to_user: UserRef::new(to, to_name),
+                from_user,
+                message: self.body.clone(),
+                file_type: self.file_type.to_string(),
+                conversation_id,
+                seq: self.seq,
+                client_msg_id: self.client_msg_id.clone(),
             }),
-            Target::Group { group_id } => json!({
-                "groupId": group_id,
-                "fromUser": from,
-                "message": self.body,
-                "fileType": self.file_type.to_string(),
-                "conversationId": self.conversation_id,
-                "seq": self.seq,
-                "clientMsgId": self.client_msg_id,
+            Target::Group { group_id } => PushMsg::DeliverGroup(GroupMessage {
+                group_id: GroupId::parse(group_id.as_str()).unwrap_or_else(|_| unnamed_group()),
+                from_user,
+                message: self.body.clone(),
+                file_type: self.file_type.to_string(),
+                conversation_id,
+                seq: self.seq,
+                client_msg_id: self.client_msg_id.clone(),
             }),
-        }
-    }
-
-    /// The envelope pushed to one receiving session of `to_user`.
-    pub fn envelope(&self, session_id: &str, to_user: &str, retry: bool) -> Envelope {
-        Envelope {
-            active_time: self.created_at,
-            from: "system".to_owned(),
-            message_id: self.message_id.clone(),
-            msg: protocol::push_msg(self.push_kind(), self.push_params()),
-            msg_type: protocol::msg_type::BUSINESS,
-            request_id: self.request_id.clone(),
-            session_id: session_id.to_owned(),
-            to: vec![to_user.to_owned()],
-            trigger: protocol::trigger::WEBSOCKET,
-            retry,
         }
     }
 
     /// `params` of reply 0 (RECEIVED), sent to the sender once the message is durable.
-    pub fn received_params(&self) -> Value {
-        json!({
-            "date": protocol::date_string(self.created_at),
-            "message": self.body,
-            "messageId": self.message_id,
-            "seq": self.seq,
-            "conversationId": self.conversation_id,
-            "clientMsgId": self.client_msg_id,
-        })
+    pub fn received(&self) -> Received {
+        Received {
+            date: date_string(self.created_at),
+            message: self.body.clone(),
+            message_id: self.message_id.clone(),
+            seq: self.seq,
+            conversation_id: conversation(&self.conversation_id),
+            client_msg_id: self.client_msg_id.clone(),
+        }
+    }
+
+    /// The recipient of a 1:1 message.
+    pub fn target_user(&self) -> Option<&str> {
+        match &self.target {
+            Target::Direct { to, .. } => Some(to),
+            Target::Group { .. } => None,
+        }
     }
 
     /// Is `user` an addressee (not the sender) of this 1:1 message?
     pub fn is_direct_recipient(&self, user: &str) -> bool {
         matches!(&self.target, Target::Direct { to, .. } if to == user)
+    }
+}
+
+fn conversation(id: &str) -> ConversationId {
+    ConversationId::parse(id).expect("any string is a conversation id")
+}
+
+fn unnamed_group() -> GroupId {
+    GroupId::parse("?").expect("a valid group id")
+}
+
+/// A stored message with its push prepared once: what travels to each local device.
+#[derive(Debug, PartialEq)]
+pub struct Prepared {
+    pub message: Arc<StoredMessage>,
+    pub push: PreparedPush,
+}
+
+impl Prepared {
+    /// Serialises the push every receiving device of `message` shares.
+    pub fn new(message: Arc<StoredMessage>) -> Self {
+        let push = PreparedPush::new(
+            message.created_at,
+            Some(&message.message_id),
+            &message.push_msg(),
+            Some(&message.request_id),
+            trigger::WEBSOCKET,
+        );
+        Self { message, push }
+    }
+}
+
+impl Windowed for Prepared {
+    fn id(&self) -> &str {
+        &self.message.message_id
+    }
+    fn conversation(&self) -> &str {
+        &self.message.conversation_id
+    }
+    fn seq(&self) -> i64 {
+        self.message.seq
     }
 }
 
@@ -142,22 +175,21 @@ pub struct DeliveredNotice {
 }
 
 impl DeliveredNotice {
-    pub fn envelope(&self, session_id: &str, to_user: &str) -> Envelope {
-        Envelope {
-            active_time: now_ms(),
-            from: "system".to_owned(),
-            message_id: new_id(),
-            msg: protocol::push_msg(
-                kind::DELIVERED,
-                json!({"messageId": self.message_id, "conversationId": self.conversation_id, "seq": self.seq, "by": self.by}),
-            ),
-            msg_type: protocol::msg_type::BUSINESS,
-            request_id: new_id(),
-            session_id: session_id.to_owned(),
-            to: vec![to_user.to_owned()],
-            trigger: protocol::trigger::WEBSOCKET,
-            retry: false,
-        }
+    /// The notice's push: its envelope gets a fresh `messageId` and `requestId` per device.
+    pub fn prepare(&self) -> PreparedPush {
+        let msg = match (
+            MessageId::parse(&*self.message_id),
+            UserId::parse(&*self.by),
+        ) {
+            (Ok(message_id), Ok(by)) => PushMsg::Delivered(Delivered {
+                message_id,
+                conversation_id: conversation(&self.conversation_id),
+                seq: self.seq,
+                by,
+            }),
+            _ => PushMsg::Other(Value::Null),
+        };
+        PreparedPush::new(now_ms(), None, &msg, None, trigger::WEBSOCKET)
     }
 }
 
@@ -170,37 +202,21 @@ pub struct HttpPush {
 }
 
 impl HttpPush {
-    pub fn envelope(&self, session_id: &str, to_user: &str) -> Envelope {
-        Envelope {
-            active_time: now_ms(),
-            from: "system".to_owned(),
-            message_id: new_id(),
-            msg: self.msg.clone(),
-            msg_type: protocol::msg_type::BUSINESS,
-            request_id: self.request_id.clone(),
-            session_id: session_id.to_owned(),
-            to: vec![to_user.to_owned()],
-            trigger: protocol::trigger::HTTP,
-            retry: false,
-        }
+    /// The push: the posted object as is, a fresh `messageId` per device, the call's `requestId`.
+    pub fn prepare(&self) -> PreparedPush {
+        PreparedPush::new(
+            now_ms(),
+            None,
+            &PushMsg::Other(self.msg.clone()),
+            Some(&self.request_id),
+            trigger::HTTP,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn direct_ids_are_symmetric_and_unambiguous() {
-        assert_eq!(
-            direct_conversation_id("bob", "alice"),
-            direct_conversation_id("alice", "bob")
-        );
-        assert_ne!(
-            direct_conversation_id("a:b", "c"),
-            direct_conversation_id("a", "b:c")
-        );
-    }
 
     #[test]
     fn ids_are_32_lowercase_hex_chars_in_the_order_they_were_made() {
@@ -237,11 +253,12 @@ mod tests {
             created_at: 1_704_162_492_912,
             request_id: "r".into(),
         };
-        let v = serde_json::to_value(m.envelope("s1", "bob", false)).unwrap();
+        let p = Prepared::new(Arc::new(m.clone()));
+        let v: Value = serde_json::from_str(&p.push.render("s1", "bob", false, new_id)).unwrap();
         assert_eq!(v["msg"]["type"], 2);
         assert_eq!(
             v["msg"]["params"]["toUser"],
-            json!({"openid": "bob", "loginStatus": "1", "userName": "Bob"})
+            serde_json::json!({"openid": "bob", "loginStatus": "1", "userName": "Bob"})
         );
         assert_eq!(v["msg"]["params"]["fileType"], "0");
         assert_eq!(v["msg"]["params"]["seq"], 42);
@@ -249,7 +266,26 @@ mod tests {
             (v["msgType"].as_i64(), v["trigger"].as_i64()),
             (Some(1), Some(1))
         );
-        assert_eq!(v["to"], json!(["bob"]));
-        assert_eq!(v["messageId"].as_str().unwrap().len(), 32);
+        assert_eq!(v["to"], serde_json::json!(["bob"]));
+        assert_eq!(v["messageId"], m.message_id.as_str());
+        assert_eq!(v["requestId"], "r");
+        assert_eq!(v["sessionId"], "s1");
+    }
+
+    #[test]
+    fn notices_get_fresh_ids_per_device() {
+        let n = DeliveredNotice {
+            message_id: new_id(),
+            conversation_id: "dm:a:b".into(),
+            seq: 1,
+            by: "b".into(),
+        };
+        let p = n.prepare();
+        let one: Value = serde_json::from_str(&p.render("s1", "a", false, new_id)).unwrap();
+        let two: Value = serde_json::from_str(&p.render("s2", "a", false, new_id)).unwrap();
+        assert_ne!(one["messageId"], two["messageId"]);
+        assert_ne!(one["requestId"], two["requestId"]);
+        assert_eq!(one["msg"]["params"]["messageId"], n.message_id.as_str());
+        assert_eq!(one["msg"]["type"], 17);
     }
 }

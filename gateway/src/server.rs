@@ -8,15 +8,13 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use crate::app::App;
 use crate::auth::Auth;
 use crate::bus::pulsar::{PulsarBus, Topics};
 use crate::bus::{memory::MemoryBus, Bus};
 use crate::config::ServeConfig;
-use crate::drain::Drain;
 use crate::error::{Error, Result};
-use crate::hub::Hub;
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 
@@ -26,35 +24,6 @@ const LISTEN_BACKLOG: u32 = 4096;
 const POD_HEARTBEAT: Duration = Duration::from_secs(5);
 /// Extra time after the drain deadline for sessions to write their close frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// Everything a session or handler needs, shared.
-pub struct App {
-    pub config: ServeConfig,
-    pub pod: String,
-    pub auth: Auth,
-    pub store: Arc<dyn Store>,
-    pub routes: Arc<dyn RouteTable>,
-    pub bus: Arc<dyn Bus>,
-    pub hub: Hub,
-    pub drain: Drain,
-    pub tracker: TaskTracker,
-}
-
-impl App {
-    /// Ready when not draining and every backend answers.
-    pub async fn readiness(&self) -> std::result::Result<(), String> {
-        if self.drain.is_draining() {
-            return Err("draining".into());
-        }
-        self.store.ping().await.map_err(|e| format!("store: {e}"))?;
-        self.routes
-            .ping()
-            .await
-            .map_err(|e| format!("route table: {e}"))?;
-        self.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
-        Ok(())
-    }
-}
 
 /// The three backends, chosen at start-up.
 #[derive(Clone)]
@@ -132,18 +101,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let auth = Auth::from_store_args(&config.store)?;
-    let pod = config.pod();
-    let app = Arc::new(App {
-        pod: pod.clone(),
-        auth,
-        store: backends.store,
-        routes: backends.routes,
-        bus: backends.bus,
-        hub: Hub::new(),
-        drain: Drain::default(),
-        tracker: TaskTracker::new(),
+    let app = Arc::new(App::new(
         config,
-    });
+        auth,
+        backends.store,
+        backends.routes,
+        backends.bus,
+    ));
+    let pod = app.pod.clone();
     crate::metrics::handle();
     let stop_serving = CancellationToken::new();
 
@@ -151,7 +116,7 @@ pub async fn run(
     let consumer_app = app.clone();
     let consumer = tokio::spawn(async move {
         while let Some(event) = inbox.recv().await {
-            consumer_app.on_bus_event(event).await;
+            consumer_app.router.on_bus_event(event).await;
         }
     });
     let beat_app = app.clone();
@@ -161,7 +126,7 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = tick.tick() => match beat_app.routes.heartbeat(&beat_app.pod).await {
-                    Ok(true) => beat_app.reannounce().await,
+                    Ok(true) => beat_app.router.reannounce().await,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
                 },

@@ -233,69 +233,90 @@ impl<'de> Deserialize<'de> for Envelope {
 }
 
 impl Envelope {
-    /// This envelope's shared part, prepared once.
+    /// This envelope's shared part, prepared once (its ids shared by every device).
     pub fn prepare(&self) -> PreparedPush {
         PreparedPush::new(
             self.active_time,
-            &self.message_id,
+            Some(&self.message_id),
             &self.msg,
-            &self.request_id,
+            Some(&self.request_id),
             self.trigger,
         )
     }
 }
 
-/// A push serialised once for every device that receives it. Cloning shares the text.
+/// A push serialised once for every device that receives it. The `msg` body is the part that
+/// costs: it is written once, here, and shared; each device's frame is written around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedPush {
-    /// `{"activeTime":…,"from":"system","messageId":"…","msg":{…},"msgType":1,"requestId":"…",`
-    head: Arc<str>,
+    active_time: i64,
+    /// `None`: every device's envelope gets a fresh id (notices, HTTP pushes).
+    message_id: Option<Arc<str>>,
+    body: Arc<str>,
+    /// `None`: fresh per device, like `message_id`.
+    request_id: Option<Arc<str>>,
     trigger: i32,
 }
 
 impl PreparedPush {
-    /// Serialises what every receiving session shares.
+    /// Serialises `msg` once. Ids left `None` are made fresh for each device by
+    /// [`PreparedPush::render`].
     pub fn new(
         active_time: i64,
-        message_id: &str,
+        message_id: Option<&str>,
         msg: &impl Serialize,
-        request_id: &str,
+        request_id: Option<&str>,
         trigger: i32,
     ) -> Self {
-        let body = serde_json::to_string(msg).expect("a push body serialises");
-        let mut head = String::with_capacity(body.len() + message_id.len() + request_id.len() + 96);
-        head.push_str("{\"activeTime\":");
-        head.push_str(&active_time.to_string());
-        head.push_str(",\"from\":\"system\",\"messageId\":");
-        push_json_str(&mut head, message_id);
-        head.push_str(",\"msg\":");
-        head.push_str(&body);
-        head.push_str(",\"msgType\":");
-        head.push_str(&msg_type::BUSINESS.to_string());
-        head.push_str(",\"requestId\":");
-        push_json_str(&mut head, request_id);
-        head.push(',');
         Self {
-            head: head.into(),
+            active_time,
+            message_id: message_id.map(Arc::from),
+            body: serde_json::to_string(msg)
+                .expect("a push body serialises")
+                .into(),
+            request_id: request_id.map(Arc::from),
             trigger,
         }
     }
 
-    /// The frame for one receiving session of `to_user`.
-    pub fn render(&self, session_id: &str, to_user: &str, retry: bool) -> String {
+    /// The shared message id, when the envelopes share one.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
+    }
+
+    /// The frame for one receiving session of `to_user`; `new_id` makes the ids that are fresh
+    /// per device.
+    pub fn render(
+        &self,
+        session_id: &str,
+        to_user: &str,
+        retry: bool,
+        new_id: fn() -> String,
+    ) -> String {
         let mut out =
-            String::with_capacity(self.head.len() + session_id.len() + to_user.len() + 64);
-        out.push_str(&self.head);
-        out.push_str("\"sessionId\":");
+            String::with_capacity(self.body.len() + session_id.len() + to_user.len() + 240);
+        out.push_str("{\"activeTime\":");
+        out.push_str(&self.active_time.to_string());
+        out.push_str(",\"from\":\"system\",\"messageId\":");
+        match &self.message_id {
+            Some(id) => push_json_str(&mut out, id),
+            None => push_json_str(&mut out, &new_id()),
+        }
+        out.push_str(",\"msg\":");
+        out.push_str(&self.body);
+        out.push_str(",\"msgType\":");
+        out.push_str(&msg_type::BUSINESS.to_string());
+        out.push_str(",\"requestId\":");
+        match &self.request_id {
+            Some(id) => push_json_str(&mut out, id),
+            None => push_json_str(&mut out, &new_id()),
+        }
+        out.push_str(",\"sessionId\":");
         push_json_str(&mut out, session_id);
         out.push_str(",\"to\":[");
         push_json_str(&mut out, to_user);
         out.push_str("],\"trigger\":");
-        out.push_str(if self.trigger == trigger::HTTP {
-            "2"
-        } else {
-            "1"
-        });
+        out.push_str(&self.trigger.to_string());
         out.push_str(if retry {
             ",\"retry\":true}"
         } else {
@@ -335,6 +356,27 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
 mod tests {
     use super::*;
 
+    fn unused_id() -> String {
+        unreachable!("the envelope's ids are shared")
+    }
+
+    #[test]
+    fn fresh_ids_are_made_per_device() {
+        fn id() -> String {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            format!("id{}", N.fetch_add(1, Ordering::Relaxed))
+        }
+        let p = PreparedPush::new(1, None, &PushMsg::Other(Value::Null), Some("r"), 2);
+        let a: Value = serde_json::from_str(&p.render("s", "u", false, id)).unwrap();
+        let b: Value = serde_json::from_str(&p.render("s", "u", false, id)).unwrap();
+        assert_ne!(a["messageId"], b["messageId"]);
+        assert_eq!(
+            (&a["requestId"], &b["requestId"]),
+            (&Value::from("r"), &Value::from("r"))
+        );
+    }
+
     #[test]
     fn prepared_push_renders_the_envelope_serde_would() {
         let env = Envelope {
@@ -351,7 +393,9 @@ mod tests {
             trigger: trigger::HTTP,
             retry: true,
         };
-        let rendered = env.prepare().render(&env.session_id, &env.to[0], env.retry);
+        let rendered = env
+            .prepare()
+            .render(&env.session_id, &env.to[0], env.retry, unused_id);
         let a: Value = serde_json::from_str(&rendered).unwrap();
         assert_eq!(a, serde_json::to_value(&env).unwrap());
         let back: Envelope = serde_json::from_str(&rendered).unwrap();
@@ -377,7 +421,7 @@ mod tests {
             trigger: trigger::WEBSOCKET,
             retry: false,
         };
-        let text = env.prepare().render("s", "a", false);
+        let text = env.prepare().render("s", "a", false, unused_id);
         assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), env);
     }
 }

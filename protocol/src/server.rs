@@ -390,7 +390,13 @@ impl ServerFrame {
         match self {
             ServerFrame::Reply { reply, request_id } => reply_json(reply, request_id.as_ref()),
             ServerFrame::Error { error, request_id } => error_json(error, request_id.as_ref()),
-            ServerFrame::Push(env) => serde_json::to_string(env).expect("envelopes serialise"),
+            // The server's way: the shared part prepared once, the device's fields around it.
+            ServerFrame::Push(env) => match env.to.as_slice() {
+                [to] => env.prepare().render(&env.session_id, to, env.retry, || {
+                    unreachable!("ids are shared")
+                }),
+                _ => serde_json::to_string(env).expect("envelopes serialise"),
+            },
         }
     }
 

@@ -7,14 +7,23 @@ use std::time::Duration;
 
 use chat_gateway::bus::pulsar::{PulsarBus, Topics};
 use chat_gateway::bus::{Bus, BusEvent};
+use chat_gateway::delivery::DeviceRoute;
+use chat_protocol::KickReason;
 
 const PUBLISHERS: usize = 40;
 const EACH: usize = 100;
 
+/// An event that says who published it and its number (in its one device's name).
 fn event(publisher: usize, n: usize) -> BusEvent {
+    let device = DeviceRoute {
+        user: publisher.to_string(),
+        device: n.to_string(),
+        pod: "b".into(),
+        epoch: 1,
+    };
     BusEvent::Kick {
-        devices: Vec::new(),
-        reason: format!("{publisher}/{n}"),
+        devices: vec![device],
+        reason: KickReason::Admin,
     }
 }
 
@@ -60,18 +69,20 @@ async fn concurrent_publishers_lose_nothing_keep_their_order_and_share_messages(
             .await
             .unwrap_or_else(|_| panic!("only {} events arrived", next.values().sum::<usize>()))
             .expect("inbox open");
-        let BusEvent::Kick { reason, .. } = got else {
+        let BusEvent::Kick { devices, .. } = got else {
             panic!("unexpected event {got:?}")
         };
-        let (p, n) = reason.split_once('/').expect("p/n");
-        let (p, n): (usize, usize) = (p.parse().unwrap(), n.parse().unwrap());
+        let (p, n): (usize, usize) = (
+            devices[0].user.parse().unwrap(),
+            devices[0].device.parse().unwrap(),
+        );
         let expected = next.entry(p).or_default();
         assert_eq!(n, *expected, "publisher {p}'s events out of order");
         *expected += 1;
     }
     assert!(next.values().all(|&n| n == EACH), "{next:?}");
 
-    let topic = topics.of("b");
+    let topic = topics.pod_topic("b");
     let stats = broker.topic_stats(&topic).expect("the inbox topic");
     assert!(
         stats.messages < (PUBLISHERS * EACH) as u64,

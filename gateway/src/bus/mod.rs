@@ -7,7 +7,8 @@ pub mod memory;
 pub mod pulsar;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use chat_protocol::KickReason;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::mpsc;
 
 use crate::delivery::DeviceRoute;
@@ -42,8 +43,15 @@ pub enum BusEvent {
     /// Close these connections (only the exact epochs named) with KICKED (23).
     Kick {
         devices: Vec<DeviceRoute>,
-        reason: String,
+        #[serde(deserialize_with = "kick_reason")]
+        reason: KickReason,
     },
+}
+
+/// A kick's reason; one this version does not know (from a newer pod) counts as `admin`.
+fn kick_reason<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<KickReason, D::Error> {
+    let reason = String::deserialize(d)?;
+    Ok(KickReason::parse(&reason).unwrap_or(KickReason::Admin))
 }
 
 /// How many times an event may be re-routed to another pod after its device moved.

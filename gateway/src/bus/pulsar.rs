@@ -26,6 +26,8 @@ use pulsar::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+pub use chat_protocol::names::Topics;
+
 use super::{Bus, BusEvent};
 use crate::error::{Error, Result};
 
@@ -44,31 +46,6 @@ const WATCHDOG_INTERVAL: Duration = Duration::from_secs(5);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts to rebuild a failed consumer.
 const REBUILD_DELAY: Duration = Duration::from_millis(500);
-
-/// Where the pods' topics live.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    pub tenant: String,
-    pub namespace: String,
-    pub key_prefix: String,
-}
-
-impl Topics {
-    /// The full topic name of `pod`'s inbox.
-    pub fn of(&self, pod: &str) -> String {
-        format!(
-            "persistent://{}/{}/{}",
-            self.tenant,
-            self.namespace,
-            self.local_name(pod)
-        )
-    }
-
-    /// The topic's name inside its namespace (what the admin REST API takes).
-    pub fn local_name(&self, pod: &str) -> String {
-        format!("{}-pod-{pod}", self.key_prefix)
-    }
-}
 
 pub struct PulsarBus {
     /// Producers' connection. Kept apart from the consumer's: pulsar-rs does not set
@@ -158,7 +135,7 @@ impl PulsarBus {
         client
             .consumer()
             .with_topic(topic)
-            .with_subscription(pod)
+            .with_subscription(Topics::subscription(pod))
             .with_subscription_type(SubType::Exclusive)
             .with_options(
                 ConsumerOptions::default().with_initial_position(InitialPosition::Earliest),
@@ -317,7 +294,7 @@ impl Bus for PulsarBus {
     async fn publish(&self, pod: &str, event: BusEvent) -> Result<()> {
         let stopped = || unavailable("forwarder", "stopped");
         let (sent, outcome) = oneshot::channel();
-        self.forwarder(&self.topics.of(pod))
+        self.forwarder(&self.topics.pod_topic(pod))
             .send((event, sent))
             .await
             .map_err(|_| stopped())?;
@@ -335,7 +312,7 @@ impl Bus for PulsarBus {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         tokio::spawn(consume(
             self.consumer_client.clone(),
-            self.topics.of(pod),
+            self.topics.pod_topic(pod),
             pod.to_owned(),
             tx,
             self.consuming.clone(),
@@ -357,31 +334,21 @@ impl Bus for PulsarBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_protocol::KickReason;
 
     #[test]
     fn a_message_holds_a_batch_or_one_event_of_an_earlier_build() {
-        let kick = |reason: &str| BusEvent::Kick {
+        let kick = |reason| BusEvent::Kick {
             devices: Vec::new(),
-            reason: reason.into(),
+            reason,
         };
-        let batch = serde_json::to_vec(&[kick("a"), kick("b")]).unwrap();
-        assert_eq!(decode(&batch).unwrap(), vec![kick("a"), kick("b")]);
-        let single = serde_json::to_vec(&kick("c")).unwrap();
-        assert_eq!(decode(&single).unwrap(), vec![kick("c")]);
+        let (a, b) = (KickReason::Logout, KickReason::Replaced);
+        let batch = serde_json::to_vec(&[kick(a), kick(b)]).unwrap();
+        assert_eq!(decode(&batch).unwrap(), vec![kick(a), kick(b)]);
+        let single = serde_json::to_vec(&kick(KickReason::Admin)).unwrap();
+        assert_eq!(decode(&single).unwrap(), vec![kick(KickReason::Admin)]);
         assert!(decode(b"{\"event\":\"nope\"}").is_err());
-    }
-
-    #[test]
-    fn topic_names_follow_the_design() {
-        let t = Topics {
-            tenant: "public".into(),
-            namespace: "chat".into(),
-            key_prefix: "demo".into(),
-        };
-        assert_eq!(
-            t.of("demo-gateway-2"),
-            "persistent://public/chat/demo-pod-demo-gateway-2"
-        );
-        assert_eq!(t.local_name("p0"), "demo-pod-p0");
+        let newer = br#"{"event":"kick","devices":[],"reason":"banned"}"#;
+        assert_eq!(decode(newer).unwrap(), vec![kick(KickReason::Admin)]);
     }
 }

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_protocol::names::Keys;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
@@ -107,7 +108,7 @@ return found
 
 pub struct RedisRoutes {
     conn: ConnectionManager,
-    prefix: String,
+    keys: Keys,
     register: Script,
     unregister: Script,
     refresh: Script,
@@ -132,7 +133,7 @@ impl RedisRoutes {
             .map_err(unavailable)?;
         Ok(Self {
             conn,
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
             register: Script::new(REGISTER),
             unregister: Script::new(UNREGISTER),
             refresh: Script::new(REFRESH),
@@ -140,29 +141,13 @@ impl RedisRoutes {
         })
     }
 
-    fn route_key(&self, user: &str, device: &str) -> String {
-        format!("{}:route:{user}:{device}", self.prefix)
-    }
-
-    fn online_key(&self, user: &str) -> String {
-        format!("{}:online:{user}", self.prefix)
-    }
-
-    fn pod_key(&self, pod: &str) -> String {
-        format!("{}:pod:{pod}", self.prefix)
-    }
-
-    fn servers_key(&self) -> String {
-        format!("{}:servers", self.prefix)
-    }
-
     /// Runs one of the three route scripts with the keys and arguments they share.
     async fn run<T: redis::FromRedisValue>(&self, script: &Script, r: &DeviceRoute) -> Result<T> {
         let mut conn = self.conn.clone();
         script
-            .key(self.route_key(&r.user, &r.device))
-            .key(self.online_key(&r.user))
-            .key(self.pod_key(&r.pod))
+            .key(self.keys.route(&r.user, &r.device))
+            .key(self.keys.online(&r.user))
+            .key(self.keys.pod(&r.pod))
             .arg(format!("{}|{}", r.pod, r.epoch))
             .arg(&r.device)
             .arg(format!("{}:{}", r.user, r.device))
@@ -212,9 +197,9 @@ impl RouteTable for RedisRoutes {
         }
         let mut conn = self.conn.clone();
         let mut call = self.lookup.prepare_invoke();
-        call.arg(format!("{}:route:", self.prefix));
+        call.arg(self.keys.route_prefix());
         for u in users {
-            call.key(self.online_key(u)).arg(u);
+            call.key(self.keys.online(u)).arg(u);
         }
         let found: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
         Ok(found
@@ -234,7 +219,7 @@ impl RouteTable for RedisRoutes {
 
     async fn pods(&self) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
-        conn.zrangebyscore(self.servers_key(), now_ms() - POD_STALE_MS, "+inf")
+        conn.zrangebyscore(self.keys.servers(), now_ms() - POD_STALE_MS, "+inf")
             .await
             .map_err(unavailable)
     }
@@ -243,7 +228,7 @@ impl RouteTable for RedisRoutes {
         let mut conn = self.conn.clone();
         // ZADD answers how many members it added: 1 when the pod was not in the set.
         let added: i64 = conn
-            .zadd(self.servers_key(), pod, now_ms())
+            .zadd(self.keys.servers(), pod, now_ms())
             .await
             .map_err(unavailable)?;
         Ok(added == 1)

@@ -1,16 +1,22 @@
 //! Getting events to devices wherever they are connected: this process's hub, or another pod's
 //! inbox on the bus. The same path serves the embedded default (every route points here) and the
 //! cluster (routes in Redis, inboxes on Pulsar).
+//!
+//! A payload is serialised for the devices of this process once per dispatch
+//! ([`Payload::outbound`]), whatever their number; each other pod gets one bus event and
+//! prepares it once for its own devices.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::bus::{BusEvent, MAX_HOPS};
+use chat_protocol::KickReason;
+
+use crate::bus::{Bus, BusEvent, MAX_HOPS};
 use crate::delivery::{plan_fanout, DeviceRoute};
 use crate::error::Result;
-use crate::hub::Outbound;
-use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
-use crate::server::App;
+use crate::hub::{Hub, Outbound};
+use crate::model::{DeliveredNotice, HttpPush, Prepared, StoredMessage};
+use crate::routes::RouteTable;
 
 /// Something to hand to devices.
 #[derive(Clone)]
@@ -21,11 +27,12 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// What local sessions get: the push serialised once, shared by every device here.
     fn outbound(&self) -> Outbound {
         match self {
-            Payload::Message(m) => Outbound::Message(m.clone()),
-            Payload::Delivered(n) => Outbound::Delivered(n.clone()),
-            Payload::Push(p) => Outbound::Push(p.clone()),
+            Payload::Message(m) => Outbound::Message(Arc::new(Prepared::new(m.clone()))),
+            Payload::Delivered(n) => Outbound::Notice(Arc::new(n.prepare())),
+            Payload::Push(p) => Outbound::Notice(Arc::new(p.prepare())),
         }
     }
 
@@ -50,16 +57,26 @@ impl Payload {
     }
 }
 
-/// The reasons KICKED (23) carries.
-pub fn kick_reason(reason: &str) -> &'static str {
-    match reason {
-        "replaced" => "replaced",
-        "logout" => "logout",
-        _ => "admin",
-    }
+/// Delivers events to devices on any pod: the route table says where they are, the hub reaches
+/// this process's, the bus every other pod's.
+pub struct Router {
+    pod: String,
+    hub: Arc<Hub>,
+    routes: Arc<dyn RouteTable>,
+    bus: Arc<dyn Bus>,
 }
 
-impl App {
+impl Router {
+    /// The router of pod `pod`.
+    pub fn new(pod: String, hub: Arc<Hub>, routes: Arc<dyn RouteTable>, bus: Arc<dyn Bus>) -> Self {
+        Self {
+            pod,
+            hub,
+            routes,
+            bus,
+        }
+    }
+
     /// Hands `payload` to every connected device of `users`, except the device `skip`.
     pub async fn deliver(
         &self,
@@ -84,9 +101,12 @@ impl App {
         hops: u8,
     ) {
         let plan = plan_fanout(&self.pod, routes, skip);
-        for r in &plan.local {
-            if let Some(conn) = self.hub.get(&r.user, &r.device) {
-                conn.send(payload.outbound());
+        if !plan.local.is_empty() {
+            let outbound = payload.outbound();
+            for r in &plan.local {
+                if let Some(conn) = self.hub.get(&r.user, &r.device) {
+                    conn.send(outbound.clone());
+                }
             }
         }
         for (pod, devices) in plan.remote {
@@ -124,17 +144,18 @@ impl App {
                 self.deliver_here(Payload::Push(Arc::new(push)), devices, hops)
                     .await
             }
-            BusEvent::PushAll { push } => self.push_local(Arc::new(push)),
-            BusEvent::Kick { devices, reason } => self.kick_local(&devices, kick_reason(&reason)),
+            BusEvent::PushAll { push } => self.push_local(&push),
+            BusEvent::Kick { devices, reason } => self.kick_local(&devices, reason),
         }
     }
 
     /// Delivers to the named devices here; devices that moved are looked up again and forwarded.
     async fn deliver_here(&self, payload: Payload, devices: Vec<DeviceRoute>, hops: u8) {
         let mut moved: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut outbound = None;
         for d in devices {
             match self.hub.get(&d.user, &d.device) {
-                Some(conn) => conn.send(payload.outbound()),
+                Some(conn) => conn.send(outbound.get_or_insert_with(|| payload.outbound()).clone()),
                 None => {
                     moved.insert((d.user, d.device));
                 }
@@ -197,7 +218,7 @@ impl App {
     }
 
     /// Kicks the exact connections named (by epoch) that live on this process.
-    pub fn kick_local(&self, devices: &[DeviceRoute], reason: &'static str) {
+    pub fn kick_local(&self, devices: &[DeviceRoute], reason: KickReason) {
         for d in devices {
             if let Some(conn) = self
                 .hub
@@ -210,7 +231,7 @@ impl App {
     }
 
     /// Kicks the given connections wherever they are.
-    pub async fn kick(&self, devices: Vec<DeviceRoute>, reason: &'static str) -> Result<()> {
+    pub async fn kick(&self, devices: Vec<DeviceRoute>, reason: KickReason) -> Result<()> {
         let mut by_pod: BTreeMap<String, Vec<DeviceRoute>> = BTreeMap::new();
         for d in devices {
             by_pod.entry(d.pod.clone()).or_default().push(d);
@@ -220,13 +241,7 @@ impl App {
                 self.kick_local(&devices, reason);
             } else {
                 self.bus
-                    .publish(
-                        &pod,
-                        BusEvent::Kick {
-                            devices,
-                            reason: reason.to_owned(),
-                        },
-                    )
+                    .publish(&pod, BusEvent::Kick { devices, reason })
                     .await?;
             }
         }
@@ -234,7 +249,7 @@ impl App {
     }
 
     /// Closes every device of `user`, cluster-wide. Returns how many connections were told.
-    pub async fn kick_user(&self, user: &str, reason: &'static str) -> Result<usize> {
+    pub async fn kick_user(&self, user: &str, reason: KickReason) -> Result<usize> {
         let routes = self.routes.lookup(&[user.to_owned()]).await?;
         let n = routes.len();
         self.kick(routes, reason).await?;
@@ -264,26 +279,20 @@ impl App {
 
     /// `/message/send` with `sendToAll`: every device on every pod, one event per pod.
     pub async fn push_all(&self, push: HttpPush) -> Result<()> {
-        let push = Arc::new(push);
-        self.push_local(push.clone());
+        self.push_local(&push);
         for pod in self.routes.pods().await? {
             if pod != self.pod {
-                self.bus
-                    .publish(
-                        &pod,
-                        BusEvent::PushAll {
-                            push: (*push).clone(),
-                        },
-                    )
-                    .await?;
+                let event = BusEvent::PushAll { push: push.clone() };
+                self.bus.publish(&pod, event).await?;
             }
         }
         Ok(())
     }
 
-    fn push_local(&self, push: Arc<HttpPush>) {
+    fn push_local(&self, push: &HttpPush) {
+        let notice = Arc::new(push.prepare());
         for (_, _, conn) in self.hub.all() {
-            conn.send(Outbound::Push(push.clone()));
+            conn.send(Outbound::Notice(notice.clone()));
         }
     }
 }

@@ -1,0 +1,74 @@
+//! What one gateway process shares between its connections and handlers: its dependencies and
+//! nothing else. Behaviour lives in the modules that use them: [`crate::routing::Router`]
+//! delivers, [`crate::handlers`] serve requests, [`crate::http`] the ports.
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::bus::Bus;
+use crate::config::ServeConfig;
+use crate::drain::Drain;
+use crate::hub::Hub;
+use crate::routes::RouteTable;
+use crate::routing::Router;
+use crate::session::core::Settings;
+use crate::store::Store;
+
+/// The process's shared state.
+pub struct App {
+    pub config: ServeConfig,
+    /// This pod's name.
+    pub pod: String,
+    pub auth: Auth,
+    pub store: Arc<dyn Store>,
+    pub routes: Arc<dyn RouteTable>,
+    pub bus: Arc<dyn Bus>,
+    /// This process's connections.
+    pub hub: Arc<Hub>,
+    /// Events to devices on any pod.
+    pub router: Router,
+    pub drain: Drain,
+    /// Every upgraded socket's task (axum's graceful shutdown does not see them).
+    pub tracker: TaskTracker,
+    /// What every connection runs by.
+    pub session: Arc<Settings>,
+}
+
+impl App {
+    /// Assembles the process's state around its backends.
+    pub fn new(
+        config: ServeConfig,
+        auth: Auth,
+        store: Arc<dyn Store>,
+        routes: Arc<dyn RouteTable>,
+        bus: Arc<dyn Bus>,
+    ) -> Self {
+        let pod = config.pod();
+        let hub = Arc::new(Hub::new());
+        let router = Router::new(pod.clone(), hub.clone(), routes.clone(), bus.clone());
+        let session = Arc::new(Settings {
+            pod: pod.clone(),
+            heartbeat: config.heartbeat(),
+            timelife: config.timelife(),
+            ack_timeout: config.ack_timeout(),
+            ack_window: config.ack_window as usize,
+            rate_limit: config.rate_limit_per_second,
+            rate_burst: config.rate_burst,
+        });
+        Self {
+            pod,
+            auth,
+            store,
+            routes,
+            bus,
+            hub,
+            router,
+            drain: Drain::default(),
+            tracker: TaskTracker::new(),
+            session,
+            config,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The store side of a connection: each request kind that needs the store (or the fan-out) has
+//! its handler in its own module, and [`Handlers`] is the table from a call to its handler — the
+//! [`crate::session::Backend`] the session shell runs calls through.
+//!
+//! | frame | op | handler |
+//! |---|---|---|
+//! | 1 SEND, 9 SEND GROUP | `Op::Send` | [`send`] |
+//! | 15 ACK | `Op::Ack` | [`ack`] |
+//! | 13 SYNC | `Op::Conversations`, `Op::Read` | [`sync`] |
+//! | 8, 11, 12 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup` | [`groups`] |
+//! | 7 REGISTER | `Op::Register` | [`register`] |
+//! | (catch-up) | `Op::Backlog`, pages | [`sync`] |
+//!
+//! HEARTBEAT, RENEW, REGISTER's logout and every parse or rate-limit error are answered by the
+//! connection core itself, without the store.
+
+mod ack;
+mod groups;
+mod register;
+mod send;
+mod sync;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use crate::app::App;
+use crate::delivery::PullRequest;
+use crate::error::Result;
+use crate::session::ops::{Call, Done, Finished, Op};
+use crate::session::{Backend, Identity};
+use crate::store::Page;
+
+/// Runs a connection's calls against the process's store, route table and bus.
+pub struct Handlers {
+    app: Arc<App>,
+}
+
+impl Handlers {
+    /// Handlers over `app`'s dependencies.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+impl Backend for Handlers {
+    fn call(&self, who: Arc<Identity>, call: Call) -> BoxFuture<'static, Finished> {
+        let app = self.app.clone();
+        async move {
+            let Call { op, request_id } = call;
+            let silent = matches!(op, Op::Backlog);
+            let result = handle(&app, &who, op, request_id.as_ref()).await;
+            Finished {
+                request_id,
+                silent,
+                result,
+            }
+        }
+        .boxed()
+    }
+
+    fn read(&self, who: Arc<Identity>, req: PullRequest) -> BoxFuture<'static, Result<Page>> {
+        let app = self.app.clone();
+        async move { sync::page(&app, &who, &req).await }.boxed()
+    }
+
+    fn refresh_route(&self, who: &Identity) {
+        let app = self.app.clone();
+        let route = who.route(&app.pod);
+        tokio::spawn(async move {
+            if let Err(e) = app.routes.refresh(&route).await {
+                tracing::warn!(error = %e, "route refresh failed");
+            }
+        });
+    }
+}
+
+/// One hop from the op to its handler.
+async fn handle(
+    app: &App,
+    who: &Identity,
+    op: Op,
+    rid: Option<&chat_protocol::RequestId>,
+) -> Result<Done> {
+    match op {
+        Op::Send {
+            group,
+            to,
+            message,
+            file_type,
+            client_msg_id,
+        } => {
+            let send = send::Send {
+                group,
+                to,
+                body: message,
+                file_type,
+                client_msg_id,
+            };
+            send::handle(app, who, send, rid).await
+        }
+        Op::Ack { msgid } => ack::handle(app, who, msgid, rid).await,
+        Op::Conversations => sync::conversations(app, who, rid).await,
+        Op::Read {
+            conversation_id,
+            after_seq,
+            limit,
+        } => sync::read(app, who, conversation_id, after_seq, limit, rid).await,
+        Op::Backlog => sync::backlog(app, who).await,
+        Op::CreateGroup { name, members } => groups::create(app, who, &name, &members, rid).await,
+        Op::AddMembers { group_id, members } => {
+            groups::add_members(app, who, &group_id, &members, rid).await
+        }
+        Op::LeaveGroup { group_id } => groups::leave(app, who, group_id, rid).await,
+        Op::Register { name } => register::handle(app, who, name, rid).await,
+    }
+}

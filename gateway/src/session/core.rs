@@ -1,0 +1,484 @@
+//! One connection's state machine, sans I/O (the shape of `quinn_proto::Connection`).
+//!
+//! Inputs go in — a client frame, an event from the hub, a finished store call, a page read for
+//! catch-up, a timer firing — each with the time it happened. Effects come out of
+//! [`Connection::poll_effect`]: frames to write, store calls to start, pages to read, the route to
+//! refresh, and at last the close. [`Connection::poll_timeout`] says when to wake it next. It
+//! owns the ack window, the heartbeat, timelife and drain deadlines, the rate limit and the count
+//! of store calls in flight; it never touches a socket, a clock or the store, so every rule here
+//! is unit-tested with made-up instants.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_protocol::server::{self, Drain, DrainReason, ErrorFrame, HeartbeatAck, Kicked};
+use chat_protocol::server::{Registered, Renewed, Welcome};
+use chat_protocol::{close, date::date_string, limits, ClientFrame, LoginStatus};
+use chat_protocol::{PreparedPush, Reply, Request, RequestId};
+use tokio::time::Instant;
+
+use super::ops::{Call, Done, Finished, Op};
+use super::rate::RateLimit;
+use super::Identity;
+use crate::delivery::{Outbox, PullRequest, Push};
+use crate::error::{Error, Result};
+use crate::hub::{DrainNotice, Outbound};
+use crate::model::{new_id, Prepared};
+use crate::store::Page;
+
+/// Store calls one connection may have in flight before the server stops reading from it.
+pub const MAX_OPS: usize = 32;
+/// How long a failed catch-up read waits before it is tried again.
+const PULL_RETRY: Duration = Duration::from_millis(200);
+
+/// The numbers a connection runs by (from the gateway's configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The pod's name (WELCOME's `server`).
+    pub pod: String,
+    pub heartbeat: Duration,
+    pub timelife: Duration,
+    pub ack_timeout: Duration,
+    pub ack_window: usize,
+    pub rate_limit: u32,
+    pub rate_burst: u32,
+}
+
+/// How the connection ends: the close frame to send (none when the peer is gone or closed
+/// first), and whether queued events are flushed first (the drain deadline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub close: Option<(u16, &'static str)>,
+    pub flush_inbox: bool,
+}
+
+impl Ending {
+    fn with(code: u16, reason: &'static str) -> Self {
+        Self {
+            close: Some((code, reason)),
+            flush_inbox: false,
+        }
+    }
+}
+
+/// What the connection asks its shell to do.
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    /// Write this text frame.
+    Write(String),
+    /// Run this store call; hand its result to [`Connection::handle_finished`], in call order.
+    Call(Call),
+    /// Read this page for catch-up; hand it to [`Connection::handle_page`].
+    Read(PullRequest),
+    /// Extend the device's route (heartbeat, renew).
+    RefreshRoute,
+    /// Close, and stop.
+    Close(Ending),
+}
+
+/// A client frame as the socket delivered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    Text(&'a str),
+    Binary,
+    /// A WebSocket ping or pong (answered by the socket layer): the peer is alive.
+    Control,
+    /// The peer's close frame.
+    Close,
+}
+
+/// One connection's state.
+pub struct Connection {
+    settings: Arc<Settings>,
+    who: Arc<Identity>,
+    outbox: Outbox<Prepared>,
+    rate: RateLimit,
+    /// `now` and the wall clock (ms) at the start: wall times are derived, never read.
+    started: (Instant, i64),
+    idle_deadline: Instant,
+    expires_at: Instant,
+    close_at: Option<Instant>,
+    pull_paused_until: Option<Instant>,
+    calls_in_flight: usize,
+    closed: bool,
+    effects: VecDeque<Effect>,
+}
+
+impl Connection {
+    /// A new connection at `now` (`wall_ms`: the wall clock then). Its first effects are
+    /// WELCOME and the catch-up read.
+    pub fn new(settings: Arc<Settings>, who: Arc<Identity>, now: Instant, wall_ms: i64) -> Self {
+        let mut c = Self {
+            outbox: Outbox::new(settings.ack_window, settings.ack_timeout),
+            rate: RateLimit::new(settings.rate_limit, settings.rate_burst, now),
+            started: (now, wall_ms),
+            idle_deadline: now + settings.heartbeat * 3,
+            expires_at: now + settings.timelife,
+            close_at: None,
+            pull_paused_until: None,
+            calls_in_flight: 0,
+            closed: false,
+            effects: VecDeque::new(),
+            settings,
+            who,
+        };
+        let welcome = Welcome {
+            session_id: c.who.session_id.clone(),
+            user_id: c.who.user.clone(),
+            device_id: c.who.device.clone(),
+            server: c.settings.pod.clone(),
+            timelife: c.settings.timelife.as_secs(),
+            heartbeat: c.settings.heartbeat.as_secs(),
+            expires_at: wall_ms + c.settings.timelife.as_millis() as i64,
+        };
+        c.reply(Reply::Welcome(welcome), None);
+        c.call(Op::Backlog, None);
+        c
+    }
+
+    /// Who is on this connection.
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.who
+    }
+
+    /// May the shell read another client frame? Not while [`MAX_OPS`] calls are in flight.
+    pub fn wants_frames(&self) -> bool {
+        self.calls_in_flight < MAX_OPS && !self.closed
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        if self.effects.is_empty() && !self.closed && self.pull_paused_until.is_none() {
+            if let Some(req) = self.outbox.next_pull() {
+                return Some(Effect::Read(req));
+            }
+        }
+        self.effects.pop_front()
+    }
+
+    /// When to call [`Connection::handle_timeout`] next.
+    pub fn poll_timeout(&mut self) -> Instant {
+        [
+            Some(self.idle_deadline),
+            Some(self.expires_at),
+            self.close_at,
+            self.outbox.next_deadline(),
+            self.pull_paused_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("the heartbeat deadline is always set")
+    }
+
+    /// A frame from the client.
+    pub fn handle_frame(&mut self, frame: Incoming<'_>, now: Instant) {
+        self.idle_deadline = now + self.settings.heartbeat * 3;
+        match frame {
+            Incoming::Text(text) if text.len() > limits::MAX_FRAME_BYTES => {
+                self.close(Ending::with(close::TOO_BIG, "frame larger than 64 KiB"))
+            }
+            Incoming::Text(text) => match ClientFrame::parse(text) {
+                Ok(frame) => self.handle_request(frame, now),
+                Err(e) => self.error(&Error::BadRequest(e.message), e.request_id.as_ref()),
+            },
+            Incoming::Binary => self.close(Ending::with(
+                close::UNSUPPORTED,
+                "binary frames are not supported",
+            )),
+            Incoming::Control => {}
+            Incoming::Close => self.close(Ending {
+                close: None,
+                flush_inbox: false,
+            }),
+        }
+    }
+
+    fn handle_request(&mut self, frame: ClientFrame, now: Instant) {
+        let rid = frame.request_id;
+        if frame.request.is_rate_limited() && !self.rate.allow(now) {
+            let e = Error::RateLimited("too many requests; slow down".into());
+            return self.error(&e, rid.as_ref());
+        }
+        let op = match frame.request {
+            Request::Heartbeat => return self.heartbeat(rid, now),
+            Request::Renew => return self.renew(rid, now),
+            Request::Register {
+                openid,
+                user_name,
+                login_status,
+            } => match self.register(openid, user_name, login_status, rid.as_ref()) {
+                Some(op) => op,
+                None => return,
+            },
+            Request::Ack { msgid } => {
+                metrics::counter!("chat_acks_total").increment(1);
+                self.outbox.ack(msgid.as_str());
+                for push in self.outbox.refill(now) {
+                    self.write_push(push);
+                }
+                Op::Ack { msgid }
+            }
+            Request::Send {
+                to,
+                message,
+                file_type,
+                client_msg_id,
+            } => Op::Send {
+                group: false,
+                to: to.into_string(),
+                message,
+                file_type,
+                client_msg_id,
+            },
+            Request::SendGroup {
+                group_id,
+                message,
+                file_type,
+                client_msg_id,
+            } => Op::Send {
+                group: true,
+                to: group_id.into_string(),
+                message,
+                file_type,
+                client_msg_id,
+            },
+            Request::CreateGroup { name, members } => Op::CreateGroup { name, members },
+            Request::AddMembers { group_id, members } => Op::AddMembers { group_id, members },
+            Request::LeaveGroup { group_id } => Op::LeaveGroup { group_id },
+            Request::Sync {
+                conversation_id: None,
+                ..
+            } => Op::Conversations,
+            Request::Sync {
+                conversation_id: Some(conversation_id),
+                after_seq,
+                limit,
+            } => Op::Read {
+                conversation_id,
+                after_seq,
+                limit,
+            },
+        };
+        self.call(op, rid);
+    }
+
+    fn heartbeat(&mut self, rid: Option<RequestId>, now: Instant) {
+        self.effects.push_back(Effect::RefreshRoute);
+        let date = date_string(self.wall_ms(now));
+        self.reply(Reply::HeartbeatAck(HeartbeatAck { date }), rid.as_ref());
+    }
+
+    fn renew(&mut self, rid: Option<RequestId>, now: Instant) {
+        let mut timelife = self.settings.timelife;
+        self.expires_at = now + timelife;
+        if let Some(close_at) = self.close_at {
+            // Draining: tell the client the time left; the drain deadline closes (1012).
+            timelife = timelife.min(close_at.saturating_duration_since(now));
+            self.expires_at = self.expires_at.max(close_at + Duration::from_secs(1));
+        }
+        self.effects.push_back(Effect::RefreshRoute);
+        let renewed = Renewed {
+            timelife: timelife.as_secs(),
+            expires_at: self.wall_ms(now) + timelife.as_millis() as i64,
+        };
+        self.reply(Reply::Renew(renewed), rid.as_ref());
+    }
+
+    /// REGISTER: a store call to record the name, or nothing more (refused, or logged out).
+    fn register(
+        &mut self,
+        openid: String,
+        user_name: Option<String>,
+        login_status: LoginStatus,
+        rid: Option<&RequestId>,
+    ) -> Option<Op> {
+        if openid != self.who.user.as_str() {
+            let e = Error::Forbidden("openid does not match the token's user".into());
+            self.error(&e, rid);
+            return None;
+        }
+        if login_status == LoginStatus::Offline {
+            let reply = Registered {
+                openid,
+                user_name: None,
+                login_status,
+            };
+            self.reply(Reply::Register(reply), rid);
+            self.close(Ending::with(close::NORMAL, "logged out"));
+            return None;
+        }
+        if let Some(name) =
+            user_name.filter(|n| !n.is_empty() && n.len() <= limits::MAX_USER_NAME_BYTES)
+        {
+            let mut who = (*self.who).clone();
+            who.name = name;
+            self.who = Arc::new(who);
+        }
+        Some(Op::Register {
+            name: self.who.name.clone(),
+        })
+    }
+
+    /// Something the rest of the process tells this connection.
+    pub fn handle_event(&mut self, event: Outbound, now: Instant) {
+        match event {
+            Outbound::Message(m) => {
+                if let Some(push) = self.outbox.offer(m, now) {
+                    self.write_push(push);
+                }
+            }
+            Outbound::Notice(p) => self.write_notice(&p),
+            Outbound::Kick(reason) => {
+                self.reply(Reply::Kicked(Kicked { reason }), None);
+                self.close(Ending::with(close::KICKED, reason.as_str()));
+            }
+            Outbound::Drain(notice) => {
+                let DrainNotice {
+                    deadline,
+                    reconnect_after,
+                } = *notice;
+                let left = deadline.saturating_duration_since(now);
+                self.close_at = Some(deadline);
+                let drain = Drain {
+                    timelife: left.as_secs_f64().ceil() as u64,
+                    reconnect_after_ms: reconnect_after.as_millis() as u64,
+                    reason: DrainReason::Drain,
+                };
+                self.reply(Reply::Drain(drain), None);
+            }
+        }
+    }
+
+    /// A store call finished (in the order the calls were made).
+    pub fn handle_finished(&mut self, finished: Finished) {
+        self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
+        match finished.result {
+            Ok(Done::Frame(frame)) => self.effects.push_back(Effect::Write(frame)),
+            Ok(Done::Backlog(list)) => {
+                for b in list {
+                    self.outbox
+                        .start_pull(&b.conversation_id, b.after_seq, b.last_seq);
+                }
+            }
+            Err(e) if finished.silent => e.record(),
+            Err(e) => self.error(&e, finished.request_id.as_ref()),
+        }
+    }
+
+    /// A catch-up page read for `req`.
+    pub fn handle_page(&mut self, req: &PullRequest, page: Result<Page>, now: Instant) {
+        match page {
+            Ok(page) => {
+                let messages = page
+                    .messages
+                    .into_iter()
+                    .map(|m| Arc::new(Prepared::new(Arc::new(m))))
+                    .collect();
+                for push in self.outbox.pulled(req, messages, now) {
+                    self.write_push(push);
+                }
+            }
+            Err(e) if matches!(e.status(), 403 | 404) => self.outbox.pull_refused(req),
+            Err(e) => {
+                e.record();
+                self.outbox.pull_failed();
+                self.pull_paused_until = Some(now + PULL_RETRY);
+            }
+        }
+    }
+
+    /// The hub could not queue an event for this connection: read the backlog again.
+    pub fn handle_resync(&mut self) {
+        self.call(Op::Backlog, None);
+    }
+
+    /// Time has come to `now`: deadlines that passed take effect.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.close_at.is_some_and(|at| at <= now) {
+            // Flush what is queued for this device before closing.
+            return self.close(Ending {
+                close: Some((close::SERVICE_RESTART, "server restarting")),
+                flush_inbox: true,
+            });
+        }
+        if self.expires_at <= now {
+            return self.close(Ending::with(close::TIMELIFE_EXPIRED, "timelife expired"));
+        }
+        if self.idle_deadline <= now {
+            return self.close(Ending::with(close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
+        }
+        if self.pull_paused_until.is_some_and(|at| at <= now) {
+            self.pull_paused_until = None;
+        }
+        let expired = self.outbox.expire(now);
+        for push in expired.resend {
+            self.write_push(push);
+        }
+        if !expired.gave_up.is_empty() {
+            tracing::debug!(
+                count = expired.gave_up.len(),
+                "unacked after retry; left for catch-up"
+            );
+        }
+    }
+
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let (start, wall) = self.started;
+        wall + now.saturating_duration_since(start).as_millis() as i64
+    }
+
+    fn call(&mut self, op: Op, request_id: Option<RequestId>) {
+        self.calls_in_flight += 1;
+        self.effects
+            .push_back(Effect::Call(Call { op, request_id }));
+    }
+
+    fn close(&mut self, ending: Ending) {
+        if !self.closed {
+            self.closed = true;
+            self.effects.push_back(Effect::Close(ending));
+        }
+    }
+
+    fn reply(&mut self, reply: Reply, rid: Option<&RequestId>) {
+        self.effects
+            .push_back(Effect::Write(server::reply_json(&reply, rid)));
+    }
+
+    /// The one place an error becomes an ERROR frame.
+    fn error(&mut self, e: &Error, rid: Option<&RequestId>) {
+        self.effects.push_back(Effect::Write(error_frame(e, rid)));
+    }
+
+    fn write_push(&mut self, push: Push<Prepared>) {
+        if push.retry {
+            metrics::counter!("chat_retries_total").increment(1);
+        }
+        metrics::counter!("chat_messages_out_total").increment(1);
+        let frame = push.message.push.render(
+            &self.who.session_id,
+            self.who.user.as_str(),
+            push.retry,
+            new_id,
+        );
+        self.effects.push_back(Effect::Write(frame));
+    }
+
+    fn write_notice(&mut self, push: &PreparedPush) {
+        let frame = push.render(&self.who.session_id, self.who.user.as_str(), false, new_id);
+        self.effects.push_back(Effect::Write(frame));
+    }
+}
+
+/// An ERROR (500) frame for `e`: counted and logged here, as the policy in `error.rs` says.
+pub fn error_frame(e: &Error, rid: Option<&RequestId>) -> String {
+    e.record();
+    let frame = ErrorFrame {
+        status: e.status(),
+        code: e.code().to_owned(),
+        message: e.client_message(),
+    };
+    server::error_json(&frame, rid)
+}
