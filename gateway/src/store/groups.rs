@@ -3,16 +3,16 @@
 
 use std::collections::BTreeSet;
 
+use super::backend::Backend;
 use super::cache::Cache;
 use super::command::ManageCommand;
-use super::sql::Sql;
 use super::Group;
 use crate::error::{Error, Result};
 use crate::model::{group_conversation_id, new_id, now_ms};
 
 /// Runs one command inside the writer's transaction; the command holds its result (a client
 /// error fails it alone). `Err` is an internal error: the whole transaction must roll back.
-pub(super) async fn run<DB: Sql>(
+pub(super) async fn run<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     command: &mut ManageCommand,
@@ -42,7 +42,7 @@ pub(super) async fn run<DB: Sql>(
 }
 
 /// Records a display name, unless the cache knows it already.
-async fn upsert_user<DB: Sql>(
+async fn upsert_user<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     id: &str,
@@ -55,7 +55,7 @@ async fn upsert_user<DB: Sql>(
     Ok(())
 }
 
-async fn add<DB: Sql>(
+async fn add<DB: Backend>(
     conn: &mut DB::Connection,
     user: &str,
     group_id: &str,
@@ -66,12 +66,12 @@ async fn add<DB: Sql>(
     load::<DB>(conn, group_id).await
 }
 
-async fn leave<DB: Sql>(conn: &mut DB::Connection, user: &str, group_id: &str) -> Result<()> {
+async fn leave<DB: Backend>(conn: &mut DB::Connection, user: &str, group_id: &str) -> Result<()> {
     let conversation = member_of::<DB>(conn, user, group_id).await?;
     DB::leave(conn, user, &conversation).await
 }
 
-async fn create<DB: Sql>(
+async fn create<DB: Backend>(
     conn: &mut DB::Connection,
     owner: &str,
     name: &str,
@@ -94,14 +94,14 @@ async fn create<DB: Sql>(
 }
 
 /// The group's conversation id and name (404 when there is no such group).
-async fn find<DB: Sql>(conn: &mut DB::Connection, group_id: &str) -> Result<(String, String)> {
+async fn find<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<(String, String)> {
     DB::group(conn, group_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no group {group_id}")))
 }
 
 /// The group's conversation, if it exists (404) and `user` is an active member of it (403).
-async fn member_of<DB: Sql>(
+async fn member_of<DB: Backend>(
     conn: &mut DB::Connection,
     user: &str,
     group_id: &str,
@@ -113,7 +113,7 @@ async fn member_of<DB: Sql>(
     Ok(conversation)
 }
 
-async fn load<DB: Sql>(conn: &mut DB::Connection, group_id: &str) -> Result<Group> {
+async fn load<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<Group> {
     let (conversation_id, name) = find::<DB>(conn, group_id).await?;
     let mut members: Vec<String> = DB::active_members(conn, &[&conversation_id])
         .await?

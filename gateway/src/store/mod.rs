@@ -4,16 +4,24 @@
 //! pods on one database). Both are a [`SqlStore`]: every mutation goes through the process's one
 //! writer task (`writer.rs`), which batches whatever is queued into one transaction (group commit)
 //! so throughput does not collapse to one fsync per message; a caller's future resolves only
-//! after the transaction that holds its change committed. Reads go to a pool of readers. The
-//! SQL is written once (`sql.rs`), the decisions between statements are pure (`plan.rs`, [`acks`]);
-//! a backend says how to connect, what its `Dialect` is, and may write the hot path's statements
-//! over lists its own way (`lists.rs`: PostgreSQL binds arrays).
+//! after the transaction that holds its change committed. Reads go to a pool of readers.
+//!
+//! This file is the contract: [`Store`] and its value types. Below it, dependencies point one way:
+//!
+//! - `sql_store.rs`: [`SqlStore`], which turns writes into typed commands (`command.rs`: each
+//!   with a reply channel of its answer's type) for the writer (`writer.rs`: group commit, retries).
+//! - `segment.rs` stores a run of SEND/ACK commands in a constant number of statements,
+//!   `groups.rs` runs the rare commands; both decide purely (`plan.rs`, [`acks`]) and keep what
+//!   they learn in the writer-local cache (`cache.rs`).
+//! - `backend.rs`: the one `Backend` trait, every round trip the store makes, implemented by
+//!   [`sqlite`] and [`postgres`]. Statements both run as written are plain functions in `sql/`;
+//!   each backend's hot path is its own (`sqlite/lists.rs`, `postgres/arrays.rs`).
 
 pub mod acks;
+mod backend;
 mod cache;
 mod command;
 mod groups;
-mod lists;
 mod plan;
 pub mod postgres;
 pub mod recent;

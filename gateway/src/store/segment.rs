@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
+use super::backend::Backend;
 use super::cache::Cache;
 use super::command::MessageCommand;
-use super::lists::Lists;
 use super::plan::{self, AckTarget, Lookups, Mark, Plan, SendRequest};
 use super::{Acked, Sent};
 use crate::error::Result;
@@ -52,7 +52,7 @@ impl Results {
 
 /// Stores a run of SEND/ACK commands inside the caller's transaction. `Err` is a database error:
 /// the whole transaction must roll back.
-pub(super) async fn run<DB: Lists>(
+pub(super) async fn run<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     run: &[MessageCommand],
@@ -73,7 +73,7 @@ pub(super) async fn run<DB: Lists>(
 
 type Outcomes = (Vec<Result<Sent>>, Vec<Result<Acked>>);
 
-async fn store<DB: Lists>(
+async fn store<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -101,7 +101,7 @@ async fn store<DB: Lists>(
 /// and the display names of 1:1 recipients not in the cache (added to it); and the acked
 /// messages. An ack never names a message of its own run: a message is acked after it was
 /// delivered, so after the transaction that stored it committed.
-async fn look_up<DB: Lists>(
+async fn look_up<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -124,7 +124,7 @@ async fn look_up<DB: Lists>(
 
 /// Creates new 1:1 conversations, allocates seqs and builds the new messages (inserted with the
 /// membership locks). Returns them by send index, and the acks they imply for their senders.
-async fn allocate_new<DB: Lists>(
+async fn allocate_new<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],

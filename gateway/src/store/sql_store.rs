@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use sqlx::{Connection, Database, Pool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::backend::Backend;
 use super::command::{Command, ManageCommand, MessageCommand, Pending, Reply};
-use super::lists::Lists;
 use super::writer;
 use super::{Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, Sent, Store};
 use crate::error::{Error, Result};
@@ -25,7 +25,7 @@ pub struct SqlStore<DB: Database> {
     readers: Pool<DB>,
 }
 
-impl<DB: Lists> SqlStore<DB> {
+impl<DB: Backend> SqlStore<DB> {
     /// Starts the writer (connecting with `writer`, transactions at least `commit_interval`
     /// apart) beside the `readers`; migrations have run.
     pub(super) fn start(
@@ -72,7 +72,7 @@ impl<DB: Lists> SqlStore<DB> {
 }
 
 #[async_trait]
-impl<DB: Lists> Store for SqlStore<DB> {
+impl<DB: Backend> Store for SqlStore<DB> {
     async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
         let (id, name) = (id.to_owned(), name.to_owned());
         self.manage(|reply| ManageCommand::UpsertUser { id, name, reply })

@@ -15,9 +15,9 @@ use rand::Rng;
 use sqlx::Connection;
 use tokio::sync::mpsc;
 
+use super::backend::Backend;
 use super::cache::Cache;
 use super::command::{Command, ManageCommand, MessageCommand};
-use super::lists::Lists;
 use super::{groups, segment};
 use crate::error::{Error, Result};
 
@@ -37,7 +37,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// runtime for every one of them would cap throughput. A transaction starts at least
 /// `commit_interval` after the previous one started (zero: as soon as it committed). The writer
 /// stops when every sender of the returned queue is dropped.
-pub(super) fn spawn<DB: Lists>(
+pub(super) fn spawn<DB: Backend>(
     options: <DB::Connection as Connection>::Options,
     commit_interval: Duration,
 ) -> Result<mpsc::Sender<Command>> {
@@ -55,7 +55,7 @@ pub(super) fn spawn<DB: Lists>(
     Ok(tx)
 }
 
-async fn writer_loop<DB: Lists>(
+async fn writer_loop<DB: Backend>(
     options: <DB::Connection as Connection>::Options,
     commit_interval: Duration,
     mut rx: mpsc::Receiver<Command>,
@@ -131,7 +131,7 @@ fn steps(batch: impl Iterator<Item = Command>) -> Vec<Step> {
 
 /// Runs the batch in one transaction, again after a conflict with another writer. Each command
 /// holds its result when this returns `Ok`; `Err` is what failed the whole batch.
-async fn commit<DB: Lists>(
+async fn commit<DB: Backend>(
     options: &<DB::Connection as Connection>::Options,
     slot: &mut Option<DB::Connection>,
     cache: &mut Cache,
@@ -175,7 +175,7 @@ async fn commit<DB: Lists>(
 
 /// One transaction over the whole batch. Client errors (403, 404, …) are found before a command
 /// writes anything, so they fail alone; a database error fails the whole batch.
-async fn transact<DB: Lists>(
+async fn transact<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     steps: &mut [Step],
