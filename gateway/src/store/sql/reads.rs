@@ -10,6 +10,19 @@ use crate::model::StoredMessage;
 use crate::store::backend::Backend;
 use crate::store::{Backlog, ConversationSummary, Page, Position};
 
+/// A row of [`Shared::conversations`]: id, last seq, acked seq, joined seq, kind, group id,
+/// group name, peer.
+type Listed = (
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 impl<DB> Shared<DB>
 where
     DB: Backend,
@@ -85,22 +98,18 @@ where
         })
     }
 
-    /// The user's active conversations, by id, with their last and acked seqs.
+    /// The user's active conversations, by id, in one statement: a 1:1 conversation's peer is
+    /// its other member (the user itself when it talks to itself).
     pub(in crate::store) async fn conversations(
         pool: &Pool<DB>,
         user: &str,
     ) -> Result<Vec<ConversationSummary>> {
-        type Listed = (
-            String,
-            i64,
-            i64,
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-        );
         let rows: Vec<Listed> = sqlx::query_as(
-            "SELECT c.id, c.last_seq, m.acked_seq, m.joined_seq, c.kind, g.id, g.name
+            "SELECT c.id, c.last_seq, m.acked_seq, m.joined_seq, c.kind, g.id, g.name,
+                 CASE WHEN c.kind = 'direct' THEN COALESCE(
+                     (SELECT p.user_id FROM memberships p
+                      WHERE p.conversation_id = c.id AND p.user_id <> m.user_id LIMIT 1),
+                     m.user_id) END
              FROM memberships m JOIN conversations c ON c.id = m.conversation_id
              LEFT JOIN groups g ON g.conversation_id = c.id
              WHERE m.user_id = $1 AND m.active = 1 ORDER BY c.id",
@@ -108,31 +117,22 @@ where
         .bind(user)
         .fetch_all(pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (conversation_id, last_seq, acked, joined, kind, group_id, name) in rows {
-            let peer = if kind == "direct" {
-                let other: Option<(String,)> = sqlx::query_as(
-                    "SELECT user_id FROM memberships WHERE conversation_id = $1 AND user_id <> $2 LIMIT 1",
-                )
-                .bind(conversation_id.as_str())
-                .bind(user)
-                .fetch_optional(pool)
-                .await?;
-                Some(other.map(|(u,)| u).unwrap_or_else(|| user.to_owned()))
-            } else {
-                None
-            };
-            out.push(ConversationSummary {
-                conversation_id,
-                last_seq,
-                acked_seq: acked.max(joined),
-                kind,
-                peer,
-                group_id,
-                name,
-            });
-        }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(
+                |(conversation_id, last_seq, acked, joined, kind, group_id, name, peer)| {
+                    ConversationSummary {
+                        conversation_id,
+                        last_seq,
+                        acked_seq: acked.max(joined),
+                        kind,
+                        peer,
+                        group_id,
+                        name,
+                    }
+                },
+            )
+            .collect())
     }
 
     /// Conversations where the user has messages above its `ackedSeq` and its join point.
