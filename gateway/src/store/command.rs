@@ -5,6 +5,8 @@
 //! stored in runs, set-based; the rare commands ([`ManageCommand`]) run one by one between runs.
 //! Keeping them apart in the type lets each part of the writer take only the commands it runs.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use super::{Acked, Group, NewMessage, Sent};
@@ -73,11 +75,9 @@ impl<T> Reply<T> {
         let _ = self.0.send(result);
     }
 
-    /// The batch failed: the caller may try again.
-    pub(super) fn fail(self) {
-        self.send(Err(Error::Unavailable(
-            "store write failed; try again".into(),
-        )));
+    /// The batch failed with `cause`: the caller may try again.
+    pub(super) fn fail(self, cause: &Arc<Error>) {
+        self.send(Err(Error::StoreWrite(Arc::clone(cause))));
     }
 }
 
@@ -120,10 +120,10 @@ impl<T> Pending<T> {
 }
 
 impl MessageCommand {
-    pub(super) fn fail(self) {
+    pub(super) fn fail(self, cause: &Arc<Error>) {
         match self {
-            MessageCommand::Send { reply, .. } => reply.fail(),
-            MessageCommand::Ack { reply, .. } => reply.fail(),
+            MessageCommand::Send { reply, .. } => reply.fail(cause),
+            MessageCommand::Ack { reply, .. } => reply.fail(cause),
         }
     }
 }
@@ -140,14 +140,51 @@ impl ManageCommand {
         }
     }
 
-    pub(super) fn fail(self) {
+    pub(super) fn fail(self, cause: &Arc<Error>) {
         match self {
             ManageCommand::UpsertUser { reply, .. } | ManageCommand::LeaveGroup { reply, .. } => {
-                reply.reply.fail()
+                reply.reply.fail(cause)
             }
             ManageCommand::CreateGroup { reply, .. } | ManageCommand::AddMembers { reply, .. } => {
-                reply.reply.fail()
+                reply.reply.fail(cause)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_batch_answers_503_with_its_cause_as_the_source() {
+        let (tx, mut rx) = oneshot::channel::<Result<Sent>>();
+        let cause = Arc::new(Error::Internal("deadlock".into()));
+        Reply::new(tx).fail(&cause);
+        let err = rx.try_recv().unwrap().unwrap_err();
+        assert_eq!((err.status(), err.code()), (503, "unavailable"));
+        assert_eq!(err.client_message(), "store write failed; try again");
+        let source = std::error::Error::source(&err).unwrap();
+        assert_eq!(source.to_string(), "deadlock");
+    }
+
+    #[test]
+    fn a_client_error_is_held_for_its_caller_an_internal_one_fails_the_batch() {
+        let (tx, mut rx) = oneshot::channel::<Result<()>>();
+        let mut pending = Pending::new(tx);
+        let internal = pending.hold(Err(Error::Internal("broken".into())));
+        assert!(internal.is_err_and(|e| e.is_internal()));
+        pending
+            .hold(Err(Error::Forbidden("not a member".into())))
+            .unwrap();
+        pending.send();
+        assert_eq!(rx.try_recv().unwrap().unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn a_command_without_a_result_closes_its_channel() {
+        let (tx, mut rx) = oneshot::channel::<Result<Group>>();
+        Pending::new(tx).send();
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -93,7 +93,7 @@ impl RecentCache {
             .set_number_of_retries(CONNECT_RETRIES);
         let conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| Error::Unavailable(format!("recent cache: {e}")))?;
+            .map_err(unavailable)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_loop(conn.clone(), prefix.to_owned(), queue));
         Ok(Self {
@@ -126,8 +126,16 @@ impl RecentCache {
         let entries: Vec<String> = tokio::time::timeout(READ_TIMEOUT, range)
             .await
             .map_err(|_| Error::Unavailable("recent cache: read timed out".into()))?
-            .map_err(|e| Error::Unavailable(format!("recent cache: {e}")))?;
+            .map_err(unavailable)?;
         whole(&entries, conversation, from, to)
+    }
+}
+
+/// Redis did not answer: reads go to the database meanwhile.
+fn unavailable(e: redis::RedisError) -> Error {
+    Error::UnavailableFrom {
+        context: "recent cache".into(),
+        source: e.into(),
     }
 }
 
@@ -153,8 +161,11 @@ fn whole(
     }
     let mut messages = Vec::with_capacity(entries.len());
     for (expected, entry) in (from + 1..).zip(entries) {
-        let message: StoredMessage = serde_json::from_str(entry)
-            .map_err(|e| Error::Internal(format!("recent cache entry: {e}")))?;
+        let message: StoredMessage =
+            serde_json::from_str(entry).map_err(|e| Error::InternalFrom {
+                context: "recent cache entry".into(),
+                source: e.into(),
+            })?;
         if message.seq != expected || message.conversation_id != conversation {
             return Ok(None);
         }

@@ -78,8 +78,10 @@ impl SqlStore<Sqlite> {
 
     /// Applies migrations and returns (the `migrate` command).
     pub async fn migrate(data_dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::InternalFrom {
+            context: format!("creating {}", data_dir.display()),
+            source: e.into(),
+        })?;
         let mut conn = SqliteConnection::connect_with(&options(&data_dir.join("chat.db"))).await?;
         migrator().run(&mut conn).await?;
         conn.close().await?;

@@ -9,6 +9,7 @@
 //! (deadlock, serialization failure, the same key inserted first elsewhere) it rolls back —
 //! seq bumps included — and simply runs again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -51,7 +52,10 @@ pub(super) fn spawn<DB: Backend>(
                 .expect("writer runtime");
             rt.block_on(writer_loop::<DB>(options, commit_interval, rx));
         })
-        .map_err(|e| Error::Internal(format!("starting the store writer: {e}")))?;
+        .map_err(|e| Error::InternalFrom {
+            context: "starting the store writer".into(),
+            source: e.into(),
+        })?;
     Ok(tx)
 }
 
@@ -82,7 +86,8 @@ async fn writer_loop<DB: Backend>(
             Ok(()) => steps.into_iter().for_each(Step::answer),
             Err(e) => {
                 tracing::error!(error = %e, size, "store batch failed; rolled back");
-                steps.into_iter().for_each(Step::fail);
+                let cause = Arc::new(e);
+                steps.into_iter().for_each(|step| step.fail(&cause));
             }
         }
         metrics::histogram!("chat_store_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -108,10 +113,10 @@ impl Step {
         }
     }
 
-    fn fail(self) {
+    fn fail(self, cause: &Arc<Error>) {
         match self {
-            Step::Run(run, _) => run.into_iter().for_each(MessageCommand::fail),
-            Step::One(command) => command.fail(),
+            Step::Run(run, _) => run.into_iter().for_each(|c| c.fail(cause)),
+            Step::One(command) => command.fail(cause),
         }
     }
 }
