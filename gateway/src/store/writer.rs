@@ -122,12 +122,17 @@ impl Step {
 }
 
 /// A batch's commands as steps: consecutive SEND/ACK commands form one run.
-fn steps(batch: impl Iterator<Item = Command>) -> Vec<Step> {
+fn steps(mut batch: impl ExactSizeIterator<Item = Command>) -> Vec<Step> {
     let mut steps = Vec::new();
-    for command in batch {
+    while let Some(command) = batch.next() {
         match (command, steps.last_mut()) {
             (Command::Message(m), Some(Step::Run(run, _))) => run.push(m),
-            (Command::Message(m), _) => steps.push(Step::Run(vec![m], Default::default())),
+            (Command::Message(m), _) => {
+                // Room for the rest of the batch: a batch is mostly one long run.
+                let mut run = Vec::with_capacity(batch.len() + 1);
+                run.push(m);
+                steps.push(Step::Run(run, Default::default()));
+            }
             (Command::Manage(m), _) => steps.push(Step::One(m)),
         }
     }
@@ -194,4 +199,43 @@ async fn transact<DB: Backend>(
         }
     }
     DB::execute(conn, "COMMIT").await
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::store::command::{Pending, Reply};
+
+    fn ack() -> Command {
+        let (tx, _) = oneshot::channel();
+        Command::Message(MessageCommand::Ack {
+            user: "bob".into(),
+            message_id: "m".into(),
+            reply: Reply::new(tx),
+        })
+    }
+
+    fn leave() -> Command {
+        let (tx, _) = oneshot::channel();
+        Command::Manage(ManageCommand::LeaveGroup {
+            user: "bob".into(),
+            group_id: "g".into(),
+            reply: Pending::new(tx),
+        })
+    }
+
+    #[test]
+    fn consecutive_sends_and_acks_form_runs_between_rare_commands() {
+        let batch = vec![ack(), ack(), leave(), leave(), ack()];
+        let shape: Vec<usize> = steps(batch.into_iter())
+            .iter()
+            .map(|step| match step {
+                Step::Run(run, _) => run.len(),
+                Step::One(_) => 0,
+            })
+            .collect();
+        assert_eq!(shape, [2, 0, 0, 1]);
+    }
 }
