@@ -4,6 +4,8 @@
 //! ([`Reply`]), so no other kind of reply can reach it. SEND and ACK ([`MessageCommand`]) are
 //! stored in runs, set-based; the rare commands ([`ManageCommand`]) run one by one between runs.
 //! Keeping them apart in the type lets each part of the writer take only the commands it runs.
+//! Results wait for the commit: a run's beside it (`segment::Results`, so that a queued SEND
+//! stays as small as its request), a rare command's in its own [`Pending`].
 
 use std::sync::Arc;
 
