@@ -37,6 +37,24 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Internal(String),
+    /// A store write failed with the whole batch it was in (503): the batch rolled back, and
+    /// every command of it shares the error that failed it as its source.
+    #[error("store write failed; try again")]
+    StoreWrite(#[source] std::sync::Arc<Error>),
+    /// A backend did not answer (503); `source` is its driver's error.
+    #[error("{context}: {source}")]
+    UnavailableFrom {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An internal failure (500) with its cause kept as the source.
+    #[error("{context}: {source}")]
+    InternalFrom {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
@@ -52,6 +70,8 @@ impl Error {
             Error::RateLimited(_) => 429,
             Error::Unavailable(_) => 503,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => 500,
+            Error::StoreWrite(_) | Error::UnavailableFrom { .. } => 503,
+            Error::InternalFrom { .. } => 500,
         }
     }
 
@@ -67,6 +87,8 @@ impl Error {
             Error::RateLimited(_) => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
+            Error::StoreWrite(_) | Error::UnavailableFrom { .. } => "unavailable",
+            Error::InternalFrom { .. } => "internal",
         }
     }
 
@@ -76,6 +98,8 @@ impl Error {
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 "internal error; try again".to_owned()
             }
+            Error::InternalFrom { .. } => "internal error; try again".to_owned(),
+            Error::UnavailableFrom { context, .. } => format!("{context}: unavailable"),
             other => other.to_string(),
         }
     }
@@ -89,6 +113,9 @@ impl Error {
     pub fn record(&self) {
         match self {
             Error::Unavailable(_) => tracing::warn!(error = %self, "unavailable"),
+            Error::StoreWrite(_) | Error::UnavailableFrom { .. } => {
+                tracing::warn!(error = %self, "unavailable")
+            }
             e if e.is_internal() => tracing::error!(error = %e, "internal error"),
             _ => {}
         }

@@ -3,54 +3,75 @@
 
 use std::collections::BTreeSet;
 
-use super::sql::Sql;
-use super::writer::{Cache, Request, Response};
+use super::backend::Backend;
+use super::cache::Cache;
+use super::command::ManageCommand;
 use super::Group;
 use crate::error::{Error, Result};
 use crate::model::{group_conversation_id, new_id, now_ms};
 
-/// Runs one request inside the writer's transaction.
-pub(super) async fn run<DB: Sql>(
+/// Runs one command inside the writer's transaction; the command holds its result (a client
+/// error fails it alone). `Err` is an internal error: the whole transaction must roll back.
+pub(super) async fn run<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
-    request: &Request,
-) -> Result<Response> {
-    match request {
-        Request::UpsertUser { id, name } => {
-            if cache.names().get(id) != Some(name) {
-                DB::upsert_user(conn, id, name, now_ms()).await?;
-                cache.add_names([(id.clone(), name.clone())]);
-            }
-            Ok(Response::Done)
+    command: &mut ManageCommand,
+) -> Result<()> {
+    match command {
+        ManageCommand::UpsertUser { id, name, reply } => {
+            reply.hold(upsert_user::<DB>(conn, cache, id, name).await)
         }
-        Request::CreateGroup {
+        ManageCommand::CreateGroup {
             owner,
             name,
             members,
-        } => Ok(Response::Group(
-            create::<DB>(conn, owner, name, members).await?,
-        )),
-        Request::AddMembers {
+            reply,
+        } => reply.hold(create::<DB>(conn, owner, name, members).await),
+        ManageCommand::AddMembers {
             user,
             group_id,
             members,
-        } => {
-            let conversation = member_of::<DB>(conn, user, group_id).await?;
-            DB::join(conn, &conversation, &unique(members)).await?;
-            Ok(Response::Group(load::<DB>(conn, group_id).await?))
-        }
-        Request::LeaveGroup { user, group_id } => {
-            let conversation = member_of::<DB>(conn, user, group_id).await?;
-            DB::leave(conn, user, &conversation).await?;
-            Ok(Response::Done)
-        }
-        Request::Send { .. } | Request::Ack { .. } => {
-            Err(Error::Internal("SEND/ACK outside a run".into()))
-        }
+            reply,
+        } => reply.hold(add::<DB>(conn, user, group_id, members).await),
+        ManageCommand::LeaveGroup {
+            user,
+            group_id,
+            reply,
+        } => reply.hold(leave::<DB>(conn, user, group_id).await),
     }
 }
 
-async fn create<DB: Sql>(
+/// Records a display name, unless the cache knows it already.
+async fn upsert_user<DB: Backend>(
+    conn: &mut DB::Connection,
+    cache: &mut Cache,
+    id: &str,
+    name: &str,
+) -> Result<()> {
+    if cache.names().get(id).map(String::as_str) != Some(name) {
+        DB::upsert_user(conn, id, name, now_ms()).await?;
+        cache.add_names([(id.to_owned(), name.to_owned())]);
+    }
+    Ok(())
+}
+
+async fn add<DB: Backend>(
+    conn: &mut DB::Connection,
+    user: &str,
+    group_id: &str,
+    members: &[String],
+) -> Result<Group> {
+    let conversation = member_of::<DB>(conn, user, group_id).await?;
+    DB::join(conn, &conversation, &unique(members)).await?;
+    load::<DB>(conn, group_id).await
+}
+
+async fn leave<DB: Backend>(conn: &mut DB::Connection, user: &str, group_id: &str) -> Result<()> {
+    let conversation = member_of::<DB>(conn, user, group_id).await?;
+    DB::leave(conn, user, &conversation).await
+}
+
+async fn create<DB: Backend>(
     conn: &mut DB::Connection,
     owner: &str,
     name: &str,
@@ -73,14 +94,14 @@ async fn create<DB: Sql>(
 }
 
 /// The group's conversation id and name (404 when there is no such group).
-async fn find<DB: Sql>(conn: &mut DB::Connection, group_id: &str) -> Result<(String, String)> {
+async fn find<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<(String, String)> {
     DB::group(conn, group_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no group {group_id}")))
 }
 
 /// The group's conversation, if it exists (404) and `user` is an active member of it (403).
-async fn member_of<DB: Sql>(
+async fn member_of<DB: Backend>(
     conn: &mut DB::Connection,
     user: &str,
     group_id: &str,
@@ -92,7 +113,7 @@ async fn member_of<DB: Sql>(
     Ok(conversation)
 }
 
-async fn load<DB: Sql>(conn: &mut DB::Connection, group_id: &str) -> Result<Group> {
+async fn load<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<Group> {
     let (conversation_id, name) = find::<DB>(conn, group_id).await?;
     let mut members: Vec<String> = DB::active_members(conn, &[&conversation_id])
         .await?

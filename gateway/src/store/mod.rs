@@ -4,36 +4,39 @@
 //! pods on one database). Both are a [`SqlStore`]: every mutation goes through the process's one
 //! writer task (`writer.rs`), which batches whatever is queued into one transaction (group commit)
 //! so throughput does not collapse to one fsync per message; a caller's future resolves only
-//! after the transaction that holds its change committed. Reads go to a pool of readers. The
-//! SQL is written once (`sql.rs`), the decisions between statements are pure (`plan.rs`, [`acks`]);
-//! a backend says how to connect, what its `Dialect` is, and may write the hot path's statements
-//! over lists its own way (`lists.rs`: PostgreSQL binds arrays).
+//! after the transaction that holds its change committed. Reads go to a pool of readers.
+//!
+//! This file is the contract: [`Store`] and its value types. Below it, dependencies point one way:
+//!
+//! - `sql_store.rs`: [`SqlStore`], which turns writes into typed commands (`command.rs`: each
+//!   with a reply channel of its answer's type) for the writer (`writer.rs`: group commit, retries).
+//! - `segment.rs` stores a run of SEND/ACK commands in a constant number of statements,
+//!   `groups.rs` runs the rare commands; both decide purely (`plan.rs`, [`acks`]) and keep what
+//!   they learn in the writer-local cache (`cache.rs`).
+//! - `backend.rs`: the one `Backend` trait, every round trip the store makes, implemented by
+//!   [`sqlite`] and [`postgres`]. Statements both run as written are plain functions in `sql/`;
+//!   each backend's hot path is its own (`sqlite/lists.rs`, `postgres/arrays.rs`).
 
 pub mod acks;
+mod backend;
+mod cache;
+mod command;
 mod groups;
-mod lists;
 mod plan;
 pub mod postgres;
 pub mod recent;
 mod segment;
 mod sql;
+mod sql_store;
 pub mod sqlite;
 mod writer;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::{Connection, Database, Pool};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::StoredMessage;
-use lists::Lists;
-use writer::{Command, Request, Response};
-
-/// How long `/readyz` waits for the database: an unreachable one would otherwise hold the probe
-/// for the pool's whole acquire timeout, past the kubelet's 2 s probe timeout, and the pod's
-/// reason for being unready would be lost.
-const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+pub use sql_store::SqlStore;
 
 /// A message to store, as the sender asked for it. The sender is always the token's user.
 #[derive(Debug, Clone)]
@@ -168,156 +171,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Is the store reachable? (readiness)
     async fn ping(&self) -> Result<()>;
-}
-
-/// The store over a sqlx driver: [`sqlite::SqliteStore`] or [`postgres::PgStore`].
-pub struct SqlStore<DB: Database> {
-    writer: mpsc::Sender<Command>,
-    readers: Pool<DB>,
-}
-
-impl<DB: Lists> SqlStore<DB> {
-    /// Starts the writer (connecting with `writer`, transactions at least `commit_interval`
-    /// apart) beside the `readers`; migrations have run.
-    fn start(
-        writer: <DB::Connection as Connection>::Options,
-        commit_interval: std::time::Duration,
-        readers: Pool<DB>,
-    ) -> Result<Self> {
-        Ok(Self {
-            writer: writer::spawn::<DB>(writer, commit_interval)?,
-            readers,
-        })
-    }
-
-    /// Queues a write and waits for its result, which comes after commit. `expect` picks the
-    /// response of the request's kind.
-    async fn call<T>(&self, request: Request, expect: fn(Response) -> Option<T>) -> Result<T> {
-        let unavailable = || Error::Unavailable("store write failed; try again".into());
-        let (reply, rx) = oneshot::channel();
-        let queued = std::time::Instant::now();
-        self.writer
-            .send(Command { request, reply })
-            .await
-            .map_err(|_| unavailable())?;
-        let response = rx.await.map_err(|_| unavailable())??;
-        metrics::histogram!("chat_store_write_seconds").record(queued.elapsed().as_secs_f64());
-        expect(response).ok_or_else(|| Error::Internal("store: a reply of another kind".into()))
-    }
-}
-
-/// Picks the response of a request's kind (`call`'s `expect`).
-fn done(r: Response) -> Option<()> {
-    matches!(r, Response::Done).then_some(())
-}
-
-fn sent(r: Response) -> Option<Sent> {
-    match r {
-        Response::Sent(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn acked(r: Response) -> Option<Acked> {
-    match r {
-        Response::Acked(a) => Some(a),
-        _ => None,
-    }
-}
-
-fn group(r: Response) -> Option<Group> {
-    match r {
-        Response::Group(g) => Some(g),
-        _ => None,
-    }
-}
-
-#[async_trait]
-impl<DB: Lists> Store for SqlStore<DB> {
-    async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
-        let (id, name) = (id.to_owned(), name.to_owned());
-        self.call(Request::UpsertUser { id, name }, done).await
-    }
-
-    async fn send_direct(&self, msg: NewMessage) -> Result<Sent> {
-        self.call(Request::Send { msg, group: false }, sent).await
-    }
-
-    async fn send_group(&self, msg: NewMessage) -> Result<Sent> {
-        self.call(Request::Send { msg, group: true }, sent).await
-    }
-
-    async fn ack(&self, user: &str, message_id: &str) -> Result<Acked> {
-        let (user, message_id) = (user.to_owned(), message_id.to_owned());
-        self.call(Request::Ack { user, message_id }, acked).await
-    }
-
-    async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group> {
-        let (owner, name, members) = (owner.to_owned(), name.to_owned(), members.to_vec());
-        self.call(
-            Request::CreateGroup {
-                owner,
-                name,
-                members,
-            },
-            group,
-        )
-        .await
-    }
-
-    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
-        let (user, group_id, members) = (user.to_owned(), group_id.to_owned(), members.to_vec());
-        self.call(
-            Request::AddMembers {
-                user,
-                group_id,
-                members,
-            },
-            group,
-        )
-        .await
-    }
-
-    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
-        let (user, group_id) = (user.to_owned(), group_id.to_owned());
-        self.call(Request::LeaveGroup { user, group_id }, done)
-            .await
-    }
-
-    async fn read(
-        &self,
-        user: &str,
-        conversation_id: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Page> {
-        DB::read(&self.readers, user, conversation_id, after_seq, limit).await
-    }
-
-    async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
-        DB::position(&self.readers, user, conversation_id).await
-    }
-
-    async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {
-        DB::conversations(&self.readers, user).await
-    }
-
-    async fn backlog(&self, user: &str) -> Result<Vec<Backlog>> {
-        DB::backlog(&self.readers, user).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        match tokio::time::timeout(PING_TIMEOUT, DB::ping(&self.readers)).await {
-            Ok(answer) => answer?,
-            Err(_) => {
-                return Err(Error::Unavailable(format!(
-                    "no answer to a query within {PING_TIMEOUT:?}"
-                )))
-            }
-        }
-        if self.writer.is_closed() {
-            return Err(Error::Unavailable("store writer stopped".into()));
-        }
-        Ok(())
-    }
 }

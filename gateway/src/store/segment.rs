@@ -10,44 +10,70 @@
 
 use std::collections::BTreeMap;
 
-use super::lists::Lists;
+use super::backend::Backend;
+use super::cache::Cache;
+use super::command::MessageCommand;
 use super::plan::{self, AckTarget, Lookups, Mark, Plan, SendRequest};
-use super::writer::{Cache, Request, Response};
-use crate::error::{Error, Result};
+use super::{Acked, Sent};
+use crate::error::Result;
 use crate::model::{now_ms, StoredMessage};
-use crate::store::{Acked, Sent};
 
-/// Runs a run of `Send`/`Ack` requests inside the caller's transaction. Returns one result per
-/// request, in order, or `Err` when a database error means the whole transaction must roll back.
-pub(super) async fn run<DB: Lists>(
+/// A run's results, held until the transaction commits: its sends' and its acks' results, each
+/// in run order.
+#[derive(Default)]
+pub(super) struct Results {
+    sent: Vec<Result<Sent>>,
+    acked: Vec<Result<Acked>>,
+}
+
+impl Results {
+    /// After commit: each command's caller gets its result. A command without one (the run was
+    /// not stored) just has its channel closed: its caller sees the store unavailable, as when
+    /// the writer stops.
+    pub(super) fn answer(self, run: Vec<MessageCommand>) {
+        let mut sent = self.sent.into_iter();
+        let mut acked = self.acked.into_iter();
+        for command in run {
+            match command {
+                MessageCommand::Send { reply, .. } => {
+                    if let Some(result) = sent.next() {
+                        reply.send(result);
+                    }
+                }
+                MessageCommand::Ack { reply, .. } => {
+                    if let Some(result) = acked.next() {
+                        reply.send(result);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stores a run of SEND/ACK commands inside the caller's transaction. `Err` is a database error:
+/// the whole transaction must roll back.
+pub(super) async fn run<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
-    run: &[Request],
-) -> Result<Vec<Result<Response>>> {
+    run: &[MessageCommand],
+) -> Result<Results> {
     let mut sends = Vec::new();
     let mut acks = Vec::new();
-    for request in run {
-        match request {
-            Request::Send { msg, group } => sends.push((msg, *group)),
-            Request::Ack { user, message_id } => acks.push((user.as_str(), message_id.as_str())),
-            _ => return Err(Error::Internal("not a SEND/ACK run".into())),
+    for command in run {
+        match command {
+            MessageCommand::Send { msg, group, .. } => sends.push((msg, *group)),
+            MessageCommand::Ack {
+                user, message_id, ..
+            } => acks.push((user.as_str(), message_id.as_str())),
         }
     }
     let (sent, acked) = store::<DB>(conn, cache, &sends, &acks).await?;
-    let mut sent = sent.into_iter().map(|r| r.map(Response::Sent));
-    let mut acked = acked.into_iter().map(|r| r.map(Response::Acked));
-    Ok(run
-        .iter()
-        .filter_map(|request| match request {
-            Request::Send { .. } => sent.next(),
-            _ => acked.next(),
-        })
-        .collect())
+    Ok(Results { sent, acked })
 }
 
 type Outcomes = (Vec<Result<Sent>>, Vec<Result<Acked>>);
 
-async fn store<DB: Lists>(
+async fn store<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -75,7 +101,7 @@ async fn store<DB: Lists>(
 /// and the display names of 1:1 recipients not in the cache (added to it); and the acked
 /// messages. An ack never names a message of its own run: a message is acked after it was
 /// delivered, so after the transaction that stored it committed.
-async fn look_up<DB: Lists>(
+async fn look_up<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -98,7 +124,7 @@ async fn look_up<DB: Lists>(
 
 /// Creates new 1:1 conversations, allocates seqs and builds the new messages (inserted with the
 /// membership locks). Returns them by send index, and the acks they imply for their senders.
-async fn allocate_new<DB: Lists>(
+async fn allocate_new<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
@@ -108,11 +134,9 @@ async fn allocate_new<DB: Lists>(
     if new.is_empty() {
         return Ok(Default::default());
     }
-    let fresh = plan::direct_conversations(sends, &new, &cache.conversations);
+    let fresh = plan::direct_conversations(sends, &new, cache.conversations());
     DB::create_direct(conn, &fresh, now_ms()).await?;
-    cache
-        .conversations
-        .extend(fresh.keys().map(|k| (*k).to_owned()));
+    cache.add_conversations(fresh.keys().copied());
 
     let counts = plan::seq_counts(&new);
     let lasts = DB::allocate(conn, &counts).await?;

@@ -1,15 +1,24 @@
 //! SQLite store (embedded default): one file in the data dir, WAL mode, `synchronous=FULL`, the
 //! process's writer as its only writing connection, a small pool of readers.
+//!
+//! Its [`Backend`]: the shared statements, and its own hot path ([`lists`]).
 
+mod lists;
+
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, SqliteConnection};
+use sqlx::{Connection, Pool, Sqlite, SqliteConnection};
 
-use super::sql::Dialect;
-use super::SqlStore;
+use super::backend::Backend;
+use super::plan::{AckPosition, AckTarget, AckWrites};
+use super::sql::{Placeholder, Shared};
+use super::{Backlog, ConversationSummary, Page, Position, SqlStore};
 use crate::error::{Error, Result};
+use crate::model::StoredMessage;
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
@@ -17,21 +26,6 @@ pub type SqliteStore = SqlStore<Sqlite>;
 const READERS: u32 = 4;
 /// How often the checkpointer moves committed WAL frames into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
-
-impl Dialect for Sqlite {
-    // IMMEDIATE takes the write lock at BEGIN; the writer is the only one, so it never waits.
-    const BEGIN: &'static str = "BEGIN IMMEDIATE";
-    const ROW_LOCKS: bool = false;
-    const NAMES_TTL: Option<Duration> = None;
-
-    fn param(_: usize) -> String {
-        "?".to_owned()
-    }
-
-    fn retryable(_: &Error) -> bool {
-        false
-    }
-}
 
 fn options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
@@ -84,8 +78,10 @@ impl SqlStore<Sqlite> {
 
     /// Applies migrations and returns (the `migrate` command).
     pub async fn migrate(data_dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| Error::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::InternalFrom {
+            context: format!("creating {}", data_dir.display()),
+            source: e.into(),
+        })?;
         let mut conn = SqliteConnection::connect_with(&options(&data_dir.join("chat.db"))).await?;
         migrator().run(&mut conn).await?;
         conn.close().await?;
@@ -106,5 +102,164 @@ async fn checkpoint_loop(mut conn: SqliteConnection) {
         {
             tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
         }
+    }
+}
+
+/// The statements SQLite runs as PostgreSQL does.
+type Statements = Shared<Sqlite>;
+
+#[async_trait]
+impl Backend for Sqlite {
+    // IMMEDIATE takes the write lock at BEGIN; the writer is the only one, so it never waits.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const PLACEHOLDER: Placeholder = Placeholder::Positional;
+    const NAMES_TTL: Option<Duration> = None;
+
+    /// The only writer never conflicts with another.
+    fn retryable(_: &Error) -> bool {
+        false
+    }
+
+    async fn prepare_writer(_conn: &mut SqliteConnection) -> Result<()> {
+        Ok(())
+    }
+
+    async fn execute(conn: &mut SqliteConnection, sql: &str) -> Result<()> {
+        Statements::execute(conn, sql).await
+    }
+
+    async fn look_up(
+        conn: &mut SqliteConnection,
+        keys: &[(&str, &str)],
+        acks: &[(&str, &str)],
+    ) -> Result<(Vec<StoredMessage>, Vec<AckTarget>)> {
+        let existing = lists::find_sent(conn, keys).await?;
+        Ok((existing, lists::find_acked(conn, acks).await?))
+    }
+
+    async fn find_groups(
+        conn: &mut SqliteConnection,
+        ids: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        Statements::find_groups(conn, ids).await
+    }
+
+    async fn active_members(
+        conn: &mut SqliteConnection,
+        conversations: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        Statements::active_members(conn, conversations).await
+    }
+
+    async fn names(conn: &mut SqliteConnection, ids: &[&str]) -> Result<Vec<(String, String)>> {
+        Statements::names(conn, ids).await
+    }
+
+    async fn create_direct(
+        conn: &mut SqliteConnection,
+        conversations: &BTreeMap<&str, (&str, &str)>,
+        now: i64,
+    ) -> Result<()> {
+        Statements::create_direct(conn, conversations, now).await
+    }
+
+    async fn allocate(
+        conn: &mut SqliteConnection,
+        counts: &BTreeMap<&str, i64>,
+    ) -> Result<Vec<(String, i64)>> {
+        lists::allocate(conn, counts).await
+    }
+
+    /// Inserts only: the only writer has nothing to lock.
+    async fn insert_and_lock(
+        conn: &mut SqliteConnection,
+        messages: &[&StoredMessage],
+        _pairs: &[(&str, &str)],
+    ) -> Result<()> {
+        lists::insert_messages(conn, messages).await
+    }
+
+    async fn positions(
+        conn: &mut SqliteConnection,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<AckPosition>> {
+        lists::positions(conn, pairs).await
+    }
+
+    async fn settle(
+        conn: &mut SqliteConnection,
+        writes: &AckWrites,
+        delivered: &[String],
+        now: i64,
+    ) -> Result<HashSet<String>> {
+        if !writes.is_empty() {
+            lists::write_acks(conn, writes).await?;
+        }
+        lists::mark_delivered(conn, delivered, now).await
+    }
+
+    async fn upsert_user(
+        conn: &mut SqliteConnection,
+        id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<()> {
+        Statements::upsert_user(conn, id, name, now).await
+    }
+
+    async fn group(conn: &mut SqliteConnection, id: &str) -> Result<Option<(String, String)>> {
+        Statements::group(conn, id).await
+    }
+
+    async fn is_active_member(
+        conn: &mut SqliteConnection,
+        user: &str,
+        conversation: &str,
+    ) -> Result<bool> {
+        Statements::is_active_member(conn, user, conversation).await
+    }
+
+    async fn create_group(
+        conn: &mut SqliteConnection,
+        group: (&str, &str, &str),
+        conversation: &str,
+        members: &[&str],
+        now: i64,
+    ) -> Result<()> {
+        Statements::create_group(conn, group, conversation, members, now).await
+    }
+
+    async fn join(conn: &mut SqliteConnection, conversation: &str, members: &[&str]) -> Result<()> {
+        Statements::join(conn, conversation, members).await
+    }
+
+    async fn leave(conn: &mut SqliteConnection, user: &str, conversation: &str) -> Result<()> {
+        Statements::leave(conn, user, conversation).await
+    }
+
+    async fn read(
+        pool: &Pool<Sqlite>,
+        user: &str,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        Statements::read(pool, user, conversation, after_seq, limit).await
+    }
+
+    async fn position(pool: &Pool<Sqlite>, user: &str, conversation: &str) -> Result<Position> {
+        Statements::position(pool, user, conversation).await
+    }
+
+    async fn conversations(pool: &Pool<Sqlite>, user: &str) -> Result<Vec<ConversationSummary>> {
+        Statements::conversations(pool, user).await
+    }
+
+    async fn backlog(pool: &Pool<Sqlite>, user: &str) -> Result<Vec<Backlog>> {
+        Statements::backlog(pool, user).await
+    }
+
+    async fn ping(pool: &Pool<Sqlite>) -> Result<()> {
+        Statements::ping(pool).await
     }
 }

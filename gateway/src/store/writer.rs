@@ -9,15 +9,17 @@
 //! (deadlock, serialization failure, the same key inserted first elsewhere) it rolls back —
 //! seq bumps included — and simply runs again.
 
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use sqlx::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::lists::Lists;
-use super::{groups, segment, Acked, Group, NewMessage, Sent};
+use super::backend::Backend;
+use super::cache::Cache;
+use super::command::{Command, ManageCommand, MessageCommand};
+use super::{groups, segment};
 use crate::error::{Error, Result};
 
 /// Most commands folded into one transaction. 512 rows × 13 columns stays far below SQLite's
@@ -25,115 +27,18 @@ use crate::error::{Error, Result};
 const MAX_BATCH: usize = 512;
 /// Commands queued for the writer; past this, senders wait (backpressure instead of memory growth).
 const WRITE_QUEUE: usize = 8192;
-/// Entries the writer-local cache holds before it starts over.
-const CACHE_LIMIT: usize = 1 << 20;
 /// Runs of one batch, the first included, before its commands fail: conflicts between pods are
 /// rare and short, a batch that keeps conflicting is better failed back to the clients.
 const MAX_ATTEMPTS: u32 = 5;
 /// How long the writer waits for a new connection before failing a batch (database down).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A write, as the store's callers asked for it.
-#[derive(Debug)]
-pub(super) enum Request {
-    UpsertUser {
-        id: String,
-        name: String,
-    },
-    Send {
-        msg: NewMessage,
-        group: bool,
-    },
-    Ack {
-        user: String,
-        message_id: String,
-    },
-    CreateGroup {
-        owner: String,
-        name: String,
-        members: Vec<String>,
-    },
-    AddMembers {
-        user: String,
-        group_id: String,
-        members: Vec<String>,
-    },
-    LeaveGroup {
-        user: String,
-        group_id: String,
-    },
-}
-
-impl Request {
-    /// SEND and ACK: stored in runs, set-based.
-    fn is_hot(&self) -> bool {
-        matches!(self, Request::Send { .. } | Request::Ack { .. })
-    }
-}
-
-/// What a write produced, sent to its caller after commit.
-#[derive(Debug)]
-pub(super) enum Response {
-    Done,
-    Sent(Sent),
-    Acked(Acked),
-    Group(Group),
-}
-
-pub(super) struct Command {
-    pub request: Request,
-    pub reply: oneshot::Sender<Result<Response>>,
-}
-
-/// Writer-local knowledge: conversations known to exist (they are never deleted, so this holds
-/// whatever other writers do) and users' display names (trusted for the dialect's
-/// [`NAMES_TTL`](super::sql::Dialect::NAMES_TTL)). Cleared whenever a batch rolls back (it may
-/// hold what the rollback undid) and when it grows past its limit.
-pub(super) struct Cache {
-    pub conversations: HashSet<String>,
-    names: HashMap<String, String>,
-    names_since: Instant,
-    names_ttl: Option<Duration>,
-}
-
-impl Cache {
-    fn new(names_ttl: Option<Duration>) -> Self {
-        Self {
-            conversations: HashSet::new(),
-            names: HashMap::new(),
-            names_since: Instant::now(),
-            names_ttl,
-        }
-    }
-
-    pub fn names(&self) -> &HashMap<String, String> {
-        &self.names
-    }
-
-    pub fn add_names(&mut self, names: impl IntoIterator<Item = (String, String)>) {
-        self.names.extend(names);
-    }
-
-    fn trim(&mut self) {
-        if self.conversations.len() > CACHE_LIMIT {
-            self.conversations.clear();
-        }
-        let expired = self
-            .names_ttl
-            .is_some_and(|ttl| self.names_since.elapsed() > ttl);
-        if expired || self.names.len() > CACHE_LIMIT {
-            self.names.clear();
-            self.names_since = Instant::now();
-        }
-    }
-}
-
 /// Starts the writer on a thread and runtime of its own, connecting with `options`. Each
 /// statement is a round trip, and queueing behind hundreds of session tasks on the shared
 /// runtime for every one of them would cap throughput. A transaction starts at least
 /// `commit_interval` after the previous one started (zero: as soon as it committed). The writer
 /// stops when every sender of the returned queue is dropped.
-pub(super) fn spawn<DB: Lists>(
+pub(super) fn spawn<DB: Backend>(
     options: <DB::Connection as Connection>::Options,
     commit_interval: Duration,
 ) -> Result<mpsc::Sender<Command>> {
@@ -147,11 +52,14 @@ pub(super) fn spawn<DB: Lists>(
                 .expect("writer runtime");
             rt.block_on(writer_loop::<DB>(options, commit_interval, rx));
         })
-        .map_err(|e| Error::Internal(format!("starting the store writer: {e}")))?;
+        .map_err(|e| Error::InternalFrom {
+            context: "starting the store writer".into(),
+            source: e.into(),
+        })?;
     Ok(tx)
 }
 
-async fn writer_loop<DB: Lists>(
+async fn writer_loop<DB: Backend>(
     options: <DB::Connection as Connection>::Options,
     commit_interval: Duration,
     mut rx: mpsc::Receiver<Command>,
@@ -173,21 +81,13 @@ async fn writer_loop<DB: Lists>(
         let started = Instant::now();
         last_start = Some(started);
         let size = batch.len();
-        let (requests, replies): (Vec<Request>, Vec<_>) =
-            batch.drain(..).map(|c| (c.request, c.reply)).unzip();
-        match commit::<DB>(&options, &mut conn, &mut cache, &requests).await {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
+        let mut steps = steps(batch.drain(..));
+        match commit::<DB>(&options, &mut conn, &mut cache, &mut steps).await {
+            Ok(()) => steps.into_iter().for_each(Step::answer),
             Err(e) => {
                 tracing::error!(error = %e, size, "store batch failed; rolled back");
-                for reply in replies {
-                    let _ = reply.send(Err(Error::Unavailable(
-                        "store write failed; try again".into(),
-                    )));
-                }
+                let cause = Arc::new(e);
+                steps.into_iter().for_each(|step| step.fail(&cause));
             }
         }
         metrics::histogram!("chat_store_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -195,14 +95,58 @@ async fn writer_loop<DB: Lists>(
     }
 }
 
-/// Runs the batch in one transaction, again after a conflict with another writer. Returns one
-/// result per request, or the error that failed the whole batch.
-async fn commit<DB: Lists>(
+/// What one transaction runs, in the order the commands came: runs of SEND/ACK commands stored
+/// together, and the rare commands one by one between them, so a client's pipelined CREATE
+/// GROUP → SEND keeps its order.
+enum Step {
+    /// The run's commands, and its results once stored.
+    Run(Vec<MessageCommand>, segment::Results),
+    /// The command holds its own result.
+    One(ManageCommand),
+}
+
+impl Step {
+    fn answer(self) {
+        match self {
+            Step::Run(run, results) => results.answer(run),
+            Step::One(command) => command.answer(),
+        }
+    }
+
+    fn fail(self, cause: &Arc<Error>) {
+        match self {
+            Step::Run(run, _) => run.into_iter().for_each(|c| c.fail(cause)),
+            Step::One(command) => command.fail(cause),
+        }
+    }
+}
+
+/// A batch's commands as steps: consecutive SEND/ACK commands form one run.
+fn steps(mut batch: impl ExactSizeIterator<Item = Command>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    while let Some(command) = batch.next() {
+        match (command, steps.last_mut()) {
+            (Command::Message(m), Some(Step::Run(run, _))) => run.push(m),
+            (Command::Message(m), _) => {
+                // Room for the rest of the batch: a batch is mostly one long run.
+                let mut run = Vec::with_capacity(batch.len() + 1);
+                run.push(m);
+                steps.push(Step::Run(run, Default::default()));
+            }
+            (Command::Manage(m), _) => steps.push(Step::One(m)),
+        }
+    }
+    steps
+}
+
+/// Runs the batch in one transaction, again after a conflict with another writer. Each command
+/// holds its result when this returns `Ok`; `Err` is what failed the whole batch.
+async fn commit<DB: Backend>(
     options: &<DB::Connection as Connection>::Options,
     slot: &mut Option<DB::Connection>,
     cache: &mut Cache,
-    requests: &[Request],
-) -> Result<Vec<Result<Response>>> {
+    steps: &mut [Step],
+) -> Result<()> {
     let mut attempt = 1;
     loop {
         let conn = match slot {
@@ -219,11 +163,10 @@ async fn commit<DB: Lists>(
                 slot.insert(conn)
             }
         };
-        let e = match transact::<DB>(conn, cache, requests).await {
-            Ok(results) => return Ok(results),
-            Err(e) => e,
+        let Err(e) = transact::<DB>(conn, cache, steps).await else {
+            return Ok(());
         };
-        *cache = Cache::new(DB::NAMES_TTL);
+        cache.clear();
         if DB::execute(conn, "ROLLBACK").await.is_err() {
             // The connection is gone or confused: the next attempt or batch opens a new one.
             *slot = None;
@@ -242,24 +185,57 @@ async fn commit<DB: Lists>(
 
 /// One transaction over the whole batch. Client errors (403, 404, …) are found before a command
 /// writes anything, so they fail alone; a database error fails the whole batch.
-async fn transact<DB: Lists>(
+async fn transact<DB: Backend>(
     conn: &mut DB::Connection,
     cache: &mut Cache,
-    requests: &[Request],
-) -> Result<Vec<Result<Response>>> {
+    steps: &mut [Step],
+) -> Result<()> {
     cache.trim();
     DB::execute(conn, DB::BEGIN).await?;
-    let mut results = Vec::with_capacity(requests.len());
-    for chunk in requests.chunk_by(|a, b| a.is_hot() && b.is_hot()) {
-        if chunk[0].is_hot() {
-            results.extend(segment::run::<DB>(conn, cache, chunk).await?);
-        } else {
-            match groups::run::<DB>(conn, cache, &chunk[0]).await {
-                Err(e) if e.is_internal() => return Err(e),
-                result => results.push(result),
-            }
+    for step in steps {
+        match step {
+            Step::Run(run, results) => *results = segment::run::<DB>(conn, cache, run).await?,
+            Step::One(command) => groups::run::<DB>(conn, cache, command).await?,
         }
     }
-    DB::execute(conn, "COMMIT").await?;
-    Ok(results)
+    DB::execute(conn, "COMMIT").await
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::store::command::{Pending, Reply};
+
+    fn ack() -> Command {
+        let (tx, _) = oneshot::channel();
+        Command::Message(MessageCommand::Ack {
+            user: "bob".into(),
+            message_id: "m".into(),
+            reply: Reply::new(tx),
+        })
+    }
+
+    fn leave() -> Command {
+        let (tx, _) = oneshot::channel();
+        Command::Manage(ManageCommand::LeaveGroup {
+            user: "bob".into(),
+            group_id: "g".into(),
+            reply: Pending::new(tx),
+        })
+    }
+
+    #[test]
+    fn consecutive_sends_and_acks_form_runs_between_rare_commands() {
+        let batch = vec![ack(), ack(), leave(), leave(), ack()];
+        let shape: Vec<usize> = steps(batch.into_iter())
+            .iter()
+            .map(|step| match step {
+                Step::Run(run, _) => run.len(),
+                Step::One(_) => 0,
+            })
+            .collect();
+        assert_eq!(shape, [2, 0, 0, 1]);
+    }
 }

@@ -1,0 +1,176 @@
+//! [`Backend`]: the one seam between the store's logic and a database.
+//!
+//! The writer, the SEND/ACK runs, the group commands and the reads are written once, generic over
+//! a `Backend`; [`super::sqlite`] and [`super::postgres`] implement it, each with every round
+//! trip it makes. What a backend runs as the other does — most statements — it takes from
+//! [`super::sql`]; the writer's hot path (a run's lookups, seq allocation, the insert, ack
+//! folding) is each backend's own, written once where it belongs: SQLite spells lists out as
+//! `VALUES` lists (cheap in process), PostgreSQL binds them as arrays in fixed statements that
+//! take row locks, 7 round trips a run.
+//!
+//! The shared statements are not default methods here: their sqlx bounds would have to be
+//! repeated wherever a `Backend` is used. So each implementation lists every round trip, and the
+//! shared ones are one-line calls.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{Database, Pool};
+
+use super::plan::{AckPosition, AckTarget, AckWrites};
+use super::sql::Placeholder;
+use super::{Backlog, ConversationSummary, Page, Position};
+use crate::error::{Error, Result};
+use crate::model::StoredMessage;
+
+/// A database the store runs on. Writes take the writer's connection, inside its transaction;
+/// reads take the readers' pool. (`pub` in a private module: the bound of the public
+/// [`SqlStore`](super::SqlStore)'s impls, nameable only inside the store.)
+#[async_trait]
+pub trait Backend: Database {
+    /// Starts the writer's transaction.
+    const BEGIN: &'static str;
+    /// How parameters of statements over lists are written.
+    const PLACEHOLDER: Placeholder;
+    /// How long the writer trusts display names it has read or written (`None`: as long as it
+    /// runs, being the database's only writer).
+    const NAMES_TTL: Option<Duration>;
+
+    /// May a batch that failed with `e` succeed when run again from the start?
+    fn retryable(e: &Error) -> bool;
+
+    /// Runs once on each new writer connection, before its first transaction.
+    async fn prepare_writer(conn: &mut Self::Connection) -> Result<()>;
+
+    /// Runs a statement without parameters (`BEGIN`, `COMMIT`, `ROLLBACK`).
+    async fn execute(conn: &mut Self::Connection, sql: &str) -> Result<()>;
+
+    // A run of SEND and ACK commands (`segment.rs`), in this order.
+
+    /// What a run's sends and acks need looked up first: the messages already stored under any
+    /// of the `(sender, clientMsgId)` keys, and for each acked `(user, message id)` the message,
+    /// if it exists, and the user's `joined_seq`.
+    async fn look_up(
+        conn: &mut Self::Connection,
+        keys: &[(&str, &str)],
+        acks: &[(&str, &str)],
+    ) -> Result<(Vec<StoredMessage>, Vec<AckTarget>)>;
+
+    /// `(group id, conversation id)` of those of `ids` that exist.
+    async fn find_groups(
+        conn: &mut Self::Connection,
+        ids: &[&str],
+    ) -> Result<Vec<(String, String)>>;
+
+    /// `(conversation id, user id)` of the active members of the conversations.
+    async fn active_members(
+        conn: &mut Self::Connection,
+        conversations: &[&str],
+    ) -> Result<Vec<(String, String)>>;
+
+    /// `(user id, display name)` of those of `ids` that have one.
+    async fn names(conn: &mut Self::Connection, ids: &[&str]) -> Result<Vec<(String, String)>>;
+
+    /// Creates the 1:1 conversations (id → its two users) that do not exist yet, with their
+    /// memberships. One that another transaction is creating is waited for, not duplicated.
+    async fn create_direct(
+        conn: &mut Self::Connection,
+        conversations: &BTreeMap<&str, (&str, &str)>,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Raises each conversation's `last_seq` by its count (ids sorted); returns the new values.
+    /// Where other writers share the database, the rows are locked first, in id order: a
+    /// concurrent writer waits for this transaction and then allocates after it — or, if it
+    /// rolls back, where it started.
+    async fn allocate(
+        conn: &mut Self::Connection,
+        counts: &BTreeMap<&str, i64>,
+    ) -> Result<Vec<(String, i64)>>;
+
+    /// Inserts the run's new messages. Where other writers share the database, also locks the
+    /// membership rows of the `(user, conversation)` `pairs` (sorted) until commit, so that two
+    /// pods folding acks of one user never overwrite each other.
+    async fn insert_and_lock(
+        conn: &mut Self::Connection,
+        messages: &[&StoredMessage],
+        pairs: &[(&str, &str)],
+    ) -> Result<()>;
+
+    /// The `ackedSeq` and parked acks of each `(user, conversation)` that has a membership, read
+    /// in a statement after [`Backend::insert_and_lock`]'s: at READ COMMITTED, a statement that
+    /// waited for a row lock sees the locked row as committed since, but everything it joins as
+    /// it was when the statement began — parked acks another pod just wrote would be missed by
+    /// a read in the locking statement.
+    async fn positions(
+        conn: &mut Self::Connection,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<AckPosition>>;
+
+    /// Writes the folded acks and marks the 1:1 messages in `delivered` delivered; returns those
+    /// delivered for the first time.
+    async fn settle(
+        conn: &mut Self::Connection,
+        writes: &AckWrites,
+        delivered: &[String],
+        now: i64,
+    ) -> Result<HashSet<String>>;
+
+    // Display names and group management (`groups.rs`), one command at a time.
+
+    /// Records a display name, writing only when it changed.
+    async fn upsert_user(conn: &mut Self::Connection, id: &str, name: &str, now: i64)
+        -> Result<()>;
+
+    /// One group's conversation id and name.
+    async fn group(conn: &mut Self::Connection, id: &str) -> Result<Option<(String, String)>>;
+
+    /// Is `user` an active member of the conversation?
+    async fn is_active_member(
+        conn: &mut Self::Connection,
+        user: &str,
+        conversation: &str,
+    ) -> Result<bool>;
+
+    /// Creates a group `(id, name, owner)`, its conversation, and its members' memberships.
+    async fn create_group(
+        conn: &mut Self::Connection,
+        group: (&str, &str, &str),
+        conversation: &str,
+        members: &[&str],
+        now: i64,
+    ) -> Result<()>;
+
+    /// Makes `members` active members, starting at the conversation's current seq: older
+    /// messages stay invisible to them. Active members are left as they are.
+    async fn join(conn: &mut Self::Connection, conversation: &str, members: &[&str]) -> Result<()>;
+
+    /// Makes `user` a former member of the conversation.
+    async fn leave(conn: &mut Self::Connection, user: &str, conversation: &str) -> Result<()>;
+
+    // Reads.
+
+    /// Messages above `after_seq` (and above the user's join point), oldest first. Not an
+    /// active member: 403.
+    async fn read(
+        pool: &Pool<Self>,
+        user: &str,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page>;
+
+    /// The user's join point and the conversation's last seq, read in one statement (so every
+    /// message up to that seq is committed). Not an active member: 403.
+    async fn position(pool: &Pool<Self>, user: &str, conversation: &str) -> Result<Position>;
+
+    /// The user's active conversations, by id, with their last and acked seqs.
+    async fn conversations(pool: &Pool<Self>, user: &str) -> Result<Vec<ConversationSummary>>;
+
+    /// Conversations where the user has messages above its `ackedSeq` and its join point.
+    async fn backlog(pool: &Pool<Self>, user: &str) -> Result<Vec<Backlog>>;
+
+    /// Does the database answer a query?
+    async fn ping(pool: &Pool<Self>) -> Result<()>;
+}

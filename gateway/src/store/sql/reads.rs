@@ -1,0 +1,168 @@
+//! The reads, on the readers' pool: a page of a conversation, where a reader stands in it, a
+//! user's conversation list and backlog, and the readiness ping.
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::rows::{MessageRow, MESSAGE_COLUMNS};
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::model::StoredMessage;
+use crate::store::backend::Backend;
+use crate::store::{Backlog, ConversationSummary, Page, Position};
+
+/// A row of [`Shared::conversations`]: id, last seq, acked seq, joined seq, kind, group id,
+/// group name, peer.
+type Listed = (
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl<DB> Shared<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+{
+    /// Messages above `after_seq` (and above the user's join point), oldest first. Not an
+    /// active member: 403.
+    pub(in crate::store) async fn read(
+        pool: &Pool<DB>,
+        user: &str,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        let mut conn = pool.acquire().await?;
+        let joined: Option<(i64,)> = sqlx::query_as(
+            "SELECT joined_seq FROM memberships WHERE user_id = $1 AND conversation_id = $2 AND active = 1",
+        )
+        .bind(user)
+        .bind(conversation)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((joined,)) = joined else {
+            return Err(not_a_participant());
+        };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(conversation)
+            .bind(after_seq.max(joined))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let has_more = rows.len() > limit as usize;
+        Ok(Page {
+            messages: rows
+                .into_iter()
+                .take(limit as usize)
+                .map(StoredMessage::from)
+                .collect(),
+            has_more,
+        })
+    }
+
+    /// The user's join point and the conversation's last seq, read in one statement (so every
+    /// message up to that seq is committed). Not an active member: 403.
+    pub(in crate::store) async fn position(
+        pool: &Pool<DB>,
+        user: &str,
+        conversation: &str,
+    ) -> Result<Position> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT m.joined_seq, c.last_seq FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.user_id = $1 AND m.conversation_id = $2 AND m.active = 1",
+        )
+        .bind(user)
+        .bind(conversation)
+        .fetch_optional(pool)
+        .await?;
+        let Some((joined_seq, last_seq)) = row else {
+            return Err(not_a_participant());
+        };
+        Ok(Position {
+            joined_seq,
+            last_seq,
+        })
+    }
+
+    /// The user's active conversations, by id, in one statement: a 1:1 conversation's peer is
+    /// its other member (the user itself when it talks to itself).
+    pub(in crate::store) async fn conversations(
+        pool: &Pool<DB>,
+        user: &str,
+    ) -> Result<Vec<ConversationSummary>> {
+        let rows: Vec<Listed> = sqlx::query_as(
+            "SELECT c.id, c.last_seq, m.acked_seq, m.joined_seq, c.kind, g.id, g.name,
+                 CASE WHEN c.kind = 'direct' THEN COALESCE(
+                     (SELECT p.user_id FROM memberships p
+                      WHERE p.conversation_id = c.id AND p.user_id <> m.user_id LIMIT 1),
+                     m.user_id) END
+             FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+             LEFT JOIN groups g ON g.conversation_id = c.id
+             WHERE m.user_id = $1 AND m.active = 1 ORDER BY c.id",
+        )
+        .bind(user)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(conversation_id, last_seq, acked, joined, kind, group_id, name, peer)| {
+                    ConversationSummary {
+                        conversation_id,
+                        last_seq,
+                        acked_seq: acked.max(joined),
+                        kind,
+                        peer,
+                        group_id,
+                        name,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Conversations where the user has messages above its `ackedSeq` and its join point.
+    pub(in crate::store) async fn backlog(pool: &Pool<DB>, user: &str) -> Result<Vec<Backlog>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT c.id, CASE WHEN m.acked_seq > m.joined_seq THEN m.acked_seq ELSE m.joined_seq END, c.last_seq
+             FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.user_id = $1 AND m.active = 1 AND c.last_seq > m.acked_seq AND c.last_seq > m.joined_seq
+             ORDER BY c.id",
+        )
+        .bind(user)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(conversation_id, after_seq, last_seq)| Backlog {
+                conversation_id,
+                after_seq,
+                last_seq,
+            })
+            .collect())
+    }
+
+    /// Does the database answer a query?
+    pub(in crate::store) async fn ping(pool: &Pool<DB>) -> Result<()> {
+        sqlx::query::<DB>("SELECT 1").execute(pool).await?;
+        Ok(())
+    }
+}
+
+fn not_a_participant() -> Error {
+    Error::Forbidden("not a participant of this conversation".into())
+}

@@ -1,0 +1,65 @@
+//! A stored message as both backends read it: its columns and its row.
+
+use crate::model::{StoredMessage, Target};
+
+/// The columns of a stored message ([`MessageRow`]).
+pub(in crate::store) const MESSAGE_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at";
+/// The same, qualified with the `m` alias, for joins.
+pub(in crate::store) const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, m.message_id, m.sender, m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type, m.client_msg_id, m.request_id, m.created_at";
+
+/// A row of `messages`, decoded by column name.
+#[derive(sqlx::FromRow)]
+pub(in crate::store) struct MessageRow {
+    conversation_id: String,
+    seq: i64,
+    message_id: String,
+    sender: String,
+    sender_name: String,
+    recipient: Option<String>,
+    recipient_name: Option<String>,
+    group_id: Option<String>,
+    body: String,
+    file_type: i64,
+    client_msg_id: Option<String>,
+    request_id: String,
+    created_at: i64,
+}
+
+impl From<MessageRow> for StoredMessage {
+    fn from(r: MessageRow) -> Self {
+        let target = match r.group_id {
+            Some(group_id) => Target::Group { group_id },
+            None => {
+                let to = r.recipient.unwrap_or_default();
+                Target::Direct {
+                    to_name: r.recipient_name.unwrap_or_else(|| to.clone()),
+                    to,
+                }
+            }
+        };
+        StoredMessage {
+            message_id: r.message_id,
+            conversation_id: r.conversation_id,
+            seq: r.seq,
+            from: r.sender,
+            from_name: r.sender_name,
+            target,
+            body: r.body,
+            file_type: r.file_type,
+            client_msg_id: r.client_msg_id,
+            created_at: r.created_at,
+            request_id: r.request_id,
+        }
+    }
+}
+
+/// A message's columns as the values an `INSERT` binds, in [`MESSAGE_COLUMNS`]' order from
+/// `recipient` to `group_id`: `(recipient, recipient_name, group_id)`.
+pub(in crate::store) fn target_columns(
+    m: &StoredMessage,
+) -> (Option<&str>, Option<&str>, Option<&str>) {
+    match &m.target {
+        Target::Direct { to, to_name } => (Some(to.as_str()), Some(to_name.as_str()), None),
+        Target::Group { group_id } => (None, None, Some(group_id.as_str())),
+    }
+}

@@ -1,0 +1,170 @@
+//! [`SqlStore`]: the [`Store`] over a sqlx driver, the one implementation both backends share.
+//!
+//! Writes become typed [`Command`]s queued to the process's one writer task ([`super::writer`]);
+//! a caller's future resolves with its own reply, after the transaction that holds its change
+//! committed. Reads go straight to a pool of readers.
+
+use async_trait::async_trait;
+use sqlx::{Connection, Database, Pool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::backend::Backend;
+use super::command::{Command, ManageCommand, MessageCommand, Pending, Reply};
+use super::writer;
+use super::{Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, Sent, Store};
+use crate::error::{Error, Result};
+
+/// How long `/readyz` waits for the database: an unreachable one would otherwise hold the probe
+/// for the pool's whole acquire timeout, past the kubelet's 2 s probe timeout, and the pod's
+/// reason for being unready would be lost.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// The store over a sqlx driver: [`sqlite::SqliteStore`] or [`postgres::PgStore`].
+pub struct SqlStore<DB: Database> {
+    writer: mpsc::Sender<Command>,
+    readers: Pool<DB>,
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Starts the writer (connecting with `writer`, transactions at least `commit_interval`
+    /// apart) beside the `readers`; migrations have run.
+    pub(super) fn start(
+        writer: <DB::Connection as Connection>::Options,
+        commit_interval: std::time::Duration,
+        readers: Pool<DB>,
+    ) -> Result<Self> {
+        Ok(Self {
+            writer: writer::spawn::<DB>(writer, commit_interval)?,
+            readers,
+        })
+    }
+
+    /// Queues the command `command` builds around a reply channel, and waits for its result,
+    /// which comes after commit.
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let unavailable = || Error::Unavailable("store write failed; try again".into());
+        let (tx, rx) = oneshot::channel();
+        let queued = std::time::Instant::now();
+        self.writer
+            .send(command(tx))
+            .await
+            .map_err(|_| unavailable())?;
+        let value = rx.await.map_err(|_| unavailable())??;
+        metrics::histogram!("chat_store_write_seconds").record(queued.elapsed().as_secs_f64());
+        Ok(value)
+    }
+
+    async fn send(&self, msg: NewMessage, group: bool) -> Result<Sent> {
+        self.call(|tx| {
+            let reply = Reply::new(tx);
+            Command::Message(MessageCommand::Send { msg, group, reply })
+        })
+        .await
+    }
+
+    async fn manage<T>(&self, command: impl FnOnce(Pending<T>) -> ManageCommand) -> Result<T> {
+        self.call(|tx| Command::Manage(command(Pending::new(tx))))
+            .await
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> Store for SqlStore<DB> {
+    async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.manage(|reply| ManageCommand::UpsertUser { id, name, reply })
+            .await
+    }
+
+    async fn send_direct(&self, msg: NewMessage) -> Result<Sent> {
+        self.send(msg, false).await
+    }
+
+    async fn send_group(&self, msg: NewMessage) -> Result<Sent> {
+        self.send(msg, true).await
+    }
+
+    async fn ack(&self, user: &str, message_id: &str) -> Result<Acked> {
+        let (user, message_id) = (user.to_owned(), message_id.to_owned());
+        self.call(|tx| {
+            let reply = Reply::new(tx);
+            Command::Message(MessageCommand::Ack {
+                user,
+                message_id,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group> {
+        let (owner, name, members) = (owner.to_owned(), name.to_owned(), members.to_vec());
+        self.manage(|reply| ManageCommand::CreateGroup {
+            owner,
+            name,
+            members,
+            reply,
+        })
+        .await
+    }
+
+    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
+        let (user, group_id, members) = (user.to_owned(), group_id.to_owned(), members.to_vec());
+        self.manage(|reply| ManageCommand::AddMembers {
+            user,
+            group_id,
+            members,
+            reply,
+        })
+        .await
+    }
+
+    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
+        let (user, group_id) = (user.to_owned(), group_id.to_owned());
+        self.manage(|reply| ManageCommand::LeaveGroup {
+            user,
+            group_id,
+            reply,
+        })
+        .await
+    }
+    async fn read(
+        &self,
+        user: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        DB::read(&self.readers, user, conversation_id, after_seq, limit).await
+    }
+
+    async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
+        DB::position(&self.readers, user, conversation_id).await
+    }
+
+    async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {
+        DB::conversations(&self.readers, user).await
+    }
+
+    async fn backlog(&self, user: &str) -> Result<Vec<Backlog>> {
+        DB::backlog(&self.readers, user).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        match tokio::time::timeout(PING_TIMEOUT, DB::ping(&self.readers)).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "no answer to a query within {PING_TIMEOUT:?}"
+                )))
+            }
+        }
+        if self.writer.is_closed() {
+            return Err(Error::Unavailable("store writer stopped".into()));
+        }
+        Ok(())
+    }
+}
