@@ -413,7 +413,7 @@ impl Connection {
             self.pull_paused_until = None;
         }
         let expired = self.outbox.expire(now);
-        for push in expired.resend {
+        for push in expired.send {
             self.write_push(push);
         }
         if !expired.gave_up.is_empty() {

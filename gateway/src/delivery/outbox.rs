@@ -1,4 +1,4 @@
-//! Delivery bookkeeping for one device connection, and fan-out planning. Pure and synchronous.
+//! The ack window of one device connection. Pure and synchronous.
 //!
 //! [`Outbox`] is the per-connection sliding window of delivered-but-unacked messages (seed 004:
 //! "application-level ACK like TCP's sliding window"). At most `capacity` messages are in flight;
@@ -78,14 +78,16 @@ pub struct Outbox<M> {
 /// The result of [`Outbox::expire`].
 #[derive(Debug, PartialEq)]
 pub struct Expired<M> {
-    pub resend: Vec<Push<M>>,
+    /// What to write now: the one retry of each message that timed out, then queued messages
+    /// let into the slots of those given up.
+    pub send: Vec<Push<M>>,
     pub gave_up: Vec<Arc<M>>,
 }
 
 impl<M> Default for Expired<M> {
     fn default() -> Self {
         Self {
-            resend: Vec::new(),
+            send: Vec::new(),
             gave_up: Vec::new(),
         }
     }
@@ -284,258 +286,21 @@ impl<M: Windowed> Outbox<M> {
                 f.retried = true;
                 f.deadline = now + self.timeout;
                 self.deadlines.push_back((f.deadline, id));
-                out.resend.push(Push {
+                out.send.push(Push {
                     message: f.message.clone(),
                     retry: true,
                 });
             }
         }
+        if !out.gave_up.is_empty() {
+            // Their slots are free: queued messages go out now, not at the next ack — with
+            // nothing in flight, no ack may ever come.
+            let admitted = self.refill(now);
+            out.send.extend(admitted);
+        }
         out
     }
 }
 
-/// Where one device is connected.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct DeviceRoute {
-    pub user: String,
-    pub device: String,
-    pub pod: String,
-    pub epoch: u64,
-}
-
-/// Devices split by pod: those on this pod are delivered in-process, each other pod gets one event.
-#[derive(Debug, Default, PartialEq)]
-pub struct FanoutPlan {
-    pub local: Vec<DeviceRoute>,
-    pub remote: BTreeMap<String, Vec<DeviceRoute>>,
-}
-
-/// Plans the fan-out of one event to `routes`, leaving out `skip` (the sending device itself).
-/// Never one event per member and never a broadcast: exactly one per pod that holds a target.
-pub fn plan_fanout(
-    local_pod: &str,
-    routes: Vec<DeviceRoute>,
-    skip: Option<(&str, &str)>,
-) -> FanoutPlan {
-    let mut plan = FanoutPlan::default();
-    for r in routes {
-        if skip.is_some_and(|(u, d)| r.user == u && r.device == d) {
-            continue;
-        }
-        if r.pod == local_pod {
-            plan.local.push(r);
-        } else {
-            plan.remote.entry(r.pod.clone()).or_default().push(r);
-        }
-    }
-    plan
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, PartialEq)]
-    struct Msg {
-        id: String,
-        conv: String,
-        seq: i64,
-    }
-
-    impl Windowed for Msg {
-        fn id(&self) -> &str {
-            &self.id
-        }
-        fn conversation(&self) -> &str {
-            &self.conv
-        }
-        fn seq(&self) -> i64 {
-            self.seq
-        }
-    }
-
-    fn msg(conv: &str, seq: i64) -> Arc<Msg> {
-        Arc::new(Msg {
-            id: format!("{conv}-{seq}"),
-            conv: conv.into(),
-            seq,
-        })
-    }
-
-    const T: Duration = Duration::from_secs(10);
-
-    #[test]
-    fn ack_frees_the_slot() {
-        let now = Instant::now();
-        let mut o = Outbox::new(2, T);
-        assert!(o.offer(msg("c", 1), now).is_some());
-        assert!(
-            o.offer(msg("c", 1), now).is_none(),
-            "duplicate in flight is not sent twice"
-        );
-        assert!(o.offer(msg("c", 2), now).is_some());
-        assert!(o.offer(msg("c", 3), now).is_none(), "window full: queued");
-        assert_eq!(o.ack("c-1").unwrap().seq, 1);
-        assert!(o.ack("c-1").is_none());
-        let sent = o.refill(now);
-        assert_eq!(
-            sent.iter().map(|p| p.message.seq).collect::<Vec<_>>(),
-            vec![3]
-        );
-    }
-
-    #[test]
-    fn retries_once_then_gives_up() {
-        let now = Instant::now();
-        let mut o = Outbox::new(8, T);
-        o.offer(msg("c", 1), now);
-        assert_eq!(o.next_deadline(), Some(now + T));
-        assert_eq!(
-            o.expire(now + T - Duration::from_millis(1)),
-            Expired::default()
-        );
-        let first = o.expire(now + T);
-        assert_eq!(first.resend.len(), 1);
-        assert!(first.resend[0].retry);
-        assert!(first.gave_up.is_empty());
-        let second = o.expire(now + T * 2);
-        assert!(second.resend.is_empty());
-        assert_eq!(second.gave_up.len(), 1);
-        assert_eq!(o.in_flight(), 0);
-        assert_eq!(o.next_deadline(), None);
-    }
-
-    #[test]
-    fn acked_message_does_not_expire() {
-        let now = Instant::now();
-        let mut o = Outbox::new(8, T);
-        o.offer(msg("c", 1), now);
-        o.offer(msg("c", 2), now + Duration::from_secs(1));
-        o.ack("c-1");
-        assert_eq!(o.next_deadline(), Some(now + Duration::from_secs(1) + T));
-    }
-
-    #[test]
-    fn catch_up_pulls_in_pages_and_defers_live_messages() {
-        let now = Instant::now();
-        let mut o = Outbox::new(2, T);
-        o.start_pull("c", 3, 7);
-        // Live seq 8 arrives during catch-up: not sent now, the pull will read it.
-        assert!(o.offer(msg("c", 8), now).is_none());
-        let r1 = o.next_pull().unwrap();
-        assert_eq!(
-            r1,
-            PullRequest {
-                conversation_id: "c".into(),
-                after_seq: 3,
-                limit: 2
-            }
-        );
-        assert!(o.next_pull().is_none(), "one read at a time");
-        let sent = o.pulled(&r1, vec![msg("c", 4), msg("c", 5)], now);
-        assert_eq!(sent.len(), 2);
-        assert!(o.next_pull().is_none(), "window full");
-        o.ack("c-4");
-        o.ack("c-5");
-        let r2 = o.next_pull().unwrap();
-        assert_eq!(r2.after_seq, 5);
-        o.pulled(&r2, vec![msg("c", 6), msg("c", 7)], now);
-        o.ack("c-6");
-        o.ack("c-7");
-        let r3 = o.next_pull().unwrap();
-        // A short page that does not reach seq 8 keeps pulling.
-        o.pulled(&r3, vec![], now);
-        assert!(o.is_pulling());
-        let r4 = o.next_pull().unwrap();
-        o.pulled(&r4, vec![msg("c", 8)], now);
-        assert!(
-            !o.is_pulling(),
-            "short page past every dropped live message ends the pull"
-        );
-        assert!(
-            o.offer(msg("c", 9), now).is_some(),
-            "live again: sent at once"
-        );
-        assert!(
-            o.offer(msg("c", 10), now).is_none(),
-            "window full again, queued"
-        );
-        o.ack("c-8");
-        assert_eq!(o.refill(now)[0].message.seq, 10);
-    }
-
-    #[test]
-    fn catch_up_that_raced_a_live_delivery_does_not_push_it_again() {
-        let now = Instant::now();
-        let mut o = Outbox::new(4, T);
-        // Delivered live and acked before the catch-up read (started at connect) answers.
-        assert!(o.offer(msg("c", 1), now).is_some());
-        o.ack("c-1");
-        o.start_pull("c", 0, 1);
-        let r = o.next_pull().unwrap();
-        assert!(o.pulled(&r, vec![msg("c", 1)], now).is_empty());
-        assert!(!o.is_pulling());
-    }
-
-    #[test]
-    fn refused_pull_is_dropped_not_retried() {
-        let mut o: Outbox<Msg> = Outbox::new(4, T);
-        o.start_pull("grp:g", 0, 5);
-        o.start_pull("dm:a:b", 0, 0);
-        let r = o.next_pull().unwrap();
-        assert_eq!(r.conversation_id, "dm:a:b");
-        o.pulled(&r, vec![], Instant::now());
-        let r = o.next_pull().unwrap();
-        assert_eq!(r.conversation_id, "grp:g");
-        o.pull_refused(&r);
-        assert!(!o.is_pulling());
-        assert!(o.next_pull().is_none());
-    }
-
-    #[test]
-    fn queue_overflow_falls_back_to_pull_in_order() {
-        let now = Instant::now();
-        let mut o = Outbox::new(1, T);
-        o.offer(msg("c", 1), now);
-        for seq in 2..(2 + QUEUE_CAPACITY as i64) {
-            assert!(o.offer(msg("c", seq), now).is_none());
-        }
-        let overflow = 2 + QUEUE_CAPACITY as i64;
-        o.offer(msg("c", overflow), now);
-        assert!(o.is_pulling());
-        // The conversation's queued messages are now read back by the pull, from the oldest.
-        o.ack("c-1");
-        assert!(o.refill(now).is_empty());
-        let r = o.next_pull().unwrap();
-        assert_eq!((r.after_seq, r.limit), (1, 1));
-        assert_eq!(o.pulled(&r, vec![msg("c", 2)], now)[0].message.seq, 2);
-    }
-
-    #[test]
-    fn fanout_groups_by_pod_and_skips_sender_device() {
-        let r = |u: &str, d: &str, p: &str| DeviceRoute {
-            user: u.into(),
-            device: d.into(),
-            pod: p.into(),
-            epoch: 1,
-        };
-        let plan = plan_fanout(
-            "p0",
-            vec![
-                r("a", "phone", "p0"),
-                r("a", "web", "p1"),
-                r("b", "x", "p1"),
-                r("c", "y", "p2"),
-                r("a", "laptop", "p0"),
-            ],
-            Some(("a", "phone")),
-        );
-        assert_eq!(plan.local, vec![r("a", "laptop", "p0")]);
-        assert_eq!(plan.remote.len(), 2);
-        assert_eq!(
-            plan.remote["p1"],
-            vec![r("a", "web", "p1"), r("b", "x", "p1")]
-        );
-        assert_eq!(plan.remote["p2"], vec![r("c", "y", "p2")]);
-    }
-}
+mod tests;
