@@ -199,7 +199,7 @@ impl DataDir {
             .read_line(&mut line)
             .expect("read the postmaster's pid");
         let pid: u32 = line.trim().parse().expect("the postmaster's pid");
-        let running = Running {
+        let mut running = Running {
             pid,
             lifeline: watchdog.stdin.take().expect("watchdog stdin"),
             watchdog,
@@ -215,9 +215,13 @@ impl DataDir {
             if ours && status.lines().any(|l| l.trim() == "ready") {
                 return running;
             }
-            let log = self.log();
-            let new = log.get(log_from..).unwrap_or_default();
-            if new.contains("FATAL:") || started.elapsed() > START_TIMEOUT {
+            // A postmaster that cannot start exits (so does its watchdog). FATAL lines alone say
+            // nothing: after a crash, clients that connect during recovery get "not yet
+            // accepting connections" in the same log.
+            let exited = running.watchdog.try_wait().ok().flatten().is_some();
+            if exited || started.elapsed() > START_TIMEOUT {
+                let log = self.log();
+                let new = log.get(log_from..).unwrap_or_default().to_owned();
                 drop(running);
                 panic!("the test postgres did not start on port {port}:\n{new}");
             }
