@@ -90,7 +90,7 @@ impl Auth {
     /// Signs arbitrary claims (tests use it for expired tokens).
     pub fn sign(&self, claims: &Claims) -> Result<String> {
         encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(|e| Error::Internal(format!("signing token: {e}")))
+            .map_err(|e| Error::internal("signing token", e))
     }
 
     /// Verifies signature, algorithm and expiry. Any failure is 401 with a reason.
@@ -129,13 +129,13 @@ fn load_or_create_secret(dir: &Path) -> Result<String> {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::Internal(format!("reading {}: {e}", path.display()))),
+        Err(e) => return Err(Error::internal(format!("reading {}", path.display()), e)),
     }
     std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+        .map_err(|e| Error::internal(format!("creating {}", dir.display()), e))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     write_private(&path, &secret)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+        .map_err(|e| Error::internal(format!("writing {}", path.display()), e))?;
     Ok(secret)
 }
 

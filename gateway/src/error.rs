@@ -58,6 +58,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// A backend that did not answer (503), its driver's error kept as the source.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::UnavailableFrom {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An internal failure (500), its cause kept as the source.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::InternalFrom {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     /// The HTTP-like status carried in ERROR frames and HTTP responses.
     pub fn status(&self) -> u16 {
         match self {

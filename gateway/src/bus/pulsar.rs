@@ -65,8 +65,8 @@ pub struct PulsarBus {
 /// An event waiting in a forwarder, with the way to tell its publisher how the send went.
 type Queued = (BusEvent, oneshot::Sender<std::result::Result<(), String>>);
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(format!("pulsar {what}: {e}"))
+fn unavailable(what: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::unavailable(format!("pulsar {what}"), e)
 }
 
 impl PulsarBus {

@@ -116,7 +116,7 @@ pub struct RedisRoutes {
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
-    Error::Unavailable(format!("route table: {e}"))
+    Error::unavailable("route table", e)
 }
 
 impl RedisRoutes {
