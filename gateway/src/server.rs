@@ -112,28 +112,8 @@ pub async fn run(
     crate::metrics::handle();
     let stop_serving = CancellationToken::new();
 
-    let mut inbox = app.bus.subscribe(&pod).await?;
-    let consumer_app = app.clone();
-    let consumer = tokio::spawn(async move {
-        while let Some(event) = inbox.recv().await {
-            consumer_app.router.on_bus_event(event).await;
-        }
-    });
-    let beat_app = app.clone();
-    let beat_stop = stop_serving.clone();
-    let heartbeat = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POD_HEARTBEAT);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => match beat_app.routes.heartbeat(&beat_app.pod).await {
-                    Ok(true) => beat_app.router.reannounce().await,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
-                },
-                _ = beat_stop.cancelled() => break,
-            }
-        }
-    });
+    let consumer = consume_inbox(app.clone()).await?;
+    let heartbeat = tokio::spawn(announce(app.clone(), stop_serving.clone()));
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
     let public_server = axum::serve(
@@ -150,10 +130,48 @@ pub async fn run(
     });
 
     shutdown.cancelled().await;
-    let (deadline, _) = app
-        .drain
-        .start(&app.hub, Duration::from_secs(app.config.drain_seconds));
-    // Wait for clients to move (or the deadline), then for sessions to flush and close.
+    drain(&app).await;
+    stop_serving.cancel();
+    heartbeat.abort();
+    consumer.abort();
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
+        return Err(Error::internal("server", e));
+    }
+    tracing::info!("chat-gateway stopped");
+    Ok(())
+}
+
+/// Consumes this pod's inbox on the bus: each event is delivered to devices here (or re-routed).
+async fn consume_inbox(app: Arc<App>) -> Result<tokio::task::JoinHandle<()>> {
+    let mut inbox = app.bus.subscribe(&app.pod).await?;
+    Ok(tokio::spawn(async move {
+        while let Some(event) = inbox.recv().await {
+            app.router.on_bus_event(event).await;
+        }
+    }))
+}
+
+/// Announces this pod in the route table every few seconds; when the table had lost it, the
+/// pod's connections are registered again.
+async fn announce(app: Arc<App>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(POD_HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match app.routes.heartbeat(&app.pod).await {
+                Ok(true) => app.router.reannounce().await,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
+            },
+            _ = stop.cancelled() => break,
+        }
+    }
+}
+
+/// The drain of a shutdown: tell every connection, wait for clients to move (or the deadline),
+/// then for sessions to flush and close.
+async fn drain(app: &App) {
+    let window = Duration::from_secs(app.config.drain_seconds);
+    let (deadline, _) = app.drain.start(&app.hub, window);
     while !app.hub.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -167,14 +185,6 @@ pub async fn run(
             "sessions still open after the drain grace; closing anyway"
         );
     }
-    stop_serving.cancel();
-    heartbeat.abort();
-    consumer.abort();
-    if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
-        return Err(Error::Internal(format!("server: {e}")));
-    }
-    tracing::info!("chat-gateway stopped");
-    Ok(())
 }
 
 /// A gateway running in this process (tests, embedding).
@@ -189,9 +199,9 @@ impl Running {
     /// Starts `config` on its `listen`/`admin_listen` addresses (use port 0 in tests).
     pub async fn start(config: ServeConfig, backends: Backends) -> Result<Self> {
         let public = bind(config.listen)
-            .map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen)))?;
+            .map_err(|e| Error::internal(format!("binding {}", config.listen), e))?;
         let admin = bind(config.admin_listen)
-            .map_err(|e| Error::Internal(format!("binding {}: {e}", config.admin_listen)))?;
+            .map_err(|e| Error::internal(format!("binding {}", config.admin_listen), e))?;
         let (addr, admin_addr) = (
             public.local_addr().map_err(io)?,
             admin.local_addr().map_err(io)?,
@@ -211,12 +221,12 @@ impl Running {
         self.shutdown.cancel();
         self.handle
             .await
-            .map_err(|e| Error::Internal(format!("server task: {e}")))?
+            .map_err(|e| Error::internal("server task", e))?
     }
 }
 
 fn io(e: std::io::Error) -> Error {
-    Error::Internal(e.to_string())
+    Error::internal("socket address", e)
 }
 
 /// Resolves on SIGTERM or SIGINT.

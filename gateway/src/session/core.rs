@@ -12,10 +12,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_protocol::server::{self, Drain, DrainReason, ErrorFrame, HeartbeatAck, Kicked};
-use chat_protocol::server::{Registered, Renewed, Welcome};
-use chat_protocol::{close, date::date_string, limits, ClientFrame, LoginStatus};
-use chat_protocol::{PreparedPush, Reply, Request, RequestId};
+use chat_protocol::server::{self, Drain, DrainReason, ErrorFrame, Kicked, Welcome};
+use chat_protocol::{close, limits, ClientFrame, PreparedPush, Reply, RequestId};
 use tokio::time::Instant;
 
 use super::ops::{Call, Done, Finished, Op};
@@ -26,6 +24,8 @@ use crate::error::{Error, Result};
 use crate::hub::{DrainNotice, Outbound};
 use crate::model::{new_id, Prepared};
 use crate::store::Page;
+
+mod requests;
 
 /// Store calls one connection may have in flight before the server stops reading from it.
 pub const MAX_OPS: usize = 32;
@@ -193,132 +193,6 @@ impl Connection {
                 flush_inbox: false,
             }),
         }
-    }
-
-    fn handle_request(&mut self, frame: ClientFrame, now: Instant) {
-        let rid = frame.request_id;
-        if frame.request.is_rate_limited() && !self.rate.allow(now) {
-            let e = Error::RateLimited("too many requests; slow down".into());
-            return self.error(&e, rid.as_ref());
-        }
-        let op = match frame.request {
-            Request::Heartbeat => return self.heartbeat(rid, now),
-            Request::Renew => return self.renew(rid, now),
-            Request::Register {
-                openid,
-                user_name,
-                login_status,
-            } => match self.register(openid, user_name, login_status, rid.as_ref()) {
-                Some(op) => op,
-                None => return,
-            },
-            Request::Ack { msgid } => {
-                metrics::counter!("chat_acks_total").increment(1);
-                self.outbox.ack(msgid.as_str());
-                for push in self.outbox.refill(now) {
-                    self.write_push(push);
-                }
-                Op::Ack { msgid }
-            }
-            Request::Send {
-                to,
-                message,
-                file_type,
-                client_msg_id,
-            } => Op::Send {
-                group: false,
-                to: to.into_string(),
-                message,
-                file_type,
-                client_msg_id,
-            },
-            Request::SendGroup {
-                group_id,
-                message,
-                file_type,
-                client_msg_id,
-            } => Op::Send {
-                group: true,
-                to: group_id.into_string(),
-                message,
-                file_type,
-                client_msg_id,
-            },
-            Request::CreateGroup { name, members } => Op::CreateGroup { name, members },
-            Request::AddMembers { group_id, members } => Op::AddMembers { group_id, members },
-            Request::LeaveGroup { group_id } => Op::LeaveGroup { group_id },
-            Request::Sync {
-                conversation_id: None,
-                ..
-            } => Op::Conversations,
-            Request::Sync {
-                conversation_id: Some(conversation_id),
-                after_seq,
-                limit,
-            } => Op::Read {
-                conversation_id,
-                after_seq,
-                limit,
-            },
-        };
-        self.call(op, rid);
-    }
-
-    fn heartbeat(&mut self, rid: Option<RequestId>, now: Instant) {
-        self.effects.push_back(Effect::RefreshRoute);
-        let date = date_string(self.wall_ms(now));
-        self.reply(Reply::HeartbeatAck(HeartbeatAck { date }), rid.as_ref());
-    }
-
-    fn renew(&mut self, rid: Option<RequestId>, now: Instant) {
-        let mut timelife = self.settings.timelife;
-        self.expires_at = now + timelife;
-        if let Some(close_at) = self.close_at {
-            // Draining: tell the client the time left; the drain deadline closes (1012).
-            timelife = timelife.min(close_at.saturating_duration_since(now));
-            self.expires_at = self.expires_at.max(close_at + Duration::from_secs(1));
-        }
-        self.effects.push_back(Effect::RefreshRoute);
-        let renewed = Renewed {
-            timelife: timelife.as_secs(),
-            expires_at: self.wall_ms(now) + timelife.as_millis() as i64,
-        };
-        self.reply(Reply::Renew(renewed), rid.as_ref());
-    }
-
-    /// REGISTER: a store call to record the name, or nothing more (refused, or logged out).
-    fn register(
-        &mut self,
-        openid: String,
-        user_name: Option<String>,
-        login_status: LoginStatus,
-        rid: Option<&RequestId>,
-    ) -> Option<Op> {
-        if openid != self.who.user.as_str() {
-            let e = Error::Forbidden("openid does not match the token's user".into());
-            self.error(&e, rid);
-            return None;
-        }
-        if login_status == LoginStatus::Offline {
-            let reply = Registered {
-                openid,
-                user_name: None,
-                login_status,
-            };
-            self.reply(Reply::Register(reply), rid);
-            self.close(Ending::with(close::NORMAL, "logged out"));
-            return None;
-        }
-        if let Some(name) =
-            user_name.filter(|n| !n.is_empty() && n.len() <= limits::MAX_USER_NAME_BYTES)
-        {
-            let mut who = (*self.who).clone();
-            who.name = name;
-            self.who = Arc::new(who);
-        }
-        Some(Op::Register {
-            name: self.who.name.clone(),
-        })
     }
 
     /// Something the rest of the process tells this connection.

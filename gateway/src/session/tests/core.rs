@@ -5,92 +5,15 @@ use std::time::Duration;
 
 use chat_protocol::{ConversationId, GroupId, KickReason, MessageId, RequestId, UserId};
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
-use super::{bob, live, settings, stored, written, ACK_TIMEOUT, HEARTBEAT, TIMELIFE, WALL};
+use super::{live, stored, written, ACK_TIMEOUT, WALL};
 use crate::delivery::PullRequest;
-use crate::error::Error;
 use crate::hub::{DrainNotice, Outbound};
-use crate::session::core::{Connection, Effect, Ending, Incoming, MAX_OPS};
-use crate::session::ops::{Call, Done, Finished, Op};
+use crate::session::core::{Effect, Ending, Incoming};
+use crate::session::ops::{Call, Done, Op};
 use crate::store::{Backlog, Page};
 
-/// A connection and the instant it lives at.
-struct Harness {
-    c: Connection,
-    now: Instant,
-}
-
-impl Harness {
-    /// A connection past WELCOME with an empty backlog.
-    fn new() -> Self {
-        let mut h = Self::fresh();
-        let first = h.effects();
-        assert_eq!(first.len(), 2, "{first:?}");
-        h.finish(Ok(Done::Backlog(vec![])), None, true);
-        h
-    }
-
-    fn fresh() -> Self {
-        let now = Instant::now();
-        Self {
-            c: Connection::new(settings(), bob(), now, WALL),
-            now,
-        }
-    }
-
-    fn effects(&mut self) -> Vec<Effect> {
-        std::iter::from_fn(|| self.c.poll_effect()).collect()
-    }
-
-    fn text(&mut self, frame: Value) -> Vec<Effect> {
-        self.c
-            .handle_frame(Incoming::Text(&frame.to_string()), self.now);
-        self.effects()
-    }
-
-    fn event(&mut self, event: Outbound) -> Vec<Effect> {
-        self.c.handle_event(event, self.now);
-        self.effects()
-    }
-
-    fn finish(
-        &mut self,
-        result: crate::Result<Done>,
-        request_id: Option<RequestId>,
-        silent: bool,
-    ) -> Vec<Effect> {
-        self.c.handle_finished(Finished {
-            request_id,
-            silent,
-            result,
-        });
-        self.effects()
-    }
-
-    /// Moves the clock by `d` and fires the timer if a deadline passed.
-    fn advance(&mut self, d: Duration) -> Vec<Effect> {
-        self.now += d;
-        if self.c.poll_timeout() <= self.now {
-            self.c.handle_timeout(self.now);
-        }
-        self.effects()
-    }
-}
-
-fn call(op: Op, rid: &str) -> Effect {
-    Effect::Call(Call {
-        op,
-        request_id: Some(RequestId::from(rid)),
-    })
-}
-
-fn close(code: u16, reason: &'static str) -> Effect {
-    Effect::Close(Ending {
-        close: Some((code, reason)),
-        flush_inbox: false,
-    })
-}
+use super::harness::{call, close, Harness};
 
 #[test]
 fn welcome_comes_first_then_the_catch_up_read() {
@@ -141,7 +64,12 @@ fn welcome_comes_first_then_the_catch_up_read() {
 #[test]
 fn a_whole_connection_send_push_ack_retry_renew_drain() {
     let mut h = Harness::new();
+    send_and_reply(&mut h);
+    push_ack_and_retry(&mut h);
+    renew_then_drain(&mut h);
+}
 
+fn send_and_reply(h: &mut Harness) {
     // SEND: a store call; its reply is written when it finishes.
     let effects = h.text(
         json!({"type": 1, "params": {"toMessageId": "alice", "message": "hi",
@@ -158,7 +86,9 @@ fn a_whole_connection_send_push_ack_retry_renew_drain() {
     let reply = r#"{"type":0,"status":200,"params":{},"requestId":"r-1"}"#.to_owned();
     let effects = h.finish(Ok(Done::Frame(reply.clone())), Some("r-1".into()), false);
     assert_eq!(effects, vec![Effect::Write(reply)]);
+}
 
+fn push_ack_and_retry(h: &mut Harness) {
     // A push for this device: an envelope for this session, in the window.
     let pushed = written(&h.event(live(1)));
     assert_eq!(pushed.len(), 1);
@@ -196,7 +126,9 @@ fn a_whole_connection_send_push_ack_retry_renew_drain() {
         written(&h.advance(ACK_TIMEOUT)).is_empty(),
         "resent once only"
     );
+}
 
+fn renew_then_drain(h: &mut Harness) {
     // RENEW: a fresh timelife from now, and the route refreshed.
     let effects = h.text(json!({"type": 21, "requestId": "rn"}));
     assert_eq!(effects[0], Effect::RefreshRoute);
@@ -396,110 +328,6 @@ fn requests_beyond_the_burst_are_rate_limited_but_acks_are_not() {
     assert!(matches!(
         h.text(json!({"type": 3}))[0],
         Effect::RefreshRoute
-    ));
-}
-
-#[test]
-fn silence_for_three_heartbeats_closes_4000_and_frames_keep_it_open() {
-    let mut h = Harness::new();
-    assert!(h.advance(HEARTBEAT * 2).is_empty());
-    h.c.handle_frame(Incoming::Control, h.now);
-    assert!(
-        h.advance(HEARTBEAT * 2).is_empty(),
-        "a ping moved the deadline"
-    );
-    assert_eq!(h.advance(HEARTBEAT), vec![close(4000, "heartbeat timeout")]);
-}
-
-#[test]
-fn timelife_without_renew_closes_4002() {
-    let mut h = Harness::new();
-    let start = h.now;
-    let mut closed = Vec::new();
-    while closed.is_empty() {
-        h.text(json!({"type": 3}));
-        closed = h
-            .advance(HEARTBEAT)
-            .into_iter()
-            .filter(|e| matches!(e, Effect::Close(_)))
-            .collect();
-    }
-    assert_eq!(closed, vec![close(4002, "timelife expired")]);
-    let lived = h.now - start;
-    assert!(
-        lived >= TIMELIFE && lived < TIMELIFE + HEARTBEAT,
-        "{lived:?}"
-    );
-}
-
-#[test]
-fn a_full_window_queues_and_an_ack_lets_the_next_one_out() {
-    let mut h = Harness::new();
-    for seq in 1..=4 {
-        assert_eq!(written(&h.event(live(seq))).len(), 1);
-    }
-    assert!(h.event(live(5)).is_empty(), "window of 4 is full");
-    let effects = h.text(json!({"type": 15, "params": {"msgid": format!("{:032x}", 1)}}));
-    assert_eq!(written(&effects)[0]["msg"]["params"]["seq"], 5);
-    assert!(
-        h.event(live(2)).is_empty(),
-        "already in flight: not sent twice"
-    );
-}
-
-#[test]
-fn reading_stops_while_too_many_calls_are_in_flight() {
-    let mut h = Harness::new();
-    for _ in 0..MAX_OPS {
-        assert!(h.c.wants_frames());
-        h.text(json!({"type": 13}));
-    }
-    assert!(!h.c.wants_frames());
-    h.finish(Ok(Done::Frame("{}".into())), None, false);
-    assert!(h.c.wants_frames());
-}
-
-#[test]
-fn a_failed_call_is_answered_with_its_error_and_a_silent_one_is_not() {
-    let mut h = Harness::new();
-    h.text(json!({"type": 13, "requestId": "s"}));
-    let e = Error::Unavailable("store write failed; try again".into());
-    let error = &written(&h.finish(Err(e), Some("s".into()), false))[0];
-    assert_eq!(
-        error,
-        &json!({"type": 500, "status": 503, "requestId": "s",
-                "params": {"code": "unavailable", "message": "store write failed; try again"}})
-    );
-    let e = Error::Unavailable("down".into());
-    assert!(h.finish(Err(e), None, true).is_empty());
-}
-
-#[test]
-fn a_failed_catch_up_read_waits_then_tries_again() {
-    let mut h = Harness::new();
-    h.c.handle_resync();
-    let backlog = Backlog {
-        conversation_id: "dm:alice:bob".into(),
-        after_seq: 0,
-        last_seq: 1,
-    };
-    let effects = h.effects();
-    assert!(matches!(
-        &effects[0],
-        Effect::Call(Call {
-            op: Op::Backlog,
-            ..
-        })
-    ));
-    let read = h.finish(Ok(Done::Backlog(vec![backlog])), None, true);
-    let Effect::Read(req) = &read[0] else {
-        panic!("{read:?}")
-    };
-    h.c.handle_page(req, Err(Error::Unavailable("db".into())), h.now);
-    assert!(h.effects().is_empty(), "paused");
-    assert!(matches!(
-        h.advance(Duration::from_millis(200))[..],
-        [Effect::Read(_)]
     ));
 }
 

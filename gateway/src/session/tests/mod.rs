@@ -2,6 +2,8 @@
 //! ([`core`]), and the async shell over channels with tokio's paused clock ([`shell`]).
 
 mod core;
+mod deadlines;
+mod harness;
 mod shell;
 
 use std::sync::Arc;

@@ -1,0 +1,142 @@
+//! Requests from the client: which are answered here at once (HEARTBEAT, RENEW, REGISTER's
+//! refusal and logout, parse and rate-limit errors) and which become store calls.
+
+use chat_protocol::server::{HeartbeatAck, Registered, Renewed};
+use chat_protocol::{date::date_string, limits, ClientFrame, LoginStatus};
+use chat_protocol::{Reply, Request, RequestId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+use super::{Connection, Effect, Ending};
+use crate::error::Error;
+use crate::session::ops::Op;
+use chat_protocol::close;
+
+impl Connection {
+    pub(super) fn handle_request(&mut self, frame: ClientFrame, now: Instant) {
+        let rid = frame.request_id;
+        if frame.request.is_rate_limited() && !self.rate.allow(now) {
+            let e = Error::RateLimited("too many requests; slow down".into());
+            return self.error(&e, rid.as_ref());
+        }
+        let op = match frame.request {
+            Request::Heartbeat => return self.heartbeat(rid, now),
+            Request::Renew => return self.renew(rid, now),
+            Request::Register {
+                openid,
+                user_name,
+                login_status,
+            } => match self.register(openid, user_name, login_status, rid.as_ref()) {
+                Some(op) => op,
+                None => return,
+            },
+            Request::Ack { msgid } => {
+                metrics::counter!("chat_acks_total").increment(1);
+                self.outbox.ack(msgid.as_str());
+                for push in self.outbox.refill(now) {
+                    self.write_push(push);
+                }
+                Op::Ack { msgid }
+            }
+            Request::Send {
+                to,
+                message,
+                file_type,
+                client_msg_id,
+            } => Op::Send {
+                group: false,
+                to: to.into_string(),
+                message,
+                file_type,
+                client_msg_id,
+            },
+            Request::SendGroup {
+                group_id,
+                message,
+                file_type,
+                client_msg_id,
+            } => Op::Send {
+                group: true,
+                to: group_id.into_string(),
+                message,
+                file_type,
+                client_msg_id,
+            },
+            Request::CreateGroup { name, members } => Op::CreateGroup { name, members },
+            Request::AddMembers { group_id, members } => Op::AddMembers { group_id, members },
+            Request::LeaveGroup { group_id } => Op::LeaveGroup { group_id },
+            Request::Sync {
+                conversation_id: None,
+                ..
+            } => Op::Conversations,
+            Request::Sync {
+                conversation_id: Some(conversation_id),
+                after_seq,
+                limit,
+            } => Op::Read {
+                conversation_id,
+                after_seq,
+                limit,
+            },
+        };
+        self.call(op, rid);
+    }
+
+    fn heartbeat(&mut self, rid: Option<RequestId>, now: Instant) {
+        self.effects.push_back(Effect::RefreshRoute);
+        let date = date_string(self.wall_ms(now));
+        self.reply(Reply::HeartbeatAck(HeartbeatAck { date }), rid.as_ref());
+    }
+
+    fn renew(&mut self, rid: Option<RequestId>, now: Instant) {
+        let mut timelife = self.settings.timelife;
+        self.expires_at = now + timelife;
+        if let Some(close_at) = self.close_at {
+            // Draining: tell the client the time left; the drain deadline closes (1012).
+            timelife = timelife.min(close_at.saturating_duration_since(now));
+            self.expires_at = self.expires_at.max(close_at + Duration::from_secs(1));
+        }
+        self.effects.push_back(Effect::RefreshRoute);
+        let renewed = Renewed {
+            timelife: timelife.as_secs(),
+            expires_at: self.wall_ms(now) + timelife.as_millis() as i64,
+        };
+        self.reply(Reply::Renew(renewed), rid.as_ref());
+    }
+
+    /// REGISTER: a store call to record the name, or nothing more (refused, or logged out).
+    fn register(
+        &mut self,
+        openid: String,
+        user_name: Option<String>,
+        login_status: LoginStatus,
+        rid: Option<&RequestId>,
+    ) -> Option<Op> {
+        if openid != self.who.user.as_str() {
+            let e = Error::Forbidden("openid does not match the token's user".into());
+            self.error(&e, rid);
+            return None;
+        }
+        if login_status == LoginStatus::Offline {
+            let reply = Registered {
+                openid,
+                user_name: None,
+                login_status,
+            };
+            self.reply(Reply::Register(reply), rid);
+            self.close(Ending::with(close::NORMAL, "logged out"));
+            return None;
+        }
+        if let Some(name) =
+            user_name.filter(|n| !n.is_empty() && n.len() <= limits::MAX_USER_NAME_BYTES)
+        {
+            let mut who = (*self.who).clone();
+            who.name = name;
+            self.who = Arc::new(who);
+        }
+        Some(Op::Register {
+            name: self.who.name.clone(),
+        })
+    }
+}
