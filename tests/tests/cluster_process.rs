@@ -111,9 +111,10 @@ async fn sigkill_of_a_pod_mid_stream_loses_no_acknowledged_message() {
                 4 => vec![c.ws_url(2), c.ws_url(0), c.ws_url(1)],
                 _ => vec![c.ws_url(i % 2)],
             };
-            // pod-2's own sender delivers locally, much faster than the others forward to it:
-            // paced, it is still sending when pod-2 dies.
-            let pace = Duration::from_millis(if i == 4 { 20 } else { 0 });
+            // Paced, so that every sender is still sending when pod-2 dies (unpaced, the others
+            // could be all but done by the time pod-2's own, which delivers locally and so runs
+            // much faster, has stored its first 60).
+            let pace = Duration::from_millis(if i == 4 { 20 } else { 10 });
             Sender::spawn(
                 &c,
                 urls,
