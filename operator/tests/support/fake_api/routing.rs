@@ -1,0 +1,260 @@
+//! Requests to the fake API server's verbs: the path parsed into a kind, namespace, name and
+//! subresource, the method into get, list, watch, create, replace, patch or delete, and every
+//! write request counted and recorded in the [`Journal`](super::Journal).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use super::kinds::{Key, Kind};
+use super::wire::{
+    error_response, json_response, parse_body, parse_query, ApiError, ApiResult, Body, Selector,
+};
+use super::Inner;
+
+/// A parsed request path.
+#[derive(Debug)]
+struct Route {
+    kind: Kind,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+impl Route {
+    /// `/api/v1/...` or `/apis/{group}/{version}/...`, then `namespaces/{ns}/` (namespaced) and
+    /// `{plural}[/{name}[/{subresource}]]`.
+    fn parse(path: &str) -> Option<Self> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (api_version, rest) = match segments.as_slice() {
+            ["api", "v1", rest @ ..] => ("v1".to_owned(), rest),
+            ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
+            _ => return None,
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, plural, rest @ ..]
+                if Kind::by_plural(&api_version, plural).is_some_and(|k| k.namespaced) =>
+            {
+                (Some((*ns).to_owned()), [&[*plural][..], rest].concat())
+            }
+            rest => (None, rest.to_vec()),
+        };
+        let kind = Kind::by_plural(&api_version, rest.first()?)?;
+        Some(Self {
+            kind,
+            namespace,
+            name: rest.get(1).map(|s| (*s).to_owned()),
+            subresource: rest.get(2).map(|s| (*s).to_owned()),
+        })
+    }
+
+    /// The key of the object named `name` in the route's namespace.
+    fn key(&self, name: &str) -> Key {
+        Key::new(self.kind, self.namespace.as_deref().unwrap_or(""), name)
+    }
+}
+
+enum Reply {
+    Object(StatusCode, Value),
+    Watch(Body),
+}
+
+impl Inner {
+    pub(super) async fn handle(&self, request: Request<kube::client::Body>) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) => {
+                return error_response(&ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("reading the body: {err}"),
+                ))
+            }
+        };
+        let query = parse_query(parts.uri.query().unwrap_or(""));
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let result = match Route::parse(parts.uri.path()) {
+            Some(route) => self.serve(&parts.method, &route, &query, &content_type, &body),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no route for {}", parts.uri.path()),
+            )),
+        };
+        match result {
+            Ok(Reply::Object(code, value)) => json_response(code, &value),
+            Ok(Reply::Watch(stream)) => Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(stream)
+                .expect("valid response"),
+            Err(err) => error_response(&err),
+        }
+    }
+
+    fn serve(
+        &self,
+        method: &Method,
+        route: &Route,
+        query: &HashMap<String, String>,
+        content_type: &str,
+        body: &Bytes,
+    ) -> ApiResult<Reply> {
+        if *method != Method::GET {
+            self.record_write(method, route, body);
+        }
+        match (method.clone(), &route.name) {
+            (Method::GET, Some(name)) => {
+                let key = route.key(name);
+                let state = self.lock();
+                let object = state
+                    .objects
+                    .get(&key)
+                    .ok_or_else(|| ApiError::not_found(&key))?;
+                Ok(Reply::Object(StatusCode::OK, object.clone()))
+            }
+            (Method::GET, None) => Ok(self.list_or_watch(route, query)),
+            (Method::POST, None) => self.create_from_body(route, body),
+            (Method::PUT, Some(name)) => self.replace(&route.key(name), route, query, body),
+            (Method::PATCH, Some(name)) => {
+                let mut state = self.lock();
+                let patched = self.patch(
+                    &mut state,
+                    &route.key(name),
+                    route.subresource.as_deref(),
+                    query,
+                    content_type,
+                    body,
+                )?;
+                Ok(Reply::Object(StatusCode::OK, patched))
+            }
+            (Method::DELETE, Some(name)) => {
+                let mut state = self.lock();
+                let deleted = self.delete(&mut state, &route.key(name))?;
+                Ok(Reply::Object(StatusCode::OK, deleted))
+            }
+            (method, _) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{method} is not supported here"),
+            )),
+        }
+    }
+
+    /// Counts a write request and records it in the journal: `PATCH StatefulSet/demo-gateway
+    /// replicas=3`, `DELETE Pod/demo-gateway-2`, `PATCH ChatCluster/demo/status`.
+    fn record_write(&self, method: &Method, route: &Route, body: &Bytes) {
+        let kind = route.kind;
+        let mut state = self.lock();
+        state.writes += 1;
+        let mut entry = format!(
+            "{method} {}/{}",
+            kind.kind,
+            route.name.as_deref().unwrap_or("")
+        );
+        if let Some(sub) = &route.subresource {
+            entry.push_str(&format!("/{sub}"));
+        }
+        if kind.kind == "StatefulSet" {
+            if let Some(replicas) = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["spec"]["replicas"].as_i64())
+            {
+                entry.push_str(&format!(" replicas={replicas}"));
+            }
+        }
+        self.journal.record(entry);
+    }
+
+    /// A list (`labelSelector`) or, with `watch=1`, a watch from `resourceVersion` that ends after
+    /// `timeoutSeconds` (300 when not given).
+    fn list_or_watch(&self, route: &Route, query: &HashMap<String, String>) -> Reply {
+        let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str));
+        let watch = matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
+        if !watch {
+            return Reply::Object(
+                StatusCode::OK,
+                self.list(route.kind, route.namespace.as_deref(), &selector),
+            );
+        }
+        let since = query
+            .get("resourceVersion")
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&rv| rv > 0);
+        let timeout = query
+            .get("timeoutSeconds")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(Duration::from_secs(300), Duration::from_secs);
+        Reply::Watch(self.watch(
+            route.kind,
+            route.namespace.clone(),
+            selector,
+            since,
+            timeout,
+        ))
+    }
+
+    /// POST: creates the object in the body, named by its `metadata.name`.
+    fn create_from_body(&self, route: &Route, body: &Bytes) -> ApiResult<Reply> {
+        let object: Value = parse_body(body)?;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "metadata.name is required",
+                )
+            })?
+            .to_owned();
+        let mut state = self.lock();
+        let created = self.create(&mut state, &route.key(&name), object, true)?;
+        Ok(Reply::Object(StatusCode::CREATED, created))
+    }
+
+    /// PUT: replaces the object (or its status); 409 when the body names a resourceVersion
+    /// other than the stored one.
+    fn replace(
+        &self,
+        key: &Key,
+        route: &Route,
+        query: &HashMap<String, String>,
+        body: &Bytes,
+    ) -> ApiResult<Reply> {
+        let object: Value = parse_body(body)?;
+        let mut state = self.lock();
+        let old = state
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(key))?;
+        let expected = object["metadata"]["resourceVersion"].as_str();
+        if expected.is_some_and(|rv| Some(rv) != old["metadata"]["resourceVersion"].as_str()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                "the object has been modified",
+            ));
+        }
+        let manager = query.get("fieldManager").cloned();
+        let updated = self.update(
+            &mut state,
+            key,
+            old,
+            object,
+            route.subresource.as_deref(),
+            manager,
+        )?;
+        Ok(Reply::Object(StatusCode::OK, updated))
+    }
+}
