@@ -5,7 +5,6 @@
 //! the operator's own `/metrics`, `/healthz` and `/readyz`.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,8 @@ use chat_operator::http::Health;
 use chat_operator::keys::{KeyStore, RedisKeyStore};
 use chat_operator::observed::AdminStatus;
 use chat_operator::pulsar::{HttpPulsarAdmin, PulsarAdmin};
+use chat_tests::gateway::free_port;
+use chat_tests::redis::RedisServer;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -29,64 +30,13 @@ async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-/// A `redis-server` on a free port, stopped when dropped.
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("this test needs redis-server ({err}): apt-get install -y redis-server")
-            });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn redis_key_store_reads_servers_removes_pods_and_deletes_only_its_prefix() {
-    let server = RedisServer::start();
-    let mut conn = redis::Client::open(server.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    // A server of its own, not the shared one: the test lists every key (`KEYS *`) and checks
+    // that a prefix with a glob character leaves its neighbours alone.
+    let server = RedisServer::start_own();
+    let url = server.url();
+    let mut conn = server.client().await;
     let seed = |args: &[&str]| {
         let mut cmd = redis::cmd(args[0]);
         for arg in &args[1..] {
@@ -114,15 +64,15 @@ async fn redis_key_store_reads_servers_removes_pods_and_deletes_only_its_prefix(
     }
     let store = RedisKeyStore::new();
 
-    let servers = store.servers(&server.url, "demo").await.unwrap();
+    let servers = store.servers(&url, "demo").await.unwrap();
     assert_eq!(servers, ["demo-gateway-0", "demo-gateway-3"]);
 
     store
-        .remove_pods(&server.url, "demo", &["demo-gateway-3".to_owned()])
+        .remove_pods(&url, "demo", &["demo-gateway-3".to_owned()])
         .await
         .unwrap();
     assert_eq!(
-        store.servers(&server.url, "demo").await.unwrap(),
+        store.servers(&url, "demo").await.unwrap(),
         ["demo-gateway-0"]
     );
     let exists: bool = seed(&["EXISTS", "demo:pod:demo-gateway-3"])
@@ -131,8 +81,8 @@ async fn redis_key_store_reads_servers_removes_pods_and_deletes_only_its_prefix(
         .unwrap();
     assert!(!exists);
 
-    assert_eq!(store.delete_prefix(&server.url, "demo").await.unwrap(), 3);
-    assert_eq!(store.delete_prefix(&server.url, "de*").await.unwrap(), 1);
+    assert_eq!(store.delete_prefix(&url, "demo").await.unwrap(), 3);
+    assert_eq!(store.delete_prefix(&url, "de*").await.unwrap(), 1);
     let mut left: Vec<String> = seed(&["KEYS", "*"]).query_async(&mut conn).await.unwrap();
     left.sort();
     assert_eq!(left, ["demo2:servers", "demox:servers"]);
@@ -140,14 +90,9 @@ async fn redis_key_store_reads_servers_removes_pods_and_deletes_only_its_prefix(
 
 #[tokio::test]
 async fn redis_key_store_fails_fast_when_redis_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let started = Instant::now();
     let result = RedisKeyStore::new()
-        .servers(&format!("redis://127.0.0.1:{port}/"), "demo")
+        .servers(&format!("redis://127.0.0.1:{}/", free_port()), "demo")
         .await;
     assert!(result.is_err());
     assert!(started.elapsed() < Duration::from_secs(10));
