@@ -10,9 +10,8 @@ use std::time::Duration;
 use chat_operator::context::FINALIZER;
 use chat_operator::crd::Phase;
 use chat_operator::operator::Lease;
-use kube::api::DeleteParams;
 use serde_json::json;
-use support::{is_ready, topic, Harness, NAMESPACE, PREFIX};
+use support::{is_serving, topic, Harness, NAMESPACE, PREFIX};
 
 /// Owned objects of the test cluster: (apiVersion, kind, name).
 const CHILDREN: &[(&str, &str, &str)] = &[
@@ -26,22 +25,6 @@ const CHILDREN: &[(&str, &str, &str)] = &[
 
 fn topics(ordinals: impl IntoIterator<Item = i32>) -> BTreeSet<String> {
     ordinals.into_iter().map(topic).collect()
-}
-
-/// Index of the first journal entry equal to `entry` (panics with the journal when missing).
-fn position(h: &Harness, from: usize, entry: &str) -> usize {
-    h.journal
-        .find(from, |e| e == entry)
-        .unwrap_or_else(|| panic!("no {entry:?} in the journal: {:#?}", h.journal.entries()))
-}
-
-/// The entries from `from` on that start with `prefix`.
-fn entries_from(h: &Harness, from: usize, prefix: &str) -> Vec<String> {
-    h.journal.entries()[from..]
-        .iter()
-        .filter(|e| e.starts_with(prefix))
-        .cloned()
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,9 +70,15 @@ async fn a_new_cluster_gets_its_objects_topics_and_ready_pods() {
     assert!(h.pulsar.namespaces().contains("public/chat"));
 
     // Created at 0 replicas, then the topics, then the pods.
-    let at_zero = position(&h, 0, "PATCH StatefulSet/demo-gateway replicas=0");
-    let last_topic = position(&h, 0, &format!("pulsar create {}", topic(2)));
-    let scaled = position(&h, 0, "PATCH StatefulSet/demo-gateway replicas=3");
+    let at_zero = h
+        .journal
+        .position(0, "PATCH StatefulSet/demo-gateway replicas=0");
+    let last_topic = h
+        .journal
+        .position(0, &format!("pulsar create {}", topic(2)));
+    let scaled = h
+        .journal
+        .position(0, "PATCH StatefulSet/demo-gateway replicas=3");
     assert!(
         at_zero < last_topic && last_topic < scaled,
         "{:#?}",
@@ -129,32 +118,29 @@ async fn a_new_image_drains_and_replaces_pods_one_at_a_time_from_the_highest() {
                 phases.insert(format!("{:?}", status.phase));
             }
             let pods = h.pods();
-            let serving = pods
-                .iter()
-                .filter(|p| is_ready(p) && p["metadata"].get("deletionTimestamp").is_none())
-                .count();
+            let serving = pods.iter().filter(|p| is_serving(p)).count();
             most_out = most_out.max(3 - serving.min(3));
         },
     )
     .await;
 
     assert_eq!(
-        entries_from(&h, mark, "drain "),
+        h.journal.starting_with(mark, "drain "),
         [2, 1, 0].map(|n| format!("drain demo-gateway-{n} deadlineSeconds=30")),
     );
     assert_eq!(
-        entries_from(&h, mark, "DELETE Pod/"),
+        h.journal.starting_with(mark, "DELETE Pod/"),
         [2, 1, 0].map(|n| format!("DELETE Pod/demo-gateway-{n}")),
     );
     // Each pod is drained before it is deleted, and deleted before the next one is drained.
     let mut last = mark;
     for n in [2, 1, 0] {
-        let drained = position(
-            &h,
-            mark,
-            &format!("drain demo-gateway-{n} deadlineSeconds=30"),
-        );
-        let deleted = position(&h, mark, &format!("DELETE Pod/demo-gateway-{n}"));
+        let drained = h
+            .journal
+            .position(mark, &format!("drain demo-gateway-{n} deadlineSeconds=30"));
+        let deleted = h
+            .journal
+            .position(mark, &format!("DELETE Pod/demo-gateway-{n}"));
         assert!(
             last <= drained && drained < deleted,
             "{:#?}",
@@ -193,21 +179,20 @@ async fn scaling_up_adds_topics_and_pods_and_scaling_down_drains_first_then_clea
     .await;
 
     assert_eq!(
-        entries_from(&h, mark, "drain "),
+        h.journal.starting_with(mark, "drain "),
         [4, 3, 2].map(|n| format!("drain demo-gateway-{n} deadlineSeconds=30")),
     );
     for n in [4, 3, 2] {
-        let drained = position(
-            &h,
-            mark,
-            &format!("drain demo-gateway-{n} deadlineSeconds=30"),
-        );
-        let shrunk = position(
-            &h,
+        let drained = h
+            .journal
+            .position(mark, &format!("drain demo-gateway-{n} deadlineSeconds=30"));
+        let shrunk = h.journal.position(
             mark,
             &format!("PATCH StatefulSet/demo-gateway replicas={n}"),
         );
-        let topic_deleted = position(&h, mark, &format!("pulsar delete {}", topic(n)));
+        let topic_deleted = h
+            .journal
+            .position(mark, &format!("pulsar delete {}", topic(n)));
         let keys_removed = h
             .journal
             .find(mark, |e| {
@@ -221,7 +206,7 @@ async fn scaling_up_adds_topics_and_pods_and_scaling_down_drains_first_then_clea
         );
     }
     assert!(
-        entries_from(&h, mark, "DELETE Pod/").is_empty(),
+        h.journal.starting_with(mark, "DELETE Pod/").is_empty(),
         "scale-down deletes no pod itself"
     );
     for n in 2..5 {
@@ -247,12 +232,7 @@ async fn deleting_a_cluster_cleans_up_and_releases_the_finalizer() {
     assert!(!h.redis.keys().is_empty());
     let mark = h.journal.entries().len();
 
-    h.clusters()
-        .delete(support::NAME, &DeleteParams::default())
-        .await
-        .expect("deleting the ChatCluster");
-    h.wait_until("the ChatCluster is gone", |h| h.cluster().is_none())
-        .await;
+    h.delete_cluster().await;
 
     assert!(
         h.pulsar.topics().is_empty(),
@@ -260,10 +240,14 @@ async fn deleting_a_cluster_cleans_up_and_releases_the_finalizer() {
         h.pulsar.topics()
     );
     assert!(h.redis.keys().is_empty(), "keys left: {:?}", h.redis.keys());
-    let stopped = position(&h, mark, "DELETE StatefulSet/demo-gateway");
-    let keys = position(&h, mark, &format!("redis delete-prefix {PREFIX}"));
-    let topics_deleted = position(&h, mark, &format!("pulsar delete {}", topic(0)));
-    let released = position(&h, mark, "PATCH ChatCluster/demo");
+    let stopped = h.journal.position(mark, "DELETE StatefulSet/demo-gateway");
+    let keys = h
+        .journal
+        .position(mark, &format!("redis delete-prefix {PREFIX}"));
+    let topics_deleted = h
+        .journal
+        .position(mark, &format!("pulsar delete {}", topic(0)));
+    let released = h.journal.position(mark, "PATCH ChatCluster/demo");
     assert!(stopped < topics_deleted && topics_deleted < keys && keys < released);
     for (api_version, kind, name) in CHILDREN {
         assert!(
@@ -365,7 +349,7 @@ async fn a_restarted_operator_carries_on_with_the_rollout_where_it_stopped() {
     h.restart_operator().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        entries_from(&h, mark, "drain "),
+        h.journal.starting_with(mark, "drain "),
         ["drain demo-gateway-2 deadlineSeconds=30"],
         "no other pod leaves while the replacement is not Ready"
     );
@@ -373,7 +357,7 @@ async fn a_restarted_operator_carries_on_with_the_rollout_where_it_stopped() {
     h.wait_until("the rollout finished", |h| h.converged(3))
         .await;
     assert_eq!(
-        entries_from(&h, mark, "drain "),
+        h.journal.starting_with(mark, "drain "),
         [2, 1, 0].map(|n| format!("drain demo-gateway-{n} deadlineSeconds=30")),
     );
     h.stop().await;

@@ -11,15 +11,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chat_operator::pulsar::{HttpPulsarAdmin, PulsarAdmin};
-use chat_operator::{Error, Result};
+use chat_operator::Error;
+use chat_tests::gateway::free_port;
 use futures_util::StreamExt;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use pulsar::{Pulsar, SubType, TokioExecutor};
 use pulsar_test_broker::{Broker, BrokerHandle};
 use serde_json::{json, Value};
-use support::journal::Journal;
+use support::backends::JournaledPulsar;
 use support::{topic, Harness};
 
 /// The inbox topic of `ordinal` in a cluster with key prefix `demo`, in `tenant/namespace`.
@@ -41,14 +41,6 @@ async fn listed(broker: &BrokerHandle, tenant: &str, namespace: &str) -> BTreeSe
     let (status, body) = admin_get(broker, &format!("persistent/{tenant}/{namespace}")).await;
     assert_eq!(status, 200, "listing {tenant}/{namespace}: {body}");
     serde_json::from_value(body).expect("a list of topic names")
-}
-
-/// Index of the first journal entry equal to `entry`.
-fn index(entries: &[String], entry: &str) -> usize {
-    entries
-        .iter()
-        .position(|e| e == entry)
-        .unwrap_or_else(|| panic!("no {entry:?} in the journal: {entries:#?}"))
 }
 
 async fn broker() -> BrokerHandle {
@@ -218,10 +210,7 @@ async fn broker_refusals_and_an_unreachable_broker_are_pulsar_errors_naming_the_
     );
 
     // Nothing listens: every call fails fast with the URL it tried.
-    let down = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
+    let down = format!("http://127.0.0.1:{}", free_port());
     let started = std::time::Instant::now();
     let failures = [
         admin.ensure_namespace(&down, "public", "chat").await,
@@ -240,37 +229,6 @@ async fn broker_refusals_and_an_unreachable_broker_are_pulsar_errors_naming_the_
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-/// The real `HttpPulsarAdmin`, each successful call noted in the harness's journal (as the
-/// support's `FakePulsar` notes them), so the order of side effects can be checked.
-struct Journaled {
-    admin: HttpPulsarAdmin,
-    journal: Journal,
-}
-
-#[async_trait]
-impl PulsarAdmin for Journaled {
-    async fn ensure_namespace(&self, admin_url: &str, tenant: &str, namespace: &str) -> Result<()> {
-        self.admin
-            .ensure_namespace(admin_url, tenant, namespace)
-            .await?;
-        self.journal
-            .record(format!("pulsar ensure {tenant}/{namespace}"));
-        Ok(())
-    }
-
-    async fn create_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
-        self.admin.create_topic(admin_url, topic).await?;
-        self.journal.record(format!("pulsar create {topic}"));
-        Ok(())
-    }
-
-    async fn delete_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
-        self.admin.delete_topic(admin_url, topic).await?;
-        self.journal.record(format!("pulsar delete {topic}"));
-        Ok(())
-    }
-}
-
 /// The real controller with the real `HttpPulsarAdmin` against the broker (the gateways and
 /// Redis are the support fakes): topics appear on the broker before the pods, the topic of a
 /// removed ordinal goes after its pod, and deleting the ChatCluster deletes the rest.
@@ -278,10 +236,10 @@ impl PulsarAdmin for Journaled {
 async fn the_controller_provisions_and_removes_topics_on_the_broker() {
     let broker = broker().await;
     let mut h = Harness::new();
-    h.pulsar_admin = Arc::new(Journaled {
-        admin: HttpPulsarAdmin::new().unwrap(),
-        journal: h.journal.clone(),
-    });
+    h.pulsar_admin = Arc::new(JournaledPulsar::new(
+        Arc::new(HttpPulsarAdmin::new().unwrap()),
+        h.journal.clone(),
+    ));
     h.operator = Some(h.spawn_controller());
     let mut cc = support::sample(3, "chat-gateway:1");
     cc.spec.pulsar.admin_url = broker.admin_url().to_owned();
@@ -294,8 +252,12 @@ async fn the_controller_provisions_and_removes_topics_on_the_broker() {
     assert_eq!(on_broker(&h), (0..3).map(topic).collect());
     assert_eq!(listed(&broker, "public", "chat").await.len(), 3);
     let entries = h.journal.entries();
-    let created = index(&entries, &format!("pulsar create {}", topic(2)));
-    let scaled = index(&entries, "PATCH StatefulSet/demo-gateway replicas=3");
+    let created = h
+        .journal
+        .position(0, &format!("pulsar create {}", topic(2)));
+    let scaled = h
+        .journal
+        .position(0, "PATCH StatefulSet/demo-gateway replicas=3");
     assert!(created < scaled, "topics before pods: {entries:#?}");
 
     h.patch_spec(json!({"replicas": 2})).await;
@@ -304,19 +266,18 @@ async fn the_controller_provisions_and_removes_topics_on_the_broker() {
     })
     .await;
     let entries = h.journal.entries();
-    let shrunk = index(&entries, "PATCH StatefulSet/demo-gateway replicas=2");
-    let deleted = index(&entries, &format!("pulsar delete {}", topic(2)));
+    let shrunk = h
+        .journal
+        .position(0, "PATCH StatefulSet/demo-gateway replicas=2");
+    let deleted = h
+        .journal
+        .position(0, &format!("pulsar delete {}", topic(2)));
     assert!(
         shrunk < deleted,
         "the topic goes after its pod: {entries:#?}"
     );
 
-    h.clusters()
-        .delete(support::NAME, &DeleteParams::default())
-        .await
-        .expect("deleting the ChatCluster");
-    h.wait_until("the ChatCluster is gone", |h| h.cluster().is_none())
-        .await;
+    h.delete_cluster().await;
     assert!(listed(&broker, "public", "chat").await.is_empty());
     h.stop().await;
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kubelet::Kubelet;
 use crate::support::fake_api::FakeApi;
-use crate::support::is_ready;
+use crate::support::is_serving;
 
 /// Pause between one message's reply 0 and the next message of the same user.
 const SEND_PAUSE: Duration = Duration::from_millis(100);
@@ -69,7 +69,7 @@ impl Service {
             .api
             .list("v1", "Pod", &self.namespace)
             .iter()
-            .filter(|p| is_ready(p) && p["metadata"].get("deletionTimestamp").is_none())
+            .filter(|p| is_serving(p))
             .filter_map(|p| {
                 let name = p["metadata"]["name"].as_str()?;
                 let endpoint = self.kubelet.endpoint(name)?;

@@ -46,7 +46,7 @@ use kube::api::{Api, PostParams};
 use pulsar_test_broker::Broker;
 use serde_json::json;
 use support::fake_api::Settings;
-use support::{is_ready, Harness, NAME, NAMESPACE};
+use support::{is_serving, Harness, NAME, NAMESPACE};
 use tokio_util::sync::CancellationToken;
 
 use chat::{Ledger, Service, User};
@@ -161,15 +161,6 @@ fn pods_in_order(entries: &[String], from: usize, prefix: &str) -> Vec<String> {
         }
     }
     pods
-}
-
-/// Index of the first entry at or after `from` equal to, or starting with, `entry`.
-fn index(entries: &[String], from: usize, entry: &str) -> usize {
-    entries[from..]
-        .iter()
-        .position(|e| e == entry || e.starts_with(&format!("{entry} ")))
-        .map(|i| i + from)
-        .unwrap_or_else(|| panic!("no {entry:?} in the journal after {from}: {entries:#?}"))
 }
 
 /// Waits until `ledger` counts `at_least` acknowledged messages.
@@ -337,11 +328,7 @@ async fn pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message(
             if let Some(status) = h.cluster().and_then(|c| c.status) {
                 phases.insert(format!("{:?}", status.phase));
             }
-            let serving = h
-                .pods()
-                .iter()
-                .filter(|p| is_ready(p) && p["metadata"].get("deletionTimestamp").is_none())
-                .count();
+            let serving = h.pods().iter().filter(|p| is_serving(p)).count();
             most_out = most_out.max(3 - serving.min(3));
         },
     )
@@ -458,16 +445,18 @@ async fn pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message(
     assert_eq!(pods_in_order(rollout, mark, "DELETE Pod/"), order);
     let mut last = mark;
     for pod in order {
-        let drained = index(&entries, last, &format!("drain {pod}"));
-        let deleted = index(&entries, drained, &format!("DELETE Pod/{pod}"));
-        let sigterm = index(&entries, deleted, &format!("kubelet SIGTERM {pod}"));
-        let exited = index(
-            &entries,
-            sigterm,
-            &format!("kubelet exited {pod} code=Some(0)"),
-        );
-        let started = index(&entries, exited, &format!("kubelet start {pod}"));
-        let ready = index(&entries, started, &format!("kubelet {pod} ready=true"));
+        let drained = h.journal.position(last, &format!("drain {pod}"));
+        let deleted = h.journal.position(drained, &format!("DELETE Pod/{pod}"));
+        let sigterm = h
+            .journal
+            .position(deleted, &format!("kubelet SIGTERM {pod}"));
+        let exited = h
+            .journal
+            .position(sigterm, &format!("kubelet exited {pod} code=Some(0)"));
+        let started = h.journal.position(exited, &format!("kubelet start {pod}"));
+        let ready = h
+            .journal
+            .position(started, &format!("kubelet {pod} ready=true"));
         assert_left_in_time(&entries, pod, drained, deleted, &kubelet, &network);
         last = ready;
     }
@@ -477,18 +466,15 @@ async fn pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message(
     // The scale-down: demo-gateway-2 drained, then the StatefulSet shrunk, no pod deleted by
     // the operator; the gateway stopped cleanly.
     let pod = "demo-gateway-2";
-    let drained = index(&entries, scale_mark, &format!("drain {pod}"));
-    let shrunk = index(
-        &entries,
-        drained,
-        "PATCH StatefulSet/demo-gateway replicas=2",
-    );
-    let sigterm = index(&entries, shrunk, &format!("kubelet SIGTERM {pod}"));
-    index(
-        &entries,
-        sigterm,
-        &format!("kubelet exited {pod} code=Some(0)"),
-    );
+    let drained = h.journal.position(scale_mark, &format!("drain {pod}"));
+    let shrunk = h
+        .journal
+        .position(drained, "PATCH StatefulSet/demo-gateway replicas=2");
+    let sigterm = h
+        .journal
+        .position(shrunk, &format!("kubelet SIGTERM {pod}"));
+    h.journal
+        .position(sigterm, &format!("kubelet exited {pod} code=Some(0)"));
     assert_left_in_time(&entries, pod, drained, shrunk, &kubelet, &network);
     assert_eq!(
         pods_in_order(&entries, scale_mark, "DELETE Pod/"),

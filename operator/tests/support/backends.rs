@@ -1,9 +1,10 @@
 //! Fakes of the operator's three backend seams, recording every call in the [`Journal`]:
-//! Pulsar admin (a set of topics), Redis (a map of key → members) and the gateways' admin API
-//! (each pod instance holds connections until it is drained, then drops them at once).
+//! Pulsar admin (a set of topics, journaled by [`JournaledPulsar`], which can wrap the real
+//! adapter too), Redis (a map of key → members) and the gateways' admin API (each pod instance
+//! holds connections until it is drained, then drops them at once).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_operator::gateway::GatewayAdmin;
@@ -20,8 +21,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Pulsar: namespaces and topics in memory.
+#[derive(Default)]
 pub struct FakePulsar {
-    journal: Journal,
     /// While set, every call fails as an unreachable broker would.
     failing: std::sync::atomic::AtomicBool,
     namespaces: Mutex<BTreeSet<String>>,
@@ -29,15 +30,6 @@ pub struct FakePulsar {
 }
 
 impl FakePulsar {
-    pub fn new(journal: Journal) -> Self {
-        Self {
-            journal,
-            failing: std::sync::atomic::AtomicBool::new(false),
-            namespaces: Mutex::default(),
-            topics: Mutex::default(),
-        }
-    }
-
     /// Makes every call fail (`true`) or work again (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.failing
@@ -73,23 +65,57 @@ impl PulsarAdmin for FakePulsar {
         tenant: &str,
         namespace: &str,
     ) -> Result<()> {
-        self.journal
-            .record(format!("pulsar ensure {tenant}/{namespace}"));
         lock(&self.namespaces).insert(format!("{tenant}/{namespace}"));
         Ok(())
     }
 
     async fn create_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
         self.check(admin_url)?;
-        self.journal.record(format!("pulsar create {topic}"));
         lock(&self.topics).insert(topic.to_owned());
         Ok(())
     }
 
     async fn delete_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
         self.check(admin_url)?;
-        self.journal.record(format!("pulsar delete {topic}"));
         lock(&self.topics).remove(topic);
+        Ok(())
+    }
+}
+
+/// A Pulsar admin whose successful calls are noted in the journal (`pulsar create {topic}`, …):
+/// around [`FakePulsar`] in the harness, around the real `HttpPulsarAdmin` where a test puts that
+/// in, so the order of side effects reads the same either way.
+pub struct JournaledPulsar {
+    admin: Arc<dyn PulsarAdmin>,
+    journal: Journal,
+}
+
+impl JournaledPulsar {
+    pub fn new(admin: Arc<dyn PulsarAdmin>, journal: Journal) -> Self {
+        Self { admin, journal }
+    }
+}
+
+#[async_trait]
+impl PulsarAdmin for JournaledPulsar {
+    async fn ensure_namespace(&self, admin_url: &str, tenant: &str, namespace: &str) -> Result<()> {
+        self.admin
+            .ensure_namespace(admin_url, tenant, namespace)
+            .await?;
+        self.journal
+            .record(format!("pulsar ensure {tenant}/{namespace}"));
+        Ok(())
+    }
+
+    async fn create_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
+        self.admin.create_topic(admin_url, topic).await?;
+        self.journal.record(format!("pulsar create {topic}"));
+        Ok(())
+    }
+
+    async fn delete_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
+        self.admin.delete_topic(admin_url, topic).await?;
+        self.journal.record(format!("pulsar delete {topic}"));
         Ok(())
     }
 }
@@ -176,7 +202,7 @@ struct Gateway {
 /// loses its clients as soon as it is told to drain.
 pub struct FakeGateway {
     api: FakeApi,
-    redis: std::sync::Arc<FakeRedis>,
+    redis: Arc<FakeRedis>,
     journal: Journal,
     key_prefix: String,
     connections: i64,
@@ -186,7 +212,7 @@ pub struct FakeGateway {
 impl FakeGateway {
     pub fn new(
         api: FakeApi,
-        redis: std::sync::Arc<FakeRedis>,
+        redis: Arc<FakeRedis>,
         journal: Journal,
         key_prefix: &str,
         connections: i64,

@@ -42,6 +42,7 @@ use tokio::sync::{broadcast, Notify};
 
 use super::journal::Journal;
 use kinds::{Key, Kind};
+pub use kubelet::is_ready;
 use watch::Change;
 
 /// Timings of the emulated kubelet.

@@ -30,4 +30,27 @@ impl Journal {
             .find(|(_, e)| matches(e))
             .map(|(i, _)| i)
     }
+
+    /// The index of the first entry at or after `from` that is `entry`, or `entry` followed by
+    /// details (`drain demo-gateway-2` finds `drain demo-gateway-2 deadlineSeconds=30`); panics
+    /// with the whole journal when there is none.
+    pub fn position(&self, from: usize, entry: &str) -> usize {
+        let detailed = format!("{entry} ");
+        self.find(from, |e| e == entry || e.starts_with(&detailed))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {entry:?} in the journal after {from}: {:#?}",
+                    self.entries()
+                )
+            })
+    }
+
+    /// The entries from `from` on that start with `prefix`.
+    pub fn starting_with(&self, from: usize, prefix: &str) -> Vec<String> {
+        self.entries()[from..]
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
 }

@@ -19,14 +19,14 @@ use chat_operator::gateway::GatewayAdmin;
 use chat_operator::keys::KeyStore;
 use chat_operator::operator::{run_controller, run_with_leader_election, Lease};
 use chat_operator::pulsar::PulsarAdmin;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use backends::{FakeGateway, FakePulsar, FakeRedis};
-use fake_api::{FakeApi, Settings};
+use backends::{FakeGateway, FakePulsar, FakeRedis, JournaledPulsar};
+use fake_api::{is_ready, FakeApi, Settings};
 use journal::Journal;
 
 /// Namespace of the test clusters.
@@ -98,7 +98,7 @@ impl Harness {
         let journal = Journal::default();
         let api = FakeApi::new(journal.clone(), settings);
         let client = api.client();
-        let pulsar = Arc::new(FakePulsar::new(journal.clone()));
+        let pulsar = Arc::new(FakePulsar::default());
         let redis = Arc::new(FakeRedis::new(journal.clone()));
         let gateway = Arc::new(FakeGateway::new(
             api.clone(),
@@ -107,11 +107,12 @@ impl Harness {
             PREFIX,
             CONNECTIONS,
         ));
+        let pulsar_admin = Arc::new(JournaledPulsar::new(pulsar.clone(), journal.clone()));
         Self {
             api,
             client,
             journal,
-            pulsar_admin: pulsar.clone(),
+            pulsar_admin,
             keys: redis.clone(),
             gateway_admin: gateway.clone(),
             pulsar,
@@ -205,6 +206,16 @@ impl Harness {
             .expect("creating the ChatCluster");
     }
 
+    /// Deletes the test cluster and waits until it is gone: its finalizer released.
+    pub async fn delete_cluster(&self) {
+        self.clusters()
+            .delete(NAME, &DeleteParams::default())
+            .await
+            .expect("deleting the ChatCluster");
+        self.wait_until("the ChatCluster is gone", |h| h.cluster().is_none())
+            .await;
+    }
+
     /// Merge-patches the test cluster's spec, as `kubectl patch --type merge` would.
     pub async fn patch_spec(&self, spec: Value) {
         self.clusters()
@@ -251,9 +262,7 @@ impl Harness {
         let pods = self.pods();
         let pods_ok = i32::try_from(pods.len()) == Ok(replicas)
             && pods.iter().all(|p| {
-                is_ready(p)
-                    && p["metadata"].get("deletionTimestamp").is_none()
-                    && p["metadata"]["labels"]["controller-revision-hash"] == update
+                is_serving(p) && p["metadata"]["labels"]["controller-revision-hash"] == update
             });
         pods_ok
             && status.phase == Phase::Running
@@ -368,11 +377,9 @@ pub fn topic(ordinal: i32) -> String {
     format!("persistent://public/chat/{PREFIX}-pod-demo-gateway-{ordinal}")
 }
 
-pub fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
+/// Whether `pod` serves: Ready and not terminating.
+pub fn is_serving(pod: &Value) -> bool {
+    is_ready(pod) && pod["metadata"].get("deletionTimestamp").is_none()
 }
 
 /// `name revision ready deleting`, for failure messages.

@@ -114,7 +114,7 @@ impl Inner {
             let Some(pod) = state.objects.get(&key).cloned() else {
                 continue;
             };
-            if pod_ready(&pod) {
+            if is_ready(&pod) {
                 continue;
             }
             let ip = format!("10.0.{}.{}", state.next_uid / 250, state.next_uid % 250 + 1);
@@ -131,7 +131,7 @@ impl Inner {
 }
 
 /// Whether the pod's Ready condition is True.
-pub(super) fn pod_ready(pod: &Value) -> bool {
+pub fn is_ready(pod: &Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True")

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::kinds::{Key, Kind};
-use super::kubelet::pod_ready;
+use super::kubelet::is_ready;
 use super::objects::owned_by;
 use super::{Inner, State};
 
@@ -144,7 +144,7 @@ fn stateful_set_status(
         .iter()
         .filter(|p| revision(p).as_deref() == Some(&update_revision))
         .count();
-    let ready = live.iter().filter(|p| pod_ready(p)).count();
+    let ready = live.iter().filter(|p| is_ready(p)).count();
     let current_revision = if updated == live.len() && i64::try_from(live.len()) == Ok(replicas) {
         update_revision.clone()
     } else {
