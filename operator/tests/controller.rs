@@ -304,12 +304,14 @@ async fn a_failing_step_shows_as_degraded_and_is_retried_until_it_works() {
         })
     })
     .await;
-    let warned = h
-        .api
-        .list("events.k8s.io/v1", "Event", NAMESPACE)
-        .iter()
-        .any(|e| e["type"] == "Warning" && e["reason"] == "ReconcileFailed");
-    assert!(warned, "a Warning Event tells the failure");
+    // The reconciler publishes the Event right after it writes the status: wait for it too.
+    h.wait_until("a Warning Event tells the failure", |h| {
+        h.api
+            .list("events.k8s.io/v1", "Event", NAMESPACE)
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["reason"] == "ReconcileFailed")
+    })
+    .await;
 
     h.pulsar.set_failing(false);
     h.wait_until("recovered: 2 pods Running", |h| h.converged(2))
