@@ -51,10 +51,24 @@ impl Keys {
         format!("{}:recent:{conversation_id}", self.prefix)
     }
 
-    /// `{p}:*`, matching every key of the cluster (what deleting a ChatCluster removes).
+    /// `{p}:*`, matching every key of the cluster and no other's (what deleting a ChatCluster
+    /// removes, with `SCAN MATCH`): glob characters in the prefix are escaped, so a prefix like
+    /// `a*` cannot match another cluster's keys.
     pub fn all_pattern(&self) -> String {
-        format!("{}:*", self.prefix)
+        format!("{}:*", escape_glob(&self.prefix))
     }
+}
+
+/// `text` as a literal in a Redis glob pattern: `*`, `?`, `[`, `]` and `\` escaped.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Where the pods' inboxes live on Pulsar: one topic per pod in `tenant/namespace`.
@@ -168,6 +182,15 @@ mod tests {
         assert_eq!(k.pod("gw-1"), "demo:pod:gw-1");
         assert_eq!(k.servers(), "demo:servers");
         assert_eq!(k.recent("dm:a:b"), "demo:recent:dm:a:b");
+        assert_eq!(k.all_pattern(), "demo:*");
+    }
+
+    #[test]
+    fn glob_characters_in_the_prefix_are_literal_in_the_pattern() {
+        assert_eq!(
+            Keys::new("a*b?[c]\\").all_pattern(),
+            "a\\*b\\?\\[c\\]\\\\:*"
+        );
     }
 
     #[test]
