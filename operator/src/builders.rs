@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use chat_protocol::names::{env, Topics};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -28,6 +29,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::crd::{ChatCluster, SecretKeyRef};
+use crate::observed::ordinal_of;
 use crate::{Error, Result};
 
 /// Public port: WebSocket upgrades and the HTTP API.
@@ -174,7 +176,7 @@ impl<'a> Blueprint<'a> {
     /// The inbox topic of the pod with this ordinal:
     /// `persistent://{tenant}/{namespace}/{keyPrefix}-pod-{pod}` (DESIGN §5).
     pub fn topic(&self, ordinal: i32) -> String {
-        format!("{}{ordinal}", self.topic_stem())
+        self.pulsar_topics().pod_topic(&self.pod_name(ordinal))
     }
 
     /// The inbox topics of ordinals `0..replicas`.
@@ -184,22 +186,20 @@ impl<'a> Blueprint<'a> {
 
     /// The ordinal whose inbox `topic` is, if it is one of this cluster's under the current spec.
     pub fn topic_ordinal(&self, topic: &str) -> Option<i32> {
-        let digits = topic.strip_prefix(&self.topic_stem())?;
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse().ok()
+        ordinal_of(
+            &self.stateful_set_name(),
+            self.pulsar_topics().pod_of(topic)?,
+        )
     }
 
-    fn topic_stem(&self) -> String {
+    /// The pods' inbox topics under the current spec, named as the gateway names them.
+    fn pulsar_topics(&self) -> Topics {
         let pulsar = &self.cc.spec.pulsar;
-        format!(
-            "persistent://{}/{}/{}-pod-{}-",
-            pulsar.tenant,
-            pulsar.namespace,
-            self.key_prefix(),
-            self.stateful_set_name()
-        )
+        Topics {
+            tenant: pulsar.tenant.clone(),
+            namespace: pulsar.namespace.clone(),
+            key_prefix: self.key_prefix().to_owned(),
+        }
     }
 
     /// Base URL of a pod's admin port through the headless Service, e.g.
@@ -256,38 +256,29 @@ impl<'a> Blueprint<'a> {
         let gateway = &spec.gateway;
         let mut data = BTreeMap::from([
             (
-                "CHAT_HEARTBEAT_SECONDS".to_owned(),
+                env::HEARTBEAT_SECONDS.to_owned(),
                 gateway.heartbeat_seconds.to_string(),
             ),
             (
-                "CHAT_TIMELIFE_SECONDS".into(),
+                env::TIMELIFE_SECONDS.into(),
                 gateway.timelife_seconds.to_string(),
             ),
+            (env::DRAIN_SECONDS.into(), gateway.drain_seconds.to_string()),
             (
-                "CHAT_DRAIN_SECONDS".into(),
-                gateway.drain_seconds.to_string(),
-            ),
-            (
-                "CHAT_MAX_CONNECTIONS".into(),
+                env::MAX_CONNECTIONS.into(),
                 gateway.max_connections_per_pod.to_string(),
             ),
-            ("CHAT_KEY_PREFIX".into(), self.key_prefix().to_owned()),
-            ("CHAT_PULSAR_URL".into(), spec.pulsar.service_url.clone()),
-            (
-                "CHAT_PULSAR_ADMIN_URL".into(),
-                spec.pulsar.admin_url.clone(),
-            ),
-            ("CHAT_PULSAR_TENANT".into(), spec.pulsar.tenant.clone()),
-            (
-                "CHAT_PULSAR_NAMESPACE".into(),
-                spec.pulsar.namespace.clone(),
-            ),
+            (env::KEY_PREFIX.into(), self.key_prefix().to_owned()),
+            (env::PULSAR_URL.into(), spec.pulsar.service_url.clone()),
+            (env::PULSAR_ADMIN_URL.into(), spec.pulsar.admin_url.clone()),
+            (env::PULSAR_TENANT.into(), spec.pulsar.tenant.clone()),
+            (env::PULSAR_NAMESPACE.into(), spec.pulsar.namespace.clone()),
         ]);
         if let Some(url) = &spec.redis.url {
-            data.insert("CHAT_REDIS_URL".into(), url.clone());
+            data.insert(env::REDIS_URL.into(), url.clone());
         }
         if let Some(url) = &spec.database.url {
-            data.insert("CHAT_DATABASE_URL".into(), url.clone());
+            data.insert(env::DATABASE_URL.into(), url.clone());
         }
         data
     }
@@ -406,12 +397,12 @@ impl<'a> Blueprint<'a> {
 
     fn container(&self) -> Container {
         let spec = &self.cc.spec;
-        let mut env = vec![
-            plain_env("CHAT_LISTEN", &format!("0.0.0.0:{HTTP_PORT}")),
-            plain_env("CHAT_ADMIN_LISTEN", &format!("0.0.0.0:{ADMIN_PORT}")),
-            plain_env("CHAT_DATA_DIR", DATA_DIR),
+        let mut env_vars = vec![
+            plain_env(env::LISTEN, &format!("0.0.0.0:{HTTP_PORT}")),
+            plain_env(env::ADMIN_LISTEN, &format!("0.0.0.0:{ADMIN_PORT}")),
+            plain_env(env::DATA_DIR, DATA_DIR),
             EnvVar {
-                name: "CHAT_POD_NAME".into(),
+                name: env::POD_NAME.into(),
                 value_from: Some(EnvVarSource {
                     field_ref: Some(ObjectFieldSelector {
                         field_path: "metadata.name".into(),
@@ -421,13 +412,13 @@ impl<'a> Blueprint<'a> {
                 }),
                 value: None,
             },
-            secret_env("CHAT_JWT_SECRET", &spec.auth.jwt_secret_ref),
+            secret_env(env::JWT_SECRET, &spec.auth.jwt_secret_ref),
         ];
         if let Some(secret) = &spec.database.url_secret_ref {
-            env.push(secret_env("CHAT_DATABASE_URL", secret));
+            env_vars.push(secret_env(env::DATABASE_URL, secret));
         }
         if let Some(secret) = &spec.redis.url_secret_ref {
-            env.push(secret_env("CHAT_REDIS_URL", secret));
+            env_vars.push(secret_env(env::REDIS_URL, secret));
         }
         Container {
             name: "gateway".into(),
@@ -438,7 +429,7 @@ impl<'a> Blueprint<'a> {
                 container_port("http", HTTP_PORT),
                 container_port("admin", ADMIN_PORT),
             ]),
-            env: Some(env),
+            env: Some(env_vars),
             env_from: Some(vec![EnvFromSource {
                 config_map_ref: Some(ConfigMapEnvSource {
                     name: self.config_map_name(),

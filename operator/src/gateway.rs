@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_protocol::admin::{self, DrainRequest};
 
 use crate::observed::AdminStatus;
 use crate::{Error, Result};
@@ -46,23 +47,27 @@ impl HttpGatewayAdmin {
 #[async_trait]
 impl GatewayAdmin for HttpGatewayAdmin {
     async fn status(&self, admin_url: &str) -> Result<AdminStatus> {
-        let url = format!("{admin_url}/admin/status");
+        let url = format!("{admin_url}{}", admin::STATUS_PATH);
         self.http
             .get(&url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|err| gateway_error(&url, err))?
-            .json()
+            .json::<admin::Status>()
             .await
+            .map(AdminStatus::from)
             .map_err(|err| gateway_error(&url, err))
     }
 
     async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()> {
-        let url = format!("{admin_url}/admin/drain");
+        let url = format!("{admin_url}{}", admin::DRAIN_PATH);
+        let body = DrainRequest {
+            deadline_seconds: Some(deadline_seconds),
+        };
         self.http
             .post(&url)
-            .json(&serde_json::json!({ "deadlineSeconds": deadline_seconds }))
+            .json(&body)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)

@@ -1,4 +1,5 @@
-//! The Redis seam: the route-table keys (DESIGN §5) the operator reads and cleans up.
+//! The Redis seam: the route-table keys (DESIGN §5) the operator reads and cleans up, named by
+//! [`chat_protocol::names::Keys`] as the gateway names them.
 //!
 //! [`KeyStore`] is what the reconciler needs; [`RedisKeyStore`] is the one implementation, with
 //! one `ConnectionManager` per Redis URL (each ChatCluster may name its own Redis).
@@ -7,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_protocol::names::Keys;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
@@ -67,7 +69,7 @@ impl KeyStore for RedisKeyStore {
     async fn servers(&self, url: &str, prefix: &str) -> Result<Vec<String>> {
         let mut conn = self.connection(url).await?;
         let pods: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{prefix}:servers"))
+            .arg(Keys::new(prefix).servers())
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
@@ -79,23 +81,21 @@ impl KeyStore for RedisKeyStore {
         if pods.is_empty() {
             return Ok(());
         }
+        let keys = Keys::new(prefix);
         let mut conn = self.connection(url).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         for pod in pods {
-            pipe.cmd("DEL").arg(format!("{prefix}:pod:{pod}")).ignore();
+            pipe.cmd("DEL").arg(keys.pod(pod)).ignore();
         }
-        pipe.cmd("ZREM")
-            .arg(format!("{prefix}:servers"))
-            .arg(pods)
-            .ignore();
+        pipe.cmd("ZREM").arg(keys.servers()).arg(pods).ignore();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
     async fn delete_prefix(&self, url: &str, prefix: &str) -> Result<u64> {
         let mut conn = self.connection(url).await?;
-        let pattern = format!("{}:*", escape_glob(prefix));
+        let pattern = Keys::new(prefix).all_pattern();
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
@@ -116,29 +116,5 @@ impl KeyStore for RedisKeyStore {
             }
             cursor = next;
         }
-    }
-}
-
-/// `prefix` as a literal in a Redis glob pattern (`*`, `?`, `[`, `]` and `\` escaped), so a
-/// prefix like `a*` cannot match another cluster's keys.
-pub fn escape_glob(prefix: &str) -> String {
-    let mut escaped = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_characters_in_the_prefix_are_literal() {
-        assert_eq!(escape_glob("demo"), "demo");
-        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

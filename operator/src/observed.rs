@@ -5,10 +5,10 @@
 //! turns them into these plain values with [`StatefulSetState::from_stateful_set`] and
 //! [`PodState::from_pod`]; everything downstream is synchronous and testable without a cluster.
 
+use chat_protocol::admin;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use serde::Deserialize;
 
 /// Pod annotation holding the drain deadline (RFC 3339) the operator gave the pod.
 ///
@@ -54,13 +54,23 @@ impl StatefulSetState {
     }
 }
 
-/// The body of a gateway's `GET /admin/status` (`pod` is ignored: the pod name is known).
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+/// What the operator reads from a gateway's `GET /admin/status` ([`admin::Status`]; `pod` is
+/// left out: the pod name is known).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdminStatus {
     /// Open WebSocket connections.
     pub connections: i64,
     /// Whether the gateway is draining (unready, refusing upgrades, closing at its deadline).
     pub draining: bool,
+}
+
+impl From<admin::Status> for AdminStatus {
+    fn from(status: admin::Status) -> Self {
+        Self {
+            connections: i64::try_from(status.connections).unwrap_or(i64::MAX),
+            draining: status.draining,
+        }
+    }
 }
 
 /// One gateway pod.
@@ -238,12 +248,12 @@ mod tests {
 
     #[test]
     fn admin_status_parses_the_gateway_body() {
-        let status: AdminStatus = serde_json::from_value(
+        let body: admin::Status = serde_json::from_value(
             json!({"pod": "demo-gateway-0", "connections": 12, "draining": false}),
         )
         .unwrap();
         assert_eq!(
-            status,
+            AdminStatus::from(body),
             AdminStatus {
                 connections: 12,
                 draining: false

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use chat_operator::gateway::{GatewayAdmin, HttpGatewayAdmin};
 use chat_operator::observed::AdminStatus;
 use chat_operator::{Error, Result};
+use chat_protocol::names;
 use chat_tests::gateway::free_port;
 use chat_tests::TempDir;
 use k8s_openapi::api::core::v1::Secret;
@@ -251,9 +252,9 @@ impl Node {
             .env_clear()
             .envs(env)
             // The pod network: its ports are loopback ports here, its emptyDir a temp dir.
-            .env("CHAT_LISTEN", endpoint.public.to_string())
-            .env("CHAT_ADMIN_LISTEN", endpoint.admin.to_string())
-            .env("CHAT_DATA_DIR", data.path())
+            .env(names::env::LISTEN, endpoint.public.to_string())
+            .env(names::env::ADMIN_LISTEN, endpoint.admin.to_string())
+            .env(names::env::DATA_DIR, data.path())
             // The pulsar client warns about every first connection attempt: noise here.
             .env(
                 "RUST_LOG",

@@ -12,6 +12,7 @@ use chat_operator::keys::KeyStore;
 use chat_operator::observed::AdminStatus;
 use chat_operator::pulsar::PulsarAdmin;
 use chat_operator::{Error, Result};
+use chat_protocol::names::Keys;
 
 use super::fake_api::FakeApi;
 use super::journal::Journal;
@@ -136,14 +137,15 @@ impl FakeRedis {
 
     /// What a starting gateway writes: itself in `{p}:servers`, a session in `{p}:pod:{pod}`.
     pub fn register(&self, prefix: &str, pod: &str) {
+        let names = Keys::new(prefix);
         let mut keys = lock(&self.keys);
-        keys.entry(format!("{prefix}:servers"))
+        keys.entry(names.servers())
             .or_default()
             .insert(pod.to_owned());
-        keys.entry(format!("{prefix}:pod:{pod}"))
+        keys.entry(names.pod(pod))
             .or_default()
             .insert("alice:phone".to_owned());
-        keys.entry(format!("{prefix}:route:alice:phone"))
+        keys.entry(names.route("alice", "phone"))
             .or_default()
             .insert(pod.to_owned());
     }
@@ -163,7 +165,7 @@ impl FakeRedis {
 impl KeyStore for FakeRedis {
     async fn servers(&self, _url: &str, prefix: &str) -> Result<Vec<String>> {
         Ok(self
-            .members(&format!("{prefix}:servers"))
+            .members(&Keys::new(prefix).servers())
             .into_iter()
             .collect())
     }
@@ -171,10 +173,11 @@ impl KeyStore for FakeRedis {
     async fn remove_pods(&self, _url: &str, prefix: &str, pods: &[String]) -> Result<()> {
         self.journal
             .record(format!("redis remove {}", pods.join(",")));
+        let names = Keys::new(prefix);
         let mut keys = lock(&self.keys);
         for pod in pods {
-            keys.remove(&format!("{prefix}:pod:{pod}"));
-            if let Some(servers) = keys.get_mut(&format!("{prefix}:servers")) {
+            keys.remove(&names.pod(pod));
+            if let Some(servers) = keys.get_mut(&names.servers()) {
                 servers.remove(pod);
             }
         }
