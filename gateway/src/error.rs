@@ -9,7 +9,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use chat_protocol::api::ApiError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -152,7 +152,10 @@ impl IntoResponse for Error {
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
-            Json(json!({"code": self.code(), "message": self.client_message()})),
+            Json(ApiError {
+                code: self.code().to_owned(),
+                message: self.client_message(),
+            }),
         )
             .into_response()
     }

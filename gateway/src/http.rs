@@ -11,9 +11,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use chat_protocol::admin::{self, DrainRequest, DrainStarted, Status, MAX_DRAIN_SECONDS};
+use chat_protocol::api::{DevToken, KickedUser, Pushed, Wrapped};
 use chat_protocol::limits::MAX_FRAME_BYTES;
 use chat_protocol::{DeviceId, KickReason, UserId};
 
@@ -206,7 +207,7 @@ async fn message_send(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<Wrapped<Pushed>>> {
     service(&app, &headers)?;
     let body: SendBody = parse_json(&body)?;
     if !body.send_to_all && body.to.is_empty() {
@@ -224,9 +225,7 @@ async fn message_send(
     } else {
         app.router.push(push, &body.to).await?
     };
-    Ok(Json(
-        json!({"success": true, "statusCode": 200, "content": {"notExist": not_exist}, "msg": "ok"}),
-    ))
+    Ok(Json(Wrapped::ok(Pushed { not_exist })))
 }
 
 #[derive(Deserialize, Default)]
@@ -242,7 +241,7 @@ async fn kick_user(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<Wrapped<KickedUser>>> {
     service(&app, &headers)?;
     let body: KickBody = if body.is_empty() {
         KickBody::default()
@@ -260,9 +259,7 @@ async fn kick_user(
         }
     };
     let kicked = app.router.kick_user(&id, reason).await?;
-    Ok(Json(
-        json!({"success": true, "statusCode": 200, "content": {"kicked": kicked}, "msg": "ok"}),
-    ))
+    Ok(Json(Wrapped::ok(KickedUser { kicked })))
 }
 
 #[derive(Deserialize)]
@@ -273,7 +270,7 @@ struct LoginBody {
 }
 
 /// `POST /dev/login` (only with `--dev-login`): a client token for the browser page.
-async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Json<Value>> {
+async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Json<DevToken>> {
     if !app.config.dev_login {
         return Err(Error::NotFound(
             "dev login is disabled (start the gateway with --dev-login)".into(),
@@ -287,7 +284,7 @@ async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resu
         false,
         86_400,
     )?;
-    Ok(Json(json!({"token": token})))
+    Ok(Json(DevToken { token }))
 }
 
 /// Ready when not draining and every backend answers.

@@ -6,6 +6,7 @@
 //! the gateway, the operator, the client and the load tool all build on this crate.
 
 pub mod admin;
+pub mod api;
 pub mod client;
 pub mod codes;
 pub mod date;
