@@ -150,6 +150,18 @@ impl Prepared {
         );
         Self { message, push }
     }
+
+    /// `message` with the push body another pod serialised for it.
+    pub fn with_body(message: Arc<StoredMessage>, body: Arc<str>) -> Self {
+        let push = PreparedPush::from_body(
+            message.created_at,
+            Some(&message.message_id),
+            body,
+            Some(&message.request_id),
+            trigger::WEBSOCKET,
+        );
+        Self { message, push }
+    }
 }
 
 impl Windowed for Prepared {

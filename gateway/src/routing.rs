@@ -2,9 +2,10 @@
 //! inbox on the bus. The same path serves the embedded default (every route points here) and the
 //! cluster (routes in Redis, inboxes on Pulsar).
 //!
-//! A payload is serialised for the devices of this process once per dispatch
-//! ([`Payload::outbound`]), whatever their number; each other pod gets one bus event and
-//! prepares it once for its own devices.
+//! A stored message's push body is serialised once, where it was stored
+//! ([`Payload::message`]): every device of this process shares it, and each other pod's bus event
+//! carries it, so that pod writes the same text around its devices' fields. Notices are
+//! prepared once per pod (their envelope ids are fresh per device anyway).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,16 +22,22 @@ use crate::routes::RouteTable;
 /// Something to hand to devices.
 #[derive(Clone)]
 pub enum Payload {
-    Message(Arc<StoredMessage>),
+    /// A stored message with its push serialised once, for every device on every pod.
+    Message(Arc<Prepared>),
     Delivered(Arc<DeliveredNotice>),
     Push(Arc<HttpPush>),
 }
 
 impl Payload {
+    /// A stored message, its push body serialised here, once.
+    pub fn message(message: StoredMessage) -> Self {
+        Payload::Message(Arc::new(Prepared::new(Arc::new(message))))
+    }
+
     /// What local sessions get: the push serialised once, shared by every device here.
     fn outbound(&self) -> Outbound {
         match self {
-            Payload::Message(m) => Outbound::Message(Arc::new(Prepared::new(m.clone()))),
+            Payload::Message(m) => Outbound::Message(m.clone()),
             Payload::Delivered(n) => Outbound::Notice(Arc::new(n.prepare())),
             Payload::Push(p) => Outbound::Notice(Arc::new(p.prepare())),
         }
@@ -39,9 +46,10 @@ impl Payload {
     fn event(&self, devices: Vec<DeviceRoute>, hops: u8) -> BusEvent {
         match self {
             Payload::Message(m) => BusEvent::Deliver {
-                message: (**m).clone(),
+                message: (*m.message).clone(),
                 devices,
                 hops,
+                push: Some(m.push.body().clone()),
             },
             Payload::Delivered(n) => BusEvent::Delivered {
                 notice: (**n).clone(),
@@ -124,9 +132,15 @@ impl Router {
                 message,
                 devices,
                 hops,
+                push,
             } => {
-                self.deliver_here(Payload::Message(Arc::new(message)), devices, hops)
-                    .await
+                let message = Arc::new(message);
+                let prepared = match push {
+                    Some(body) => Prepared::with_body(message, body),
+                    None => Prepared::new(message),
+                };
+                let payload = Payload::Message(Arc::new(prepared));
+                self.deliver_here(payload, devices, hops).await
             }
             BusEvent::Delivered {
                 notice,

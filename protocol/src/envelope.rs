@@ -279,6 +279,30 @@ impl PreparedPush {
         }
     }
 
+    /// A push whose `msg` body another process serialised (a pod that forwards a message sends
+    /// the body it prepared, so the receiving pod writes exactly that text around its devices'
+    /// fields). The body must be a JSON value; it is written into frames as it is.
+    pub fn from_body(
+        active_time: i64,
+        message_id: Option<&str>,
+        body: Arc<str>,
+        request_id: Option<&str>,
+        trigger: i32,
+    ) -> Self {
+        Self {
+            active_time,
+            message_id: message_id.map(Arc::from),
+            body,
+            request_id: request_id.map(Arc::from),
+            trigger,
+        }
+    }
+
+    /// The serialised `msg` body, shared.
+    pub fn body(&self) -> &Arc<str> {
+        &self.body
+    }
+
     /// The shared message id, when the envelopes share one.
     pub fn message_id(&self) -> Option<&str> {
         self.message_id.as_deref()

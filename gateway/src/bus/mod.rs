@@ -6,6 +6,8 @@
 pub mod memory;
 pub mod pulsar;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chat_protocol::KickReason;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -25,6 +27,11 @@ pub enum BusEvent {
         message: StoredMessage,
         devices: Vec<DeviceRoute>,
         hops: u8,
+        /// The push's `msg` body as the sending pod serialised it, so the receiving pod writes
+        /// it as it is instead of serialising it again. Absent in events from earlier builds
+        /// (they render `message` themselves), which also ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        push: Option<Arc<str>>,
     },
     /// A DELIVERED (17) notice for the sender's devices.
     Delivered {

@@ -351,4 +351,39 @@ mod tests {
         let newer = br#"{"event":"kick","devices":[],"reason":"banned"}"#;
         assert_eq!(decode(newer).unwrap(), vec![kick(KickReason::Admin)]);
     }
+
+    #[test]
+    fn a_deliver_carries_the_push_body_and_one_without_it_still_decodes() {
+        use crate::model::{StoredMessage, Target};
+        let message = StoredMessage {
+            message_id: "m1".into(),
+            conversation_id: "dm:a:b".into(),
+            seq: 1,
+            from: "a".into(),
+            from_name: "A".into(),
+            target: Target::Direct {
+                to: "b".into(),
+                to_name: "B".into(),
+            },
+            body: "hi".into(),
+            file_type: 0,
+            client_msg_id: None,
+            created_at: 1,
+            request_id: "r".into(),
+        };
+        let body: std::sync::Arc<str> = r#"{"type":2,"status":200,"params":{}}"#.into();
+        let event = BusEvent::Deliver {
+            message,
+            devices: Vec::new(),
+            hops: 0,
+            push: Some(body),
+        };
+        let bytes = serde_json::to_vec(&event).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), vec![event.clone()]);
+        // An earlier build's event has no body: it decodes, and the pod renders it itself.
+        let mut older: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        older.as_object_mut().unwrap().remove("push");
+        let older = decode(older.to_string().as_bytes()).unwrap();
+        assert!(matches!(&older[0], BusEvent::Deliver { push: None, .. }));
+    }
 }

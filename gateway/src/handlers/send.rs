@@ -2,8 +2,6 @@
 //! sender's other devices), then reply 0. A resend of a stored `clientMsgId` gets the first reply
 //! and delivers nothing again (DESIGN §4.3).
 
-use std::sync::Arc;
-
 use chat_protocol::server::reply_json;
 use chat_protocol::{Reply, RequestId};
 
@@ -58,7 +56,7 @@ pub(super) async fn handle(
             let to = sent.message.target_user().unwrap_or_default().to_owned();
             vec![to, user.to_owned()]
         };
-        let payload = Payload::Message(Arc::new(sent.message));
+        let payload = Payload::message(sent.message);
         let skip = Some((user, who.device.as_str()));
         if let Err(e) = app.router.deliver(payload, &users, skip).await {
             // Stored already: recipients catch up on reconnect or SYNC.
