@@ -17,7 +17,7 @@ use chat_operator::http::Health;
 use chat_operator::keys::{KeyStore, RedisKeyStore};
 use chat_operator::observed::AdminStatus;
 use chat_operator::pulsar::{HttpPulsarAdmin, PulsarAdmin};
-use chat_tests::gateway::free_port;
+use chat_tests::fixtures::free_port;
 use chat_tests::redis::RedisServer;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;

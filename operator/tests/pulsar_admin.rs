@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chat_operator::pulsar::{HttpPulsarAdmin, PulsarAdmin};
 use chat_operator::Error;
-use chat_tests::gateway::free_port;
+use chat_tests::fixtures::free_port;
 use futures_util::StreamExt;
 use kube::api::PostParams;
 use pulsar::{Pulsar, SubType, TokioExecutor};

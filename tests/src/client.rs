@@ -145,13 +145,43 @@ impl Client {
         if let Some(c) = client_msg_id {
             params["clientMsgId"] = json!(c);
         }
-        let rid = format!("r-{}", rand_id());
-        self.send(json!({"type": 1, "params": params, "requestId": rid}))
+        self.call(1, params, 0).await
+    }
+
+    /// Sends a message to group `group_id` and returns reply 0.
+    pub async fn send_to_group(
+        &mut self,
+        group_id: &str,
+        text: &str,
+        client_msg_id: Option<&str>,
+    ) -> Value {
+        let mut params = json!({"toMessageId": group_id, "message": text});
+        if let Some(c) = client_msg_id {
+            params["clientMsgId"] = json!(c);
+        }
+        self.call(9, params, 0).await
+    }
+
+    /// Creates group `name` with `members` (the caller is added as its owner); returns its id.
+    pub async fn create_group(&mut self, name: &str, members: &[&str]) -> String {
+        let r = self
+            .call(8, json!({"name": name, "members": members}), 8)
+            .await;
+        r["params"]["groupId"].as_str().expect("groupId").to_owned()
+    }
+
+    /// Sends a frame of type `kind` with `params` and a fresh `requestId`; returns the frame
+    /// answering it, which must be of type `answer`.
+    async fn call(&mut self, kind: u64, params: Value, answer: u64) -> Value {
+        let rid = format!("r-{}", crate::fixtures::unique_id());
+        self.send(json!({"type": kind, "params": params, "requestId": rid}))
             .await;
         let r = self
-            .recv_where("reply 0", |v| v["requestId"] == rid.as_str())
+            .recv_where(&format!("reply to {kind}"), |v| {
+                v["requestId"] == rid.as_str()
+            })
             .await;
-        assert_eq!(r["type"], 0, "reply to SEND: {r}");
+        assert_eq!(r["type"], answer, "reply to {kind}: {r}");
         r
     }
 
@@ -198,14 +228,4 @@ impl Client {
             _ => None,
         }
     }
-}
-
-pub fn rand_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }

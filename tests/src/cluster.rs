@@ -3,8 +3,8 @@
 //! Pulsar-protocol test broker).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chat_gateway::auth::Auth;
 use chat_gateway::bus::pulsar::{PulsarBus, Topics};
 use chat_gateway::routes::redis::RedisRoutes;
 use chat_gateway::server::{Backends, Running};
@@ -13,8 +13,8 @@ use chat_gateway::store::sqlite::SqliteStore;
 use chat_gateway::store::Store;
 use pulsar_test_broker::{Broker, BrokerHandle};
 
-use crate::gateway::{test_config, SECRET};
-use crate::{Client, TempDir};
+use crate::fixtures::{self, test_config, TempDir};
+use crate::Client;
 
 pub struct Pod {
     pub name: String,
@@ -43,7 +43,6 @@ pub struct TestCluster {
     pub broker: BrokerHandle,
     pub prefix: String,
     pub store: Arc<dyn Store>,
-    pub auth: Auth,
     _dir: TempDir,
 }
 
@@ -71,7 +70,6 @@ impl TestCluster {
             broker,
             prefix,
             store,
-            auth: Auth::new(SECRET.as_bytes()),
             _dir: dir,
         };
         for i in 0..n {
@@ -135,21 +133,9 @@ impl TestCluster {
         self.pods[i].as_ref().expect("pod is running")
     }
 
-    pub fn token(&self, user: &str) -> String {
-        self.auth
-            .issue(user, Some(&crate::gateway::capitalize(user)), false, 3600)
-            .unwrap()
-    }
-
-    pub fn service_token(&self) -> String {
-        self.auth.issue("ops", None, true, 3600).unwrap()
-    }
-
     /// Connects `user`'s `device` to pod `i` and reads WELCOME.
     pub async fn connect(&self, i: usize, user: &str, device: &str) -> Client {
-        Client::connect(&self.pod(i).ws_url(), &self.token(user), Some(device))
-            .await
-            .expect("connect")
+        fixtures::connect(&self.pod(i).ws_url(), user, device).await
     }
 }
 
@@ -159,6 +145,12 @@ pub async fn start_broker(tenant: &str, namespace: &str) -> BrokerHandle {
     let broker = Broker::start("127.0.0.1:0", "127.0.0.1:0")
         .await
         .expect("start the pulsar test broker");
+    provision(&broker, tenant, namespace).await;
+    broker
+}
+
+/// Creates `tenant/namespace` on `broker` through its admin API (an existing one is fine).
+pub async fn provision(broker: &BrokerHandle, tenant: &str, namespace: &str) {
     let http = reqwest::Client::new();
     for path in [
         format!("/admin/v2/tenants/{tenant}"),
@@ -176,18 +168,9 @@ pub async fn start_broker(tenant: &str, namespace: &str) -> BrokerHandle {
             "PUT {path}: {status}"
         );
     }
-    broker
 }
 
 /// Waits until the pod's /readyz answers 200 (its inbox consumer is up).
 pub async fn wait_ready(pod: &Pod) {
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(pod.admin("/readyz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{} did not become ready", pod.name);
+    fixtures::wait_ready(&pod.admin("/readyz"), Duration::from_secs(10), &pod.name).await;
 }

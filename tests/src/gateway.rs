@@ -1,72 +1,23 @@
 //! Gateways for tests: in-process servers bound to port 0, and real `chat-gateway` processes.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_gateway::auth::Auth;
 use chat_gateway::config::ServeConfig;
 use chat_gateway::server::{Backends, Running};
 use chat_gateway::store::sqlite::SqliteStore;
 
+use crate::fixtures::{self, free_port, test_config, TempDir, SECRET};
 use crate::Client;
-
-pub const SECRET: &str = "test-secret-0123456789abcdef";
-
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "chat-test-{tag}-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        Self(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A test config: loopback port 0 for both ports, a known secret, short timers left at defaults.
-pub fn test_config(dir: &Path) -> ServeConfig {
-    let mut cfg = ServeConfig::embedded(dir);
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.store.jwt_secret = Some(SECRET.to_owned());
-    cfg.pod_name = Some("pod-0".to_owned());
-    cfg.drain_seconds = 2;
-    cfg
-}
 
 /// An in-process gateway on port 0 with its own SQLite data dir.
 pub struct TestGateway {
     pub running: Option<Running>,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-    pub auth: Auth,
     pub dir: Arc<TempDir>,
 }
 
@@ -94,19 +45,16 @@ impl TestGateway {
             addr: running.addr,
             admin: running.admin_addr,
             running: Some(running),
-            auth: Auth::new(SECRET.as_bytes()),
             dir,
         }
     }
 
     pub fn token(&self, user: &str) -> String {
-        self.auth
-            .issue(user, Some(&capitalize(user)), false, 3600)
-            .unwrap()
+        fixtures::user_token(user)
     }
 
     pub fn service_token(&self) -> String {
-        self.auth.issue("ops", None, true, 3600).unwrap()
+        fixtures::service_token()
     }
 
     pub fn ws_url(&self) -> String {
@@ -123,9 +71,7 @@ impl TestGateway {
 
     /// Connects `user` on `device` and reads WELCOME.
     pub async fn connect(&self, user: &str, device: &str) -> Client {
-        Client::connect(&self.ws_url(), &self.token(user), Some(device))
-            .await
-            .expect("connect")
+        fixtures::connect(&self.ws_url(), user, device).await
     }
 
     /// Drains and stops the gateway.
@@ -136,27 +82,14 @@ impl TestGateway {
     }
 }
 
-pub fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
+/// How long a gateway process may take to start (a loaded machine, a first migration).
+const READY_WITHIN: Duration = Duration::from_secs(20);
 
 /// A `chat-gateway serve` child process (killed on drop).
 pub struct GatewayProcess {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-}
-
-/// Two free loopback ports (bound then released; the gateway binds them right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl GatewayProcess {
@@ -210,18 +143,15 @@ impl GatewayProcess {
     /// Waits for /readyz to answer 200; fails at once if the process exited.
     pub async fn wait_ready(&mut self) {
         let url = self.admin_url("/readyz");
-        for _ in 0..400 {
-            if let Ok(Some(status)) = self.child.try_wait() {
+        let child = &mut self.child;
+        let ready = fixtures::wait_until(READY_WITHIN, Duration::from_millis(50), async || {
+            if let Ok(Some(status)) = child.try_wait() {
                 panic!("gateway process exited with {status} before becoming ready at {url}");
             }
-            if let Ok(r) = reqwest::get(&url).await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("gateway process did not become ready at {url}");
+            fixtures::status_of(&url, READY_WITHIN).await == 200
+        })
+        .await;
+        assert!(ready, "gateway process did not become ready at {url}");
     }
 
     pub fn ws_url(&self) -> String {
@@ -246,15 +176,5 @@ impl GatewayProcess {
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("kill");
         let _ = self.child.wait().await;
-    }
-
-    /// SIGTERM and wait for exit; returns the exit status.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running");
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill -TERM");
-        self.child.wait().await.expect("wait")
     }
 }

@@ -3,13 +3,15 @@
 pub mod cdp;
 pub mod client;
 pub mod cluster;
+pub mod fixtures;
 pub mod gateway;
 pub mod postgres;
 pub mod process_cluster;
 pub mod redis;
 
 pub use client::Client;
-pub use gateway::{TempDir, TestGateway};
+pub use fixtures::TempDir;
+pub use gateway::TestGateway;
 
 /// Installs a test log subscriber once (`RUST_LOG` controls it).
 pub fn init_logging() {

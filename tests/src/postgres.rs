@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
-use crate::gateway::free_port;
+use crate::fixtures::{free_port, unique_id};
 
 const INSTALL: &str = "apt-get install -y postgresql-15 (scripts/install-test-deps.sh does it)";
 /// How long the server may take to start (initdb and start-up, on a loaded machine).
@@ -43,7 +43,7 @@ pub fn server() -> &'static PostgresServer {
 /// Creates an empty database no other test uses; returns its URL.
 pub async fn database(tag: &str) -> String {
     let server = server();
-    let name = format!("test_{tag}_{}", crate::client::rand_id()).replace('-', "_");
+    let name = format!("test_{tag}_{}", unique_id()).replace('-', "_");
     let mut admin = PgConnection::connect(&server.url("postgres"))
         .await
         .expect("connect to the test postgres");
@@ -130,7 +130,7 @@ impl DataDir {
     fn init() -> Self {
         let bin = binaries();
         let user = server_user();
-        let dir = std::env::temp_dir().join(format!("chat-pg-{}", crate::client::rand_id()));
+        let dir = std::env::temp_dir().join(format!("chat-pg-{}", unique_id()));
         std::fs::create_dir_all(&dir).expect("create the postgres temp dir");
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::gateway::free_port;
+use crate::fixtures::{free_port, unique_id};
 
 pub struct RedisServer {
     pub port: u16,
@@ -69,7 +69,7 @@ fn start() -> RedisServer {
 
 /// A key prefix no other test uses.
 pub fn unique_prefix(tag: &str) -> String {
-    format!("t{}-{tag}-{}", std::process::id(), crate::client::rand_id())
+    format!("t{}-{tag}-{}", std::process::id(), unique_id())
 }
 
 /// A plain client for assertions on keys.
@@ -79,6 +79,15 @@ pub async fn client() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// Deletes every key under `prefix` on the shared server: what a Redis restarted empty leaves
+/// of a cluster's keys.
+pub async fn delete_prefix(prefix: &str) {
+    use redis::AsyncCommands;
+    let mut r = client().await;
+    let keys: Vec<String> = r.keys(format!("{prefix}:*")).await.unwrap();
+    let _: () = r.del(keys).await.unwrap();
 }
 
 impl RedisServer {

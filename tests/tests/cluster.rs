@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chat_tests::client::Closed;
 use chat_tests::cluster::TestCluster;
-use serde_json::{json, Value};
+use chat_tests::fixtures::{self, post_json, service_token};
+use serde_json::json;
 
 #[tokio::test]
 async fn one_to_one_across_pods_with_receipts() {
@@ -37,17 +38,8 @@ async fn group_message_reaches_members_on_every_pod() {
     let mut bob = c.connect(1, "bob", "d").await;
     let mut carol = c.connect(2, "carol", "d").await;
     let mut dave = c.connect(2, "dave", "d").await;
-    alice
-        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol", "dave"]}}))
-        .await;
-    let gid = alice.reply(8).await["params"]["groupId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    alice
-        .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "hi all"}}))
-        .await;
-    let r0 = alice.reply(0).await;
+    let gid = alice.create_group("g", &["bob", "carol", "dave"]).await;
+    let r0 = alice.send_to_group(&gid, "hi all", None).await;
     for m in [&mut bob, &mut carol, &mut dave] {
         let env = m.push(10).await;
         assert_eq!(env["messageId"], r0["params"]["messageId"]);
@@ -83,11 +75,7 @@ async fn duplicate_login_on_another_pod_kicks_the_old_connection() {
     // The old pod's late cleanup does not remove the new route.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut bob = c.connect(0, "bob", "d").await;
-    bob.send_to("alice", "to the new one", None).await;
-    assert_eq!(
-        new.push(2).await["msg"]["params"]["message"],
-        "to the new one"
-    );
+    fixtures::exchange(&mut bob, &mut new, "alice", "to the new one").await;
 }
 
 #[tokio::test]
@@ -96,17 +84,13 @@ async fn http_push_kick_and_not_exist_are_cluster_wide() {
     let mut bob0 = c.connect(0, "bob", "a").await;
     let mut bob1 = c.connect(1, "bob", "b").await;
     let mut carol = c.connect(2, "carol", "c").await;
-    let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(c.pod(2).http("/message/send"))
-        .bearer_auth(c.service_token())
-        .json(&json!({"to": ["bob", "nobody"], "msg": {"k": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let push = json!({"to": ["bob", "nobody"], "msg": {"k": 1}});
+    let (_, answer) = post_json(
+        &c.pod(2).http("/message/send"),
+        Some(&service_token()),
+        push,
+    )
+    .await;
     assert_eq!(answer["content"]["notExist"], json!(["nobody"]));
     for b in [&mut bob0, &mut bob1] {
         assert_eq!(
@@ -115,12 +99,13 @@ async fn http_push_kick_and_not_exist_are_cluster_wide() {
         );
     }
     // sendToAll reaches every pod.
-    http.post(c.pod(0).http("/message/send"))
-        .bearer_auth(c.service_token())
-        .json(&json!({"msg": {"all": 1}, "sendToAll": true}))
-        .send()
-        .await
-        .unwrap();
+    let to_all = json!({"msg": {"all": 1}, "sendToAll": true});
+    post_json(
+        &c.pod(0).http("/message/send"),
+        Some(&service_token()),
+        to_all,
+    )
+    .await;
     for who in [&mut bob0, &mut bob1, &mut carol] {
         assert_eq!(
             who.recv_where("broadcast", |v| v["msg"] == json!({"all": 1}))
@@ -129,15 +114,8 @@ async fn http_push_kick_and_not_exist_are_cluster_wide() {
         );
     }
     // Kick from pod 2 closes bob on pods 0 and 1.
-    let answer: Value = http
-        .post(c.pod(2).http("/api/users/bob/kick"))
-        .bearer_auth(c.service_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kick = c.pod(2).http("/api/users/bob/kick");
+    let (_, answer) = post_json(&kick, Some(&service_token()), json!({})).await;
     assert_eq!(answer["content"]["kicked"], 2);
     for b in [&mut bob0, &mut bob1] {
         assert_eq!(b.reply(23).await["params"]["reason"], "logout");
@@ -193,14 +171,9 @@ async fn broker_connections_dropped_mid_traffic_lose_nothing() {
 #[tokio::test]
 async fn readiness_follows_the_pods_consumer_through_a_broker_outage() {
     let mut c = TestCluster::start(1).await;
-    let ready = |url: String| async move {
-        reqwest::get(url)
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
     let url = c.pod(0).admin("/readyz");
-    assert_eq!(ready(url.clone()).await, 200);
+    let ready = || fixtures::status_of(&url, Duration::from_secs(5));
+    assert_eq!(ready().await, 200);
     let port = c.broker.service_addr().port();
     let old = std::mem::replace(
         &mut c.broker,
@@ -209,37 +182,24 @@ async fn readiness_follows_the_pods_consumer_through_a_broker_outage() {
             .unwrap(),
     );
     old.shutdown().await;
-    let mut saw_down = false;
-    for _ in 0..100 {
-        if ready(url.clone()).await == 503 {
-            saw_down = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let saw_down = fixtures::wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        async || ready().await == 503,
+    )
+    .await;
     assert!(saw_down, "/readyz never reported the lost consumer");
     // The broker comes back on the same address: the consumer is rebuilt, the pod ready again.
     let back = pulsar_test_broker::Broker::start(&format!("127.0.0.1:{port}"), "127.0.0.1:0")
         .await
         .unwrap();
-    let http = reqwest::Client::new();
-    for path in [
-        "/admin/v2/tenants/public",
-        "/admin/v2/namespaces/public/chat",
-    ] {
-        http.put(format!("{}{path}", back.admin_url()))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-    }
+    chat_tests::cluster::provision(&back, "public", "chat").await;
     c.broker = back;
     chat_tests::cluster::wait_ready(c.pod(0)).await;
 }
 
 #[tokio::test]
 async fn redis_losing_every_key_mid_traffic_loses_no_message() {
-    use redis::AsyncCommands;
     let c = TestCluster::start(2).await;
     let mut alice = c.connect(0, "alice", "d").await;
     let mut bob = c.connect(1, "bob", "d").await;
@@ -247,9 +207,7 @@ async fn redis_losing_every_key_mid_traffic_loses_no_message() {
     for i in 0..60 {
         if i == 20 {
             // Redis restarted empty: every route and the pod registry are gone.
-            let mut r = chat_tests::redis::client().await;
-            let keys: Vec<String> = r.keys(format!("{}:*", c.prefix)).await.unwrap();
-            let _: () = r.del(keys).await.unwrap();
+            chat_tests::redis::delete_prefix(&c.prefix).await;
             // Heartbeats re-create the routes.
             for who in [&mut alice, &mut bob] {
                 who.send(json!({"type": 3, "requestId": "hb"})).await;
@@ -293,9 +251,7 @@ async fn a_pod_the_route_table_lost_registers_again_and_delivers_the_gap_live() 
     let mut alice = c.connect(0, "alice", "d").await;
     let mut bob = c.connect(1, "bob", "d").await;
     // Redis restarted empty: every route and the pod registry are gone. Nobody heartbeats.
-    let mut r = chat_tests::redis::client().await;
-    let keys: Vec<String> = r.keys(format!("{}:*", c.prefix)).await.unwrap();
-    let _: () = r.del(keys).await.unwrap();
+    chat_tests::redis::delete_prefix(&c.prefix).await;
     let mut sent = Vec::new();
     for i in 0..10 {
         let reply = alice.send_to("bob", &format!("gap {i}"), None).await;
@@ -320,6 +276,7 @@ async fn a_pod_the_route_table_lost_registers_again_and_delivers_the_gap_live() 
     let mut expected = sent.clone();
     expected.sort();
     assert_eq!(got, expected);
+    let mut r = chat_tests::redis::client().await;
     let route: String = r.get(format!("{}:route:bob:d", c.prefix)).await.unwrap();
     assert!(route.starts_with("pod-1|"), "{route}");
     // And live delivery goes on.
@@ -351,17 +308,8 @@ async fn three_pods_on_postgresql_each_with_its_own_store() {
     all.sort();
     assert_eq!(all, (1..=40).collect::<Vec<_>>());
     // A group across the three pods.
-    alice
-        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol"]}}))
-        .await;
-    let gid = alice.reply(8).await["params"]["groupId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    carol
-        .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "from pod 2"}}))
-        .await;
-    let r0 = carol.reply(0).await;
+    let gid = alice.create_group("g", &["bob", "carol"]).await;
+    let r0 = carol.send_to_group(&gid, "from pod 2", None).await;
     assert_eq!(r0["params"]["seq"], 1);
     assert_eq!(alice.push(10).await["messageId"], r0["params"]["messageId"]);
     // Receipts across pods and stores: bob acks on pod 1, alice on pod 0 gets 17.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chat_tests::client::Closed;
+use chat_tests::fixtures::wait_until;
 use chat_tests::postgres::PostgresServer;
 use chat_tests::process_cluster::{
     check_delivery, stop_all, stored_by_recipient, wait_delivered, welcome_epoch, Device,
@@ -47,7 +48,7 @@ async fn recipients_on_pods_1_and_2(c: &ProcessCluster, heartbeat: Duration) -> 
         for (k, d) in ds.iter().enumerate() {
             let first = 1 + (n + k) % 2;
             let urls = vec![c.ws_url(first), c.ws_url(3 - first), c.ws_url(0)];
-            devices.push(Device::start(c, urls, user, d, heartbeat).await);
+            devices.push(Device::start(urls, user, d, heartbeat).await);
         }
     }
     devices
@@ -60,7 +61,6 @@ fn senders_until_stopped(c: &ProcessCluster, pods: &[usize], traffic: &Traffic) 
         .enumerate()
         .map(|(n, &pod)| {
             Sender::spawn(
-                c,
                 vec![c.ws_url(pod)],
                 &format!("sam{n}"),
                 recipient_ids(),
@@ -98,7 +98,7 @@ async fn sigkill_of_a_pod_mid_stream_loses_no_acknowledged_message() {
             } else {
                 vec![c.ws_url(2), c.ws_url(1), c.ws_url(0)]
             };
-            devices.push(Device::start(&c, urls, user, d, Duration::from_secs(5)).await);
+            devices.push(Device::start(urls, user, d, Duration::from_secs(5)).await);
         }
     }
     // Four senders on pod-0 and pod-1 and one on pod-2 (it loses its connection with the pod
@@ -116,7 +116,6 @@ async fn sigkill_of_a_pod_mid_stream_loses_no_acknowledged_message() {
             // much faster, has stored its first 60).
             let pace = Duration::from_millis(if i == 4 { 20 } else { 10 });
             Sender::spawn(
-                &c,
                 urls,
                 &format!("sam{i}"),
                 recipient_ids(),
@@ -220,22 +219,17 @@ async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(10);
     for d in &devices {
         let pod = d.log.lock().unwrap().connections.last().cloned().unwrap();
-        loop {
-            let route: Option<String> = r.get(c.route_key(&d.user, &d.device)).await.unwrap();
-            if route
+        let key = c.route_key(&d.user, &d.device);
+        let mut route: Option<String> = None;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let rebuilt = wait_until(left, Duration::from_millis(100), async || {
+            route = r.get(&key).await.unwrap();
+            route
                 .as_deref()
                 .is_some_and(|v| v.starts_with(&format!("{pod}|")))
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "route of {}:{} not rebuilt: {route:?}",
-                d.user,
-                d.device
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        assert!(rebuilt, "route of {key} not rebuilt: {route:?}");
     }
     // From here on delivery is live again: what is sent now arrives without reconnecting.
     let marks: Vec<usize> = senders
@@ -416,7 +410,6 @@ async fn broker_connections_dropped_mid_traffic_lose_nothing() {
     let senders: Vec<Sender> = (0..2)
         .map(|i| {
             Sender::spawn(
-                &c,
                 vec![c.ws_url(0)],
                 &format!("sam{i}"),
                 recipient_ids(),
@@ -498,18 +491,20 @@ async fn reconnect_elsewhere_before_the_old_pod_notices_keeps_the_route() {
     c.pods[0].signal("CONT");
     assert_eq!(old_phone.reply(23).await["params"]["reason"], "replaced");
     assert_eq!(old_phone.closed().await, Closed::Code(4001));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left: Vec<String> = r.smembers(&pod_set).await.unwrap();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pod-0 never unregistered the old connections: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut left: Vec<String> = Vec::new();
+    let unregistered = wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            left = r.smembers(&pod_set).await.unwrap();
+            left.is_empty()
+        },
+    )
+    .await;
+    assert!(
+        unregistered,
+        "pod-0 never unregistered the old connections: {left:?}"
+    );
     for (d, new) in [("phone", &phone), ("web", &web)] {
         let v: Option<String> = r.get(c.route_key("uma", d)).await.unwrap();
         assert_eq!(

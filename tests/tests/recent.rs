@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_gateway::auth::Auth;
 use chat_gateway::model::{direct_conversation_id, now_ms};
 use chat_gateway::server::{Backends, Running};
 use chat_gateway::store::postgres::PgStore;
@@ -14,10 +13,10 @@ use chat_gateway::store::recent::{
     recent_key, RecentCache, RECENT_MAX_ENTRIES, RECENT_TTL_SECONDS,
 };
 use chat_gateway::store::sqlite::SqliteStore;
-use chat_gateway::store::{NewMessage, Page, Store};
-use chat_tests::gateway::{test_config, SECRET};
+use chat_gateway::store::{Page, Store};
+use chat_tests::fixtures::{connect, new_message, status, test_config};
 use chat_tests::redis::unique_prefix;
-use chat_tests::{postgres, Client, TempDir};
+use chat_tests::{postgres, TempDir};
 use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
@@ -68,7 +67,7 @@ impl Cached {
         for i in 0..n {
             let sent = self
                 .cache
-                .send_direct(msg(from, to, &format!("{from}-{i}")))
+                .send_direct(new_message(from, to, &format!("{from}-{i}"), None))
                 .await
                 .expect("send");
             conversation = sent.message.conversation_id;
@@ -165,18 +164,6 @@ impl Keys {
     }
 }
 
-fn msg(from: &str, to: &str, body: &str) -> NewMessage {
-    NewMessage {
-        from: from.into(),
-        from_name: from.to_uppercase(),
-        to: to.into(),
-        body: body.into(),
-        file_type: 0,
-        client_msg_id: None,
-        request_id: format!("req-{body}"),
-    }
-}
-
 fn bodies(page: &Page) -> Vec<String> {
     page.messages.iter().map(|m| m.body.clone()).collect()
 }
@@ -187,11 +174,6 @@ fn seqs(page: &Page) -> Vec<i64> {
 
 fn marked(seqs: std::ops::RangeInclusive<i64>) -> Vec<String> {
     seqs.map(|s| format!("cached {s}")).collect()
-}
-
-/// 200, or the error's status.
-fn status<T>(r: chat_gateway::Result<T>) -> u16 {
-    r.map(|_| 200).unwrap_or_else(|e| e.status())
 }
 
 #[tokio::test]
@@ -206,7 +188,7 @@ async fn the_cache_holds_what_was_committed_for_seven_days() {
     for i in 0..3 {
         let sent = c
             .cache
-            .send_group(msg("bob", &group.group_id, &format!("g{i}")))
+            .send_group(new_message("bob", &group.group_id, &format!("g{i}"), None))
             .await
             .unwrap();
         assert_eq!(sent.message.seq, i + 1);
@@ -227,7 +209,7 @@ async fn the_cache_holds_what_was_committed_for_seven_days() {
         assert!(ttl > week - 60 && ttl <= week, "TTL {ttl} s");
     }
     // A resend (same clientMsgId) stores nothing and caches nothing new.
-    let mut again = msg("alice", "bob", "once");
+    let mut again = new_message("alice", "bob", "once", None);
     again.client_msg_id = Some("c-1".into());
     let first = c.cache.send_direct(again.clone()).await.unwrap();
     let second = c.cache.send_direct(again).await.unwrap();
@@ -287,7 +269,7 @@ async fn a_range_partly_outside_the_cache_is_read_whole_from_the_database() {
     assert_eq!(bodies(&above), marked(5..=6));
 
     // A message committed but not cached (yet): above the cache's newest entry, also whole.
-    c.db.send_direct(msg("bob", "alice", "uncached"))
+    c.db.send_direct(new_message("bob", "alice", "uncached", None))
         .await
         .unwrap();
     let newer = c.cache.read("alice", &dm, 4, 200).await.unwrap();
@@ -306,7 +288,7 @@ async fn participation_rules_hold_on_the_cache_path() {
     let conv = group.conversation_id.clone();
     for i in 0..3 {
         c.cache
-            .send_group(msg("alice", &gid, &format!("early {i}")))
+            .send_group(new_message("alice", &gid, &format!("early {i}"), None))
             .await
             .unwrap();
     }
@@ -316,7 +298,7 @@ async fn participation_rules_hold_on_the_cache_path() {
         .unwrap();
     for i in 0..2 {
         c.cache
-            .send_group(msg("alice", &gid, &format!("late {i}")))
+            .send_group(new_message("alice", &gid, &format!("late {i}"), None))
             .await
             .unwrap();
     }
@@ -351,7 +333,10 @@ async fn participation_rules_hold_on_the_cache_path() {
 async fn trimming_keeps_the_newest_entries_and_drops_week_old_ones() {
     let mut c = Cached::start("trim").await;
     let total = RECENT_MAX_ENTRIES as i64 + 10;
-    let sends = (0..total).map(|i| c.cache.send_direct(msg("alice", "bob", &format!("m{i}"))));
+    let sends = (0..total).map(|i| {
+        c.cache
+            .send_direct(new_message("alice", "bob", &format!("m{i}"), None))
+    });
     for sent in join_all(sends).await {
         sent.expect("send");
     }
@@ -432,7 +417,8 @@ async fn a_flushed_or_restarted_redis_loses_nothing() {
     tokio::task::block_in_place(|| redis.stop());
     let sent = tokio::time::timeout(
         Duration::from_secs(2),
-        c.cache.send_direct(msg("alice", "bob", "while down")),
+        c.cache
+            .send_direct(new_message("alice", "bob", "while down", None)),
     )
     .await
     .expect("a send does not wait for Redis")
@@ -455,7 +441,7 @@ async fn a_flushed_or_restarted_redis_loses_nothing() {
     let last = loop {
         let seq = c
             .cache
-            .send_direct(msg("alice", "bob", "after restart"))
+            .send_direct(new_message("alice", "bob", "after restart", None))
             .await
             .unwrap()
             .message
@@ -494,12 +480,8 @@ async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
     let backends = Backends::from_config(&cfg).await.expect("backends");
     let gateway = Running::start(cfg, backends).await.expect("start gateway");
     let url = format!("ws://{}/ws", gateway.addr);
-    let auth = Auth::new(SECRET.as_bytes());
-    let token = |user: &str| auth.issue(user, None, false, 3600).unwrap();
 
-    let mut alice = Client::connect(&url, &token("alice"), Some("a"))
-        .await
-        .unwrap();
+    let mut alice = connect(&url, "alice", "a").await;
     for i in 0..3 {
         let r0 = alice.send_to("bob", &format!("hi {i}"), None).await;
         assert_eq!(r0["params"]["seq"], i + 1, "{r0}");
@@ -510,9 +492,7 @@ async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
     check.mark(&dm).await;
 
     // Bob was offline: catch-up on connect pushes all three, read from the cache.
-    let mut bob = Client::connect(&url, &token("bob"), Some("b"))
-        .await
-        .unwrap();
+    let mut bob = connect(&url, "bob", "b").await;
     let mut caught_up = Vec::new();
     for _ in 0..3 {
         let env = bob.push(2).await;
@@ -545,9 +525,7 @@ async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
         .collect();
     assert_eq!(texts, ["hi 0", "hi 1", "hi 2"], "{sync}");
     // Not a participant: still refused.
-    let mut eve = Client::connect(&url, &token("eve"), Some("e"))
-        .await
-        .unwrap();
+    let mut eve = connect(&url, "eve", "e").await;
     eve.send(
         json!({"type": 13, "params": {"conversationId": dm, "afterSeq": 0}, "requestId": "s3"}),
     )

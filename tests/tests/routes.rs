@@ -2,11 +2,13 @@
 //! redis-server).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_gateway::delivery::DeviceRoute;
 use chat_gateway::routes::memory::MemoryRoutes;
 use chat_gateway::routes::redis::RedisRoutes;
 use chat_gateway::routes::RouteTable;
+use chat_tests::fixtures;
 use chat_tests::redis::{client, server, unique_prefix};
 use redis::AsyncCommands;
 
@@ -193,53 +195,33 @@ async fn a_gateway_with_redis_url_registers_routes_and_itself_in_redis() {
     use chat_gateway::server::{Backends, Running};
     let dir = chat_tests::TempDir::new("redis-gw");
     let prefix = unique_prefix("gw");
-    let mut cfg = chat_tests::gateway::test_config(dir.path());
+    let mut cfg = chat_tests::fixtures::test_config(dir.path());
     cfg.redis_url = Some(server().url());
     cfg.key_prefix = prefix.clone();
     let backends = Backends::from_config(&cfg).await.unwrap();
     let running = Running::start(cfg, backends).await.unwrap();
-    let auth = chat_gateway::auth::Auth::new(chat_tests::gateway::SECRET.as_bytes());
     let url = format!("ws://{}/ws", running.addr);
-    let mut alice = chat_tests::Client::connect(
-        &url,
-        &auth.issue("alice", None, false, 60).unwrap(),
-        Some("phone"),
-    )
-    .await
-    .unwrap();
-    let mut bob = chat_tests::Client::connect(
-        &url,
-        &auth.issue("bob", None, false, 60).unwrap(),
-        Some("phone"),
-    )
-    .await
-    .unwrap();
+    let mut alice = fixtures::connect(&url, "alice", "phone").await;
+    let mut bob = fixtures::connect(&url, "bob", "phone").await;
     let mut c = client().await;
     let value: String = c.get(format!("{prefix}:route:alice:phone")).await.unwrap();
     assert!(value.starts_with("pod-0|"), "{value}");
-    alice.send_to("bob", "via redis routes", None).await;
-    assert_eq!(
-        bob.push(2).await["msg"]["params"]["message"],
-        "via redis routes"
-    );
+    fixtures::exchange(&mut alice, &mut bob, "bob", "via redis routes").await;
     let ready = reqwest::get(format!("http://{}/readyz", running.admin_addr))
         .await
         .unwrap();
     assert_eq!(ready.status().as_u16(), 200);
     drop(alice);
     // The closed connection's route is removed (compare-and-delete).
-    for _ in 0..50 {
-        let exists: bool = c
-            .exists(format!("{prefix}:route:alice:phone"))
-            .await
-            .unwrap();
-        if !exists {
-            running.stop().await.unwrap();
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("route of a closed connection still in redis");
+    let route = format!("{prefix}:route:alice:phone");
+    let removed = fixtures::wait_until(
+        Duration::from_millis(2500),
+        Duration::from_millis(50),
+        async || !c.exists::<_, bool>(&route).await.unwrap(),
+    )
+    .await;
+    assert!(removed, "route of a closed connection still in redis");
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]

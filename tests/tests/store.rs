@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chat_gateway::model::{direct_conversation_id, Target};
 use chat_gateway::store::postgres::PgStore;
 use chat_gateway::store::sqlite::SqliteStore;
-use chat_gateway::store::{ConversationSummary, NewMessage, Sent, Store};
+use chat_gateway::store::{ConversationSummary, Sent, Store};
+use chat_tests::fixtures::{new_message, status};
 use chat_tests::{postgres, TempDir};
 use futures_util::future::join_all;
 
@@ -50,23 +51,6 @@ async fn two_pods(tag: &str) -> [Arc<dyn Store>; 2] {
     [Arc::new(a), Arc::new(b)]
 }
 
-fn msg(from: &str, to: &str, body: &str, client_msg_id: Option<&str>) -> NewMessage {
-    NewMessage {
-        from: from.into(),
-        from_name: from.to_uppercase(),
-        to: to.into(),
-        body: body.into(),
-        file_type: 0,
-        client_msg_id: client_msg_id.map(Into::into),
-        request_id: format!("req-{body}"),
-    }
-}
-
-/// 200, or the error's status.
-fn status<T>(r: chat_gateway::Result<T>) -> u16 {
-    r.map(|_| 200).unwrap_or_else(|e| e.status())
-}
-
 fn members(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -92,8 +76,12 @@ async fn flood(
             for n in 0..per_sender {
                 let body = format!("{sender}-{n}");
                 let sent = match &group {
-                    Some(g) => store.send_group(msg(&sender, g, &body, None)).await,
-                    None => store.send_direct(msg(&sender, &peer, &body, None)).await,
+                    Some(g) => store.send_group(new_message(&sender, g, &body, None)).await,
+                    None => {
+                        store
+                            .send_direct(new_message(&sender, &peer, &body, None))
+                            .await
+                    }
                 };
                 out.push(sent.expect("send"));
             }
@@ -201,9 +189,10 @@ async fn resends_are_idempotent_in_one_batch_and_across_stores() {
         let name = b.name;
         let s = &b.store;
         // Queued together: most land in one batch.
-        let results =
-            join_all((0..20).map(|_| s.send_direct(msg("alice", "bob", "hello", Some("c-1")))))
-                .await;
+        let results = join_all(
+            (0..20).map(|_| s.send_direct(new_message("alice", "bob", "hello", Some("c-1")))),
+        )
+        .await;
         let results: Vec<Sent> = results.into_iter().map(Result::unwrap).collect();
         assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 1, "{name}");
         let first = &results.iter().find(|r| !r.duplicate).unwrap().message;
@@ -213,13 +202,13 @@ async fn resends_are_idempotent_in_one_batch_and_across_stores() {
         }
         // A later resend, and the same clientMsgId from another sender.
         let again = s
-            .send_direct(msg("alice", "bob", "hello", Some("c-1")))
+            .send_direct(new_message("alice", "bob", "hello", Some("c-1")))
             .await
             .unwrap();
         assert!(again.duplicate, "{name}");
         assert_eq!(again.message.message_id, first.message_id, "{name}");
         let other = s
-            .send_direct(msg("bob", "alice", "hello", Some("c-1")))
+            .send_direct(new_message("bob", "alice", "hello", Some("c-1")))
             .await
             .unwrap();
         assert!(!other.duplicate, "{name}");
@@ -232,7 +221,7 @@ async fn resends_are_idempotent_in_one_batch_and_across_stores() {
         let cid = format!("r-{round}");
         let sends = (0..6).map(|i| {
             let pod = pods[i % 2].clone();
-            let m = msg("alice", "bob", "again", Some(&cid));
+            let m = new_message("alice", "bob", "again", Some(&cid));
             async move { pod.send_direct(m).await.unwrap() }
         });
         let results = join_all(sends).await;
@@ -257,7 +246,7 @@ async fn acks_fold_out_of_order_and_park_above_gaps() {
         let mut sent = Vec::new();
         for i in 1..=4 {
             sent.push(
-                s.send_direct(msg("alice", "bob", &format!("m{i}"), None))
+                s.send_direct(new_message("alice", "bob", &format!("m{i}"), None))
                     .await
                     .unwrap()
                     .message,
@@ -288,12 +277,13 @@ async fn acks_fold_out_of_order_and_park_above_gaps() {
         assert_eq!(acked(s.conversations("bob").await.unwrap()), 4, "{name}");
 
         // Acks queued together (one batch), out of order.
-        let more: Vec<_> =
-            join_all((5..=8).map(|i| s.send_direct(msg("alice", "bob", &format!("m{i}"), None))))
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().message)
-                .collect();
+        let more: Vec<_> = join_all(
+            (5..=8).map(|i| s.send_direct(new_message("alice", "bob", &format!("m{i}"), None))),
+        )
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().message)
+        .collect();
         let ids: Vec<&str> = more.iter().rev().map(|m| m.message_id.as_str()).collect();
         join_all(ids.iter().map(|id| s.ack("bob", id))).await;
         assert_eq!(acked(s.conversations("bob").await.unwrap()), 8, "{name}");
@@ -306,7 +296,7 @@ async fn acks_from_two_pods_never_move_acked_seq_back() {
     let mut ids = Vec::new();
     for i in 0..60 {
         let sent = pods[i % 2]
-            .send_direct(msg("alice", "bob", &format!("m{i}"), None))
+            .send_direct(new_message("alice", "bob", &format!("m{i}"), None))
             .await
             .unwrap();
         ids.push(sent.message.message_id);
@@ -331,7 +321,7 @@ async fn first_delivery_is_reported_once() {
         let name = b.name;
         let s = &b.store;
         let m = s
-            .send_direct(msg("alice", "bob", "hi", None))
+            .send_direct(new_message("alice", "bob", "hi", None))
             .await
             .unwrap()
             .message;
@@ -357,7 +347,7 @@ async fn first_delivery_is_reported_once() {
             .await
             .unwrap();
         let gm = s
-            .send_group(msg("alice", &g.group_id, "hi all", None))
+            .send_group(new_message("alice", &g.group_id, "hi all", None))
             .await
             .unwrap()
             .message;
@@ -370,7 +360,7 @@ async fn first_delivery_is_reported_once() {
     let pods = two_pods("first_pods").await;
     for i in 0..20 {
         let m = pods[0]
-            .send_direct(msg("alice", "bob", &format!("m{i}"), None))
+            .send_direct(new_message("alice", "bob", &format!("m{i}"), None))
             .await
             .unwrap()
             .message;
@@ -399,17 +389,23 @@ async fn group_membership_rules() {
         assert_eq!(g.members, ["alice", "bob", "owner"], "{name}");
 
         assert_eq!(
-            status(s.send_group(msg("eve", &g.group_id, "x", None)).await),
+            status(
+                s.send_group(new_message("eve", &g.group_id, "x", None))
+                    .await
+            ),
             403,
             "{name}"
         );
         assert_eq!(
-            status(s.send_group(msg("bob", "no-such-group", "x", None)).await),
+            status(
+                s.send_group(new_message("bob", "no-such-group", "x", None))
+                    .await
+            ),
             404,
             "{name}"
         );
         let early = s
-            .send_group(msg("bob", &g.group_id, "before carol", None))
+            .send_group(new_message("bob", &g.group_id, "before carol", None))
             .await
             .unwrap();
         assert_eq!(early.members, ["alice", "bob", "owner"], "{name}");
@@ -424,7 +420,7 @@ async fn group_membership_rules() {
         assert_eq!(g2.members, ["alice", "bob", "carol", "owner"], "{name}");
         assert!(s.backlog("carol").await.unwrap().is_empty(), "{name}");
         let late = s
-            .send_group(msg("carol", &g.group_id, "hi, carol here", None))
+            .send_group(new_message("carol", &g.group_id, "hi, carol here", None))
             .await
             .unwrap();
         assert_eq!(late.message.seq, 2, "{name}");
@@ -442,7 +438,10 @@ async fn group_membership_rules() {
         // Leaving: no more sending or reading; rejoining starts over at the current seq.
         s.leave_group("bob", &g.group_id).await.unwrap();
         assert_eq!(
-            status(s.send_group(msg("bob", &g.group_id, "x", None)).await),
+            status(
+                s.send_group(new_message("bob", &g.group_id, "x", None))
+                    .await
+            ),
             403,
             "{name}"
         );
@@ -458,16 +457,21 @@ async fn group_membership_rules() {
             404,
             "{name}"
         );
-        s.send_group(msg("alice", &g.group_id, "while bob was away", None))
-            .await
-            .unwrap();
+        s.send_group(new_message(
+            "alice",
+            &g.group_id,
+            "while bob was away",
+            None,
+        ))
+        .await
+        .unwrap();
         s.add_members("alice", &g.group_id, &members(&["bob"]))
             .await
             .unwrap();
         let page = s.read("bob", &g.conversation_id, 0, 50).await.unwrap();
         assert!(page.messages.is_empty(), "{name}");
         let sent = s
-            .send_group(msg("bob", &g.group_id, "back", None))
+            .send_group(new_message("bob", &g.group_id, "back", None))
             .await
             .unwrap();
         assert_eq!(sent.message.seq, 4, "{name}");
@@ -483,7 +487,7 @@ async fn backlog_reads_and_conversation_lists() {
         let mut ids = Vec::new();
         for i in 1..=5 {
             let sent = s
-                .send_direct(msg("alice", "bob", &format!("m{i}"), None))
+                .send_direct(new_message("alice", "bob", &format!("m{i}"), None))
                 .await
                 .unwrap();
             ids.push(sent.message.message_id.clone());
@@ -497,7 +501,7 @@ async fn backlog_reads_and_conversation_lists() {
             }
         }
         let unnamed = s
-            .send_direct(msg("alice", "zed", "hi", None))
+            .send_direct(new_message("alice", "zed", "hi", None))
             .await
             .unwrap();
         assert!(
@@ -587,7 +591,7 @@ async fn backlog_reads_and_conversation_lists() {
         assert_eq!(bob[0].peer.as_deref(), Some("alice"), "{name}");
 
         // Talking to oneself is a conversation with oneself as the peer.
-        s.send_direct(msg("solo", "solo", "note", None))
+        s.send_direct(new_message("solo", "solo", "note", None))
             .await
             .unwrap();
         let solo = s.conversations("solo").await.unwrap();

@@ -27,7 +27,7 @@ use chat_operator::gateway::{GatewayAdmin, HttpGatewayAdmin};
 use chat_operator::observed::AdminStatus;
 use chat_operator::{Error, Result};
 use chat_protocol::names;
-use chat_tests::gateway::free_port;
+use chat_tests::fixtures::free_port;
 use chat_tests::TempDir;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;

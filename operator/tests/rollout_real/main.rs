@@ -39,7 +39,7 @@ use chat_gateway::auth::Auth;
 use chat_operator::crd::{ChatCluster, Phase};
 use chat_operator::keys::RedisKeyStore;
 use chat_operator::pulsar::HttpPulsarAdmin;
-use chat_tests::gateway::SECRET;
+use chat_tests::fixtures::SECRET;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};

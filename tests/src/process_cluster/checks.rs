@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::fixtures::wait_until;
+
 use super::{Device, DeviceLog, ProcessCluster, Pushed, SendLog, Stored};
 
 /// Every conversation of `user`, read back in full with SYNC (13) pages on a fresh connection
@@ -239,12 +241,7 @@ pub async fn wait_delivered(
     devices: &[Device],
     within: Duration,
 ) -> usize {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let left = missing(stored, devices);
-        if left == 0 || tokio::time::Instant::now() >= deadline {
-            return left;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let every = Duration::from_millis(100);
+    wait_until(within, every, async || missing(stored, devices) == 0).await;
+    missing(stored, devices)
 }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{ProcessCluster, RETRY_PAUSE};
+use super::RETRY_PAUSE;
 use crate::Client;
 
 /// One DELIVER (2) a device got.
@@ -54,14 +54,8 @@ pub struct Device {
 
 impl Device {
     /// Connects to `urls[0]` (returns once WELCOME arrived) and keeps going until [`Device::stop`].
-    pub async fn start(
-        cluster: &ProcessCluster,
-        urls: Vec<String>,
-        user: &str,
-        device: &str,
-        heartbeat: Duration,
-    ) -> Self {
-        let token = cluster.token(user);
+    pub async fn start(urls: Vec<String>, user: &str, device: &str, heartbeat: Duration) -> Self {
+        let token = crate::fixtures::user_token(user);
         let log = Arc::new(Mutex::new(DeviceLog::default()));
         let first = Client::connect(&urls[0], &token, Some(device))
             .await

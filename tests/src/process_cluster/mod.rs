@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use chat_gateway::auth::Auth;
 use pulsar_test_broker::BrokerHandle;
 use serde_json::Value;
 
-use crate::gateway::{capitalize, GatewayProcess, SECRET};
-use crate::{Client, TempDir};
+use crate::fixtures::{self, TempDir};
+use crate::gateway::GatewayProcess;
+use crate::Client;
 
 mod checks;
 mod device;
@@ -34,7 +34,6 @@ pub struct ProcessCluster {
     pub prefix: String,
     pub redis_url: String,
     pub database_url: String,
-    pub auth: Auth,
     binary: String,
     extra: Vec<String>,
     dir: TempDir,
@@ -65,7 +64,6 @@ impl ProcessCluster {
             prefix: crate::redis::unique_prefix("proc"),
             redis_url: redis_url.to_owned(),
             database_url: database_url.to_owned(),
-            auth: Auth::new(SECRET.as_bytes()),
             binary: binary.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             dir: TempDir::new("proc-cluster"),
@@ -112,17 +110,9 @@ impl ProcessCluster {
         self.pods[i].ws_url()
     }
 
-    pub fn token(&self, user: &str) -> String {
-        self.auth
-            .issue(user, Some(&capitalize(user)), false, 3600)
-            .unwrap()
-    }
-
     /// Connects `user`'s `device` to pod `i` and reads WELCOME.
     pub async fn connect(&self, i: usize, user: &str, device: &str) -> Client {
-        Client::connect(&self.ws_url(i), &self.token(user), Some(device))
-            .await
-            .expect("connect")
+        fixtures::connect(&self.ws_url(i), user, device).await
     }
 
     /// The Redis key of a device's route (`{pod}|{epoch}`).
@@ -132,26 +122,15 @@ impl ProcessCluster {
 
     /// The HTTP status of pod `i`'s `/readyz` (0: no answer within `wait`).
     pub async fn readyz(&self, i: usize, wait: Duration) -> u16 {
-        let http = reqwest::Client::builder().timeout(wait).build().unwrap();
-        match http.get(self.pods[i].admin_url("/readyz")).send().await {
-            Ok(r) => r.status().as_u16(),
-            Err(_) => 0,
-        }
+        fixtures::status_of(&self.pods[i].admin_url("/readyz"), wait).await
     }
 
-    /// Waits until every pod's `/readyz` answers 200, each for up to ~20 s; `after` names what
+    /// Waits until every pod's `/readyz` answers 200, each for up to 20 s; `after` names what
     /// they are recovering from, for the failure message.
     pub async fn wait_all_ready(&self, after: &str) {
-        for i in 0..self.pods.len() {
-            let mut last = 0;
-            for _ in 0..100 {
-                last = self.readyz(i, Duration::from_secs(5)).await;
-                if last == 200 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            assert_eq!(last, 200, "pod-{i} /readyz {after}");
+        for (i, pod) in self.pods.iter().enumerate() {
+            let what = format!("pod-{i} {after}");
+            fixtures::wait_ready(&pod.admin_url("/readyz"), Duration::from_secs(20), &what).await;
         }
     }
 }

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{ProcessCluster, RETRY_PAUSE};
+use super::RETRY_PAUSE;
+use crate::fixtures::wait_until;
 use crate::Client;
 
 /// How long a sender waits for a reply before it resends (same `clientMsgId`) on a new connection.
@@ -65,15 +66,13 @@ impl Traffic {
 
     /// Waits until at least `n` messages got reply 0.
     pub async fn wait_stored(&self, n: usize, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.stored() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} messages stored within {within:?}",
-                self.stored()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let every = Duration::from_millis(20);
+        let done = wait_until(within, every, async || self.stored() >= n).await;
+        assert!(
+            done,
+            "only {} of {n} messages stored within {within:?}",
+            self.stored()
+        );
     }
 }
 
@@ -89,7 +88,6 @@ impl Sender {
     /// `traffic.stop`; every reply 0 counts in `traffic.stored`. Connects to `urls[0]`, and after
     /// losing a connection to the next pod of the list.
     pub fn spawn(
-        cluster: &ProcessCluster,
         urls: Vec<String>,
         user: &str,
         to: Vec<String>,
@@ -99,7 +97,7 @@ impl Sender {
     ) -> Self {
         let Traffic { stored, stop } = traffic.clone();
         let log = Arc::new(Mutex::new(SendLog::default()));
-        let token = cluster.token(user);
+        let token = crate::fixtures::user_token(user);
         let (log2, user2) = (log.clone(), user.to_owned());
         let task = tokio::spawn(async move {
             let mut conn = Reconnecting {

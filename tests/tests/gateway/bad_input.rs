@@ -2,7 +2,8 @@
 //! the server keeps serving everyone else.
 
 use chat_tests::client::Closed;
-use chat_tests::{Client, TestGateway};
+use chat_tests::fixtures::{self, user_token};
+use chat_tests::TestGateway;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -13,8 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn others_still_served(gw: &TestGateway) {
     let mut x = gw.connect("xavier", "d").await;
     let mut y = gw.connect("yvonne", "d").await;
-    x.send_to("yvonne", "still up?", None).await;
-    assert_eq!(y.push(2).await["msg"]["params"]["message"], "still up?");
+    fixtures::exchange(&mut x, &mut y, "yvonne", "still up?").await;
 }
 
 #[tokio::test]
@@ -179,7 +179,7 @@ async fn bad_tokens_get_401_without_upgrade() {
     let other = chat_gateway::auth::Auth::new(b"wrong-secret")
         .issue("alice", None, false, 60)
         .unwrap();
-    let expired = chat_gateway::auth::Auth::new(chat_tests::gateway::SECRET.as_bytes())
+    let expired = fixtures::auth()
         .sign(&chat_gateway::auth::Claims {
             sub: "alice".into(),
             name: None,
@@ -206,7 +206,7 @@ async fn bad_tokens_get_401_without_upgrade() {
     assert_eq!(
         upgrade_status(
             &gw,
-            &format!("?token={}&device=bad%20device", gw.token("a"))
+            &format!("?token={}&device=bad%20device", user_token("a"))
         )
         .await,
         400,
@@ -215,7 +215,7 @@ async fn bad_tokens_get_401_without_upgrade() {
     assert_eq!(
         upgrade_status(
             &gw,
-            &format!("?token={}&device={}", gw.token("a"), "d".repeat(65))
+            &format!("?token={}&device={}", user_token("a"), "d".repeat(65))
         )
         .await,
         400,
@@ -227,7 +227,7 @@ async fn bad_tokens_get_401_without_upgrade() {
             .unwrap();
     req.headers_mut().insert(
         "Authorization",
-        format!("Bearer {}", gw.token("alice")).parse().unwrap(),
+        format!("Bearer {}", user_token("alice")).parse().unwrap(),
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(req)
         .await
@@ -271,9 +271,7 @@ async fn rate_limit_answers_429_and_recovers() {
 #[tokio::test]
 async fn client_close_is_clean_and_client_list_survives() {
     let gw = TestGateway::start().await;
-    let mut c = Client::connect(&gw.ws_url(), &gw.token("alice"), Some("d"))
-        .await
-        .unwrap();
+    let mut c = gw.connect("alice", "d").await;
     c.ws.close(None).await.unwrap();
     others_still_served(&gw).await;
 }

@@ -253,15 +253,8 @@ async fn group_messages_reach_every_member_device_including_sender_others() {
     let mut alice_web = gw.connect("alice", "web").await;
     let mut bob = gw.connect("bob", "phone").await;
     let mut carol = gw.connect("carol", "phone").await;
-    alice
-        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob", "carol"]}}))
-        .await;
-    let gid = alice.reply(8).await["params"]["groupId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    alice.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "all", "clientMsgId": "g-1"}})).await;
-    let r0 = alice.reply(0).await;
+    let gid = alice.create_group("g", &["bob", "carol"]).await;
+    let r0 = alice.send_to_group(&gid, "all", Some("g-1")).await;
     let mut ids = HashSet::new();
     for c in [&mut alice_web, &mut bob, &mut carol] {
         let env = c.push(10).await;

@@ -1,5 +1,6 @@
 //! One test per row of the protocol's frame table (DESIGN.md §3).
 
+use chat_tests::fixtures::user_token;
 use chat_tests::TestGateway;
 use serde_json::json;
 
@@ -21,7 +22,7 @@ async fn welcome_is_the_first_frame() {
 #[tokio::test]
 async fn device_is_assigned_when_missing() {
     let gw = TestGateway::start().await;
-    let c = chat_tests::Client::connect(&gw.ws_url(), &gw.token("alice"), None)
+    let c = chat_tests::Client::connect(&gw.ws_url(), &user_token("alice"), None)
         .await
         .unwrap();
     let d = c.welcome["params"]["deviceId"].as_str().unwrap();

@@ -1,18 +1,9 @@
 //! The HTTP API (push, kick, dev login, page) and the admin port.
 
 use chat_tests::client::Closed;
+use chat_tests::fixtures::{get_json, post_json, service_token, user_token};
 use chat_tests::TestGateway;
-use serde_json::{json, Value};
-
-async fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new().post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn message_send_pushes_to_online_devices_and_reports_not_exist() {
@@ -21,7 +12,7 @@ async fn message_send_pushes_to_online_devices_and_reports_not_exist() {
     let mut bob2 = gw.connect("bob", "web").await;
     let body =
         json!({"to": ["bob", "nobody"], "msg": {"key1": "value", "n": [1, 2]}, "sendToAll": false});
-    let (status, answer) = post(&gw.http("/message/send"), Some(&gw.service_token()), body).await;
+    let (status, answer) = post_json(&gw.http("/message/send"), Some(&service_token()), body).await;
     assert_eq!(status, 200);
     assert_eq!(
         answer,
@@ -49,9 +40,9 @@ async fn send_to_all_reaches_every_connection() {
     let gw = TestGateway::start().await;
     let mut a = gw.connect("alice", "d").await;
     let mut b = gw.connect("bob", "d").await;
-    let (status, answer) = post(
+    let (status, answer) = post_json(
         &gw.http("/message/send"),
-        Some(&gw.service_token()),
+        Some(&service_token()),
         json!({"to": [], "msg": {"all": true}, "sendToAll": true}),
     )
     .await;
@@ -69,22 +60,25 @@ async fn http_api_requires_a_service_token() {
     let gw = TestGateway::start().await;
     let body = json!({"to": ["bob"], "msg": {}});
     assert_eq!(
-        post(&gw.http("/message/send"), None, body.clone()).await.0,
-        401
-    );
-    assert_eq!(
-        post(&gw.http("/message/send"), Some("junk"), body.clone())
+        post_json(&gw.http("/message/send"), None, body.clone())
             .await
             .0,
         401
     );
-    let (status, err) = post(&gw.http("/message/send"), Some(&gw.token("alice")), body).await;
+    assert_eq!(
+        post_json(&gw.http("/message/send"), Some("junk"), body.clone())
+            .await
+            .0,
+        401
+    );
+    let (status, err) =
+        post_json(&gw.http("/message/send"), Some(&user_token("alice")), body).await;
     assert_eq!(status, 403);
     assert_eq!(err["code"], "forbidden");
     assert_eq!(
-        post(
+        post_json(
             &gw.http("/api/users/bob/kick"),
-            Some(&gw.token("alice")),
+            Some(&user_token("alice")),
             json!({})
         )
         .await
@@ -93,7 +87,7 @@ async fn http_api_requires_a_service_token() {
     );
     let resp = reqwest::Client::new()
         .post(gw.http("/message/send"))
-        .bearer_auth(gw.service_token())
+        .bearer_auth(service_token())
         .body("{nope")
         .send()
         .await
@@ -107,9 +101,9 @@ async fn kick_closes_every_device_of_the_user() {
     let mut b1 = gw.connect("bob", "phone").await;
     let mut b2 = gw.connect("bob", "web").await;
     let mut alice = gw.connect("alice", "phone").await;
-    let (status, answer) = post(
+    let (status, answer) = post_json(
         &gw.http("/api/users/bob/kick"),
-        Some(&gw.service_token()),
+        Some(&service_token()),
         json!({}),
     )
     .await;
@@ -127,13 +121,13 @@ async fn kick_closes_every_device_of_the_user() {
 async fn dev_login_is_off_by_default_and_issues_working_tokens_when_on() {
     let off = TestGateway::start().await;
     assert_eq!(
-        post(&off.http("/dev/login"), None, json!({"user": "alice"}))
+        post_json(&off.http("/dev/login"), None, json!({"user": "alice"}))
             .await
             .0,
         404
     );
     let on = TestGateway::start_with(|c| c.dev_login = true).await;
-    let (status, body) = post(
+    let (status, body) = post_json(
         &on.http("/dev/login"),
         None,
         json!({"user": "alice", "name": "Alice"}),
@@ -165,7 +159,7 @@ async fn admin_endpoints() {
     let get = |p: &str| reqwest::get(gw.admin_url(p));
     assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
     assert_eq!(get("/readyz").await.unwrap().status().as_u16(), 200);
-    let status: Value = get("/admin/status").await.unwrap().json().await.unwrap();
+    let status = get_json(&gw.admin_url("/admin/status")).await;
     assert_eq!(
         status,
         json!({"pod": "pod-0", "connections": 1, "draining": false})
@@ -193,7 +187,7 @@ async fn kick_reason_can_be_admin_and_repeated_users_are_pushed_once() {
     let gw = TestGateway::start().await;
     let mut bob = gw.connect("bob", "phone").await;
     let body = json!({"to": ["bob", "bob"], "msg": {"n": 1}});
-    let (_, answer) = post(&gw.http("/message/send"), Some(&gw.service_token()), body).await;
+    let (_, answer) = post_json(&gw.http("/message/send"), Some(&service_token()), body).await;
     assert_eq!(answer["content"]["notExist"], json!([]));
     bob.recv_where("push", |v| v["trigger"] == 2).await;
     assert!(
@@ -202,16 +196,16 @@ async fn kick_reason_can_be_admin_and_repeated_users_are_pushed_once() {
             .is_none(),
         "one push per device"
     );
-    let (status, _) = post(
+    let (status, _) = post_json(
         &gw.http("/api/users/bob/kick"),
-        Some(&gw.service_token()),
+        Some(&service_token()),
         json!({"reason": "bogus"}),
     )
     .await;
     assert_eq!(status, 400);
-    post(
+    post_json(
         &gw.http("/api/users/bob/kick"),
-        Some(&gw.service_token()),
+        Some(&service_token()),
         json!({"reason": "admin"}),
     )
     .await;

@@ -4,10 +4,17 @@ use std::time::Duration;
 
 use chat_gateway::config::DuplicateLogin;
 use chat_tests::client::Closed;
+use chat_tests::fixtures::{self, get_json, post_json, user_token};
 use chat_tests::TestGateway;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
+
+/// `POST /admin/drain` with a deadline of `seconds`: the status and the answer.
+async fn drain(gw: &TestGateway, seconds: u64) -> (u16, Value) {
+    let body = json!({"deadlineSeconds": seconds});
+    post_json(&gw.admin_url("/admin/drain"), None, body).await
+}
 
 #[tokio::test]
 async fn silence_for_three_heartbeats_closes_4000() {
@@ -94,11 +101,7 @@ async fn duplicate_login_replaces_the_old_connection() {
     // The old socket's cleanup must not remove the new connection's route.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut bob = gw.connect("bob", "phone").await;
-    bob.send_to("alice", "to the new one", None).await;
-    assert_eq!(
-        new.push(2).await["msg"]["params"]["message"],
-        "to the new one"
-    );
+    fixtures::exchange(&mut bob, &mut new, "alice", "to the new one").await;
 }
 
 #[tokio::test]
@@ -108,7 +111,7 @@ async fn duplicate_login_can_be_rejected_with_409() {
     let err = tokio_tungstenite::connect_async(format!(
         "{}?token={}&device=phone",
         gw.ws_url(),
-        gw.token("alice")
+        user_token("alice")
     ))
     .await
     .unwrap_err();
@@ -129,14 +132,8 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
     for i in 0..4 {
         clients.push(gw.connect(&format!("u{i}"), "d").await);
     }
-    let resp = reqwest::Client::new()
-        .post(gw.admin_url("/admin/drain"))
-        .json(&json!({"deadlineSeconds": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = drain(&gw, 2).await;
+    assert_eq!(status, 202);
     assert_eq!(
         (body["draining"].as_bool(), body["connections"].as_u64()),
         (Some(true), Some(4))
@@ -167,15 +164,10 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
             .as_u16(),
         503
     );
-    let status: Value = reqwest::get(gw.admin_url("/admin/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(&gw.admin_url("/admin/status")).await;
     assert_eq!(status["draining"], true);
     let refused =
-        tokio_tungstenite::connect_async(format!("{}?token={}", gw.ws_url(), gw.token("late")))
+        tokio_tungstenite::connect_async(format!("{}?token={}", gw.ws_url(), user_token("late")))
             .await
             .unwrap_err();
     assert!(
@@ -184,11 +176,7 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
 
     // Messages keep flowing during the drain window.
     let (a, b) = clients.split_at_mut(1);
-    a[0].send_to("u1", "during drain", None).await;
-    assert_eq!(
-        b[0].push(2).await["msg"]["params"]["message"],
-        "during drain"
-    );
+    fixtures::exchange(&mut a[0], &mut b[0], "u1", "during drain").await;
 
     for c in clients.iter_mut() {
         assert_eq!(c.closed().await, Closed::Code(1012));
@@ -199,39 +187,24 @@ async fn admin_drain_tells_clients_goes_unready_and_closes_1012_at_the_deadline(
 async fn clients_that_move_during_drain_leave_no_connection_behind() {
     let gw = TestGateway::start().await;
     let mut c = gw.connect("alice", "phone").await;
-    reqwest::Client::new()
-        .post(gw.admin_url("/admin/drain"))
-        .json(&json!({"deadlineSeconds": 30}))
-        .send()
-        .await
-        .unwrap();
+    drain(&gw, 30).await;
     c.reply(22).await;
     c.ws.close(None).await.unwrap();
-    for _ in 0..50 {
-        let status: Value = reqwest::get(gw.admin_url("/admin/status"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["connections"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("connection count did not reach 0");
+    let status = gw.admin_url("/admin/status");
+    let gone = fixtures::wait_until(
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        async || get_json(&status).await["connections"] == 0,
+    )
+    .await;
+    assert!(gone, "connection count did not reach 0");
 }
 
 #[tokio::test]
 async fn renew_during_drain_reports_the_time_left_and_drain_still_closes_1012() {
     let gw = TestGateway::start().await;
     let mut c = gw.connect("alice", "phone").await;
-    reqwest::Client::new()
-        .post(gw.admin_url("/admin/drain"))
-        .json(&json!({"deadlineSeconds": 1}))
-        .send()
-        .await
-        .unwrap();
+    drain(&gw, 1).await;
     c.reply(22).await;
     c.send(json!({"type": 21})).await;
     let r = c.reply(21).await;
@@ -243,18 +216,9 @@ async fn renew_during_drain_reports_the_time_left_and_drain_still_closes_1012() 
 async fn leaving_a_group_during_catch_up_ends_that_catch_up() {
     let gw = TestGateway::start_with(|c| c.ack_window = 1).await;
     let mut alice = gw.connect("alice", "phone").await;
-    alice
-        .send(json!({"type": 8, "params": {"name": "g", "members": ["bob"]}}))
-        .await;
-    let gid = alice.reply(8).await["params"]["groupId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let gid = alice.create_group("g", &["bob"]).await;
     for i in 0..5 {
-        alice
-            .send(json!({"type": 9, "params": {"toMessageId": gid, "message": format!("g{i}")}}))
-            .await;
-        alice.reply(0).await;
+        alice.send_to_group(&gid, &format!("g{i}"), None).await;
     }
     alice.send_to("bob", "direct after", None).await;
     let mut bob = gw.connect("bob", "phone").await;
