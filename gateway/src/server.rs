@@ -37,7 +37,7 @@ impl Backends {
     /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
         // Each backend is chosen on its own: a URL selects the cluster implementation.
-        let mut store: Arc<dyn Store> = match &config.store.database_url {
+        let store: Arc<dyn Store> = match &config.store.database_url {
             Some(url) => Arc::new(
                 PgStore::connect_with(
                     url,
@@ -47,6 +47,13 @@ impl Backends {
             ),
             None => Arc::new(SqliteStore::open(&config.store.data_dir).await?),
         };
+        Self::with_store(config, store).await
+    }
+
+    /// The route table and bus the config names, around `store`, which is already open
+    /// (`--database-url` is not looked at): pods in one process that share one store (tests)
+    /// start this way. With `--redis-url` the recent-message cache goes in front of `store`.
+    pub async fn with_store(config: &ServeConfig, mut store: Arc<dyn Store>) -> Result<Self> {
         // Redis also holds the recent-message cache in front of the store's reads.
         if let Some(url) = &config.redis_url {
             store = Arc::new(RecentCache::connect(store, url, &config.key_prefix).await?);

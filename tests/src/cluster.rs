@@ -5,16 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_gateway::bus::pulsar::{PulsarBus, Topics};
-use chat_gateway::routes::redis::RedisRoutes;
 use chat_gateway::server::{Backends, Running};
-use chat_gateway::store::recent::RecentCache;
 use chat_gateway::store::sqlite::SqliteStore;
 use chat_gateway::store::Store;
 use pulsar_test_broker::{Broker, BrokerHandle};
 
 use crate::fixtures::{self, test_config, TempDir};
 use crate::Client;
+
+/// Pulsar tenant and namespace of the test clusters (created through the broker's admin API).
+pub const TENANT: &str = "public";
+/// See [`TENANT`].
+pub const NAMESPACE: &str = "chat";
 
 pub struct Pod {
     pub name: String,
@@ -61,7 +63,7 @@ impl TestCluster {
     async fn start_with(n: usize, database_url: Option<String>) -> Self {
         crate::init_logging();
         let dir = TempDir::new("cluster");
-        let broker = start_broker("public", "chat").await;
+        let broker = start_broker(TENANT, NAMESPACE).await;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
         let prefix = crate::redis::unique_prefix("cluster");
         let mut me = Self {
@@ -79,48 +81,26 @@ impl TestCluster {
         me
     }
 
-    /// Starts one more pod (or restarts one) with the cluster's backends.
+    /// Starts one more pod (or restarts one) with the cluster's backends: the gateway's own
+    /// `Backends` for its config (the Redis route table and recent cache, the Pulsar bus, and
+    /// PostgreSQL when set), around the shared SQLite store otherwise.
     pub async fn start_pod(&self, name: &str) -> Pod {
         let mut cfg = test_config(self._dir.path());
         cfg.pod_name = Some(name.to_owned());
         cfg.key_prefix = self.prefix.clone();
-        cfg.pulsar_tenant = "public".into();
-        cfg.pulsar_namespace = "chat".into();
-        let routes = RedisRoutes::connect(&crate::redis::server().url(), &self.prefix)
+        cfg.redis_url = Some(crate::redis::server().url());
+        cfg.pulsar_url = Some(self.broker.service_url().to_owned());
+        cfg.pulsar_admin_url = Some(self.broker.admin_url().to_owned());
+        cfg.pulsar_tenant = TENANT.into();
+        cfg.pulsar_namespace = NAMESPACE.into();
+        cfg.store.database_url = self.database_url.clone();
+        let backends = match &self.database_url {
+            Some(_) => Backends::from_config(&cfg).await,
+            None => Backends::with_store(&cfg, self.store.clone()).await,
+        };
+        let running = Running::start(cfg, backends.expect("backends"))
             .await
-            .expect("redis routes");
-        let topics = Topics {
-            tenant: "public".into(),
-            namespace: "chat".into(),
-            key_prefix: self.prefix.clone(),
-        };
-        let bus = PulsarBus::connect(
-            self.broker.service_url(),
-            Some(self.broker.admin_url()),
-            topics,
-        )
-        .await
-        .expect("pulsar bus");
-        let store: Arc<dyn Store> = match &self.database_url {
-            Some(url) => Arc::new(
-                chat_gateway::store::postgres::PgStore::connect(url)
-                    .await
-                    .expect("postgres store"),
-            ),
-            None => self.store.clone(),
-        };
-        // As `Backends::from_config` with `--redis-url`: the recent cache in front of the store.
-        let store: Arc<dyn Store> = Arc::new(
-            RecentCache::connect(store, &crate::redis::server().url(), &self.prefix)
-                .await
-                .expect("recent cache"),
-        );
-        let backends = Backends {
-            store,
-            routes: Arc::new(routes),
-            bus: Arc::new(bus),
-        };
-        let running = Running::start(cfg, backends).await.expect("start pod");
+            .expect("start pod");
         let pod = Pod {
             name: name.to_owned(),
             running,

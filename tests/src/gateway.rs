@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use chat_gateway::config::ServeConfig;
 use chat_gateway::server::{Backends, Running};
-use chat_gateway::store::sqlite::SqliteStore;
 
 use crate::fixtures::{self, free_port, test_config, TempDir, SECRET};
 use crate::Client;
 
-/// An in-process gateway on port 0 with its own SQLite data dir.
+/// An in-process gateway on port 0 with its own data dir, its backends assembled from its config
+/// as `chat-gateway serve` does: embedded (SQLite, in-process routes and bus) unless a test's
+/// `tune` sets backend URLs.
 pub struct TestGateway {
     pub running: Option<Running>,
     pub addr: SocketAddr,
@@ -26,7 +27,7 @@ impl TestGateway {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts with a config adjusted by `tune`.
+    /// Starts with a config adjusted by `tune` (timers, limits, or backend URLs).
     pub async fn start_with(tune: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = Arc::new(TempDir::new("gw"));
         Self::start_in(dir, tune).await
@@ -37,10 +38,8 @@ impl TestGateway {
         crate::init_logging();
         let mut cfg = test_config(dir.path());
         tune(&mut cfg);
-        let store = SqliteStore::open(dir.path()).await.expect("open store");
-        let running = Running::start(cfg, Backends::in_process(Arc::new(store)))
-            .await
-            .expect("start gateway");
+        let backends = Backends::from_config(&cfg).await.expect("backends");
+        let running = Running::start(cfg, backends).await.expect("start gateway");
         Self {
             addr: running.addr,
             admin: running.admin_addr,

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_gateway::model::{direct_conversation_id, now_ms};
-use chat_gateway::server::{Backends, Running};
 use chat_gateway::store::postgres::PgStore;
 use chat_gateway::store::recent::{
     recent_key, RecentCache, RECENT_MAX_ENTRIES, RECENT_TTL_SECONDS,
 };
 use chat_gateway::store::sqlite::SqliteStore;
 use chat_gateway::store::{Page, Store};
-use chat_tests::fixtures::{connect, new_message, status, test_config};
+use chat_tests::fixtures::{new_message, status};
 use chat_tests::redis::unique_prefix;
-use chat_tests::{postgres, TempDir};
+use chat_tests::{postgres, TempDir, TestGateway};
 use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
@@ -470,18 +469,16 @@ async fn a_flushed_or_restarted_redis_loses_nothing() {
 /// in front of the store; catch-up on connect and SYNC both read through it.
 #[tokio::test]
 async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
-    chat_tests::init_logging();
-    let dir = TempDir::new("recent-ws");
-    let mut cfg = test_config(dir.path());
-    cfg.store.database_url = Some(postgres::database("recent_ws").await);
-    cfg.redis_url = Some(chat_tests::redis::server().url());
-    cfg.key_prefix = unique_prefix("ws");
-    let prefix = cfg.key_prefix.clone();
-    let backends = Backends::from_config(&cfg).await.expect("backends");
-    let gateway = Running::start(cfg, backends).await.expect("start gateway");
-    let url = format!("ws://{}/ws", gateway.addr);
+    let database_url = postgres::database("recent_ws").await;
+    let prefix = unique_prefix("ws");
+    let mut gateway = TestGateway::start_with(|cfg| {
+        cfg.store.database_url = Some(database_url);
+        cfg.redis_url = Some(chat_tests::redis::server().url());
+        cfg.key_prefix = prefix.clone();
+    })
+    .await;
 
-    let mut alice = connect(&url, "alice", "a").await;
+    let mut alice = gateway.connect("alice", "a").await;
     for i in 0..3 {
         let r0 = alice.send_to("bob", &format!("hi {i}"), None).await;
         assert_eq!(r0["params"]["seq"], i + 1, "{r0}");
@@ -492,7 +489,7 @@ async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
     check.mark(&dm).await;
 
     // Bob was offline: catch-up on connect pushes all three, read from the cache.
-    let mut bob = connect(&url, "bob", "b").await;
+    let mut bob = gateway.connect("bob", "b").await;
     let mut caught_up = Vec::new();
     for _ in 0..3 {
         let env = bob.push(2).await;
@@ -525,14 +522,14 @@ async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
         .collect();
     assert_eq!(texts, ["hi 0", "hi 1", "hi 2"], "{sync}");
     // Not a participant: still refused.
-    let mut eve = connect(&url, "eve", "e").await;
+    let mut eve = gateway.connect("eve", "e").await;
     eve.send(
         json!({"type": 13, "params": {"conversationId": dm, "afterSeq": 0}, "requestId": "s3"}),
     )
     .await;
     assert_eq!(eve.reply(14).await["status"], 403);
 
-    let metrics = reqwest::get(format!("http://{}/metrics", gateway.admin_addr))
+    let metrics = reqwest::get(gateway.admin_url("/metrics"))
         .await
         .unwrap()
         .text()
@@ -544,5 +541,5 @@ async fn sync_and_catch_up_over_websockets_read_through_the_cache() {
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }
-    gateway.stop().await.unwrap();
+    gateway.stop().await;
 }

@@ -8,8 +8,8 @@ use chat_gateway::delivery::DeviceRoute;
 use chat_gateway::routes::memory::MemoryRoutes;
 use chat_gateway::routes::redis::RedisRoutes;
 use chat_gateway::routes::RouteTable;
-use chat_tests::fixtures;
 use chat_tests::redis::{client, server, unique_prefix};
+use chat_tests::{fixtures, TestGateway};
 use redis::AsyncCommands;
 
 async fn both(tag: &str) -> Vec<(&'static str, Arc<dyn RouteTable>)> {
@@ -192,25 +192,20 @@ async fn routes_come_back_after_redis_loses_them() {
 
 #[tokio::test]
 async fn a_gateway_with_redis_url_registers_routes_and_itself_in_redis() {
-    use chat_gateway::server::{Backends, Running};
-    let dir = chat_tests::TempDir::new("redis-gw");
     let prefix = unique_prefix("gw");
-    let mut cfg = chat_tests::fixtures::test_config(dir.path());
-    cfg.redis_url = Some(server().url());
-    cfg.key_prefix = prefix.clone();
-    let backends = Backends::from_config(&cfg).await.unwrap();
-    let running = Running::start(cfg, backends).await.unwrap();
-    let url = format!("ws://{}/ws", running.addr);
-    let mut alice = fixtures::connect(&url, "alice", "phone").await;
-    let mut bob = fixtures::connect(&url, "bob", "phone").await;
+    let mut gw = TestGateway::start_with(|cfg| {
+        cfg.redis_url = Some(server().url());
+        cfg.key_prefix = prefix.clone();
+    })
+    .await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut bob = gw.connect("bob", "phone").await;
     let mut c = client().await;
     let value: String = c.get(format!("{prefix}:route:alice:phone")).await.unwrap();
     assert!(value.starts_with("pod-0|"), "{value}");
     fixtures::exchange(&mut alice, &mut bob, "bob", "via redis routes").await;
-    let ready = reqwest::get(format!("http://{}/readyz", running.admin_addr))
-        .await
-        .unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
+    let ready = fixtures::status_of(&gw.admin_url("/readyz"), Duration::from_secs(5)).await;
+    assert_eq!(ready, 200);
     drop(alice);
     // The closed connection's route is removed (compare-and-delete).
     let route = format!("{prefix}:route:alice:phone");
@@ -221,7 +216,7 @@ async fn a_gateway_with_redis_url_registers_routes_and_itself_in_redis() {
     )
     .await;
     assert!(removed, "route of a closed connection still in redis");
-    running.stop().await.unwrap();
+    gw.stop().await;
 }
 
 #[tokio::test]

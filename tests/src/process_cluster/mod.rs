@@ -9,6 +9,7 @@ use std::time::Duration;
 use pulsar_test_broker::BrokerHandle;
 use serde_json::Value;
 
+use crate::cluster::{NAMESPACE, TENANT};
 use crate::fixtures::{self, TempDir};
 use crate::gateway::GatewayProcess;
 use crate::Client;
@@ -21,9 +22,6 @@ pub use checks::{check_delivery, missing, stored_by_recipient, sync_all, wait_de
 pub use device::{stop_all, Device, DeviceLog, Pushed};
 pub use sender::{SendLog, Sender, Stored, Traffic};
 
-/// Pulsar tenant and namespace of the test clusters (created through the broker's admin API).
-const TENANT: &str = "public";
-const NAMESPACE: &str = "chat";
 /// Pause before a sender or a device retries after an error or a failed connect.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
