@@ -7,22 +7,10 @@ use std::time::Duration;
 
 use crate::fixtures::{free_port, unique_id};
 
-pub struct RedisServer {
-    pub port: u16,
-    /// The watchdog shell; it ends with this process and takes redis-server with it.
-    _watchdog: std::process::Child,
-}
-
-impl RedisServer {
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
 /// The test binary's Redis server, started on first use.
 pub fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    SERVER.get_or_init(start)
+    SERVER.get_or_init(RedisServer::start_own)
 }
 
 fn require_redis_server() {
@@ -34,37 +22,6 @@ fn require_redis_server() {
     {
         panic!("these tests need redis-server, which is not installed: apt-get install -y redis-server (scripts/install-test-deps.sh does it)");
     }
-}
-
-#[expect(
-    clippy::zombie_processes,
-    reason = "the watchdog lives as long as the test process by design"
-)]
-fn start() -> RedisServer {
-    require_redis_server();
-    let port = free_port();
-    // A shell watchdog owns the server: when this test process exits (however), the loop ends and
-    // the trap stops redis-server, so no server outlives its tests.
-    let script = format!(
-        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning & r=$!; \
-         trap 'kill $r 2>/dev/null' EXIT; while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done",
-        parent = std::process::id()
-    );
-    let watchdog = Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server watchdog");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return RedisServer {
-                port,
-                _watchdog: watchdog,
-            };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not start on port {port}");
 }
 
 /// A key prefix no other test uses.
@@ -90,29 +47,27 @@ pub async fn delete_prefix(prefix: &str) {
     let _: () = r.del(keys).await.unwrap();
 }
 
+/// A redis-server on a free port: empty on every start (no persistence), killed on drop and
+/// when the test process exits (a watchdog shell sees to that however the process ends).
+pub struct RedisServer {
+    pub port: u16,
+    /// redis-server's pid and the watchdog shell that stops it if this process dies.
+    running: Option<(u32, std::process::Child)>,
+}
+
 impl RedisServer {
     /// A redis-server of the calling test's own, which it may stop and start again on the same
-    /// port (outage tests). The shared [`server`] is never stopped.
-    pub fn start_own() -> OwnRedisServer {
+    /// port (outage tests). The shared [`server`] is one of these that is never stopped.
+    pub fn start_own() -> RedisServer {
         require_redis_server();
-        let mut me = OwnRedisServer {
+        let mut me = RedisServer {
             port: free_port(),
             running: None,
         };
         me.start();
         me
     }
-}
 
-/// A test's own redis-server (see [`RedisServer::start_own`]): empty on every start (no
-/// persistence), killed on drop and when the test process exits.
-pub struct OwnRedisServer {
-    pub port: u16,
-    /// redis-server's pid and the watchdog shell that stops it if this process dies.
-    running: Option<(u32, std::process::Child)>,
-}
-
-impl OwnRedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -122,8 +77,8 @@ impl OwnRedisServer {
         use std::io::BufRead;
         assert!(self.running.is_none(), "redis-server already running");
         let port = self.port;
-        // As for the shared server, a watchdog shell stops redis-server when this process ends;
-        // its first line of output is redis-server's pid, so `stop` can kill just the server.
+        // A watchdog shell stops redis-server when this process ends; its first line of output
+        // is redis-server's pid, so `stop` can kill just the server.
         // (redis-server's own output goes to /dev/null: the pipe closes after that line.)
         let script = format!(
             "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null & r=$!; echo $r; \
@@ -188,7 +143,7 @@ impl OwnRedisServer {
     }
 }
 
-impl Drop for OwnRedisServer {
+impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
