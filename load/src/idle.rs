@@ -17,8 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::IdleArgs;
-use crate::client::{classify, close, phase, Connected, Endpoint, Event, Keepalive};
+use chat_client::connect::{classify, close, Event};
+use chat_client::keepalive::{phase, Keepalive};
+use chat_client::{Connection, Connector};
+
 use crate::identity::Users;
+use crate::identity::DEVICE;
 use crate::procfs;
 use crate::stats::{Counts, Samples, Summary};
 
@@ -76,13 +80,10 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
         bail!("idle measures one gateway: give one --url");
     };
     let endpoint = Arc::new(
-        Endpoint::resolve(
-            url,
-            connect.source_ips.clone(),
-            connect.read_buffer_bytes.unwrap_or(IDLE_READ_BUFFER),
-            connect.connect_timeout(),
-        )
-        .await?,
+        Connector::resolve_with(url, connect.source_ips.clone())
+            .await?
+            .read_buffer(connect.read_buffer_bytes.unwrap_or(IDLE_READ_BUFFER))
+            .timeout(connect.connect_timeout()),
     );
     let users = Arc::new(Users::new(
         connect.user_prefix.clone(),
@@ -113,7 +114,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<IdleReport> {
         tracker.spawn(async move {
             let user = users.user("i", index);
             let permit = permits.acquire_owned().await;
-            let result = endpoint.connect(index, &user).await;
+            let result = endpoint.connect(index, &user.token, Some(DEVICE)).await;
             drop(permit);
             match result {
                 Ok(conn) => {
@@ -218,7 +219,7 @@ fn per_connection_kib(before: Option<u64>, after: Option<u64>, connections: u64)
 }
 
 /// Keeps one connection alive until shutdown, reading (and dropping) whatever the server sends.
-async fn hold(conn: Connected, index: usize, heartbeat: Option<Duration>, shared: &Shared) {
+async fn hold(conn: Connection, index: usize, heartbeat: Option<Duration>, shared: &Shared) {
     let (mut sink, mut stream) = conn.ws.split();
     let mut keepalive = Keepalive::new(&conn.welcome, heartbeat, phase(index));
     let reason = loop {

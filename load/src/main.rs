@@ -4,7 +4,6 @@
 
 mod cli;
 mod client;
-mod error;
 mod identity;
 mod idle;
 mod pacing;

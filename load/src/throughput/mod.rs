@@ -18,7 +18,9 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ThroughputArgs;
-use crate::client::{connect_all, Connected, Endpoint};
+use chat_client::{Connection, Connector};
+
+use crate::client::connect_all;
 use crate::identity::{User, Users};
 use crate::pacing::Schedule;
 use crate::procfs;
@@ -119,13 +121,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<ThroughputReport> {
     let mut endpoints = Vec::with_capacity(connect.url.len());
     for url in &connect.url {
         endpoints.push(
-            Endpoint::resolve(
-                url,
-                connect.source_ips.clone(),
-                connect.read_buffer_bytes.unwrap_or(BUSY_READ_BUFFER),
-                connect.connect_timeout(),
-            )
-            .await?,
+            Connector::resolve_with(url, connect.source_ips.clone())
+                .await?
+                .read_buffer(connect.read_buffer_bytes.unwrap_or(BUSY_READ_BUFFER))
+                .timeout(connect.connect_timeout()),
         );
     }
     let addrs: Vec<String> = endpoints.iter().map(|e| e.addr().to_string()).collect();
@@ -156,7 +155,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<ThroughputReport> {
     let heartbeat = connect.heartbeat();
     let mut recipient_tasks = Vec::with_capacity(args.pairs);
     for (i, conn) in recipient_conns.into_iter().enumerate() {
-        let state = Recipient::new(recipients[i].id.clone(), senders[i].id.clone(), run.clone());
+        let state = Recipient::new(senders[i].id.clone(), run.clone());
         recipient_tasks.push(tokio::spawn(recipient::drive(conn, state, i, heartbeat)));
     }
     let mut sender_tasks = Vec::with_capacity(args.pairs);
@@ -206,7 +205,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<ThroughputReport> {
 }
 
 /// The connections, or an error naming how many failed and why.
-fn all_up(results: Vec<crate::error::Result<Connected>>) -> anyhow::Result<Vec<Connected>> {
+fn all_up(results: Vec<chat_client::Result<Connection>>) -> anyhow::Result<Vec<Connection>> {
     let total = results.len();
     let mut kinds = Counts::default();
     let mut first = None;

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 
+use chat_client::connect::{classify, close, Event};
+use chat_client::keepalive::{phase, Keepalive};
+use chat_client::peek::{peek, Peek};
+use chat_client::Connection;
+
 use super::sender::send_all;
 use super::{Run, Window};
-use crate::client::{classify, close, phase, Connected, Event, Keepalive};
-use crate::protocol::{self, Incoming};
+use crate::protocol;
 use crate::stats::{Counts, Timeline};
 
 /// Frames handled before the acks they produced are flushed: batches acks under load without
@@ -39,7 +43,6 @@ pub struct RecipientReport {
 
 /// A recipient's protocol state, free of I/O.
 pub struct Recipient {
-    own_id: String,
     sender_id: String,
     window: Window,
     run: Arc<Run>,
@@ -47,9 +50,8 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    pub fn new(own_id: String, sender_id: String, run: Arc<Run>) -> Self {
+    pub fn new(sender_id: String, run: Arc<Run>) -> Self {
         Self {
-            own_id,
             sender_id,
             window: run.window,
             run,
@@ -59,9 +61,14 @@ impl Recipient {
 
     /// Applies one server frame received at `now_us`; returns the ACK to send, if any.
     pub fn on_text(&mut self, text: &str, now_us: u64) -> Option<String> {
-        match protocol::parse(text) {
-            Some(Incoming::Deliver(delivery)) => {
-                let ack = protocol::ack_frame(&delivery, &self.own_id);
+        match peek(text) {
+            Some(Peek::Deliver(delivery)) => {
+                // Acked whatever it is, or the server resends it; an id the protocol would
+                // refuse cannot be acked (and is not the server's).
+                let Ok(ack) = protocol::ack_frame(&delivery.message_id) else {
+                    self.report.uncorrelated += 1;
+                    return None;
+                };
                 self.report.retries += u64::from(delivery.retry);
                 let n = delivery
                     .client_msg_id
@@ -93,7 +100,7 @@ impl Recipient {
                 }
                 Some(ack)
             }
-            Some(Incoming::Error { status, .. }) => {
+            Some(Peek::Error { status, .. }) => {
                 self.report.errors.add(status);
                 None
             }
@@ -113,7 +120,7 @@ impl Recipient {
 
 /// Drives one recipient's connection until the run shuts down.
 pub async fn drive(
-    conn: Connected,
+    conn: Connection,
     mut recipient: Recipient,
     index: usize,
     heartbeat: Option<Duration>,
@@ -186,7 +193,7 @@ mod tests {
 
     fn recipient() -> Recipient {
         let run = Arc::new(Run::new(Duration::from_secs(1), Duration::from_secs(2)));
-        Recipient::new("bob".into(), "alice".into(), run)
+        Recipient::new("alice".into(), run)
     }
 
     #[test]
@@ -197,9 +204,10 @@ mod tests {
             .on_text(&envelope("e1", "alice", "c3", &text, false), 1_207_000)
             .unwrap();
         let ack: serde_json::Value = serde_json::from_str(&ack).unwrap();
-        assert_eq!(ack["params"]["msgid"], "e1");
-        assert_eq!(ack["params"]["toUser"], "bob");
-        assert_eq!(ack["params"]["fromUser"], "alice");
+        assert_eq!(
+            ack,
+            serde_json::json!({"type": 15, "params": {"from": "client", "msgid": "e1"}})
+        );
         // A resend is acked again but counted once.
         assert!(r
             .on_text(&envelope("e1", "alice", "c3", &text, true), 1_300_000)

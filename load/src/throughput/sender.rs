@@ -11,10 +11,15 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use chat_client::connect::{classify, close, Event, Ws};
+use chat_client::keepalive::{phase, Keepalive};
+use chat_client::peek::{peek, request_id_text, Peek};
+use chat_client::Connection;
+use chat_protocol::UserId;
+
 use super::{Run, Window};
-use crate::client::{classify, close, phase, Connected, Event, Keepalive, Ws};
 use crate::pacing::Schedule;
-use crate::protocol::{self, Incoming};
+use crate::protocol;
 use crate::stats::{Counts, Samples};
 
 /// How a sender decides when to send.
@@ -50,7 +55,7 @@ pub struct SenderReport {
 
 /// A sender's protocol state, free of I/O.
 pub struct Sender {
-    to: String,
+    to: UserId,
     message_bytes: usize,
     window: Window,
     run: Arc<Run>,
@@ -65,7 +70,7 @@ impl Sender {
     pub fn new(to: String, message_bytes: usize, run: Arc<Run>) -> Self {
         run.counters.sending.fetch_add(1, Ordering::Relaxed);
         Self {
-            to,
+            to: UserId::parse(to).expect("the load's user ids are valid ids"),
             message_bytes,
             window: run.window,
             run,
@@ -99,7 +104,7 @@ impl Sender {
             .counters
             .outstanding
             .fetch_add(1, Ordering::Relaxed);
-        protocol::send_frame(&self.to, n, &protocol::payload(now_us, self.message_bytes))
+        protocol::send_frame(&self.to, n, protocol::payload(now_us, self.message_bytes))
     }
 
     /// Paced mode: the frames of every message due by `elapsed` (recording how late each is) and
@@ -135,12 +140,13 @@ impl Sender {
 
     /// Applies one server frame received at `now_us`.
     pub fn on_text(&mut self, text: &str, now_us: u64) {
-        match protocol::parse(text) {
-            Some(Incoming::Stored { request_id }) => {
-                let Some(sent_us) = self.answered(request_id.as_deref()) else {
+        match peek(text) {
+            Some(Peek::Stored(stored)) => {
+                let request_id = stored.request_id.map(request_id_text);
+                let Some(sent_us) = self.answered(request_id) else {
                     return;
                 };
-                let n = request_id.as_deref().and_then(protocol::request_number);
+                let n = request_id.and_then(protocol::request_number);
                 if let Some(slot) = n.and_then(|n| self.report.stored.get_mut(n as usize)) {
                     *slot = true;
                 }
@@ -154,11 +160,11 @@ impl Sender {
                         .record(now_us.saturating_sub(sent_us));
                 }
             }
-            Some(Incoming::Error { status, request_id }) => {
+            Some(Peek::Error { status, request_id }) => {
                 self.report.errors.add(status);
-                self.answered(request_id.as_deref());
+                self.answered(request_id.map(request_id_text));
             }
-            Some(Incoming::DeliveredNotice) => self.report.notices += 1,
+            Some(Peek::DeliveredNotice) => self.report.notices += 1,
             Some(_) => {}
             None => self.report.unparsed += 1,
         }
@@ -189,7 +195,7 @@ impl Sender {
 
 /// Drives one sender's connection until the run shuts down.
 pub async fn drive(
-    conn: Connected,
+    conn: Connection,
     mut sender: Sender,
     mode: Mode,
     index: usize,
