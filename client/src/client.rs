@@ -222,6 +222,11 @@ impl Client {
         }
     }
 
+    /// The events met so far and not yet taken, without waiting for more.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.drain(..).collect()
+    }
+
     /// Writes `request` and waits for its answer. A SEND with a `clientMsgId` survives lost
     /// connections (it is written again on the next one); any other request fails when the
     /// connection it went out on is lost.

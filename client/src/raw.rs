@@ -6,6 +6,7 @@
 //! Applications use [`crate::Client`], which acks, de-duplicates, resends and reconnects.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -29,7 +30,6 @@ pub struct RawClient {
     pub welcome: Value,
     /// Frames read while looking for another one, returned by later reads first.
     pending: VecDeque<Value>,
-    next_request: u64,
 }
 
 /// What ended a connection.
@@ -65,7 +65,6 @@ impl RawClient {
             ws: conn.ws,
             welcome,
             pending: VecDeque::new(),
-            next_request: 0,
         })
     }
 
@@ -185,13 +184,15 @@ impl RawClient {
     /// Sends a frame of type `kind` with `params` and a fresh `requestId`; returns the frame
     /// answering it, which must be of type `answer`.
     async fn call(&mut self, kind: u64, params: Value, answer: u64) -> Value {
-        self.next_request += 1;
-        let rid = format!("raw-{}", self.next_request);
+        // Unique in the process: a push envelope carries its sender's requestId, which must
+        // not pass for the answer to another client's request.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let rid = format!("raw-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         self.send(json!({"type": kind, "params": params, "requestId": rid}))
             .await;
         let r = self
             .recv_where(&format!("reply to {kind}"), |v| {
-                v["requestId"] == rid.as_str()
+                v["requestId"] == rid.as_str() && v.get("msg").is_none()
             })
             .await;
         assert_eq!(r["type"], answer, "reply to {kind}: {r}");

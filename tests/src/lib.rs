@@ -1,7 +1,6 @@
 //! Test support: real gateways (in-process on port 0, or as processes), real WebSocket clients.
 
 pub mod cdp;
-pub mod client;
 pub mod cluster;
 pub mod fixtures;
 pub mod gateway;
@@ -9,7 +8,7 @@ pub mod postgres;
 pub mod process_cluster;
 pub mod redis;
 
-pub use client::Client;
+pub use chat_client::raw::{Closed, RawClient as Client};
 pub use fixtures::TempDir;
 pub use gateway::TestGateway;
 

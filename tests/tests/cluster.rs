@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chat_tests::client::Closed;
 use chat_tests::cluster::TestCluster;
 use chat_tests::fixtures::{self, post_json, service_token};
+use chat_tests::Closed;
 use serde_json::json;
 
 #[tokio::test]

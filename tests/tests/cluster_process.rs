@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use chat_tests::client::Closed;
 use chat_tests::fixtures::wait_until;
 use chat_tests::postgres::PostgresServer;
 use chat_tests::process_cluster::{
@@ -14,6 +13,7 @@ use chat_tests::process_cluster::{
     ProcessCluster, Sender, Traffic,
 };
 use chat_tests::redis::RedisServer;
+use chat_tests::Closed;
 use redis::AsyncCommands;
 use serde_json::json;
 

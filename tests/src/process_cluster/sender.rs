@@ -1,22 +1,21 @@
 //! Senders: users sending 1:1 messages with `clientMsgId`s through a cluster whose pods fail
-//! under them, resending what went unanswered, and the log of what each one was answered.
+//! under them — `chat_client::Client`s, which resend what went unanswered on a new connection —
+//! and the log of what each one was answered.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use chat_client::{Client, Endpoints, Error, Event, Options};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::RETRY_PAUSE;
 use crate::fixtures::wait_until;
-use crate::Client;
 
-/// How long a sender waits for a reply before it resends (same `clientMsgId`) on a new connection.
+/// How long a sender's connection may stay silent while a reply is owed before the sender moves
+/// to the next pod and resends there (same `clientMsgId`).
 const REPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// One reply 0 as a sender got it.
@@ -25,19 +24,6 @@ pub struct Stored {
     pub message_id: String,
     pub conversation_id: String,
     pub seq: i64,
-}
-
-impl Stored {
-    fn from_params(p: &Value) -> Self {
-        Self {
-            message_id: p["messageId"].as_str().expect("messageId").to_owned(),
-            conversation_id: p["conversationId"]
-                .as_str()
-                .expect("conversationId")
-                .to_owned(),
-            seq: p["seq"].as_i64().expect("seq"),
-        }
-    }
 }
 
 /// Everything one sender did.
@@ -100,12 +86,11 @@ impl Sender {
         let token = crate::fixtures::user_token(user);
         let (log2, user2) = (log.clone(), user.to_owned());
         let task = tokio::spawn(async move {
-            let mut conn = Reconnecting {
-                urls,
-                next: 0,
-                token,
-                client: None,
+            let pods = Pods {
+                urls: Arc::new(urls),
+                next: Arc::default(),
             };
+            let mut client = None;
             for i in 0..count {
                 if stop.is_cancelled() {
                     break;
@@ -113,7 +98,7 @@ impl Sender {
                 let cmid = format!("{user2}-{i}");
                 let target = to[i % to.len()].clone();
                 log2.lock().unwrap().to.insert(cmid.clone(), target.clone());
-                send_until_stored(&mut conn, &cmid, &target, &log2).await;
+                send_until_stored(&mut client, &pods, &token, &cmid, &target, &log2).await;
                 stored.fetch_add(1, Ordering::Relaxed);
                 if !pace.is_zero() {
                     tokio::time::sleep(pace).await;
@@ -134,97 +119,76 @@ impl Sender {
     }
 }
 
-/// A sender's connection: made to `urls[0]` first, then to the next pod of the list each time.
-struct Reconnecting {
-    urls: Vec<String>,
-    next: usize,
-    token: String,
-    client: Option<Client>,
+/// The pods a sender connects to: `urls[0]` first, then the next of the list on every new
+/// connection (shared by the client and the sender's own reconnects).
+#[derive(Clone)]
+struct Pods {
+    urls: Arc<Vec<String>>,
+    next: Arc<AtomicUsize>,
 }
 
-impl Reconnecting {
-    async fn get(&mut self) -> anyhow::Result<&mut Client> {
-        if self.client.is_none() {
-            let url = &self.urls[self.next % self.urls.len()];
-            self.next += 1;
-            self.client = Some(Client::connect(url, &self.token, Some("sender")).await?);
-        }
-        Ok(self.client.as_mut().expect("connected"))
+impl Endpoints for Pods {
+    fn next_url(&mut self) -> Option<String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(self.urls[i % self.urls.len()].clone())
     }
 }
 
-/// Sends message `cmid` to `to` until a reply 0 for it arrives.
-async fn send_until_stored(conn: &mut Reconnecting, cmid: &str, to: &str, log: &Mutex<SendLog>) {
+/// Sends message `cmid` to `to` until a reply 0 for it arrives. The client resends it itself
+/// on each new connection; what it met on the way (ERRORs, lost connections) is logged.
+async fn send_until_stored(
+    client: &mut Option<Client>,
+    pods: &Pods,
+    token: &str,
+    cmid: &str,
+    to: &str,
+    log: &Mutex<SendLog>,
+) {
     for attempt in 0.. {
         if attempt > 0 {
             tokio::time::sleep(RETRY_PAUSE).await;
         }
-        let c = match conn.get().await {
-            Ok(c) => c,
-            Err(e) => {
-                log.lock().unwrap().errors.push(format!("connect: {e}"));
-                continue;
+        let c = match client {
+            Some(c) => c,
+            None => {
+                let options = Options {
+                    stall: REPLY_WAIT,
+                    ..Options::new(token).device("sender")
+                };
+                match Client::connect(pods.clone(), options).await {
+                    Ok(c) => client.insert(c),
+                    Err(e) => {
+                        log.lock().unwrap().errors.push(format!("connect: {e}"));
+                        continue;
+                    }
+                }
             }
         };
-        let rid = format!("{cmid}/{attempt}");
-        let frame = json!({"type": 1, "requestId": rid, "params": {
-            "toMessageId": to, "message": format!("body of {cmid}"), "fileType": 0, "clientMsgId": cmid}});
-        if c.ws
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .is_err()
-        {
-            log.lock()
-                .unwrap()
-                .errors
-                .push(format!("{rid}: send failed"));
-            conn.client = None;
-            continue;
-        }
-        match read_reply(c, &rid, log).await {
-            Ok(Some(reply)) if reply["type"] == 0 => return,
-            Ok(Some(error)) => log.lock().unwrap().errors.push(format!("{rid}: {error}")),
-            Ok(None) => {
-                log.lock().unwrap().errors.push(format!("{rid}: no reply"));
-                conn.client = None;
+        let result = c.send_to(to, &format!("body of {cmid}"), cmid).await;
+        let lost = c.take_events().into_iter().filter_map(|e| match e {
+            Event::Disconnected(reason) => Some(format!("{cmid}: {reason}")),
+            _ => None,
+        });
+        log.lock().unwrap().errors.extend(lost);
+        match result {
+            Ok(r) => {
+                let stored = Stored {
+                    message_id: r.message_id,
+                    conversation_id: r.conversation_id.into_string(),
+                    seq: r.seq,
+                };
+                let mut log = log.lock().unwrap();
+                log.replies.entry(cmid.to_owned()).or_default().push(stored);
+                return;
+            }
+            Err(Error::Server(e)) => {
+                let error = chat_protocol::server::error_json(&e, None);
+                log.lock().unwrap().errors.push(format!("{cmid}: {error}"));
             }
             Err(e) => {
-                log.lock().unwrap().errors.push(format!("{rid}: {e}"));
-                conn.client = None;
+                log.lock().unwrap().errors.push(format!("{cmid}: {e}"));
+                *client = None;
             }
-        }
-    }
-}
-
-/// Reads until the frame answering `rid` (None: none within [`REPLY_WAIT`]). Every reply 0 seen
-/// on the way, late ones of earlier attempts included, is logged under its `clientMsgId`.
-async fn read_reply(
-    c: &mut Client,
-    rid: &str,
-    log: &Mutex<SendLog>,
-) -> anyhow::Result<Option<Value>> {
-    let deadline = tokio::time::Instant::now() + REPLY_WAIT;
-    loop {
-        let frame = match tokio::time::timeout_at(deadline, c.ws.next()).await {
-            Err(_) => return Ok(None),
-            Ok(None) => anyhow::bail!("connection ended"),
-            Ok(Some(Err(e))) => anyhow::bail!("read error: {e}"),
-            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(&t)?,
-            Ok(Some(Ok(Message::Close(f)))) => anyhow::bail!("closed: {f:?}"),
-            Ok(Some(Ok(_))) => continue,
-        };
-        if frame["type"] == 0 {
-            let p = &frame["params"];
-            let cmid = p["clientMsgId"].as_str().unwrap_or_default().to_owned();
-            log.lock()
-                .unwrap()
-                .replies
-                .entry(cmid)
-                .or_default()
-                .push(Stored::from_params(p));
-        }
-        if frame["requestId"] == rid {
-            return Ok(Some(frame));
         }
     }
 }

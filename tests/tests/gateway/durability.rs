@@ -1,8 +1,8 @@
 //! Durability: a message that got reply 0 survives SIGKILL of the process.
 
-use chat_tests::client::Closed;
 use chat_tests::fixtures::connect;
 use chat_tests::gateway::GatewayProcess;
+use chat_tests::Closed;
 use chat_tests::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway-under-test");

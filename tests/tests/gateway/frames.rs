@@ -110,7 +110,7 @@ async fn register_checks_openid_and_logs_out() {
         .await;
     let r = alice.reply(7).await;
     assert_eq!(r["params"]["loginStatus"], "0");
-    assert_eq!(alice.closed().await, chat_tests::client::Closed::Code(1000));
+    assert_eq!(alice.closed().await, chat_tests::Closed::Code(1000));
 }
 
 #[tokio::test]

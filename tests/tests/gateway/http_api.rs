@@ -1,7 +1,7 @@
 //! The HTTP API (push, kick, dev login, page) and the admin port.
 
-use chat_tests::client::Closed;
 use chat_tests::fixtures::{get_json, post_json, service_token, user_token};
+use chat_tests::Closed;
 use chat_tests::TestGateway;
 use serde_json::json;
 

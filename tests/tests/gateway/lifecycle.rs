@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use chat_gateway::config::DuplicateLogin;
-use chat_tests::client::Closed;
 use chat_tests::fixtures::{self, get_json, post_json, user_token};
+use chat_tests::Closed;
 use chat_tests::TestGateway;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
