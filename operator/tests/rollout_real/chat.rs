@@ -1,8 +1,10 @@
-//! Chat users on real WebSocket connections, written as a careful client is (DESIGN §3, §4, §7):
-//! they connect through the [`Service`] (a Ready pod that is not terminating), heartbeat and renew
-//! their timelife, ACK every delivery, send with a `clientMsgId` and resend it (same id) until a
-//! reply 0 comes, and follow DRAIN (22): wait `reconnectAfterMs`, open the new connection (same
-//! user and device), then close the old one — unless told not to, like an app that predates DRAIN. Everything they see goes in one [`Ledger`].
+//! Chat users on real WebSocket connections: `chat_client::Client`s, the careful client
+//! (DESIGN §3, §4, §7) — they connect through the [`Service`] (a Ready pod that is not
+//! terminating), heartbeat and renew their timelife, ACK every delivery, send with a
+//! `clientMsgId` and resend it (same id) until a reply 0 comes, and follow DRAIN (22): wait
+//! `reconnectAfterMs`, open the new connection (same user and device), then close the old one —
+//! unless told not to, like an app that predates DRAIN. Everything they see goes in one
+//! [`Ledger`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,14 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use chat_client::{Client, Error, Event, Options};
+use chat_protocol::envelope::{Envelope, PushMsg};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::kubelet::Kubelet;
@@ -26,18 +23,15 @@ use crate::support::is_serving;
 
 /// Pause between one message's reply 0 and the next message of the same user.
 const SEND_PAUSE: Duration = Duration::from_millis(100);
-/// A SEND without reply 0 for this long is sent again (same `clientMsgId`).
+/// A connection silent this long while a SEND waits for reply 0 is given up for another pod,
+/// where the SEND is written again (same `clientMsgId`).
 const RESEND_AFTER: Duration = Duration::from_secs(3);
 /// Longest wait for a connection and its WELCOME.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a user keeps trying to reach any pod before giving up.
 const CONNECT_GIVE_UP: Duration = Duration::from_secs(30);
-/// Longest wait for one frame to be written.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The one device each user has.
 const DEVICE: &str = "phone";
-
-type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -97,7 +91,7 @@ struct Sent {
 pub struct Ledger {
     /// `clientMsgId` → its reply 0.
     acknowledged: HashMap<String, Sent>,
-    /// `messageId` → how often its recipient got it.
+    /// `messageId` → how often its recipient's client passed it on (it de-duplicates: once).
     delivered: HashMap<String, u32>,
     /// Broken promises seen on the wire (a resend answered with another `messageId`, …).
     pub problems: Vec<String>,
@@ -170,18 +164,18 @@ impl Ledger {
         }
     }
 
-    fn on_delivery(&mut self, envelope: &Value, me: &str) {
-        let Some(message_id) = envelope["messageId"].as_str() else {
+    fn on_delivery(&mut self, envelope: &Envelope, me: &str) {
+        let message_id = envelope.message_id.as_str();
+        let PushMsg::Deliver(params) = &envelope.msg else {
             self.problems
-                .push(format!("a delivery without messageId: {envelope}"));
+                .push(format!("{me} got a group message: {envelope:?}"));
             return;
         };
-        let params = &envelope["msg"]["params"];
-        if params["toUser"]["openid"] != me {
+        if params.to_user.openid != me {
             self.problems
-                .push(format!("{me} got a message for someone else: {envelope}"));
+                .push(format!("{me} got a message for someone else: {envelope:?}"));
         }
-        if let Some(cmid) = params["clientMsgId"].as_str() {
+        if let Some(cmid) = params.client_msg_id.as_deref() {
             if let Some(sent) = self.acknowledged.get(cmid) {
                 if sent.message_id != message_id {
                     self.problems.push(format!(
@@ -205,25 +199,6 @@ pub struct User {
     pub follows_drain: bool,
 }
 
-/// What a connection's reader task reports.
-enum Event {
-    Frame(u64, Value),
-    Closed(u64, Option<u16>),
-}
-
-/// One open connection: where it goes and how to write to it.
-struct Conn {
-    id: u64,
-    sink: Sink,
-}
-
-/// The one SEND waiting for its reply 0.
-struct Outgoing {
-    client_msg_id: String,
-    frame: Value,
-    sent_at: Instant,
-}
-
 /// Runs `user` until `quit`: sends while `sending` is not cancelled, receives and ACKs always.
 pub async fn run(
     user: User,
@@ -232,199 +207,73 @@ pub async fn run(
     sending: CancellationToken,
     quit: CancellationToken,
 ) {
-    let mut session = Session {
+    let mut me = Chat {
         user,
         service,
         ledger,
-        events: mpsc::unbounded_channel(),
-        next_conn: 0,
-        heartbeat: Duration::from_secs(30),
-        timelife: Duration::from_secs(1800),
+        draining: false,
     };
-    let Some(mut current) = session.connect().await else {
+    let Some(mut client) = me.connect().await else {
         return;
     };
-    let mut leaving: Option<Conn> = None;
-    let mut switch_at: Option<Instant> = None;
-    let mut pending: Option<Outgoing> = None;
     let mut sent = 0_u64;
-    let mut next_send = Instant::now();
-    let mut next_heartbeat = Instant::now() + session.heartbeat;
-    let mut next_renew = Instant::now() + session.timelife / 2;
-    loop {
-        let now = Instant::now();
-        if pending.is_none() && !sending.is_cancelled() && now >= next_send {
+    while !quit.is_cancelled() {
+        if !sending.is_cancelled() {
             sent += 1;
-            let client_msg_id = format!("{}-{sent}", session.user.name);
-            let frame = json!({"type": 1, "requestId": client_msg_id, "params": {
-                "toMessageId": session.user.peer, "message": format!("hello {sent}"),
-                "fileType": 0, "clientMsgId": client_msg_id}});
-            write(&mut current, &frame).await;
-            pending = Some(Outgoing {
-                client_msg_id,
-                frame,
-                sent_at: now,
-            });
-        }
-        if let Some(out) = pending.as_mut().filter(|o| now >= o.sent_at + RESEND_AFTER) {
-            write(&mut current, &out.frame).await;
-            out.sent_at = now;
-        }
-        if now >= next_heartbeat {
-            write(&mut current, &json!({"type": 3, "params": {}})).await;
-            next_heartbeat = now + session.heartbeat;
-        }
-        if now >= next_renew {
-            write(&mut current, &json!({"type": 21, "params": {}})).await;
-            next_renew = now + session.timelife / 2;
-        }
-        if switch_at.is_some_and(|at| now >= at) {
-            // DESIGN §7 step 3: the new connection first, then close the old one.
-            switch_at = None;
-            let Some(new) = session.connect().await else {
-                return;
-            };
-            let mut old = std::mem::replace(&mut current, new);
-            let _ = tokio::time::timeout(WRITE_TIMEOUT, old.sink.close()).await;
-            leaving = Some(old);
-            lock(&session.ledger).moves += 1;
-            if let Some(out) = pending.as_mut() {
-                write(&mut current, &out.frame).await;
-                out.sent_at = Instant::now();
+            let cmid = format!("{}-{sent}", me.user.name);
+            let text = format!("hello {sent}");
+            tokio::select! {
+                done = me.send(&mut client, &cmid, &text) => if !done { return },
+                () = quit.cancelled() => break,
             }
-            next_renew = Instant::now() + session.timelife / 2;
         }
-        let mut wake = next_heartbeat.min(next_renew);
-        if let Some(out) = &pending {
-            wake = wake.min(out.sent_at + RESEND_AFTER);
-        } else if !sending.is_cancelled() {
-            wake = wake.min(next_send);
-        }
-        if let Some(at) = switch_at {
-            wake = wake.min(at);
-        }
-        let event = tokio::select! {
-            event = session.events.1.recv() => event,
-            () = tokio::time::sleep_until(wake) => continue,
-            () = quit.cancelled() => break,
-        };
-        let Some(event) = event else { break };
-        match event {
-            Event::Frame(conn, frame) => {
-                match frame["type"].as_u64() {
-                    Some(0) => {
-                        let params = &frame["params"];
-                        let cmid = params["clientMsgId"].as_str().unwrap_or_default();
-                        let message_id = params["messageId"].as_str().unwrap_or_default();
-                        lock(&session.ledger).on_reply(cmid, message_id, &session.user.peer);
-                        if pending.as_ref().is_some_and(|o| o.client_msg_id == cmid) {
-                            pending = None;
-                            next_send = Instant::now() + SEND_PAUSE;
-                        }
-                    }
-                    Some(22) if conn == current.id && session.user.follows_drain => {
-                        lock(&session.ledger).drains += 1;
-                        let after = frame["params"]["reconnectAfterMs"].as_u64().unwrap_or(0);
-                        switch_at = Some(Instant::now() + Duration::from_millis(after));
-                    }
-                    Some(22) => lock(&session.ledger).drains += 1,
-                    Some(500) => {
-                        let code = frame["params"]["code"].as_str().unwrap_or("?").to_owned();
-                        *lock(&session.ledger).errors.entry(code).or_default() += 1;
-                    }
-                    _ if frame["msg"]["type"] == 2 => {
-                        lock(&session.ledger).on_delivery(&frame, &session.user.name);
-                        let ack = json!({"type": 15, "params": {"from": "client",
-                            "msgid": frame["messageId"],
-                            "fromUser": frame["msg"]["params"]["fromUser"]["openid"],
-                            "toUser": session.user.name}});
-                        // On the current connection, also for one that came on the connection being
-                        // left (closed by now): acks count per user and device.
-                        write(&mut current, &ack).await;
-                    }
-                    _ => {}
-                }
+        // Between sends, and once sending stopped, receive.
+        let pause = tokio::time::sleep(SEND_PAUSE);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                event = client.next_event() => match event {
+                    Ok(event) => me.record(event),
+                    Err(_) => match me.connect().await {
+                        Some(c) => client = c,
+                        None => return,
+                    },
+                },
+                () = &mut pause, if !sending.is_cancelled() => break,
+                () = quit.cancelled() => break,
             }
-            Event::Closed(conn, _) if leaving.as_ref().is_some_and(|c| c.id == conn) => {
-                leaving = None;
-            }
-            Event::Closed(conn, code) if conn == current.id => {
-                *lock(&session.ledger)
-                    .lost_connections
-                    .entry(code)
-                    .or_default() += 1;
-                switch_at = None;
-                let Some(new) = session.connect().await else {
-                    return;
-                };
-                current = new;
-                if let Some(out) = pending.as_mut() {
-                    write(&mut current, &out.frame).await;
-                    out.sent_at = Instant::now();
-                }
-                next_renew = Instant::now() + session.timelife / 2;
-            }
-            Event::Closed(..) => {}
         }
     }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, current.sink.close()).await;
+    client.close().await;
 }
 
-struct Session {
+/// One user's side of the test.
+struct Chat {
     user: User,
     service: Service,
     ledger: Arc<Mutex<Ledger>>,
-    events: (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
-    next_conn: u64,
-    /// From the last WELCOME.
-    heartbeat: Duration,
-    timelife: Duration,
+    /// A DRAIN was followed: the next connection is a move.
+    draining: bool,
 }
 
-impl Session {
-    /// A new connection through the Service, WELCOME read; `None` (a problem noted) when no pod
-    /// took it for [`CONNECT_GIVE_UP`].
-    async fn connect(&mut self) -> Option<Conn> {
+impl Chat {
+    /// A client through the Service, WELCOME read; `None` (a problem noted) when no pod took
+    /// it for [`CONNECT_GIVE_UP`].
+    async fn connect(&mut self) -> Option<Client> {
+        let options = Options {
+            follow_drain: self.user.follows_drain,
+            stall: RESEND_AFTER,
+            connect_timeout: CONNECT_TIMEOUT,
+            ..Options::new(self.user.token.clone()).device(DEVICE)
+        };
         let started = Instant::now();
         loop {
-            if let Some((addr, pod)) = self.service.pick() {
-                let url = format!("ws://{addr}/ws?token={}&device={DEVICE}", self.user.token);
-                if let Ok(Ok((ws, welcome))) =
-                    tokio::time::timeout(CONNECT_TIMEOUT, open(&url)).await
-                {
-                    let params = &welcome["params"];
-                    self.heartbeat =
-                        Duration::from_secs(params["heartbeat"].as_u64().unwrap_or(30).max(1));
-                    self.timelife =
-                        Duration::from_secs(params["timelife"].as_u64().unwrap_or(1800).max(1));
-                    *lock(&self.ledger)
-                        .connections_by_pod
-                        .entry(pod)
-                        .or_default() += 1;
-                    self.next_conn += 1;
-                    let id = self.next_conn;
-                    let (sink, mut stream) = ws.split();
-                    let events = self.events.0.clone();
-                    tokio::spawn(async move {
-                        let code = loop {
-                            match stream.next().await {
-                                Some(Ok(Message::Text(text))) => {
-                                    let frame = serde_json::from_str(&text).unwrap_or(Value::Null);
-                                    if events.send(Event::Frame(id, frame)).is_err() {
-                                        return;
-                                    }
-                                }
-                                Some(Ok(Message::Close(frame))) => {
-                                    break frame.map(|f| u16::from(f.code));
-                                }
-                                Some(Ok(_)) => {}
-                                None | Some(Err(_)) => break None,
-                            }
-                        };
-                        let _ = events.send(Event::Closed(id, code));
-                    });
-                    return Some(Conn { id, sink });
-                }
+            let service = self.service.clone();
+            let endpoints = move || service.pick().map(|(addr, _)| format!("ws://{addr}/ws"));
+            if let Ok(client) = Client::connect(endpoints, options.clone()).await {
+                self.draining = false;
+                self.connected(&client.welcome().server);
+                return Some(client);
             }
             if started.elapsed() > CONNECT_GIVE_UP {
                 lock(&self.ledger).problems.push(format!(
@@ -436,30 +285,64 @@ impl Session {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
 
-/// Opens a WebSocket and reads its first frame, which must be WELCOME (20).
-async fn open(url: &str) -> anyhow::Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, Value)> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                let frame: Value = serde_json::from_str(&text)?;
-                anyhow::ensure!(frame["type"] == 20, "first frame {frame}");
-                return Ok((ws, frame));
+    /// Sends until reply 0 (the client resends on new connections itself; an ERROR is counted
+    /// and the send tried again, same `clientMsgId`). False when no pod could be reached.
+    async fn send(&mut self, client: &mut Client, cmid: &str, text: &str) -> bool {
+        loop {
+            let result = client.send_to(&self.user.peer, text, cmid).await;
+            for event in client.take_events() {
+                self.record(event);
             }
-            Some(Ok(Message::Close(_))) | None => anyhow::bail!("closed before WELCOME"),
-            Some(Err(err)) => return Err(err.into()),
-            Some(Ok(_)) => {}
+            match result {
+                Ok(r) => {
+                    let peer = &self.user.peer;
+                    lock(&self.ledger).on_reply(cmid, &r.message_id, peer);
+                    return true;
+                }
+                Err(Error::Server(e)) => {
+                    *lock(&self.ledger).errors.entry(e.code).or_default() += 1;
+                    tokio::time::sleep(SEND_PAUSE).await;
+                }
+                Err(_) => match self.connect().await {
+                    Some(c) => *client = c,
+                    None => return false,
+                },
+            }
         }
     }
-}
 
-/// Writes `frame`; a failure is left to the reader, which reports the connection closed.
-async fn write(conn: &mut Conn, frame: &Value) {
-    let _ = tokio::time::timeout(
-        WRITE_TIMEOUT,
-        conn.sink.send(Message::Text(frame.to_string().into())),
-    )
-    .await;
+    fn record(&mut self, event: Event) {
+        match event {
+            Event::Message(envelope) => {
+                lock(&self.ledger).on_delivery(&envelope, &self.user.name);
+            }
+            Event::Drain(_) => {
+                lock(&self.ledger).drains += 1;
+                self.draining = self.user.follows_drain;
+            }
+            Event::Connected(welcome) => {
+                if std::mem::take(&mut self.draining) {
+                    lock(&self.ledger).moves += 1;
+                }
+                self.connected(&welcome.server);
+            }
+            Event::Disconnected(reason) => {
+                self.draining = false;
+                let code = reason.strip_prefix("close ").and_then(|c| c.parse().ok());
+                *lock(&self.ledger).lost_connections.entry(code).or_default() += 1;
+            }
+            Event::Error { error, .. } => {
+                *lock(&self.ledger).errors.entry(error.code).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn connected(&self, pod: &str) {
+        *lock(&self.ledger)
+            .connections_by_pod
+            .entry(pod.to_owned())
+            .or_default() += 1;
+    }
 }
