@@ -158,3 +158,45 @@ async fn drain_hands_over_to_another_pod_without_a_gap_or_a_duplicate() {
         "the handover loses no connection: {events:?}"
     );
 }
+
+/// An app that races the client against its own short timers (polling `next_event` with a
+/// timeout) still gets reconnected: a connect runs across calls, not inside one. Here the app
+/// predates DRAIN, so it stays on pod 0 until the drain deadline closes it with 1012.
+#[tokio::test]
+async fn a_caller_racing_the_client_against_short_timers_still_reconnects() {
+    let c = TestCluster::start(2).await;
+    let (pod0, pod1) = (c.pod(0).ws_url(), c.pod(1).ws_url());
+    let options = Options {
+        follow_drain: false,
+        ..Options::new(user_token("alice")).device("phone")
+    };
+    let mut alice = Client::connect(RoundRobin::new(vec![pod0, pod1.clone()]), options)
+        .await
+        .expect("connect");
+    let mut bob = client(vec![pod1], "bob", "phone").await;
+    let drain = json!({"deadlineSeconds": 1});
+    post_json(&c.pod(0).admin("/admin/drain"), None, drain).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut events = Vec::new();
+    while alice.servers().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reconnected: {events:?}"
+        );
+        if let Ok(event) =
+            tokio::time::timeout(Duration::from_micros(200), alice.next_event()).await
+        {
+            events.push(event.expect("event"));
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected(r) if r == "close 1012")),
+        "{events:?}"
+    );
+    let r = bob.send_to("alice", "after the move", "k-1").await.unwrap();
+    let m = next_message(&mut alice).await;
+    assert_eq!(m.message_id, r.message_id);
+}

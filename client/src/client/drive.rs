@@ -8,11 +8,21 @@ use futures_util::SinkExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::link::{self, sleep_until, wake, Link, LinkWake};
+use super::link::{connected, sleep_until, wake, Connecting, LinkWake, Opened};
 use super::{Client, FIRST_BACKOFF, MAX_BACKOFF};
 use crate::connect::{classify, Event as Read};
 use crate::error::{Error, Result};
 use crate::session::{Effect, Event};
+
+/// What ended a turn's wait.
+enum Woke {
+    /// A frame or keepalive on the current (false) or old (true) connection.
+    Link(bool, LinkWake),
+    /// The connect in progress finished.
+    Connected(Box<Opened>),
+    /// A timer is due.
+    Timer,
+}
 
 impl Client {
     /// One turn: write what the session asks, then wait for a frame, a keepalive or a timer.
@@ -23,16 +33,22 @@ impl Client {
         }
         let wake_at = self.next_wake();
         let woke = {
-            let Self { link, old, .. } = self;
+            let Self {
+                link,
+                old,
+                connecting,
+                ..
+            } = self;
             tokio::select! {
-                w = wake(link.as_mut()) => Some((false, w)),
-                w = wake(old.as_mut()) => Some((true, w)),
-                _ = sleep_until(wake_at) => None,
+                w = wake(link.as_mut()) => Woke::Link(false, w),
+                w = wake(old.as_mut()) => Woke::Link(true, w),
+                r = connected(connecting.as_mut()) => Woke::Connected(r),
+                _ = sleep_until(wake_at) => Woke::Timer,
             }
         };
         match woke {
-            Some((from_old, LinkWake::Read(item))) => self.read(from_old, item).await,
-            Some((from_old, LinkWake::Beat(frame))) => {
+            Woke::Link(from_old, LinkWake::Read(item)) => self.read(from_old, item).await,
+            Woke::Link(from_old, LinkWake::Beat(frame)) => {
                 let link = if from_old {
                     &mut self.old
                 } else {
@@ -44,7 +60,8 @@ impl Client {
                     }
                 }
             }
-            None => self.timers().await,
+            Woke::Connected(result) => self.connect_done(result).await,
+            Woke::Timer => self.timers(),
         }
         Ok(())
     }
@@ -80,17 +97,34 @@ impl Client {
 
     /// Carries out the session's effects; `from_old`: they answer a frame of the old
     /// connection of a handover, whose KICKED `replaced` is the handover's expected end.
+    ///
+    /// Cancel-safe, as every await of a turn is (callers race [`Client::next_event`] against
+    /// their own timers): the effects are taken from the session without awaiting, and a frame
+    /// leaves the outbox only once written.
     async fn flush(&mut self, from_old: bool) {
+        self.take_effects(from_old);
+        while let Some(text) = self.outbox.front().cloned() {
+            let Some(l) = &mut self.link else {
+                // Nowhere to write: the SENDs among these are written again on the next
+                // connection; ACKs are owed again when the messages come again.
+                self.outbox.clear();
+                return;
+            };
+            match l.write(text).await {
+                Ok(()) => {
+                    self.outbox.pop_front();
+                }
+                Err(reason) => self.lost(false, reason),
+            }
+        }
+    }
+
+    fn take_effects(&mut self, from_old: bool) {
         while let Some(effect) = self.session.poll() {
             match effect {
-                Effect::Write(text) => {
-                    if let Some(l) = &mut self.link {
-                        if let Err(reason) = l.write(text).await {
-                            self.lost(false, reason);
-                        }
-                    }
-                }
-                Effect::Event(Event::Kicked(KickReason::Replaced)) if from_old => {}
+                Effect::Write(text) => self.outbox.push_back(text),
+                Effect::Event(Event::Kicked(KickReason::Replaced))
+                    if from_old || self.handing_over() => {}
                 Effect::Event(e) => self.events.push_back(e),
                 Effect::Reconnect { after } => {
                     if self.options.follow_drain && !from_old {
@@ -107,14 +141,20 @@ impl Client {
             return;
         }
         self.link = None;
+        self.outbox.clear();
         self.generation += 1;
+        // The new connection of a handover registered before its connect finished here, and
+        // the server closed the old one (KICKED `replaced`, 4001): the expected end, not a loss.
+        if self.handing_over() {
+            return;
+        }
         self.events.push_back(Event::Disconnected(reason.clone()));
         // 1000 (logged out) and 4001 (kicked) are final, DESIGN §4 of docs/protocol.md.
         if reason == "close 1000" || reason == "close 4001" {
             self.ended = Some(reason);
             return;
         }
-        if self.handover_at.is_none() {
+        if self.handover_at.is_none() && self.connecting.is_none() {
             self.retry_at = Some(Instant::now() + self.jitter());
         }
     }
@@ -134,17 +174,16 @@ impl Client {
             .unwrap_or(far)
     }
 
-    async fn timers(&mut self) {
+    /// A DRAIN handover's new connection is being opened.
+    fn handing_over(&self) -> bool {
+        self.connecting.as_ref().is_some_and(|c| c.handover)
+    }
+
+    /// Fires what is due: gap SYNCs, a stalled connection given up, and the start of a
+    /// connect (DRAIN handover or reconnect), which then runs across turns.
+    fn timers(&mut self) {
         let now = Instant::now();
         self.session.on_timeout(now.into_std());
-        if self.handover_at.is_some_and(|at| at <= now) {
-            self.handover_at = None;
-            self.handover().await;
-        }
-        if self.retry_at.is_some_and(|at| at <= now) {
-            self.retry_at = None;
-            self.reconnect().await;
-        }
         let stalled = self.link.as_ref().is_some_and(|l| {
             self.session.in_flight() > 0 && now >= l.last_read + self.options.stall
         });
@@ -155,52 +194,54 @@ impl Client {
             );
             self.lost(false, reason);
         }
-    }
-
-    /// DRAIN: the new connection first, then the old one is closed (read until it ends).
-    async fn handover(&mut self) {
-        match self.open_next().await {
-            Ok(link) => {
-                if let Some(mut old) = self.link.replace(link) {
-                    let _ = old.sink.send(Message::Close(None)).await;
-                    self.old = Some(old);
+        if self.connecting.is_some() {
+            return;
+        }
+        let handover = self.handover_at.is_some_and(|at| at <= now);
+        if handover || self.retry_at.is_some_and(|at| at <= now) {
+            self.handover_at = None;
+            self.retry_at = None;
+            match self.endpoints.next_url() {
+                Some(url) => {
+                    let options = self.options.clone();
+                    self.connecting = Some(Connecting::start(url, options, handover));
                 }
-                self.session.connected();
+                None => self.retry_at = Some(now + self.jitter()),
             }
-            Err(_) if self.link.is_some() => {
-                self.handover_at = Some(Instant::now() + self.jitter());
-            }
-            Err(_) => self.retry_at = Some(Instant::now() + self.jitter()),
         }
     }
 
-    async fn reconnect(&mut self) {
-        match self.open_next().await {
-            Ok(link) => {
-                self.link = Some(link);
-                self.session.connected();
-            }
-            Err(_) => self.retry_at = Some(Instant::now() + self.jitter()),
-        }
-    }
-
-    async fn open_next(&mut self) -> Result<Link> {
-        let url = self
-            .endpoints
-            .next_url()
-            .ok_or_else(|| Error::Closed("no endpoint to connect to".into()))?;
-        let (link, welcome) = match link::open(&url, &self.options).await {
+    /// A connect finished. A handover's new connection becomes the current one and the old
+    /// one is closed (and read until it ends); unanswered SENDs are written again on it.
+    async fn connect_done(&mut self, result: Box<Opened>) {
+        let Some(Connecting { handover, .. }) = self.connecting.take() else {
+            return;
+        };
+        let (link, welcome) = match *result {
             Ok(ok) => ok,
-            Err(e) => {
+            Err(_) => {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                return Err(e);
+                let at = Instant::now() + self.jitter();
+                match handover && self.link.is_some() {
+                    true => self.handover_at = Some(at),
+                    false => self.retry_at = Some(at),
+                }
+                return;
             }
         };
         self.backoff = FIRST_BACKOFF;
         self.servers.push(welcome.server.clone());
         self.events.push_back(Event::Connected(welcome.clone()));
         self.welcome = welcome;
-        Ok(link)
+        self.outbox.clear();
+        let previous = self.link.replace(link);
+        self.session.connected();
+        if handover {
+            self.old = previous;
+            if let Some(old) = &mut self.old {
+                let _ = old.sink.send(Message::Close(None)).await;
+            }
+        }
     }
 
     /// The backoff with full jitter (xorshift: no need for a cryptographic generator here).

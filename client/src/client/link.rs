@@ -1,5 +1,8 @@
 //! One connection of a client's: its halves, its keepalive, when it was last heard from.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use chat_protocol::server::Welcome;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -44,6 +47,32 @@ impl Link {
 pub(super) async fn wake(link: Option<&mut Link>) -> LinkWake {
     match link {
         Some(l) => l.wake().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A finished connect: the connection and its WELCOME.
+pub(super) type Opened = Result<(Link, Welcome)>;
+
+/// A connect in progress, kept by the client across turns: a turn cancelled by its caller
+/// does not cancel the connect.
+pub(super) struct Connecting {
+    /// A DRAIN handover (true), or a reconnect after a loss.
+    pub(super) handover: bool,
+    future: Pin<Box<dyn Future<Output = Opened> + Send>>,
+}
+
+impl Connecting {
+    pub(super) fn start(url: String, options: Options, handover: bool) -> Self {
+        let future = Box::pin(async move { open(&url, &options).await });
+        Self { handover, future }
+    }
+}
+
+/// The connect in progress finishing; never, when there is none.
+pub(super) async fn connected(c: Option<&mut Connecting>) -> Box<Opened> {
+    match c {
+        Some(c) => Box::new((&mut c.future).await),
         None => std::future::pending().await,
     }
 }

@@ -42,6 +42,8 @@ pub struct Client {
     old: Option<Link>,
     handover_at: Option<Instant>,
     retry_at: Option<Instant>,
+    /// The connect in progress (handover or reconnect), kept across turns.
+    connecting: Option<link::Connecting>,
     backoff: Duration,
     /// Bumped on every lost connection: an answer owed on it will not come.
     generation: u64,
@@ -49,6 +51,8 @@ pub struct Client {
     ended: Option<String>,
     welcome: Welcome,
     events: VecDeque<Event>,
+    /// Frames the session asked for, not yet written.
+    outbox: VecDeque<String>,
     servers: Vec<String>,
     seed: u64,
 }
@@ -72,12 +76,14 @@ impl Client {
             old: None,
             handover_at: None,
             retry_at: None,
+            connecting: None,
             backoff: FIRST_BACKOFF,
             generation: 0,
             ended: None,
             servers: vec![welcome.server.clone()],
             welcome,
             events: VecDeque::new(),
+            outbox: VecDeque::new(),
             seed: seed | 1,
         })
     }
