@@ -7,6 +7,14 @@
 //! (`x-kubernetes-validations`) on [`GatewaySpec`], [`RedisSpec`] and [`DatabaseSpec`] — so the
 //! reconciler never sees a spec that breaks them.
 
+// kube's `KubeSchema` derive copies each struct it derives for (`pub` included, only
+// `#[allow(missing_docs)]` added) into a function body to generate its schema; the copy is
+// unreachable and the lint points at our `pub`. An item attribute would be stripped from the copy.
+#![expect(
+    unreachable_pub,
+    reason = "KubeSchema's private copies of GatewaySpec, RedisSpec, DatabaseSpec, ChatClusterStatus"
+)]
+
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};

@@ -26,6 +26,9 @@
 //! status from [`status::compute`]. The binary in `main.rs` is a thin command line over this
 //! library.
 
+// For the library only; the root Cargo.toml says why this is not in [workspace.lints].
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod builders;
 pub mod context;
 pub mod crd;

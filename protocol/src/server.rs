@@ -341,7 +341,7 @@ impl Reply {
 
 /// `dyn Serialize` for the reply params (serde's trait is not object safe).
 mod erased {
-    pub trait Params {
+    pub(super) trait Params {
         fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
     }
 
