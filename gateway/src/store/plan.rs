@@ -16,18 +16,18 @@ use std::collections::{BTreeMap, HashSet};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
 use crate::store::{Acked, Sent};
-pub use acks::{check_acks, fold_acks, marks_by_pair, AckPosition, AckTarget, AckWrites};
-pub use sends::{
+pub(crate) use acks::{check_acks, fold_acks, marks_by_pair, AckPosition, AckTarget, AckWrites};
+pub(crate) use sends::{
     addressed_groups, build_messages, direct_conversations, idempotency_keys, new_sends,
     plan_sends, seq_counts, unnamed_recipients, Lookups, Plan, SendRequest,
 };
 
 /// `(user, conversation, seq)`: one seq one user acked (or sent) in one conversation.
-pub type Mark = (String, String, i64);
+pub(crate) type Mark = (String, String, i64);
 
 /// Every command's result, in run order: sends from their plans (new ones from `stored`), acks
 /// from their checks, with `first_delivery` for the ids in `first` (once per message).
-pub fn results(
+pub(crate) fn results(
     plans: Vec<Plan>,
     mut stored: BTreeMap<usize, StoredMessage>,
     acks: Vec<Result<(StoredMessage, bool)>>,

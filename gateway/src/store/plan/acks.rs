@@ -8,13 +8,13 @@ use crate::model::StoredMessage;
 use crate::store::acks::AckState;
 
 /// An ack of the run: the acking user and the message id.
-pub type AckRequest<'a> = (&'a str, &'a str);
+pub(crate) type AckRequest<'a> = (&'a str, &'a str);
 /// A looked-up ack target: the acking user, the message, and the user's `joined_seq` in its
 /// conversation (`None`: never a member).
-pub type AckTarget = (String, StoredMessage, Option<i64>);
+pub(crate) type AckTarget = (String, StoredMessage, Option<i64>);
 
 /// What the acks of a run are allowed to do.
-pub struct AckChecks {
+pub(crate) struct AckChecks {
     /// Per ack: the message and whether the ack may be its first delivery, or why it is refused.
     pub results: Vec<Result<(StoredMessage, bool)>>,
     /// The acks to fold into `ackedSeq`.
@@ -26,7 +26,7 @@ pub struct AckChecks {
 /// Checks each ack against what was found: unknown message 404; only someone who could see the
 /// message (a member since before it) may ack it, 403. The sender's other devices ack their
 /// copies too, but the sender already counted as acked when it sent.
-pub fn check_acks(acks: &[AckRequest<'_>], found: Vec<AckTarget>) -> AckChecks {
+pub(crate) fn check_acks(acks: &[AckRequest<'_>], found: Vec<AckTarget>) -> AckChecks {
     let found: HashMap<(String, String), (StoredMessage, Option<i64>)> = found
         .into_iter()
         .map(|(user, m, joined)| ((user, m.message_id.clone()), (m, joined)))
@@ -70,7 +70,7 @@ pub fn check_acks(acks: &[AckRequest<'_>], found: Vec<AckTarget>) -> AckChecks {
 }
 
 /// Acked seqs by `(user, conversation)`, sorted (the order membership rows are locked in).
-pub fn marks_by_pair(
+pub(crate) fn marks_by_pair(
     marks: impl IntoIterator<Item = Mark>,
 ) -> BTreeMap<(String, String), Vec<i64>> {
     let mut by_pair: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
@@ -80,7 +80,8 @@ pub fn marks_by_pair(
     by_pair
 }
 
-/// The writes that fold a run's acks in.
+/// The writes that fold a run's acks in. (`pub`, unlike the rest of the plan: `Backend::settle`,
+/// a method of a `pub` trait, takes it.)
 #[derive(Debug, Default, PartialEq)]
 pub struct AckWrites {
     /// `(user, conversation, new ackedSeq)`.
@@ -99,11 +100,11 @@ impl AckWrites {
 
 /// A stored ack position: `(user, conversation, ackedSeq, one parked seq)`, one row per parked
 /// ack (`None`: none parked).
-pub type AckPosition = (String, String, i64, Option<i64>);
+pub(crate) type AckPosition = (String, String, i64, Option<i64>);
 
 /// Folds the acks of each `(user, conversation)` into its stored `positions`. A pair without a
 /// membership row changes nothing.
-pub fn fold_acks(
+pub(crate) fn fold_acks(
     by_pair: &BTreeMap<(String, String), Vec<i64>>,
     positions: Vec<AckPosition>,
 ) -> AckWrites {

@@ -8,9 +8,9 @@ use crate::model::{direct_conversation_id, new_id, StoredMessage, Target};
 use crate::store::NewMessage;
 
 /// A send of the run: the message and whether it goes to a group.
-pub type SendRequest<'a> = (&'a NewMessage, bool);
+pub(crate) type SendRequest<'a> = (&'a NewMessage, bool);
 /// What a send turned into while planning.
-pub enum Plan {
+pub(crate) enum Plan {
     /// Stored before (`clientMsgId` seen): answer with the first result.
     Duplicate(StoredMessage),
     /// Same `(sender, clientMsgId)` as an earlier send of this run.
@@ -25,7 +25,7 @@ pub enum Plan {
 
 /// What the database knows about a run's sends.
 #[derive(Debug, Default)]
-pub struct Lookups {
+pub(crate) struct Lookups {
     /// Messages already stored under one of the run's `(sender, clientMsgId)`.
     pub existing: Vec<StoredMessage>,
     /// `(group id, conversation id)` of the addressed groups that exist.
@@ -35,7 +35,7 @@ pub struct Lookups {
 }
 
 /// The `(sender, clientMsgId)` pairs to look for among stored messages.
-pub fn idempotency_keys<'a>(sends: &[SendRequest<'a>]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn idempotency_keys<'a>(sends: &[SendRequest<'a>]) -> Vec<(&'a str, &'a str)> {
     sends
         .iter()
         .filter_map(|(m, _)| m.client_msg_id.as_deref().map(|c| (m.from.as_str(), c)))
@@ -43,7 +43,7 @@ pub fn idempotency_keys<'a>(sends: &[SendRequest<'a>]) -> Vec<(&'a str, &'a str)
 }
 
 /// The group ids the run sends to, sorted and unique.
-pub fn addressed_groups<'a>(sends: &[SendRequest<'a>]) -> Vec<&'a str> {
+pub(crate) fn addressed_groups<'a>(sends: &[SendRequest<'a>]) -> Vec<&'a str> {
     let ids: BTreeSet<&str> = sends
         .iter()
         .filter(|(_, group)| *group)
@@ -53,7 +53,7 @@ pub fn addressed_groups<'a>(sends: &[SendRequest<'a>]) -> Vec<&'a str> {
 }
 
 /// The 1:1 recipients whose display names are not in `names` yet, sorted and unique.
-pub fn unnamed_recipients<'a>(
+pub(crate) fn unnamed_recipients<'a>(
     sends: &[SendRequest<'a>],
     names: &HashMap<String, String>,
 ) -> Vec<&'a str> {
@@ -68,7 +68,7 @@ pub fn unnamed_recipients<'a>(
 /// Decides every send of the run: duplicate (stored before, or earlier in this run), refused
 /// (unknown group: 404; sender not an active member: 403), or new. `names` are the users'
 /// display names known so far; a 1:1 recipient without one is shown by id.
-pub fn plan_sends(
+pub(crate) fn plan_sends(
     sends: &[SendRequest<'_>],
     lookups: Lookups,
     names: &HashMap<String, String>,
@@ -142,7 +142,7 @@ fn plan_group_send(
 }
 
 /// The new sends: `(send index, conversation id)`, in run order.
-pub fn new_sends(plans: &[Plan]) -> Vec<(usize, &str)> {
+pub(crate) fn new_sends(plans: &[Plan]) -> Vec<(usize, &str)> {
     plans
         .iter()
         .enumerate()
@@ -156,7 +156,7 @@ pub fn new_sends(plans: &[Plan]) -> Vec<(usize, &str)> {
 }
 
 /// The 1:1 conversations of the new sends not `known` to exist: id → its two users.
-pub fn direct_conversations<'a>(
+pub(crate) fn direct_conversations<'a>(
     sends: &[SendRequest<'a>],
     new: &[(usize, &'a str)],
     known: &HashSet<String>,
@@ -168,7 +168,7 @@ pub fn direct_conversations<'a>(
 }
 
 /// How many seqs each conversation needs, by conversation id (sorted: the order rows are locked in).
-pub fn seq_counts<'a>(new: &[(usize, &'a str)]) -> BTreeMap<&'a str, i64> {
+pub(crate) fn seq_counts<'a>(new: &[(usize, &'a str)]) -> BTreeMap<&'a str, i64> {
     let mut counts = BTreeMap::new();
     for (_, conv) in new {
         *counts.entry(*conv).or_default() += 1;
@@ -179,7 +179,7 @@ pub fn seq_counts<'a>(new: &[(usize, &'a str)]) -> BTreeMap<&'a str, i64> {
 /// Builds the new messages once each conversation's `last_seq` was raised by its count: a
 /// conversation's sends take the seqs `last - count + 1 ..= last` in run order. Returns the
 /// messages by send index and the acks they imply for their senders.
-pub fn build_messages(
+pub(crate) fn build_messages(
     sends: &[SendRequest<'_>],
     plans: &[Plan],
     counts: &BTreeMap<&str, i64>,
