@@ -18,17 +18,24 @@ use crate::store::Store;
 
 /// The process's shared state.
 pub struct App {
+    /// The settings `serve` started with; handlers read limits and the drain time from it.
     pub config: ServeConfig,
     /// This pod's name.
     pub pod: String,
+    /// Verifies the tokens of WebSocket upgrades and HTTP API calls.
     pub auth: Auth,
+    /// Where messages, groups and ack positions are kept (SQLite or PostgreSQL, perhaps behind the
+    /// Redis recent-message cache).
     pub store: Arc<dyn Store>,
+    /// Which pod each connected device is on (in-process, or Redis for the cluster).
     pub routes: Arc<dyn RouteTable>,
+    /// This pod's inbox and the way to the others' (in-process, or Pulsar for the cluster).
     pub bus: Arc<dyn Bus>,
     /// This process's connections.
     pub hub: Arc<Hub>,
     /// Events to devices on any pod.
     pub router: Router,
+    /// Whether this pod is going away: once draining it refuses upgrades and reports unready.
     pub drain: Drain,
     /// Every upgraded socket's task (axum's graceful shutdown does not see them).
     pub tracker: TaskTracker,

@@ -14,8 +14,10 @@ use crate::config::StoreArgs;
 use crate::error::{Error, Result};
 
 const SECRET_FILE: &str = "jwt-secret";
+/// The `role` claim of service tokens: only they may call the HTTP push and kick API.
 pub const SERVICE_ROLE: &str = "service";
 
+/// What a token asserts: which user, under what name, until when, and whether it is a service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
     /// User id (the seeds' `openid`).
@@ -31,6 +33,7 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The name the user's messages show: `name`, or the user id when it is missing or empty.
     pub fn display_name(&self) -> &str {
         self.name
             .as_deref()
@@ -38,6 +41,7 @@ impl Claims {
             .unwrap_or(&self.sub)
     }
 
+    /// Whether the token may call the HTTP push and kick API.
     pub fn is_service(&self) -> bool {
         self.role.as_deref() == Some(SERVICE_ROLE)
     }
@@ -52,6 +56,8 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Signs and verifies with `secret`. Verification requires `exp` and `sub` and allows no clock
+    /// leeway, so a token is refused from the second it expires.
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
@@ -71,6 +77,8 @@ impl Auth {
         Ok(Self::new(load_or_create_secret(&args.data_dir)?.as_bytes()))
     }
 
+    /// Signs a token for `user` that expires `ttl_seconds` from now, a service token when `service`
+    /// is set: what `chat-gateway token` and `/dev/login` hand out.
     pub fn issue(
         &self,
         user: &str,

@@ -16,13 +16,17 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     version,
     about = "WebSocket chat gateway: durable, acked delivery; embedded or clustered"
 )]
+/// The `chat-gateway` command line: a subcommand, each with its own typed settings.
 pub struct Cli {
+    /// The subcommand, with its settings.
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing buys nothing
+/// The gateway binary's subcommands; all three find the database and the signing secret the same
+/// way ([`StoreArgs`]).
 pub enum Command {
     /// Run the gateway (public WebSocket/HTTP port and admin port).
     Serve(ServeConfig),
@@ -52,6 +56,7 @@ pub struct StoreArgs {
     pub store_commit_interval_ms: u64,
 }
 
+/// What a second connection of an already connected (user, device) does (`--duplicate-login`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DuplicateLogin {
     /// The new connection wins; the old one gets KICKED (23, reason "replaced") and closes 4001.
@@ -60,6 +65,8 @@ pub enum DuplicateLogin {
     Reject,
 }
 
+/// Everything `serve` runs by: addresses, backends, timeouts and limits. Defaults are the embedded
+/// mode; each flag has a `CHAT_*` variable, which is how the operator configures pods.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Public address: WebSocket upgrades, the push/kick HTTP API and the browser page.
@@ -70,6 +77,7 @@ pub struct ServeConfig {
     #[arg(long, env = "CHAT_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
 
+    /// Where messages and the signing secret live.
     #[command(flatten)]
     pub store: StoreArgs,
 
@@ -175,14 +183,18 @@ impl ServeConfig {
         cfg
     }
 
+    /// `--heartbeat-seconds`: the interval WELCOME announces; 3 of them without a frame close the
+    /// connection.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_seconds)
     }
 
+    /// `--timelife-seconds`: how long a session lives without RENEW.
     pub fn timelife(&self) -> Duration {
         Duration::from_secs(self.timelife_seconds)
     }
 
+    /// `--ack-timeout-ms`: how long a push waits for its ACK before the one retry.
     pub fn ack_timeout(&self) -> Duration {
         Duration::from_millis(self.ack_timeout_ms)
     }
@@ -202,6 +214,7 @@ impl ServeConfig {
     }
 }
 
+/// What `chat-gateway token` signs: the claims, the lifetime, and where the secret is.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// The user id (`sub` claim).
@@ -219,6 +232,8 @@ pub struct TokenArgs {
     #[arg(long, default_value_t = 86_400)]
     pub ttl: u64,
 
+    /// Where the secret is found, as `serve` finds it: flag or variable first, else the data dir's
+    /// file.
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -18,6 +18,8 @@ use crate::hub::{DrainNotice, Hub, Outbound};
 /// Share of the drain window over which reconnections are spread.
 const RAMP_SHARE: f64 = 0.5;
 
+/// This pod's drain: whether it started and its deadline. Shared by the upgrade handler, readiness
+/// and `/admin/drain`; a drain is never called off.
 #[derive(Default)]
 pub struct Drain {
     draining: AtomicBool,
@@ -25,6 +27,7 @@ pub struct Drain {
 }
 
 impl Drain {
+    /// Whether a drain started: upgrades are refused and readiness fails from then on.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }

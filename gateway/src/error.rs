@@ -11,30 +11,45 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chat_protocol::api::ApiError;
 
+/// This crate's result, with [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can fail in the gateway, each variant with the status and code the client sees
+/// (see the policy above).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// 400: a frame, call or setting is malformed; the text says how, and a client is shown it.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: no token, or one that does not verify.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: the token's user may not do this (not a participant, not a service token).
     #[error("{0}")]
     Forbidden(String),
+    /// 404: no such message or group (or `/dev/login` when it is off).
     #[error("{0}")]
     NotFound(String),
+    /// 409: the (user, device) is connected already and `--duplicate-login reject` keeps the first.
     #[error("{0}")]
     Conflict(String),
+    /// 413: a body or frame over the protocol's limit.
     #[error("{0}")]
     TooLarge(String),
+    /// 429: the connection sends faster than its rate limit and burst allow.
     #[error("{0}")]
     RateLimited(String),
+    /// 503: not now (draining, full, a backend away); retrying, here or on another pod, can
+    /// succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// 500: a database call failed; logged, the client sees `internal`.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// 500: the schema migrations did not apply (at start-up or `migrate`).
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// 500: something that should not happen did; logged, the client sees `internal`.
     #[error("{0}")]
     Internal(String),
     /// A store write failed with the whole batch it was in (503): the batch rolled back, and
@@ -44,14 +59,18 @@ pub enum Error {
     /// A backend did not answer (503); `source` is its driver's error.
     #[error("{context}: {source}")]
     UnavailableFrom {
+        /// What was being done; the client sees it, with `unavailable` in place of the source.
         context: String,
+        /// The backend driver's error: logged, never sent.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An internal failure (500) with its cause kept as the source.
     #[error("{context}: {source}")]
     InternalFrom {
+        /// What was being done: logged with the source; the client sees only `internal`.
         context: String,
+        /// The cause: logged, never sent.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -126,6 +145,8 @@ impl Error {
         }
     }
 
+    /// Whether the server failed (5xx), not the client: such errors are logged and their details
+    /// hidden.
     pub fn is_internal(&self) -> bool {
         self.status() >= 500
     }

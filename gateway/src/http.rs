@@ -36,6 +36,8 @@ const WS_READ_BUFFER: usize = 1024;
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
 const PAGE: &str = include_str!("../static/index.html");
 
+/// The public port: the browser page, WebSocket upgrades, the service push and kick API, and
+/// `/dev/login` (which answers only with `--dev-login`).
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
@@ -46,6 +48,8 @@ pub fn public_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The admin port, for the kubelet, Prometheus and the operator: health, readiness, metrics,
+/// `/admin/status` and `/admin/drain`.
 pub fn admin_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -31,16 +31,23 @@ pub enum Outbound {
     Drain(Box<DrainNotice>),
 }
 
+/// A drain as one session is told it: when the pod closes, and when this client should move.
 #[derive(Debug, Clone)]
 pub struct DrainNotice {
+    /// When the pod closes what is left (1012); DRAIN tells the seconds left to it.
     pub deadline: Instant,
+    /// How long this client waits before reconnecting elsewhere: its place in the spread over the
+    /// window.
     pub reconnect_after: Duration,
 }
 
 /// A registered local connection.
 #[derive(Clone)]
 pub struct Conn {
+    /// The connection's epoch: a removal or a kick names it, so a newer connection of the device is
+    /// not touched.
     pub epoch: u64,
+    /// The session's id (WELCOME's `sessionId`), stamped on every push written to it.
     pub session_id: String,
     tx: mpsc::Sender<Outbound>,
     /// Set when an event could not be queued: the session re-reads its backlog from the store.
@@ -48,6 +55,8 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection's entry, with the session's ends: the channel it reads events from, and the
+    /// notify that asks it to resync from the store when an event did not fit.
     pub fn new(
         epoch: u64,
         session_id: String,
@@ -90,6 +99,7 @@ impl Conn {
     }
 }
 
+/// This process's connections by user and device, counted for the connection limit and the gauge.
 #[derive(Default)]
 pub struct Hub {
     conns: Mutex<HashMap<String, HashMap<String, Conn>>>,
@@ -97,14 +107,17 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub with no connections.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many connections this process holds (the `--max-connections` check, `/admin/status`).
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// Whether this process holds no connection.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -141,6 +154,7 @@ impl Hub {
         true
     }
 
+    /// The device's connection on this process, if it has one here.
     pub fn get(&self, user: &str, device: &str) -> Option<Conn> {
         self.conns
             .lock()

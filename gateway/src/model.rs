@@ -47,24 +47,45 @@ pub fn group_conversation_id(group_id: &str) -> String {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Target {
     /// A user, with its display name when the message was stored.
-    Direct { to: String, to_name: String },
+    Direct {
+        /// The recipient's user id.
+        to: String,
+        /// The recipient's display name when the message was stored: pushes show it as sent.
+        to_name: String,
+    },
     /// A group.
-    Group { group_id: String },
+    Group {
+        /// The group; the message is in its conversation.
+        group_id: String,
+    },
 }
 
 /// A message as committed to the store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredMessage {
+    /// The cluster-wide unique id clients ack and de-duplicate by ([`new_id`]).
     pub message_id: String,
+    /// The conversation it is in, whose seqs it takes ([`direct_conversation_id`],
+    /// [`group_conversation_id`]).
     pub conversation_id: String,
+    /// Its place in the conversation: 1, 2, 3… with no gap, allocated when it was stored.
     pub seq: i64,
+    /// The sender's user id.
     pub from: String,
+    /// The sender's display name when it sent: pushes show it as it was.
     pub from_name: String,
+    /// The user or group it was sent to.
     pub target: Target,
+    /// The text (`message` on the wire).
     pub body: String,
+    /// The client's `fileType`, kept and pushed back as given (as a string).
     pub file_type: i64,
+    /// The sender's `clientMsgId`: a send repeated with it is answered with this message, not
+    /// stored twice.
     pub client_msg_id: Option<String>,
+    /// When it was stored, in milliseconds since the Unix epoch (RECEIVED's `date`, the push's
+    /// time).
     pub created_at: i64,
     /// The sender's `requestId` (or a fresh one), carried into every push of this message.
     pub request_id: String,
@@ -134,7 +155,9 @@ fn unnamed_group() -> GroupId {
 /// A stored message with its push prepared once: what travels to each local device.
 #[derive(Debug, PartialEq)]
 pub struct Prepared {
+    /// The message: the window keys on its id and seq, and a bus event to another pod carries it.
     pub message: Arc<StoredMessage>,
+    /// Its push, serialised once; each device adds only its own fields around it.
     pub push: PreparedPush,
 }
 
@@ -180,9 +203,13 @@ impl Windowed for Prepared {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveredNotice {
+    /// The message that was acked.
     pub message_id: String,
+    /// The acked message's conversation, carried so the sender's client needs no lookup.
     pub conversation_id: String,
+    /// The acked message's seq in that conversation.
     pub seq: i64,
+    /// The recipient whose device acked it.
     pub by: String,
 }
 
@@ -209,7 +236,9 @@ impl DeliveredNotice {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpPush {
+    /// The object the caller posted, pushed to devices as it is.
     pub msg: Value,
+    /// The call's `requestId`, carried in every push of it.
     pub request_id: String,
 }
 

@@ -24,7 +24,9 @@ use crate::routes::RouteTable;
 pub enum Payload {
     /// A stored message with its push serialised once, for every device on every pod.
     Message(Arc<Prepared>),
+    /// A DELIVERED (17) notice for the sender's devices: written, not acked.
     Delivered(Arc<DeliveredNotice>),
+    /// An HTTP `/message/send` notification: written, not acked.
     Push(Arc<HttpPush>),
 }
 

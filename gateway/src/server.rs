@@ -28,8 +28,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The three backends, chosen at start-up.
 #[derive(Clone)]
 pub struct Backends {
+    /// Messages, groups and ack positions: SQLite, or PostgreSQL with `--database-url`, behind the
+    /// Redis recent-message cache with `--redis-url`.
     pub store: Arc<dyn Store>,
+    /// Where each device is connected: in-process, or Redis with `--redis-url`.
     pub routes: Arc<dyn RouteTable>,
+    /// The pods' inboxes: in-process, or Pulsar with `--pulsar-url`.
     pub bus: Arc<dyn Bus>,
 }
 
@@ -196,9 +200,13 @@ async fn drain(app: &App) {
 
 /// A gateway running in this process (tests, embedding).
 pub struct Running {
+    /// The public port's address as bound (the real port when the config asked for port 0).
     pub addr: SocketAddr,
+    /// The admin port's address as bound.
     pub admin_addr: SocketAddr,
+    /// Cancel to drain and stop, as SIGTERM does for the binary.
     pub shutdown: CancellationToken,
+    /// The server task: it ends with the run's result once the drain finished.
     pub handle: tokio::task::JoinHandle<Result<()>>,
 }
 

@@ -13,12 +13,15 @@ use crate::error::Result;
 /// Events buffered per pod inbox before publishers wait.
 const INBOX_CAPACITY: usize = 65_536;
 
+/// The embedded bus: each pod's inbox is a channel in this process. Pods that share one instance
+/// form a cluster in one process (tests).
 #[derive(Default)]
 pub struct MemoryBus {
     inboxes: Mutex<HashMap<String, mpsc::Sender<BusEvent>>>,
 }
 
 impl MemoryBus {
+    /// A bus with no inboxes yet; each pod's appears when it subscribes.
     pub fn new() -> Self {
         Self::default()
     }

@@ -24,8 +24,13 @@ use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
 pub enum BusEvent {
     /// A stored message (2 or 10) for these devices.
     Deliver {
+        /// The message as stored, whole: the receiving pod windows it without a store read, and
+        /// renders its push from it when `push` is absent.
         message: StoredMessage,
+        /// The devices on the receiving pod it is for, each with the epoch it was routed at.
         devices: Vec<DeviceRoute>,
+        /// Times the event was already passed on because its device had moved to another pod (at
+        /// most [`MAX_HOPS`]).
         hops: u8,
         /// The push's `msg` body as the sending pod serialised it, so the receiving pod writes
         /// it as it is instead of serialising it again. Absent in events from earlier builds
@@ -35,21 +40,34 @@ pub enum BusEvent {
     },
     /// A DELIVERED (17) notice for the sender's devices.
     Delivered {
+        /// Which message was delivered, and to whom.
         notice: DeliveredNotice,
+        /// The sender's devices on the receiving pod, each with the epoch it was routed at.
         devices: Vec<DeviceRoute>,
+        /// Times the event was already passed on because its device had moved to another pod (at
+        /// most [`MAX_HOPS`]).
         hops: u8,
     },
     /// An HTTP `/message/send` notification for these devices.
     Push {
+        /// The posted notification.
         push: HttpPush,
+        /// The devices on the receiving pod it is for, each with the epoch it was routed at.
         devices: Vec<DeviceRoute>,
+        /// Times the event was already passed on because its device had moved to another pod (at
+        /// most [`MAX_HOPS`]).
         hops: u8,
     },
     /// An HTTP `/message/send` with `sendToAll`: every device on the receiving pod.
-    PushAll { push: HttpPush },
+    PushAll {
+        /// The posted notification.
+        push: HttpPush,
+    },
     /// Close these connections (only the exact epochs named) with KICKED (23).
     Kick {
+        /// The connections to close; a device's newer connection (another epoch) stays.
         devices: Vec<DeviceRoute>,
+        /// Why, as KICKED tells the client; one this version does not know reads as `admin`.
         #[serde(deserialize_with = "kick_reason")]
         reason: KickReason,
     },
@@ -64,6 +82,8 @@ fn kick_reason<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<KickReaso
 /// How many times an event may be re-routed to another pod after its device moved.
 pub const MAX_HOPS: u8 = 2;
 
+/// The seam between pods: each pod consumes its own inbox and publishes to the others'. Implemented
+/// by [`memory::MemoryBus`] (one process) and [`pulsar::PulsarBus`] (cluster).
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Publishes `event` to `pod`'s inbox. Resolves once the bus accepted it.

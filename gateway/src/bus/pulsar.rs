@@ -47,6 +47,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts to rebuild a failed consumer.
 const REBUILD_DELAY: Duration = Duration::from_millis(500);
 
+/// The cluster bus: each pod's inbox is a Pulsar topic it consumes with an exclusive subscription;
+/// events for another pod go through one forwarder per target topic, which batches them.
 pub struct PulsarBus {
     /// Producers' connection. Kept apart from the consumer's: pulsar-rs does not set
     /// `TCP_NODELAY`, so on a shared connection a SEND written after an ACK (which the broker
@@ -70,6 +72,8 @@ fn unavailable(what: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>
 }
 
 impl PulsarBus {
+    /// Connects to `service_url` (twice: see `client`). With `admin_url` the pod creates its own
+    /// inbox topic when the operator has not; `topics` names the topics.
     pub async fn connect(
         service_url: &str,
         admin_url: Option<&str>,

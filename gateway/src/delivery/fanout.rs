@@ -5,16 +5,23 @@ use std::collections::BTreeMap;
 /// Where one device is connected.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRoute {
+    /// The connected user (the token's `sub`).
     pub user: String,
+    /// The device the client named at the upgrade; a user has at most one connection per device.
     pub device: String,
+    /// The pod that holds the connection: events for the device go to its inbox.
     pub pod: String,
+    /// The connection's epoch: a reconnect gets a higher one, so an event or a removal meant for
+    /// the old connection cannot reach or remove the new one.
     pub epoch: u64,
 }
 
 /// Devices split by pod: those on this pod are delivered in-process, each other pod gets one event.
 #[derive(Debug, Default, PartialEq)]
 pub struct FanoutPlan {
+    /// Targets on this pod: handed to their sessions through the hub, no bus hop.
     pub local: Vec<DeviceRoute>,
+    /// Targets on other pods, by pod: one bus event each.
     pub remote: BTreeMap<String, Vec<DeviceRoute>>,
 }
 

@@ -36,15 +36,21 @@ pub trait Windowed {
 /// What to write to the socket for one windowed message.
 #[derive(Debug, PartialEq)]
 pub struct Push<M> {
+    /// The message, shared with every other device that gets it.
     pub message: Arc<M>,
+    /// The second and last attempt, after the first was not acked in time (`retry: true` on the
+    /// wire).
     pub retry: bool,
 }
 
 /// A read the session should make from the store: messages of `conversation_id` above `after_seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
+    /// The conversation to read.
     pub conversation_id: String,
+    /// Read above this seq: what the window already had or the device acked.
     pub after_seq: i64,
+    /// At most this many: the window's free room, capped at 200, so the page fits into the window.
     pub limit: u32,
 }
 
@@ -62,6 +68,8 @@ struct Pull {
     pending_up_to: i64,
 }
 
+/// The ack window of one connection (see the module docs). `M` is a message as the session holds it
+/// ([`crate::model::Prepared`] in the gateway).
 pub struct Outbox<M> {
     capacity: usize,
     timeout: Duration,
@@ -81,6 +89,8 @@ pub struct Expired<M> {
     /// What to write now: the one retry of each message that timed out, then queued messages
     /// let into the slots of those given up.
     pub send: Vec<Push<M>>,
+    /// Messages whose retry was not acked either: out of the window, still stored, so the device
+    /// gets them at its next catch-up.
     pub gave_up: Vec<Arc<M>>,
 }
 
@@ -94,6 +104,7 @@ impl<M> Default for Expired<M> {
 }
 
 impl<M: Windowed> Outbox<M> {
+    /// A window of `capacity` unacked messages (at least 1), each waiting `timeout` for its ACK.
     pub fn new(capacity: usize, timeout: Duration) -> Self {
         Self {
             capacity: capacity.max(1),
@@ -108,6 +119,7 @@ impl<M: Windowed> Outbox<M> {
         }
     }
 
+    /// Messages written and neither acked nor given up on yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -250,6 +262,7 @@ impl<M: Windowed> Outbox<M> {
         self.pulling.remove(&req.conversation_id);
     }
 
+    /// Whether any conversation is in pull mode, still being read back from the store.
     pub fn is_pulling(&self) -> bool {
         !self.pulling.is_empty()
     }

@@ -13,6 +13,8 @@ use crate::error::Result;
 /// user → device → (pod, epoch)
 type Table = HashMap<String, HashMap<String, (String, u64)>>;
 
+/// The embedded route table: maps in this process. Pods that share one instance see each other's
+/// devices, as they would through Redis.
 #[derive(Default)]
 pub struct MemoryRoutes {
     routes: Mutex<Table>,
@@ -20,6 +22,7 @@ pub struct MemoryRoutes {
 }
 
 impl MemoryRoutes {
+    /// A table with no routes and no pods.
     pub fn new() -> Self {
         Self::default()
     }

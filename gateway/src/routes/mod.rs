@@ -12,6 +12,9 @@ use async_trait::async_trait;
 use crate::delivery::DeviceRoute;
 use crate::error::Result;
 
+/// The seam that says where a device is connected: written by the connection's pod, read by whoever
+/// delivers to it. Implemented by [`memory::MemoryRoutes`] (one process) and [`redis::RedisRoutes`]
+/// (cluster).
 #[async_trait]
 pub trait RouteTable: Send + Sync + 'static {
     /// Records `route` as the device's current connection and returns the route it replaced

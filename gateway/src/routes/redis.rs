@@ -106,6 +106,7 @@ end
 return found
 "#;
 
+/// The cluster route table in Redis, shared by every pod (keys above); each change is one script.
 pub struct RedisRoutes {
     conn: ConnectionManager,
     keys: Keys,

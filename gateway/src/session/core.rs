@@ -37,11 +37,18 @@ const PULL_RETRY: Duration = Duration::from_millis(200);
 pub struct Settings {
     /// The pod's name (WELCOME's `server`).
     pub pod: String,
+    /// The heartbeat interval WELCOME announces; 3 of them without a frame close the connection
+    /// (4000).
     pub heartbeat: Duration,
+    /// How long a session lives without RENEW before it is closed (4002).
     pub timelife: Duration,
+    /// How long a push waits for its ACK before the one retry.
     pub ack_timeout: Duration,
+    /// Most pushes in flight unacked; more wait, then are read back from the store.
     pub ack_window: usize,
+    /// Sustained rate-limited frames per second; above it requests get ERROR 429.
     pub rate_limit: u32,
+    /// How many frames above the sustained rate a burst may send.
     pub rate_burst: u32,
 }
 
@@ -49,7 +56,10 @@ pub struct Settings {
 /// first), and whether queued events are flushed first (the drain deadline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ending {
+    /// The close frame's code and reason, or none when the peer is gone or closed first.
     pub close: Option<(u16, &'static str)>,
+    /// Whether to write the events still queued for the connection before closing (at the drain
+    /// deadline: nothing already routed here is lost).
     pub flush_inbox: bool,
 }
 
@@ -80,7 +90,9 @@ pub enum Effect {
 /// A client frame as the socket delivered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Incoming<'a> {
+    /// A text frame: a request to parse.
     Text(&'a str),
+    /// A binary frame: the protocol has none, so the connection closes (1003).
     Binary,
     /// A WebSocket ping or pong (answered by the socket layer): the peer is alive.
     Control,

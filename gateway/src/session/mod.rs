@@ -31,12 +31,16 @@ use crate::store::Page;
 /// Who is on a connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
+    /// The token's user.
     pub user: UserId,
     /// The display name pushes of this connection's messages carry.
     pub name: String,
+    /// The device the client named at the upgrade.
     pub device: DeviceId,
     /// Fences this connection's route and hub entry against its successors.
     pub epoch: u64,
+    /// WELCOME's `sessionId`, `{pod}_{user}_{epoch in hex}`, stamped on every push to this
+    /// connection.
     pub session_id: String,
 }
 

@@ -11,34 +11,56 @@ use crate::store::Backlog;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// 7: record the display name.
-    Register { name: String },
+    Register {
+        /// The user's display name, stored so 1:1 pushes can show it.
+        name: String,
+    },
     /// 1 or 9: store, fan out, reply 0.
     Send {
         /// 9 (true) or 1.
         group: bool,
         /// The recipient user or group.
         to: String,
+        /// The text to store and push (`message` on the wire).
         message: String,
+        /// The client's `fileType`, stored and pushed back as given.
         file_type: i64,
+        /// Makes the send idempotent: a repeat is answered with the first result.
         client_msg_id: Option<String>,
     },
     /// 15: record the ack (and tell the sender DELIVERED on the first one).
-    Ack { msgid: MessageId },
+    Ack {
+        /// The acked message (`msgid` on the wire).
+        msgid: MessageId,
+    },
     /// 8.
-    CreateGroup { name: String, members: Vec<UserId> },
+    CreateGroup {
+        /// The group's display name.
+        name: String,
+        /// The members besides the creator, who is always one.
+        members: Vec<UserId>,
+    },
     /// 11.
     AddMembers {
+        /// The group to add to (the user must be a member).
         group_id: GroupId,
+        /// The users to add.
         members: Vec<UserId>,
     },
     /// 12.
-    LeaveGroup { group_id: GroupId },
+    LeaveGroup {
+        /// The group the user leaves.
+        group_id: GroupId,
+    },
     /// 13 without a conversation: the list.
     Conversations,
     /// 13 with a conversation: a page.
     Read {
+        /// The conversation to read; the user must take part in it.
         conversation_id: ConversationId,
+        /// Read messages above this seq.
         after_seq: i64,
+        /// The page size the client asked for, at most the protocol's maximum.
         limit: u32,
     },
     /// The user's backlog (catch-up): on connect and after a resync. The client did not ask:
@@ -49,7 +71,9 @@ pub enum Op {
 /// An [`Op`] with the request id its reply echoes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
+    /// The request, parsed and validated.
     pub op: Op,
+    /// The frame's `requestId`, echoed by the reply (none when it had none, or for the backlog).
     pub request_id: Option<RequestId>,
 }
 
@@ -65,8 +89,10 @@ pub enum Done {
 /// A finished [`Call`].
 #[derive(Debug)]
 pub struct Finished {
+    /// The call's request id, for the reply.
     pub request_id: Option<RequestId>,
     /// The client did not ask (the backlog): an error is not answered.
     pub silent: bool,
+    /// What the call produced, or the error the client is answered with (unless `silent`).
     pub result: Result<Done>,
 }

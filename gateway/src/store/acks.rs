@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 /// A user's ack position in one conversation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AckState {
+    /// `ackedSeq`: the highest seq such that it and all below it are acked.
     pub acked: i64,
+    /// Acked seqs above a gap, waiting for the gap to close.
     pub parked: BTreeSet<i64>,
 }
 

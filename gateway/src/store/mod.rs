@@ -41,19 +41,26 @@ pub use sql_store::SqlStore;
 /// A message to store, as the sender asked for it. The sender is always the token's user.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// The sender's user id (always the token's user).
     pub from: String,
+    /// The sender's display name now, stored with the message so pushes show it as it was.
     pub from_name: String,
     /// Recipient user id (1:1) or group id (group).
     pub to: String,
+    /// The text as the sender wrote it (`message` on the wire).
     pub body: String,
+    /// The client's `fileType`, stored and pushed back as given.
     pub file_type: i64,
+    /// The sender's idempotency key: a repeat with it returns the first result.
     pub client_msg_id: Option<String>,
+    /// The sender's `requestId` (or a fresh one), carried into every push of the message.
     pub request_id: String,
 }
 
 /// The result of storing a message.
 #[derive(Debug, Clone)]
 pub struct Sent {
+    /// The message as committed (the first one, for a duplicate).
     pub message: StoredMessage,
     /// True when `(sender, clientMsgId)` was stored before: reply with the first result, deliver nothing.
     pub duplicate: bool,
@@ -64,17 +71,23 @@ pub struct Sent {
 /// The result of an ACK.
 #[derive(Debug, Clone)]
 pub struct Acked {
+    /// The acked message.
     pub message: StoredMessage,
     /// True for the first ack of a 1:1 message by its recipient: the sender gets DELIVERED (17).
     pub first_delivery: bool,
 }
 
+/// A group as its create and add-members replies show it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
+    /// The group's id, made by the server at creation ([`crate::model::new_id`]).
     pub group_id: String,
+    /// The display name it was created with.
     pub name: String,
+    /// The active members' user ids.
     pub members: Vec<String>,
+    /// Its conversation (`grp:{group_id}`), where its messages are sequenced; not in the reply.
     #[serde(skip)]
     pub conversation_id: String,
 }
@@ -83,16 +96,21 @@ pub struct Group {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationSummary {
+    /// The conversation; SYNC's pages name it.
     pub conversation_id: String,
+    /// Its newest message's seq.
     pub last_seq: i64,
+    /// The user's `ackedSeq`: every seq up to it was acked by one of its devices (or sent by it).
     pub acked_seq: i64,
     /// "direct" or "group".
     pub kind: String,
     /// The other user of a 1:1 conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// The group of a group conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+    /// The group's name, to list it by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -100,8 +118,11 @@ pub struct ConversationSummary {
 /// Messages a user still has to receive in one conversation: seqs in `(after_seq, last_seq]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backlog {
+    /// The conversation with messages to deliver.
     pub conversation_id: String,
+    /// The user's `ackedSeq` there: delivery resumes above it.
     pub after_seq: i64,
+    /// The newest seq when the backlog was read: catch-up reads up to it.
     pub last_seq: i64,
 }
 
@@ -118,10 +139,14 @@ pub struct Position {
 /// A page of one conversation.
 #[derive(Debug, Clone)]
 pub struct Page {
+    /// The messages, oldest first.
     pub messages: Vec<StoredMessage>,
+    /// Whether messages follow the last one: the reader asks again from its seq.
     pub has_more: bool,
 }
 
+/// The message store's contract, implemented by [`SqlStore`] on SQLite or PostgreSQL and by
+/// [`recent::RecentCache`] in front of one. Every write resolves only after it committed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Records a user's display name (on connect / REGISTER) so 1:1 pushes can show it.

@@ -28,6 +28,7 @@ use super::{Backlog, ConversationSummary, Page, Position, SqlStore};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
 
+/// The cluster store: every pod's writer and readers on one PostgreSQL database.
 pub type PgStore = SqlStore<Postgres>;
 
 /// Reader connections per pod (SYNC, catch-up on connect, conversation lists).

@@ -20,6 +20,7 @@ use super::{Backlog, ConversationSummary, Page, Position, SqlStore};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
 
+/// The embedded store: one SQLite file in the data dir, written by this process alone.
 pub type SqliteStore = SqlStore<Sqlite>;
 
 /// Reader connections: reads are short, and SQLite serves them beside the writer (WAL).
