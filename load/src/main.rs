@@ -2,6 +2,12 @@
 //! server memory; `throughput` measures stored/delivered rates and latency percentiles. Progress
 //! goes to stderr, the report to stdout, and with `--json` one JSON object as its last line.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 mod cli;
 mod client;
 mod identity;

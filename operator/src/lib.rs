@@ -27,7 +27,6 @@
 //! library.
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
-#![warn(missing_docs, unreachable_pub)]
 
 pub mod builders;
 pub mod context;

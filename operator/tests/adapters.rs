@@ -4,6 +4,12 @@
 //! `tests/pulsar_admin.rs`, real gateways answer `HttpGatewayAdmin` in `tests/rollout_real`), and
 //! the operator's own `/metrics`, `/healthz` and `/readyz`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

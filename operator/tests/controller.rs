@@ -2,6 +2,12 @@
 //! API server (DESIGN §9, level 2), with fakes of Pulsar, Redis and the gateways that record every
 //! call: create, roll out, scale, delete, and no writes in steady state.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,12 @@
 //! deserializes and round-trips, and the schema's CEL rules accept and reject what they should
 //! (evaluated locally with kube's CEL interpreter, as an apiserver would).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 use chat_operator::crd::{ChatCluster, ChatClusterSpec, GatewaySpec, SecretKeyRef};
 use kube::core::cel::validate_cel;
 use kube::CustomResourceExt;

@@ -5,6 +5,12 @@
 //! unreachable broker is a clear `Error::Pulsar`. Then the real controller (on the in-process fake
 //! API server) provisions and removes topics on the broker through the same adapter.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 mod support;
 
 use std::collections::BTreeSet;

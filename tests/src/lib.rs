@@ -1,5 +1,11 @@
 //! Test support: real gateways (in-process on port 0, or as processes), real WebSocket clients.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 pub mod cdp;
 pub mod cluster;
 pub mod fixtures;

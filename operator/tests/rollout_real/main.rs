@@ -24,6 +24,12 @@
 //! `<this test binary> serve`. That needs no binary of another package to have been built (cargo
 //! builds only this package's binaries for its tests), and it is the same code as the real one.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

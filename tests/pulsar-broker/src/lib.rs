@@ -18,6 +18,12 @@
 //! decision; `commands` builds the frames; `connection` (one socket), `broker` (listeners,
 //! [`BrokerHandle`]) and `admin` (REST) are the I/O around them.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 mod admin;
 mod broker;
 mod commands;

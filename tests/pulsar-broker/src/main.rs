@@ -1,6 +1,12 @@
 //! `pulsar-test-broker --port P --admin-port Q`: the test broker as a process, so cluster mode
 //! can be tried on one machine without a Pulsar installation.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 use std::{net::IpAddr, time::Duration};
 
 use anyhow::Context;

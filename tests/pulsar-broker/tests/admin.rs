@@ -1,6 +1,12 @@
 //! The admin REST API over HTTP, as the operator calls it: tenants, namespaces and topics with
 //! Pulsar's statuses (204 created/deleted, 404 missing parent, 409 duplicate, 412 in use).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 use futures_util::StreamExt;
 use pulsar::{Pulsar, SubType, TokioExecutor};
 use pulsar_test_broker::{Broker, BrokerHandle};

@@ -2,6 +2,12 @@
 //! relies on — produce/consume, exclusive subscriptions, acks and redelivery, batching and
 //! compression. Faults (dropped connections, broker away, stalls) are in `faults.rs`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 mod support;
 
 use std::{collections::BTreeSet, time::Duration};

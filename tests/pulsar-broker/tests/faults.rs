@@ -7,6 +7,12 @@
 //! - broker away: the consumer stream ends;
 //! - delivery stalls: the stream goes quiet without an error.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 mod support;
 
 use std::{

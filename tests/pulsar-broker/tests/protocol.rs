@@ -1,6 +1,12 @@
 //! Frame-level checks with a hand-driven socket on the crate's own `Codec`: the answers the
 //! client depends on (lookup, partitioned metadata) and the broker's side of keepalive.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "test support and tools, not a library API: the workspace lints are for the libraries"
+)]
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
