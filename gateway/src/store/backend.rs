@@ -2,11 +2,12 @@
 //!
 //! The writer, the SEND/ACK runs, the group commands and the reads are written once, generic over
 //! a `Backend`; [`super::sqlite`] and [`super::postgres`] implement it, each with every round
-//! trip it makes. What a backend runs as the other does — most statements — it takes from
-//! [`super::sql`]; the writer's hot path (a run's lookups, seq allocation, the insert, ack
-//! folding) is each backend's own, written once where it belongs: SQLite spells lists out as
-//! `VALUES` lists (cheap in process), PostgreSQL binds them as arrays in fixed statements that
-//! take row locks, 7 round trips a run.
+//! trip it makes. The reads, and PostgreSQL's writer outside its hot path, run the sqlx
+//! statements of [`super::sql`]; the writer's hot path (a run's lookups, seq allocation, the
+//! insert, ack folding) is each backend's own, written once where it belongs: SQLite's writer
+//! calls SQLite in place on the writer's thread (rusqlite), looping over cached single-row
+//! statements; PostgreSQL binds lists as arrays in fixed statements that take row locks, 7
+//! round trips a run.
 //!
 //! The shared statements are not default methods here: their sqlx bounds would have to be
 //! repeated wherever a `Backend` is used. So each implementation lists every round trip, and the
@@ -24,8 +25,8 @@ use super::{Backlog, ConversationSummary, Page, Position};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
 
-/// A database the store runs on. Writes take the writer's connection, inside its transaction;
-/// reads take the readers' pool. (`pub` in a private module: the bound of the public
+/// A database the store runs on. Writes take the writer's connection ([`Backend::Writer`]),
+/// inside its transaction; reads take the readers' pool. (`pub` in a private module: the bound of the public
 /// [`SqlStore`](super::SqlStore)'s impls, nameable only inside the store.)
 #[async_trait]
 pub trait Backend: Database {
@@ -40,11 +41,17 @@ pub trait Backend: Database {
     /// May a batch that failed with `e` succeed when run again from the start?
     fn retryable(e: &Error) -> bool;
 
-    /// Runs once on each new writer connection, before its first transaction.
-    async fn prepare_writer(conn: &mut Self::Connection) -> Result<()>;
+    /// The writer's connection: PostgreSQL's is sqlx's; SQLite's is the database itself, called
+    /// in place on the writer's thread (see [`super::sqlite`]).
+    type Writer: Send + 'static;
+    /// What the writer opens its connection with.
+    type WriterOptions: Send + Sync + 'static;
+
+    /// Opens the writer's connection, ready for its first transaction.
+    async fn connect_writer(options: &Self::WriterOptions) -> Result<Self::Writer>;
 
     /// Runs a statement without parameters (`BEGIN`, `COMMIT`, `ROLLBACK`).
-    async fn execute(conn: &mut Self::Connection, sql: &str) -> Result<()>;
+    async fn execute(conn: &mut Self::Writer, sql: &str) -> Result<()>;
 
     // A run of SEND and ACK commands (`segment.rs`), in this order.
 
@@ -52,30 +59,27 @@ pub trait Backend: Database {
     /// of the `(sender, clientMsgId)` keys, and for each acked `(user, message id)` the message,
     /// if it exists, and the user's `joined_seq`.
     async fn look_up(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         keys: &[(&str, &str)],
         acks: &[(&str, &str)],
     ) -> Result<(Vec<StoredMessage>, Vec<AckTarget>)>;
 
     /// `(group id, conversation id)` of those of `ids` that exist.
-    async fn find_groups(
-        conn: &mut Self::Connection,
-        ids: &[&str],
-    ) -> Result<Vec<(String, String)>>;
+    async fn find_groups(conn: &mut Self::Writer, ids: &[&str]) -> Result<Vec<(String, String)>>;
 
     /// `(conversation id, user id)` of the active members of the conversations.
     async fn active_members(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         conversations: &[&str],
     ) -> Result<Vec<(String, String)>>;
 
     /// `(user id, display name)` of those of `ids` that have one.
-    async fn names(conn: &mut Self::Connection, ids: &[&str]) -> Result<Vec<(String, String)>>;
+    async fn names(conn: &mut Self::Writer, ids: &[&str]) -> Result<Vec<(String, String)>>;
 
     /// Creates the 1:1 conversations (id → its two users) that do not exist yet, with their
     /// memberships. One that another transaction is creating is waited for, not duplicated.
     async fn create_direct(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         conversations: &BTreeMap<&str, (&str, &str)>,
         now: i64,
     ) -> Result<()>;
@@ -85,7 +89,7 @@ pub trait Backend: Database {
     /// concurrent writer waits for this transaction and then allocates after it — or, if it
     /// rolls back, where it started.
     async fn allocate(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         counts: &BTreeMap<&str, i64>,
     ) -> Result<Vec<(String, i64)>>;
 
@@ -93,7 +97,7 @@ pub trait Backend: Database {
     /// membership rows of the `(user, conversation)` `pairs` (sorted) until commit, so that two
     /// pods folding acks of one user never overwrite each other.
     async fn insert_and_lock(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         messages: &[&StoredMessage],
         pairs: &[(&str, &str)],
     ) -> Result<()>;
@@ -103,15 +107,13 @@ pub trait Backend: Database {
     /// waited for a row lock sees the locked row as committed since, but everything it joins as
     /// it was when the statement began — parked acks another pod just wrote would be missed by
     /// a read in the locking statement.
-    async fn positions(
-        conn: &mut Self::Connection,
-        pairs: &[(&str, &str)],
-    ) -> Result<Vec<AckPosition>>;
+    async fn positions(conn: &mut Self::Writer, pairs: &[(&str, &str)])
+        -> Result<Vec<AckPosition>>;
 
     /// Writes the folded acks and marks the 1:1 messages in `delivered` delivered; returns those
     /// delivered for the first time.
     async fn settle(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         writes: &AckWrites,
         delivered: &[String],
         now: i64,
@@ -120,22 +122,21 @@ pub trait Backend: Database {
     // Display names and group management (`groups.rs`), one command at a time.
 
     /// Records a display name, writing only when it changed.
-    async fn upsert_user(conn: &mut Self::Connection, id: &str, name: &str, now: i64)
-        -> Result<()>;
+    async fn upsert_user(conn: &mut Self::Writer, id: &str, name: &str, now: i64) -> Result<()>;
 
     /// One group's conversation id and name.
-    async fn group(conn: &mut Self::Connection, id: &str) -> Result<Option<(String, String)>>;
+    async fn group(conn: &mut Self::Writer, id: &str) -> Result<Option<(String, String)>>;
 
     /// Is `user` an active member of the conversation?
     async fn is_active_member(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         user: &str,
         conversation: &str,
     ) -> Result<bool>;
 
     /// Creates a group `(id, name, owner)`, its conversation, and its members' memberships.
     async fn create_group(
-        conn: &mut Self::Connection,
+        conn: &mut Self::Writer,
         group: (&str, &str, &str),
         conversation: &str,
         members: &[&str],
@@ -144,10 +145,10 @@ pub trait Backend: Database {
 
     /// Makes `members` active members, starting at the conversation's current seq: older
     /// messages stay invisible to them. Active members are left as they are.
-    async fn join(conn: &mut Self::Connection, conversation: &str, members: &[&str]) -> Result<()>;
+    async fn join(conn: &mut Self::Writer, conversation: &str, members: &[&str]) -> Result<()>;
 
     /// Makes `user` a former member of the conversation.
-    async fn leave(conn: &mut Self::Connection, user: &str, conversation: &str) -> Result<()>;
+    async fn leave(conn: &mut Self::Writer, user: &str, conversation: &str) -> Result<()>;
 
     // Reads.
 

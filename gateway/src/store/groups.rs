@@ -13,7 +13,7 @@ use crate::model::{group_conversation_id, new_id, now_ms};
 /// Runs one command inside the writer's transaction; the command holds its result (a client
 /// error fails it alone). `Err` is an internal error: the whole transaction must roll back.
 pub(super) async fn run<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     command: &mut ManageCommand,
 ) -> Result<()> {
@@ -43,7 +43,7 @@ pub(super) async fn run<DB: Backend>(
 
 /// Records a display name, unless the cache knows it already.
 async fn upsert_user<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     id: &str,
     name: &str,
@@ -56,7 +56,7 @@ async fn upsert_user<DB: Backend>(
 }
 
 async fn add<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     user: &str,
     group_id: &str,
     members: &[String],
@@ -66,13 +66,13 @@ async fn add<DB: Backend>(
     load::<DB>(conn, group_id).await
 }
 
-async fn leave<DB: Backend>(conn: &mut DB::Connection, user: &str, group_id: &str) -> Result<()> {
+async fn leave<DB: Backend>(conn: &mut DB::Writer, user: &str, group_id: &str) -> Result<()> {
     let conversation = member_of::<DB>(conn, user, group_id).await?;
     DB::leave(conn, user, &conversation).await
 }
 
 async fn create<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     owner: &str,
     name: &str,
     members: &[String],
@@ -94,7 +94,7 @@ async fn create<DB: Backend>(
 }
 
 /// The group's conversation id and name (404 when there is no such group).
-async fn find<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<(String, String)> {
+async fn find<DB: Backend>(conn: &mut DB::Writer, group_id: &str) -> Result<(String, String)> {
     DB::group(conn, group_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no group {group_id}")))
@@ -102,7 +102,7 @@ async fn find<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<
 
 /// The group's conversation, if it exists (404) and `user` is an active member of it (403).
 async fn member_of<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     user: &str,
     group_id: &str,
 ) -> Result<String> {
@@ -113,7 +113,7 @@ async fn member_of<DB: Backend>(
     Ok(conversation)
 }
 
-async fn load<DB: Backend>(conn: &mut DB::Connection, group_id: &str) -> Result<Group> {
+async fn load<DB: Backend>(conn: &mut DB::Writer, group_id: &str) -> Result<Group> {
     let (conversation_id, name) = find::<DB>(conn, group_id).await?;
     let mut members: Vec<String> = DB::active_members(conn, &[&conversation_id])
         .await?

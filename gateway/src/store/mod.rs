@@ -14,8 +14,9 @@
 //!   `groups.rs` runs the rare commands; both decide purely (`plan.rs`, [`acks`]) and keep what
 //!   they learn in the writer-local cache (`cache.rs`).
 //! - `backend.rs`: the one `Backend` trait, every round trip the store makes, implemented by
-//!   [`sqlite`] and [`postgres`]. Statements both run as written are plain functions in `sql/`;
-//!   each backend's hot path is its own (`sqlite/lists.rs`, `postgres/arrays.rs`).
+//!   [`sqlite`] and [`postgres`]. Statements over sqlx are plain functions in `sql/` (the
+//!   readers of both, PostgreSQL's writer); SQLite's writer calls SQLite in place
+//!   (`sqlite/writer.rs`), PostgreSQL's hot path binds arrays (`postgres/arrays.rs`).
 
 pub mod acks;
 mod backend;

@@ -132,14 +132,18 @@ impl Backend for Postgres {
         matches!(e.code().as_deref(), Some("40001" | "40P01" | "23505"))
     }
 
+    type Writer = PgConnection;
+    type WriterOptions = PgConnectOptions;
+
     /// With `synchronous_commit=off` PostgreSQL answers COMMIT before the commit's WAL is written
     /// out, and a database crash loses the last transactions: messages their senders were told
     /// were stored (reply 0), with their seqs handed to other messages after recovery. So the
     /// writer never runs with it off; any other value (`local`, `on`, `remote_write`,
     /// `remote_apply`) is the operator's choice and is kept.
-    async fn prepare_writer(conn: &mut PgConnection) -> Result<()> {
+    async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection> {
+        let mut conn = PgConnection::connect_with(options).await?;
         let mode: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await?;
         if mode == "off" {
             tracing::warn!(
@@ -147,10 +151,10 @@ impl Backend for Postgres {
                  its own transactions (a message answered with reply 0 must survive a crash)"
             );
             sqlx::query("SET synchronous_commit = on")
-                .execute(&mut *conn)
+                .execute(&mut conn)
                 .await?;
         }
-        Ok(())
+        Ok(conn)
     }
 
     async fn execute(conn: &mut PgConnection, sql: &str) -> Result<()> {

@@ -1,8 +1,9 @@
-//! Storing a run of SEND and ACK commands in a constant number of statements, whatever its length.
+//! Storing a run of SEND and ACK commands in a constant number of steps, whatever its length.
 //!
-//! Each statement is a round trip (to sqlx's SQLite worker thread, or to the PostgreSQL server),
-//! and those round trips — not the database — are what a message costs when it is stored
-//! statement by statement. Here a run of hundreds of sends and acks costs about a dozen: look up
+//! On PostgreSQL each step is a round trip to the server, and those round trips — not the
+//! database — are what a message costs when it is stored statement by statement (SQLite's
+//! writer calls the database in place, where a step is a loop of cached single-row statements).
+//! Here a run of hundreds of sends and acks costs about a dozen steps: look up
 //! duplicates, acked messages, groups, members and names; create new conversations; allocate
 //! every conversation's seqs in one `UPDATE … RETURNING`; insert all messages and lock the
 //! memberships the acks touch; fold all acks (the senders' own included) into the users'
@@ -53,7 +54,7 @@ impl Results {
 /// Stores a run of SEND/ACK commands inside the caller's transaction. `Err` is a database error:
 /// the whole transaction must roll back.
 pub(super) async fn run<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     run: &[MessageCommand],
 ) -> Result<Results> {
@@ -74,7 +75,7 @@ pub(super) async fn run<DB: Backend>(
 type Outcomes = (Vec<Result<Sent>>, Vec<Result<Acked>>);
 
 async fn store<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
     acks: &[(&str, &str)],
@@ -102,7 +103,7 @@ async fn store<DB: Backend>(
 /// messages. An ack never names a message of its own run: a message is acked after it was
 /// delivered, so after the transaction that stored it committed.
 async fn look_up<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
     acks: &[(&str, &str)],
@@ -125,7 +126,7 @@ async fn look_up<DB: Backend>(
 /// Creates new 1:1 conversations, allocates seqs and builds the new messages (inserted with the
 /// membership locks). Returns them by send index, and the acks they imply for their senders.
 async fn allocate_new<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     sends: &[SendRequest<'_>],
     plans: &[Plan],

@@ -5,7 +5,7 @@
 //! committed. Reads go straight to a pool of readers.
 
 use async_trait::async_trait;
-use sqlx::{Connection, Database, Pool};
+use sqlx::{Database, Pool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backend::Backend;
@@ -29,7 +29,7 @@ impl<DB: Backend> SqlStore<DB> {
     /// Starts the writer (connecting with `writer`, transactions at least `commit_interval`
     /// apart) beside the `readers`; migrations have run.
     pub(super) fn start(
-        writer: <DB::Connection as Connection>::Options,
+        writer: DB::WriterOptions,
         commit_interval: std::time::Duration,
         readers: Pool<DB>,
     ) -> Result<Self> {

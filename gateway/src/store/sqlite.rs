@@ -1,12 +1,13 @@
 //! SQLite store (embedded default): one file in the data dir, WAL mode, `synchronous=FULL`, the
 //! process's writer as its only writing connection, a small pool of readers.
 //!
-//! Its [`Backend`]: the shared statements, and its own hot path ([`lists`]).
+//! Its [`Backend`]: the writer calls SQLite in place on its own thread ([`writer`]); the readers
+//! are an sqlx pool running the shared statements.
 
-mod lists;
+mod writer;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use super::sql::{Placeholder, Shared};
 use super::{Backlog, ConversationSummary, Page, Position, SqlStore};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
+pub use writer::SqliteWriter;
 
 /// The embedded store: one SQLite file in the data dir, written by this process alone.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -70,11 +72,7 @@ impl SqlStore<Sqlite> {
         tokio::spawn(checkpoint_loop(checkpointer));
         // One process, one database on local disk: a commit costs little CPU, so the writer
         // starts the next one as soon as the last is in.
-        Self::start(
-            options(&path).pragma("wal_autocheckpoint", "0"),
-            Duration::ZERO,
-            readers,
-        )
+        Self::start(path, Duration::ZERO, readers)
     }
 
     /// Applies migrations and returns (the `migrate` command).
@@ -121,121 +119,113 @@ impl Backend for Sqlite {
         false
     }
 
-    async fn prepare_writer(_conn: &mut SqliteConnection) -> Result<()> {
-        Ok(())
+    type Writer = SqliteWriter;
+    type WriterOptions = PathBuf;
+
+    /// Blocks the writer's thread while it opens the file: the thread is the writer's alone.
+    async fn connect_writer(path: &PathBuf) -> Result<SqliteWriter> {
+        writer::open(path)
     }
 
-    async fn execute(conn: &mut SqliteConnection, sql: &str) -> Result<()> {
-        Statements::execute(conn, sql).await
+    async fn execute(conn: &mut SqliteWriter, sql: &str) -> Result<()> {
+        conn.execute(sql)
     }
 
     async fn look_up(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         keys: &[(&str, &str)],
         acks: &[(&str, &str)],
     ) -> Result<(Vec<StoredMessage>, Vec<AckTarget>)> {
-        let existing = lists::find_sent(conn, keys).await?;
-        Ok((existing, lists::find_acked(conn, acks).await?))
+        conn.look_up(keys, acks)
     }
 
-    async fn find_groups(
-        conn: &mut SqliteConnection,
-        ids: &[&str],
-    ) -> Result<Vec<(String, String)>> {
-        Statements::find_groups(conn, ids).await
+    async fn find_groups(conn: &mut SqliteWriter, ids: &[&str]) -> Result<Vec<(String, String)>> {
+        conn.find_groups(ids)
     }
 
     async fn active_members(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         conversations: &[&str],
     ) -> Result<Vec<(String, String)>> {
-        Statements::active_members(conn, conversations).await
+        conn.active_members(conversations)
     }
 
-    async fn names(conn: &mut SqliteConnection, ids: &[&str]) -> Result<Vec<(String, String)>> {
-        Statements::names(conn, ids).await
+    async fn names(conn: &mut SqliteWriter, ids: &[&str]) -> Result<Vec<(String, String)>> {
+        conn.names(ids)
     }
 
     async fn create_direct(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         conversations: &BTreeMap<&str, (&str, &str)>,
         now: i64,
     ) -> Result<()> {
-        Statements::create_direct(conn, conversations, now).await
+        conn.create_direct(conversations, now)
     }
 
     async fn allocate(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         counts: &BTreeMap<&str, i64>,
     ) -> Result<Vec<(String, i64)>> {
-        lists::allocate(conn, counts).await
+        conn.allocate(counts)
     }
 
     /// Inserts only: the only writer has nothing to lock.
     async fn insert_and_lock(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         messages: &[&StoredMessage],
         _pairs: &[(&str, &str)],
     ) -> Result<()> {
-        lists::insert_messages(conn, messages).await
+        conn.insert_messages(messages)
     }
 
     async fn positions(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         pairs: &[(&str, &str)],
     ) -> Result<Vec<AckPosition>> {
-        lists::positions(conn, pairs).await
+        conn.positions(pairs)
     }
 
     async fn settle(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         writes: &AckWrites,
         delivered: &[String],
         now: i64,
     ) -> Result<HashSet<String>> {
-        if !writes.is_empty() {
-            lists::write_acks(conn, writes).await?;
-        }
-        lists::mark_delivered(conn, delivered, now).await
+        conn.settle(writes, delivered, now)
     }
 
-    async fn upsert_user(
-        conn: &mut SqliteConnection,
-        id: &str,
-        name: &str,
-        now: i64,
-    ) -> Result<()> {
-        Statements::upsert_user(conn, id, name, now).await
+    async fn upsert_user(conn: &mut SqliteWriter, id: &str, name: &str, now: i64) -> Result<()> {
+        conn.upsert_user(id, name, now)
     }
 
-    async fn group(conn: &mut SqliteConnection, id: &str) -> Result<Option<(String, String)>> {
-        Statements::group(conn, id).await
+    async fn group(conn: &mut SqliteWriter, id: &str) -> Result<Option<(String, String)>> {
+        conn.group(id)
     }
 
     async fn is_active_member(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         user: &str,
         conversation: &str,
     ) -> Result<bool> {
-        Statements::is_active_member(conn, user, conversation).await
+        conn.is_active_member(user, conversation)
     }
 
     async fn create_group(
-        conn: &mut SqliteConnection,
+        conn: &mut SqliteWriter,
         group: (&str, &str, &str),
         conversation: &str,
         members: &[&str],
         now: i64,
     ) -> Result<()> {
-        Statements::create_group(conn, group, conversation, members, now).await
+        conn.create_group(group, conversation, members, now)
     }
 
-    async fn join(conn: &mut SqliteConnection, conversation: &str, members: &[&str]) -> Result<()> {
-        Statements::join(conn, conversation, members).await
+    async fn join(conn: &mut SqliteWriter, conversation: &str, members: &[&str]) -> Result<()> {
+        conn.join(conversation, members)
     }
 
-    async fn leave(conn: &mut SqliteConnection, user: &str, conversation: &str) -> Result<()> {
-        Statements::leave(conn, user, conversation).await
+    async fn leave(conn: &mut SqliteWriter, user: &str, conversation: &str) -> Result<()> {
+        conn.leave(user, conversation)
     }
 
     async fn read(

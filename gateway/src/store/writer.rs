@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use sqlx::Connection;
 use tokio::sync::mpsc;
 
 use super::backend::Backend;
@@ -39,7 +38,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `commit_interval` after the previous one started (zero: as soon as it committed). The writer
 /// stops when every sender of the returned queue is dropped.
 pub(super) fn spawn<DB: Backend>(
-    options: <DB::Connection as Connection>::Options,
+    options: DB::WriterOptions,
     commit_interval: Duration,
 ) -> Result<mpsc::Sender<Command>> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -60,12 +59,12 @@ pub(super) fn spawn<DB: Backend>(
 }
 
 async fn writer_loop<DB: Backend>(
-    options: <DB::Connection as Connection>::Options,
+    options: DB::WriterOptions,
     commit_interval: Duration,
     mut rx: mpsc::Receiver<Command>,
 ) {
     // One connection, kept for its prepared statements; replaced when it breaks.
-    let mut conn: Option<DB::Connection> = None;
+    let mut conn: Option<DB::Writer> = None;
     let mut cache = Cache::new(DB::NAMES_TTL);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_start: Option<Instant> = None;
@@ -142,8 +141,8 @@ fn steps(mut batch: impl ExactSizeIterator<Item = Command>) -> Vec<Step> {
 /// Runs the batch in one transaction, again after a conflict with another writer. Each command
 /// holds its result when this returns `Ok`; `Err` is what failed the whole batch.
 async fn commit<DB: Backend>(
-    options: &<DB::Connection as Connection>::Options,
-    slot: &mut Option<DB::Connection>,
+    options: &DB::WriterOptions,
+    slot: &mut Option<DB::Writer>,
     cache: &mut Cache,
     steps: &mut [Step],
 ) -> Result<()> {
@@ -152,12 +151,7 @@ async fn commit<DB: Backend>(
         let conn = match slot {
             Some(conn) => conn,
             None => {
-                let connect = async {
-                    let mut conn = DB::Connection::connect_with(options).await?;
-                    DB::prepare_writer(&mut conn).await?;
-                    Ok::<_, Error>(conn)
-                };
-                let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                let conn = tokio::time::timeout(CONNECT_TIMEOUT, DB::connect_writer(options))
                     .await
                     .map_err(|_| Error::Unavailable("store: connecting timed out".into()))??;
                 slot.insert(conn)
@@ -186,7 +180,7 @@ async fn commit<DB: Backend>(
 /// One transaction over the whole batch. Client errors (403, 404, …) are found before a command
 /// writes anything, so they fail alone; a database error fails the whole batch.
 async fn transact<DB: Backend>(
-    conn: &mut DB::Connection,
+    conn: &mut DB::Writer,
     cache: &mut Cache,
     steps: &mut [Step],
 ) -> Result<()> {

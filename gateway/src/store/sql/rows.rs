@@ -10,19 +10,19 @@ pub(in crate::store) const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, 
 /// A row of `messages`, decoded by column name.
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct MessageRow {
-    conversation_id: String,
-    seq: i64,
-    message_id: String,
-    sender: String,
-    sender_name: String,
-    recipient: Option<String>,
-    recipient_name: Option<String>,
-    group_id: Option<String>,
-    body: String,
-    file_type: i64,
-    client_msg_id: Option<String>,
-    request_id: String,
-    created_at: i64,
+    pub(in crate::store) conversation_id: String,
+    pub(in crate::store) seq: i64,
+    pub(in crate::store) message_id: String,
+    pub(in crate::store) sender: String,
+    pub(in crate::store) sender_name: String,
+    pub(in crate::store) recipient: Option<String>,
+    pub(in crate::store) recipient_name: Option<String>,
+    pub(in crate::store) group_id: Option<String>,
+    pub(in crate::store) body: String,
+    pub(in crate::store) file_type: i64,
+    pub(in crate::store) client_msg_id: Option<String>,
+    pub(in crate::store) request_id: String,
+    pub(in crate::store) created_at: i64,
 }
 
 impl From<MessageRow> for StoredMessage {
