@@ -55,95 +55,11 @@ BROKER_ADMIN=18081
 # The fresh server's own database: each layout starts from a new initdb.
 DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 
+# pg_bin, pg_sql, as_pg, stop_all, wait_for, start_backends, warm_wal, start_pods.
+source scripts/lib/cluster.sh
 PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-  if [ -f "$WORK/pg/data/postmaster.pid" ]; then
-    as_pg pg_ctl -D "$WORK/pg/data" -m fast stop >/dev/null 2>&1 || true
-  fi
-}
 trap stop_all EXIT
-
-# The directory of PostgreSQL's own binaries (an initdb on the PATH may be a link to it).
-pg_bin() {
-  for dir in $(command -v initdb | xargs -r readlink -f | xargs -r dirname) /usr/lib/postgresql/*/bin; do
-    [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && [ -x "$dir/psql" ] && { echo "$dir"; return; }
-  done
-  echo "bench-cluster: PostgreSQL's initdb/postgres/psql not found (scripts/install-test-deps.sh installs them)" >&2
-  exit 1
-}
-PG_BIN=$(pg_bin)
-# psql against the bench's server.
-pg_sql() { "$PG_BIN/psql" -h "$WORK/pg" -p $PG_PORT -U postgres -X "$@"; }
-# initdb and postgres refuse to run as root.
-as_pg() {
-  local cmd=$1; shift
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$PG_BIN/$cmd" "$@"; else "$PG_BIN/$cmd" "$@"; fi
-}
-command -v redis-server >/dev/null || {
-  echo "bench-cluster: redis-server not found (scripts/install-test-deps.sh installs it)" >&2
-  exit 1
-}
-
-wait_for() { # url what
-  for _ in $(seq 300); do
-    curl -sf "$1" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "bench-cluster: $2 did not come up ($1; logs in $WORK)" >&2
-  exit 1
-}
-
-# Fresh servers for each layout, so the two runs start from the same empty state.
-start_backends() {
-  rm -rf "$WORK" && mkdir -p "$WORK/pg"
-  [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
-  as_pg initdb -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1
-  local stats=""
-  [ "$PG_STATS" = 1 ] && stats="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
-  as_pg pg_ctl -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w start \
-    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=$PG_FSYNC -c max_connections=200 -c shared_buffers=256MB $stats $PG_OPTS" >/dev/null
-  [ "$PG_STATS" = 1 ] && pg_sql -qc 'CREATE EXTENSION pg_stat_statements' >/dev/null
-  redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
-  PIDS+=($!)
-  "$BROKER" --port $BROKER_PORT --admin-port $BROKER_ADMIN >"$WORK/broker.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "http://127.0.0.1:$BROKER_ADMIN/admin/v2/tenants" "the Pulsar test broker"
-  # Tenant and namespace, as the operator provisions them.
-  curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/tenants/public" >/dev/null || true
-  curl -sf -X PUT -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$BROKER_ADMIN/admin/v2/namespaces/public/chat" >/dev/null || true
-  "$GATEWAY_BIN" migrate --database-url "$DATABASE_URL" >&2
-  if [ "$PG_WARM_WAL" = 1 ]; then warm_wal; fi
-}
-
-# A fresh cluster creates each 16 MB WAL segment by writing it full of zeros and syncing it,
-# and commits wait meanwhile: at 2,000 msg/s (~2.6 MB of WAL a second) that stalled every pod's
-# writes for ~50 ms every ~6 s. A server that has been running recycles the segments of past
-# checkpoints instead, so the bench writes ~150 MB of throwaway WAL and checkpoints first:
-# the run then measures that steady state.
-warm_wal() {
-  pg_sql -q -v ON_ERROR_STOP=1 -c "
-    CREATE TABLE wal_warmup AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 150000)" \
-    -c "DROP TABLE wal_warmup" -c "CHECKPOINT" >&2
-}
-
-# start_pods N: N gateways on ports 2808i (public) and 2909i (admin); sets URLS.
-start_pods() {
-  URLS=""
-  for i in $(seq 0 $(($1 - 1))); do
-    "$GATEWAY_BIN" serve --listen 127.0.0.1:2808$i --admin-listen 127.0.0.1:2909$i \
-      --pod-name pod-$i --data-dir "$WORK/pod-$i" --jwt-secret "$SECRET" --max-connections 60000 \
-      --database-url "$DATABASE_URL" \
-      --redis-url "redis://127.0.0.1:$REDIS_PORT" --key-prefix bench \
-      --pulsar-url "pulsar://127.0.0.1:$BROKER_PORT" --pulsar-admin-url "http://127.0.0.1:$BROKER_ADMIN" \
-      --pulsar-tenant public --pulsar-namespace chat >"$WORK/pod-$i.log" 2>&1 &
-    PIDS+=($!)
-    URLS+="${URLS:+,}ws://127.0.0.1:2808$i/ws"
-  done
-  for i in $(seq 0 $(($1 - 1))); do wait_for "http://127.0.0.1:2909$i/readyz" "pod-$i"; done
-}
+cluster_tools
 
 echo "bench-cluster: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), PostgreSQL fsync=$PG_FSYNC, gateway $GATEWAY_BIN" >&2
 
