@@ -49,7 +49,7 @@ class Coordinator {
     const o = this.opts;
     return {
       index: w, target: o.target, urls: o.urls, secret: o.secret, prefix: this.prefix, mode: o.mode,
-      window: o.window, rate: o.rate, messageBytes: o.messageBytes, concurrency: o.concurrency,
+      window: o.window, windowUntil: o.windowUntil, rate: o.rate, messageBytes: o.messageBytes, concurrency: o.concurrency,
       connectTimeoutMs: o.connectTimeoutMs, socketioClient: o.socketioClient, totalPairs: o.pairs,
       groupSize: o.groupSize,
       pairs: o.mode === 'direct' ? spread(o.pairs, o.procs, w) : [],

@@ -10,6 +10,9 @@ const USAGE = `usage: node load.js --target gateway|socketio --url URL[,URL...] 
                               (gateway: ws://host:port/ws; socketio: http://host:port)
   --pairs N                   sender/recipient pairs (200)
   --window N                  saturation: messages per sender not yet delivered (16)
+  --window-until delivered|reply  what frees a window slot: the delivery (recipient got it
+                              and the sender the notice; group: every member got it), or
+                              the send's reply, as chat-load's window
   --rate N                    instead of --window: N msg/s over all senders, paced evenly
   --group-size M              group mode: one sender, M members online who ack every delivery
                               (--window / --rate then count group messages)
@@ -33,6 +36,7 @@ const SPEC = {
   url: { type: 'string' },
   pairs: { type: 'string', default: '200' },
   window: { type: 'string', default: '16' },
+  'window-until': { type: 'string', default: 'delivered' },
   rate: { type: 'string' },
   'group-size': { type: 'string' },
   'warmup-seconds': { type: 'string', default: '3' },
@@ -70,6 +74,7 @@ function parse(argv) {
   if (v.target !== 'gateway' && v.target !== 'socketio') throw new Error('--target must be gateway or socketio');
   if (!v.url) throw new Error('--url is required');
   if (!['raw', 'official'].includes(v['socketio-client'])) throw new Error('--socketio-client must be raw or official');
+  if (!['delivered', 'reply'].includes(v['window-until'])) throw new Error('--window-until must be delivered or reply');
   const labels = {};
   for (const label of v.label) {
     const eq = label.indexOf('=');
@@ -84,6 +89,7 @@ function parse(argv) {
     mode: groupSize === null ? 'direct' : 'group',
     pairs: number(v.pairs, 'pairs', { min: 1 }),
     window: number(v.window, 'window', { min: 1 }),
+    windowUntil: v['window-until'],
     rate: v.rate === undefined ? null : number(v.rate, 'rate', { min: 0.001, integer: false }),
     groupSize,
     warmupSeconds: number(v['warmup-seconds'], 'warmup-seconds', { integer: false }),

@@ -41,6 +41,7 @@ function build(opts, reports, group, cpu, drainSeconds) {
     mode: opts.mode,
     load: opts.rate === null ? 'window' : 'rate',
     window: opts.rate === null ? opts.window : null,
+    window_until: opts.rate === null ? opts.windowUntil : undefined,
     rate: opts.rate,
     pairs: opts.mode === 'direct' ? opts.pairs : null,
     group_size: opts.groupSize,
@@ -86,7 +87,7 @@ function human(r) {
   const what = r.mode === 'group'
     ? `group of ${int(r.group_size)} online members`
     : `1:1, ${int(r.pairs)} pairs`;
-  const load = r.load === 'rate' ? `${int(r.rate)} msg/s offered` : `saturation, window ${r.window}`;
+  const load = r.load === 'rate' ? `${int(r.rate)} msg/s offered` : `saturation, window ${r.window} until ${r.window_until}`;
   const unit = r.mode === 'group' ? 'deliveries' : 'msg';
   const lines = [
     `${r.target} (${r.urls.join(', ')}): ${what}, ${load}, ${r.duration_s} s measured after ${r.warmup_s} s warm-up, ${r.procs} load process(es)`,

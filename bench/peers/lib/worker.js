@@ -4,9 +4,9 @@
 // delivery, times each message and reports to the coordinator (load.js) over a message channel.
 //
 // Direct: a message is delivered once the recipient got it AND the sender got the delivered
-// notice (and its reply); the window counts messages not yet delivered. Group: each member's
-// receipt is a delivery; the coordinator counts them per message and tells worker 0 when all
-// members have one, which frees that message's slot in the sender's window.
+// notice (and its reply). Group: each member's receipt is a delivery; the coordinator counts
+// them per message and tells worker 0 when all members have one. The window counts a sender's
+// messages not yet delivered (to every member), or with `windowUntil: 'reply'` not yet answered.
 
 const { connectionClass } = require('./transport');
 const { Histogram } = require('./histogram');
@@ -114,6 +114,7 @@ class Worker {
     this.groupId = await this.groupSender.createGroup(`${prefix}-g`, members);
     await this.groupSender.joinGroup(this.groupId);
     this.groupMsgs = new Map();
+    this.groupOutstanding = 0;
     this.groupSender.onDelivered = () => {};
     this.post({ op: 'group', groupId: this.groupId });
   }
@@ -225,6 +226,7 @@ class Worker {
     if (this.inWindow(rec.sentUs)) this.reply.record(now - rec.sentUs);
     if (pair.earlyNotices.delete(r.messageId)) rec.noticeUs = now;
     else pair.byId.set(r.messageId, n);
+    if (this.c.windowUntil === 'reply') this.slotFreed(pair);
     this.maybeComplete(pair, n, rec, now);
   }
 
@@ -258,7 +260,7 @@ class Worker {
     pair.msgs.delete(n);
     this.completed += 1;
     if (this.inWindow(now)) this.completedInWindow += 1;
-    this.slotFreed(pair);
+    if (this.c.windowUntil !== 'reply') this.slotFreed(pair);
   }
 
   slotFreed(pair) {
@@ -269,7 +271,7 @@ class Worker {
   // --- groups ---------------------------------------------------------------------------------
 
   fillGroup() {
-    while (this.groupMsgs.size < this.c.window) {
+    while (this.groupOutstanding < this.c.window) {
       const now = this.now();
       if (!this.stillSending(now)) return;
       this.sendGroupMessage(now);
@@ -282,16 +284,17 @@ class Worker {
     if (this.inWindow(now)) this.sentInWindow += 1;
     const rec = { sentUs: now, replied: false, complete: false };
     this.groupMsgs.set(n, rec);
+    this.groupOutstanding += 1;
     this.groupSender.sendGroup(this.groupId, payload(now, n, this.c.messageBytes), `g${n}`, (err) => {
       if (err) {
         this.problem(`send:${err}`);
         this.groupFailed.push(n);
         this.groupMsgs.delete(n);
-        if (!this.c.rate) this.fillGroup();
-        return;
+        return this.groupSlotFreed();
       }
       rec.replied = true;
       if (this.inWindow(rec.sentUs)) this.reply.record(this.now() - rec.sentUs);
+      if (this.c.windowUntil === 'reply') this.groupSlotFreed();
       this.groupDone(n, rec);
     });
   }
@@ -309,6 +312,11 @@ class Worker {
     this.groupMsgs.delete(n);
     this.completed += 1;
     if (this.inWindow(this.now())) this.completedInWindow += 1;
+    if (this.c.windowUntil !== 'reply') this.groupSlotFreed();
+  }
+
+  groupSlotFreed() {
+    this.groupOutstanding -= 1;
     if (!this.c.rate) this.fillGroup();
   }
 

@@ -74,6 +74,8 @@ test('Socket.IO peer: direct at saturation, paced, group, official client', asyn
   const group = load([...base, '--group-size', '20', '--window', '2']);
   assertClean(group);
   assertClean(load([...base, '--pairs', '3', '--window', '2', '--socketio-client', 'official']));
+  assertClean(load([...base, '--pairs', '3', '--window', '2', '--window-until', 'reply', '--group-size', '5']));
+  assertClean(load([...base, '--pairs', '3', '--window', '2', '--window-until', 'reply']));
 });
 
 test('Socket.IO peer: two processes joined by the Redis adapter act as one', async (t) => {
@@ -98,5 +100,6 @@ test('chat-gateway: direct and group over the wire protocol', async (t) => {
   await ready(`http://127.0.0.1:${admin}/readyz`);
   const base = ['--target', 'gateway', '--url', `ws://127.0.0.1:${port}/ws`, '--server-pids', `${gw.pid}`];
   assertClean(load([...base, '--pairs', '5', '--window', '4']));
+  assertClean(load([...base, '--pairs', '5', '--window', '4', '--window-until', 'reply']));
   assertClean(load([...base, '--group-size', '20', '--window', '2']));
 });
