@@ -75,3 +75,22 @@ test('report: group losses and duplicates per message, failed sends left out', (
   assert.strictEqual(r.delivered, 9);
   assert.strictEqual(r.server_cpu_ms_per_1k, null);
 });
+
+test('ratios: gateway over Socket.IO per pair, medians per scenario', () => {
+  const { compare, table, median } = require('../ratios');
+  assert.strictEqual(median([3, 1, 2]), 2);
+  assert.strictEqual(median([4, 1, 2, 3]), 2.5);
+  assert.strictEqual(median([]), null);
+  const run = (scenario, pair, target, rate, cpu, p99) => ({
+    scenario, pair, target, delivered_per_s: rate, server_cpu_ms_per_1k: cpu, deliver_ms: { p99 }, lost: 0, errors_total: 0,
+  });
+  const out = compare([
+    run('saturation', 1, 'gateway', 100, 10, 4), run('saturation', 1, 'socketio', 200, 5, 2),
+    run('saturation', 2, 'socketio', 100, 5, 2), run('saturation', 2, 'gateway', 100, 5, 2),
+    run('saturation', 3, 'gateway', 300, 20, 8), run('saturation', 3, 'socketio', 100, 5, 2),
+    run('group', 1, 'gateway', 1, 1, 1),
+  ]);
+  assert.strictEqual(out.rows.length, 3, 'a pair missing one side has no ratio');
+  assert.deepStrictEqual(out.medians.get('saturation'), [1, 2, 2]);
+  assert.match(table(out), /saturation median = 1\.00/);
+});
