@@ -15,3 +15,5 @@ process.on('message', (m) => {
     worker.handle(m);
   }
 });
+// The coordinator has gone (finished or failed): so does this process.
+process.on('disconnect', () => process.exit(0));
