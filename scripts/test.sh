@@ -13,5 +13,9 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --locked --no-fail-fast
+echo "== bench/peers (node --test: the Socket.IO peer and the load client against real servers)" >&2
+cargo build --locked -p chat-gateway
+(cd bench/peers && npm ci --no-audit --no-fund --loglevel=error \
+  && GATEWAY_BIN="$PWD/../../target/debug/chat-gateway" npm test)
 echo "== chart (helm lint/template, kubernetes-validate, CRD copy)" >&2
 scripts/chart-test.sh
