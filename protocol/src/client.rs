@@ -9,6 +9,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+mod fast;
+
 use crate::ids::{ConversationId, GroupId, IdError, MessageId, UserId};
 use crate::kind;
 use crate::limits::{MAX_CLIENT_MSG_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT};
@@ -204,6 +206,11 @@ impl ClientFrame {
 
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        fast::parse(text).map_or_else(|| Self::parse_general(text), Ok)
+    }
+
+    /// Every frame, with what is wrong when it breaks a rule ([`fast`] reads the common ones).
+    fn parse_general(text: &str) -> Result<ClientFrame, FrameError> {
         let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
             let message = if e.is_data() {
                 "frame must be a JSON object with a numeric \"type\"".to_owned()
@@ -215,11 +222,7 @@ impl ClientFrame {
                 message,
             }
         })?;
-        let request_id = match raw.request_id {
-            Value::String(s) => Some(RequestId::Text(s)),
-            Value::Number(n) => Some(RequestId::Number(n)),
-            _ => None,
-        };
+        let request_id = request_id(raw.request_id);
         let fail = |message: String| FrameError {
             request_id: request_id.clone(),
             message,
@@ -246,6 +249,15 @@ impl ClientFrame {
     /// The frame as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a client frame serialises")
+    }
+}
+
+/// A `requestId` as sent: a string or a number; anything else is no id.
+fn request_id(v: Value) -> Option<RequestId> {
+    match v {
+        Value::String(s) => Some(RequestId::Text(s)),
+        Value::Number(n) => Some(RequestId::Number(n)),
+        _ => None,
     }
 }
 

@@ -159,3 +159,99 @@ fn every_request_round_trips_through_its_json() {
         assert_eq!(ClientFrame::parse(&frame.to_json()).unwrap(), frame);
     }
 }
+
+/// The fast path gives every frame it reads exactly what the general path gives, over every
+/// combination of present, absent, null, mistyped and rule-breaking parameters.
+#[test]
+fn the_fast_path_agrees_with_the_general_one() {
+    let long = format!("\"{}\"", "x".repeat(200));
+    let kinds = ["1", "9", "15", "3", "21", "8", "1.0"];
+    let to = [
+        "",
+        "\"toMessageId\":null,",
+        "\"toMessageId\":\"bob\",",
+        "\"toMessageId\":\"\",",
+        "\"toMessageId\":5,",
+        "\"toMessageId\":\"a\\\"b\",",
+    ];
+    let message = [
+        "",
+        "\"message\":null,",
+        "\"message\":\"hi\",",
+        "\"message\":\"e\\n\\u00e9\",",
+        "\"message\":3,",
+    ];
+    let file_type = [
+        "",
+        "\"fileType\":null,",
+        "\"fileType\":0,",
+        "\"fileType\":7,",
+        "\"fileType\":-1,",
+        "\"fileType\":2147483648,",
+        "\"fileType\":\"2\",",
+        "\"fileType\":1.5,",
+        "\"fileType\":true,",
+    ];
+    let cmid = [
+        String::new(),
+        "\"clientMsgId\":null,".into(),
+        "\"clientMsgId\":\"c1\",".into(),
+        "\"clientMsgId\":\"\",".into(),
+        format!("\"clientMsgId\":{long},"),
+    ];
+    let msgid = [
+        "",
+        "\"msgid\":\"m1\",",
+        "\"msgid\":\"\",",
+        "\"msgid\":null,",
+        "\"msgid\":3,",
+        "\"msgid\":\"m1\",\"msgid\":\"m2\",",
+    ];
+    let request_id = [
+        "",
+        ",\"requestId\":\"r\"",
+        ",\"requestId\":7",
+        ",\"requestId\":null",
+        ",\"requestId\":{}",
+    ];
+    let (mut fast, mut total) = (0, 0);
+    for k in kinds {
+        for t in to {
+            for m in message {
+                for f in file_type {
+                    for c in &cmid {
+                        for a in msgid {
+                            for r in request_id {
+                                let params = format!("{t}{m}{f}{c}{a}\"z\":1");
+                                let text = format!("{{\"type\":{k},\"params\":{{{params}}}{r}}}");
+                                total += 1;
+                                if let Some(frame) = fast::parse(&text) {
+                                    fast += 1;
+                                    assert_eq!(
+                                        Ok(frame),
+                                        ClientFrame::parse_general(&text),
+                                        "{text}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        fast > 1000 && fast < total,
+        "{fast} of {total} frames took the fast path"
+    );
+    // Not an object, or no params: the general path's answer.
+    for text in [
+        r#"{"type":1,"params":"x"}"#,
+        r#"{"type":15}"#,
+        r#"{"type":15,"params":null}"#,
+        "[1]",
+        "{",
+    ] {
+        assert!(fast::parse(text).is_none(), "{text}");
+    }
+}
