@@ -73,8 +73,8 @@ pub struct ConnectArgs {
     #[arg(long, env = "CHAT_LOAD_HEARTBEAT_SECONDS")]
     pub heartbeat_seconds: Option<u64>,
     /// tungstenite's per-connection read buffer in bytes (allocated up front; its 128 KiB
-    /// default would dominate the client's memory with many connections). Default: 4096 for
-    /// idle, 65536 for throughput.
+    /// default would dominate the client's memory with many connections). tungstenite
+    /// zero-fills it before every socket read, so a large one also costs CPU. Default: 4096.
     #[arg(long, env = "CHAT_LOAD_READ_BUFFER_BYTES")]
     pub read_buffer_bytes: Option<usize>,
 }
