@@ -1,6 +1,9 @@
-//! `chat-load`: real WebSocket clients for chat-gateway. `idle` prices an idle connection in
-//! server memory; `throughput` measures stored/delivered rates and latency percentiles. Progress
-//! goes to stderr, the report to stdout, and with `--json` one JSON object as its last line.
+//! `chat-load`: real WebSocket clients for chat-gateway, in five scenarios — `idle` (server
+//! memory per connection), `direct` alias `throughput` (1:1 rates, latency, CPU per message),
+//! `cross-pod` (direct across gateways), `group` (fan-out to an online group) and `storm`
+//! (everyone reconnects at once). A progress line goes to stderr once a second, the report to
+//! stdout; `--out` writes it as JSON with the per-second timeline, `--json` adds it as the last
+//! stdout line. `--procs K` splits the clients over K processes.
 
 #![allow(
     missing_docs,
@@ -8,53 +11,39 @@
     reason = "test support and tools, not a library API: the workspace lints are for the libraries"
 )]
 
+mod app;
 mod cli;
 mod client;
+mod cost;
+mod direct;
+mod group;
+mod histogram;
 mod identity;
 mod idle;
+mod live;
 mod pacing;
+mod probe;
 mod procfs;
+mod procs;
 mod protocol;
+mod runner;
+mod scenario;
 mod stats;
-mod throughput;
+mod storm;
+mod validate;
 
-use std::fmt::Display;
 use std::process::ExitCode;
 
 use clap::Parser;
-use serde::Serialize;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    match app::run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = cli.worker_threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let runtime = runtime.enable_all().build()?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Idle(args) => print(&idle::run(args).await?, cli.json),
-            Command::Throughput(args) => print(&throughput::run(args).await?, cli.json),
-        }
-    })
-}
-
-fn print<R: Display + Serialize>(report: &R, json: bool) -> anyhow::Result<()> {
-    print!("{report}");
-    if json {
-        println!("{}", serde_json::to_string(report)?);
-    }
-    Ok(())
 }

@@ -1,15 +1,26 @@
-//! The load's use of the wire protocol (DESIGN.md §3): the two frames it sends, numbered so that
+//! The load's use of the wire protocol (DESIGN.md §3): the frames it sends, numbered so that
 //! replies and deliveries are matched to them, and the payload format that carries the send
 //! timestamp from sender to recipient. Reading frames is `chat_client::peek`'s.
 //!
 //! Everything here is pure: the connection loops feed it text and send what it returns.
 
-use chat_protocol::{ClientFrame, IdError, MessageId, Request, RequestId, UserId};
+use chat_protocol::{ClientFrame, GroupId, IdError, MessageId, Request, RequestId, UserId};
 
 /// SEND (type 1) of message number `n` to `to`: `clientMsgId` is `c<n>`, `requestId` `r<n>`.
 pub fn send_frame(to: &UserId, n: u64, message: String) -> String {
     let request = Request::Send {
         to: to.clone(),
+        message,
+        file_type: 0,
+        client_msg_id: Some(format!("c{n}")),
+    };
+    ClientFrame::new(request, Some(RequestId::Text(format!("r{n}")))).to_json()
+}
+
+/// SEND to a group (type 9) of message number `n`, numbered as [`send_frame`].
+pub fn group_send_frame(group: &GroupId, n: u64, message: String) -> String {
+    let request = Request::SendGroup {
+        group_id: group.clone(),
         message,
         file_type: 0,
         client_msg_id: Some(format!("c{n}")),

@@ -1,26 +1,28 @@
-//! One sender: sends numbered 1:1 messages to its recipient — paced on its [`Schedule`] or keeping
-//! a window of sends outstanding — and times each until its reply 0 (durably stored).
+//! One sender: sends numbered messages to its recipient or group — paced on its [`Schedule`] or
+//! keeping a window of sends outstanding — and times each until its reply 0 (durably stored).
+//! A group's sender is a member too: it acks the other senders' messages as a [`Recipient`].
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::time::{sleep_until, Instant};
-use tokio_tungstenite::tungstenite::{self, Message};
 
-use chat_client::connect::{classify, close, Event, Ws};
+use chat_client::connect::{classify, close, Event};
 use chat_client::keepalive::{phase, Keepalive};
 use chat_client::peek::{peek, request_id_text, Peek};
 use chat_client::Connection;
-use chat_protocol::UserId;
+use chat_protocol::{GroupId, UserId};
 
+use super::recipient::{Recipient, RecipientReport};
 use super::{Run, Window};
+use crate::client::send_all;
+use crate::live::Live;
 use crate::pacing::Schedule;
 use crate::protocol;
-use crate::stats::{Counts, Samples};
+use crate::stats::Counts;
 
 /// How a sender decides when to send.
 #[derive(Debug, Clone, Copy)]
@@ -39,10 +41,6 @@ pub struct SenderReport {
     pub stored_in_window: u64,
     /// `stored[n]`: message `n` got its reply 0.
     pub stored: Vec<bool>,
-    /// Send to reply 0, µs, for messages sent in the measured window.
-    pub store_latency: Samples,
-    /// Paced mode: how late each send left compared with its schedule, µs.
-    pub lag: Samples,
     pub errors: Counts<u16>,
     /// Sends with neither reply 0 nor an error by the end.
     pub unanswered: u64,
@@ -51,11 +49,23 @@ pub struct SenderReport {
     pub unparsed: u64,
     /// Why the connection ended early, if it did.
     pub ended: Option<String>,
+    /// A group sender's deliveries (the other senders' messages).
+    pub member: Option<RecipientReport>,
+}
+
+/// Where a sender's messages go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// SEND (1) to a user.
+    User(UserId),
+    /// SEND (9) to a group.
+    Group(GroupId),
 }
 
 /// A sender's protocol state, free of I/O.
 pub struct Sender {
-    to: UserId,
+    to: Target,
+    member: Option<Recipient>,
     message_bytes: usize,
     window: Window,
     run: Arc<Run>,
@@ -66,11 +76,18 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender counted in `run.counters.sending` until it stops.
+    /// A sender to user `to`, counted in `run.counters.sending` until it stops.
     pub fn new(to: String, message_bytes: usize, run: Arc<Run>) -> Self {
+        let to = Target::User(UserId::parse(to).expect("the load's user ids are valid ids"));
+        Self::to(to, None, message_bytes, run)
+    }
+
+    /// A sender to `to`; `member` takes the deliveries it receives.
+    pub fn to(to: Target, member: Option<Recipient>, message_bytes: usize, run: Arc<Run>) -> Self {
         run.counters.sending.fetch_add(1, Ordering::Relaxed);
         Self {
-            to: UserId::parse(to).expect("the load's user ids are valid ids"),
+            to,
+            member,
             message_bytes,
             window: run.window,
             run,
@@ -100,11 +117,16 @@ impl Sender {
         }
         self.report.stored.push(false);
         self.outstanding.insert(n, now_us);
+        Live::add(&self.run.live.sent, 1);
         self.run
             .counters
             .outstanding
             .fetch_add(1, Ordering::Relaxed);
-        protocol::send_frame(&self.to, n, protocol::payload(now_us, self.message_bytes))
+        let text = protocol::payload(now_us, self.message_bytes);
+        match &self.to {
+            Target::User(to) => protocol::send_frame(to, n, text),
+            Target::Group(group) => protocol::group_send_frame(group, n, text),
+        }
     }
 
     /// Paced mode: the frames of every message due by `elapsed` (recording how late each is) and
@@ -120,7 +142,7 @@ impl Sender {
         let mut frames = Vec::new();
         while self.report.sent < due {
             let late = elapsed.saturating_sub(schedule.at(self.report.sent));
-            self.report.lag.record(late.as_micros() as u64);
+            self.run.send_lag.record(late.as_micros() as u64);
             frames.push(self.next_frame(now_us));
         }
         let next_at = schedule.at(self.report.sent);
@@ -138,36 +160,40 @@ impl Sender {
         self.outstanding.len()
     }
 
-    /// Applies one server frame received at `now_us`.
-    pub fn on_text(&mut self, text: &str, now_us: u64) {
-        match peek(text) {
+    /// Applies one server frame received at `now_us`; returns the ACK of a delivery.
+    pub fn on_text(&mut self, text: &str, now_us: u64) -> Option<String> {
+        let frame = peek(text);
+        if let (Some(member), Some(Peek::Deliver(_))) = (&mut self.member, &frame) {
+            return member.on_peek(frame, now_us);
+        }
+        match frame {
             Some(Peek::Stored(stored)) => {
                 let request_id = stored.request_id.map(request_id_text);
-                let Some(sent_us) = self.answered(request_id) else {
-                    return;
-                };
+                let sent_us = self.answered(request_id)?;
                 let n = request_id.and_then(protocol::request_number);
                 if let Some(slot) = n.and_then(|n| self.report.stored.get_mut(n as usize)) {
                     *slot = true;
                 }
-                self.run.counters.stored.fetch_add(1, Ordering::Relaxed);
+                Live::add(&self.run.live.stored, 1);
                 if self.window.contains(now_us) {
                     self.report.stored_in_window += 1;
                 }
                 if self.window.contains(sent_us) {
-                    self.report
+                    self.run
                         .store_latency
                         .record(now_us.saturating_sub(sent_us));
                 }
             }
             Some(Peek::Error { status, request_id }) => {
                 self.report.errors.add(status);
+                Live::add(&self.run.live.errors, 1);
                 self.answered(request_id.map(request_id_text));
             }
             Some(Peek::DeliveredNotice) => self.report.notices += 1,
             Some(_) => {}
             None => self.report.unparsed += 1,
         }
+        None
     }
 
     /// Removes an answered send from the outstanding ones, returning its send time.
@@ -188,6 +214,7 @@ impl Sender {
             .counters
             .outstanding
             .fetch_sub(self.outstanding.len() as i64, Ordering::Relaxed);
+        self.report.member = self.member.take().map(|m| m.finish(None));
         self.report.ended = ended;
         self.report
     }
@@ -216,10 +243,10 @@ pub async fn drive(
             biased;
             _ = run.shutdown.cancelled() => break None,
             item = stream.next() => match classify(item) {
-                Event::Text(text) => {
-                    sender.on_text(&text, run.now_us());
-                    Ok(())
-                }
+                Event::Text(text) => match sender.on_text(&text, run.now_us()) {
+                    Some(ack) => send_all(&mut sink, vec![ack]).await,
+                    None => Ok(()),
+                },
                 Event::Ignore => Ok(()),
                 Event::Ended(reason) => break Some(reason),
             },
@@ -255,32 +282,12 @@ pub async fn drive(
     sender.finish(ended)
 }
 
-/// Writes frames and flushes once.
-pub async fn send_all(
-    sink: &mut SplitSink<Ws, Message>,
-    frames: Vec<String>,
-) -> Result<(), String> {
-    let write = async {
-        for frame in frames {
-            sink.feed(Message::text(frame)).await?;
-        }
-        sink.flush().await
-    };
-    write
-        .await
-        .map_err(|e: tungstenite::Error| format!("send failed: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sender() -> Sender {
-        Sender::new(
-            "bob".into(),
-            32,
-            Arc::new(Run::new(Duration::from_secs(1), Duration::from_secs(2))),
-        )
+        Sender::new("bob".into(), 32, super::super::tests::run(1, 2))
     }
 
     #[test]
@@ -295,14 +302,16 @@ mod tests {
             1_504_000,
         );
         assert_eq!(s.outstanding(), 0);
-        assert_eq!(s.run.counters.stored.load(Ordering::Relaxed), 1);
+        assert_eq!(s.run.live.stored.load(Ordering::Relaxed), 1);
+        assert_eq!(s.run.live.sent.load(Ordering::Relaxed), 1);
+        let run = s.run.clone();
         let report = s.finish(None);
         assert_eq!(report.stored, vec![true]);
         assert_eq!(
             (report.sent, report.sent_in_window, report.stored_in_window),
             (1, 1, 1)
         );
-        assert_eq!(report.store_latency.summary().max_ms, 4.0);
+        assert_eq!(run.store_latency.snapshot().max(), 4_000);
     }
 
     #[test]
@@ -324,9 +333,11 @@ mod tests {
         );
         s.on_text("garbage", 1_000_500);
         assert_eq!(s.outstanding(), 0);
+        let run = s.run.clone();
         let report = s.finish(None);
         assert_eq!(report.stored, vec![true, false]);
-        assert_eq!(report.store_latency.len(), 0);
+        assert_eq!(run.store_latency.snapshot().count(), 0);
+        assert_eq!(run.live.errors.load(Ordering::Relaxed), 1);
         assert_eq!(report.stored_in_window, 1);
         assert_eq!(report.errors.to_string(), "429: 1");
         assert_eq!((report.unparsed, report.unanswered), (1, 0));
@@ -344,10 +355,16 @@ mod tests {
         assert_eq!((frames.len(), next), (3, Some(Duration::from_millis(400))));
         let (frames, next) = s.paced_batch(&schedule, Duration::from_secs(10));
         assert_eq!((frames.len(), next), (26, None));
+        let run = s.run.clone();
         let report = s.finish(None);
         assert_eq!(report.sent, 30);
-        let lag = report.lag.summary();
-        assert_eq!((lag.count, lag.p50_ms, lag.max_ms), (30, 8100.0, 9600.0));
+        let lag = run.send_lag.snapshot();
+        assert_eq!((lag.count(), lag.max()), (30, 9_600_000));
+        let p50 = lag.percentile(50.0);
+        assert!(
+            (8_100_000..8_100_000 + 8_100_000 / 64).contains(&p50),
+            "{p50}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! One recipient: acks every delivery (as a real client must, or the server resends), notes which
-//! of its sender's messages arrived, and times each from the send time embedded in its text.
+//! One recipient (a group member too): acks every delivery (as a real client must, or the
+//! server resends), notes which of its senders' messages arrived, and times each from the send
+//! time embedded in its text.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ use chat_client::keepalive::{phase, Keepalive};
 use chat_client::peek::{peek, Peek};
 use chat_client::Connection;
 
-use super::sender::send_all;
 use super::{Run, Window};
+use crate::client::send_all;
+use crate::live::Live;
 use crate::protocol;
 use crate::stats::{Counts, Timeline};
 
@@ -24,16 +26,18 @@ const MAX_BATCH: usize = 256;
 /// What one recipient saw.
 #[derive(Debug, Default)]
 pub struct RecipientReport {
-    /// `delivered[n]`: message `n` of this recipient's sender arrived.
-    pub delivered: Vec<bool>,
+    /// `delivered[s][n]`: message `n` of sender `s` (of the ids given to [`Recipient::new`])
+    /// arrived.
+    pub delivered: Vec<Vec<bool>>,
     pub delivered_in_window: u64,
-    /// Send to delivery, µs, by send time, for messages sent in the measured window.
-    pub deliver_latency: Timeline,
+    /// With `--timeline-ms`: send to delivery, µs, by send time, for messages sent in the
+    /// measured window.
+    pub by_send_time: Timeline,
     /// Deliveries of a message already delivered (server resends, `retry: true` or not).
     pub duplicates: u64,
     /// Deliveries flagged `retry: true`.
     pub retries: u64,
-    /// Deliveries that were not a numbered message from this recipient's sender.
+    /// Deliveries that were not a numbered message from one of this recipient's senders.
     pub uncorrelated: u64,
     /// Errors the server answered acks with.
     pub errors: Counts<u16>,
@@ -43,25 +47,42 @@ pub struct RecipientReport {
 
 /// A recipient's protocol state, free of I/O.
 pub struct Recipient {
-    sender_id: String,
+    /// Sender id → its index.
+    senders: HashMap<String, usize>,
+    /// Keep latencies by send time (`--timeline-ms`).
+    by_send_time: bool,
     window: Window,
     run: Arc<Run>,
     report: RecipientReport,
 }
 
 impl Recipient {
-    pub fn new(sender_id: String, run: Arc<Run>) -> Self {
+    /// A recipient of the messages of `senders` (one for 1:1, the other senders of a group).
+    pub fn new(senders: &[String], timeline_ms: Option<u64>, run: Arc<Run>) -> Self {
         Self {
-            sender_id,
+            senders: senders
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect(),
+            by_send_time: timeline_ms.is_some(),
             window: run.window,
             run,
-            report: RecipientReport::default(),
+            report: RecipientReport {
+                delivered: vec![Vec::new(); senders.len()],
+                ..RecipientReport::default()
+            },
         }
     }
 
     /// Applies one server frame received at `now_us`; returns the ACK to send, if any.
     pub fn on_text(&mut self, text: &str, now_us: u64) -> Option<String> {
-        match peek(text) {
+        self.on_peek(peek(text), now_us)
+    }
+
+    /// [`Recipient::on_text`] of a frame already looked at.
+    pub fn on_peek(&mut self, frame: Option<Peek<'_>>, now_us: u64) -> Option<String> {
+        match frame {
             Some(Peek::Deliver(delivery)) => {
                 // Acked whatever it is, or the server resends it; an id the protocol would
                 // refuse cannot be acked (and is not the server's).
@@ -70,38 +91,43 @@ impl Recipient {
                     return None;
                 };
                 self.report.retries += u64::from(delivery.retry);
+                let sender = self.senders.get(delivery.from_user.as_ref()).copied();
                 let n = delivery
                     .client_msg_id
                     .as_deref()
-                    .and_then(protocol::client_msg_number)
-                    .filter(|_| delivery.from_user == self.sender_id);
-                let Some(n) = n else {
+                    .and_then(protocol::client_msg_number);
+                let (Some(sender), Some(n)) = (sender, n) else {
                     self.report.uncorrelated += 1;
                     return Some(ack);
                 };
-                let n = n as usize;
-                if self.report.delivered.len() <= n {
-                    self.report.delivered.resize(n + 1, false);
+                let (delivered, n) = (&mut self.report.delivered[sender], n as usize);
+                if delivered.len() <= n {
+                    delivered.resize(n + 1, false);
                 }
-                if std::mem::replace(&mut self.report.delivered[n], true) {
+                if std::mem::replace(&mut delivered[n], true) {
                     self.report.duplicates += 1;
                     return Some(ack);
                 }
-                self.run.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                let live = &self.run.live;
+                Live::add(&live.completed, 1);
                 if self.window.contains(now_us) {
                     self.report.delivered_in_window += 1;
                 }
                 if let Some(sent_us) = protocol::payload_sent_us(&delivery.message) {
+                    let latency = now_us.saturating_sub(sent_us);
+                    live.latency.record(latency);
                     if self.window.contains(sent_us) {
-                        self.report
-                            .deliver_latency
-                            .record(sent_us, now_us.saturating_sub(sent_us));
+                        self.run.deliver_latency.record(latency);
+                        if self.by_send_time {
+                            self.report.by_send_time.record(sent_us, latency);
+                        }
                     }
                 }
                 Some(ack)
             }
             Some(Peek::Error { status, .. }) => {
                 self.report.errors.add(status);
+                Live::add(&self.run.live.errors, 1);
                 None
             }
             Some(_) => None,
@@ -112,7 +138,7 @@ impl Recipient {
         }
     }
 
-    fn finish(mut self, ended: Option<String>) -> RecipientReport {
+    pub fn finish(mut self, ended: Option<String>) -> RecipientReport {
         self.report.ended = ended;
         self.report
     }
@@ -170,6 +196,7 @@ pub async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn envelope(
         envelope_id: &str,
@@ -192,8 +219,7 @@ mod tests {
     }
 
     fn recipient() -> Recipient {
-        let run = Arc::new(Run::new(Duration::from_secs(1), Duration::from_secs(2)));
-        Recipient::new("alice".into(), run)
+        Recipient::new(&["alice".into()], Some(100), super::super::tests::run(1, 2))
     }
 
     #[test]
@@ -212,9 +238,10 @@ mod tests {
         assert!(r
             .on_text(&envelope("e1", "alice", "c3", &text, true), 1_300_000)
             .is_some());
-        assert_eq!(r.run.counters.delivered.load(Ordering::Relaxed), 1);
+        assert_eq!(r.run.live.completed.load(Ordering::Relaxed), 1);
+        let run = r.run.clone();
         let report = r.finish(None);
-        assert_eq!(report.delivered, vec![false, false, false, true]);
+        assert_eq!(report.delivered, vec![vec![false, false, false, true]]);
         assert_eq!(
             (
                 report.duplicates,
@@ -223,7 +250,9 @@ mod tests {
             ),
             (1, 1, 1)
         );
-        assert_eq!(report.deliver_latency.summary().max_ms, 7.0);
+        assert_eq!(run.deliver_latency.snapshot().max(), 7_000);
+        assert_eq!(run.live.latency.snapshot().count(), 1);
+        assert_eq!(report.by_send_time.len(), 1);
     }
 
     #[test]
@@ -248,9 +277,9 @@ mod tests {
         );
         let report = r.finish(None);
         assert_eq!(report.uncorrelated, 2);
-        assert_eq!(report.delivered, vec![true]);
+        assert_eq!(report.delivered, vec![vec![true]]);
         assert_eq!(report.delivered_in_window, 0);
-        assert_eq!(report.deliver_latency.len(), 0);
+        assert_eq!(report.by_send_time.len(), 0);
         assert_eq!(report.errors.to_string(), "429: 1");
     }
 }
