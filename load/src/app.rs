@@ -1,5 +1,5 @@
 //! From the command line to the output: check the arguments, run the scenario here or in
-//! `--procs` children, then print the table, write `--out`, and print `--json`.
+//! `--procs` children, then print the table, write `--out` and `--plot`, and print `--json`.
 
 use std::fmt::Display;
 
@@ -11,11 +11,12 @@ use crate::direct::Direct;
 use crate::group::Group;
 use crate::identity::run_prefix;
 use crate::idle::Idle;
+use crate::live::Units;
 use crate::probe::Targets;
 use crate::procs::{self, ChildConfig};
 use crate::scenario::{read_config, Gate, Scenario};
 use crate::storm::Storm;
-use crate::{procfs, runner, validate};
+use crate::{plot, procfs, runner, validate};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -60,6 +61,7 @@ async fn top(
         output,
         worker_threads,
         targets,
+        title: name,
     };
     match &command {
         Command::Idle(a) => top.go(&Idle { args: a.clone() }).await,
@@ -89,6 +91,7 @@ struct Top<'a> {
     output: &'a Output,
     worker_threads: Option<usize>,
     targets: Targets,
+    title: &'static str,
 }
 
 impl Top<'_> {
@@ -100,18 +103,33 @@ impl Top<'_> {
         } else {
             runner::local(scenario, &self.targets).await?
         };
+        let timeline = watched.timeline.clone();
         let report = scenario.report(tally, watched);
-        emit(&report, self.output)
+        emit(
+            &report,
+            self.output,
+            (self.title, scenario.units()),
+            &timeline,
+        )
     }
 }
 
-/// Prints the table, writes `--out`, and prints `--json` last.
-fn emit<R: Display + Serialize>(report: &R, output: &Output) -> anyhow::Result<()> {
+/// Prints the table, writes `--out` and `--plot`, and prints `--json` last.
+fn emit<R: Display + Serialize>(
+    report: &R,
+    output: &Output,
+    (title, units): (&str, Units),
+    timeline: &[crate::live::Second],
+) -> anyhow::Result<()> {
     print!("{report}");
     if let Some(path) = &output.out {
         std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
             .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &output.plot {
+        plot::draw(path, &format!("chat-load {title}"), units, timeline)?;
+        eprintln!("plotted {}", path.display());
     }
     if output.json {
         println!("{}", serde_json::to_string(report)?);

@@ -38,6 +38,9 @@ pub struct Output {
     /// JSON file.
     #[arg(long, global = true, env = "CHAT_LOAD_OUT")]
     pub out: Option<PathBuf>,
+    /// Draw throughput and p50/p99 latency per second into this PNG file.
+    #[arg(long, global = true, env = "CHAT_LOAD_PLOT")]
+    pub plot: Option<PathBuf>,
     /// Run the clients in this many chat-load child processes (each with its share of the
     /// connections and its own user prefix) and merge their results: one process holds at most
     /// ~19.9k sockets here.

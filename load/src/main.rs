@@ -2,8 +2,8 @@
 //! memory per connection), `direct` alias `throughput` (1:1 rates, latency, CPU per message),
 //! `cross-pod` (direct across gateways), `group` (fan-out to an online group) and `storm`
 //! (everyone reconnects at once). A progress line goes to stderr once a second, the report to
-//! stdout; `--out` writes it as JSON with the per-second timeline, `--json` adds it as the last
-//! stdout line. `--procs K` splits the clients over K processes.
+//! stdout; `--out` writes it as JSON, `--json` adds it as the last stdout line, `--plot` draws the
+//! per-second timeline. `--procs K` splits the clients over K processes.
 
 #![allow(
     missing_docs,
@@ -22,6 +22,7 @@ mod identity;
 mod idle;
 mod live;
 mod pacing;
+mod plot;
 mod probe;
 mod procfs;
 mod procs;
