@@ -126,12 +126,16 @@ async fn upgrade(
 
 /// Registers the new connection (replacing an older one of the same device anywhere), runs it,
 /// and unregisters it when it ends.
-async fn accept(
+///
+/// Not an `async fn`, whose state would hold its arguments twice (as arguments and as the
+/// locals they move into) for as long as the connection lives; the claims are read here and
+/// not kept.
+fn accept(
     app: Arc<App>,
     socket: axum::extract::ws::WebSocket,
     claims: Claims,
     device: DeviceId,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let epoch = next_epoch();
     let who = Arc::new(Identity {
         user: UserId::parse(claims.sub.as_str()).expect("auth checked the subject"),
@@ -140,40 +144,56 @@ async fn accept(
         epoch,
         session_id: format!("{}_{}_{:x}", app.pod, claims.sub, epoch),
     });
-    let (user, device) = (who.user.as_str(), who.device.as_str());
-    let (conn, inbox, resync) = Conn::new(epoch, who.session_id.clone());
-    if let Some(old) = app.hub.insert(user, device, conn) {
-        old.send(Outbound::Kick(KickReason::Replaced));
-    }
-    match app.routes.register(&who.route(&app.pod)).await {
-        Ok(Some(old)) if old.pod != app.pod => {
-            if let Err(e) = app.router.kick(vec![old], KickReason::Replaced).await {
-                tracing::warn!(error = %e, "could not kick the replaced connection");
+    run_connection(app, socket, who)
+}
+
+/// The connection from registration to removal: route, session, unregistering.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's state keeps its arguments twice, for the connection's whole life"
+)]
+fn run_connection(
+    app: Arc<App>,
+    socket: axum::extract::ws::WebSocket,
+    who: Arc<Identity>,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let epoch = who.epoch;
+        let (user, device) = (who.user.as_str(), who.device.as_str());
+        let (conn, inbox, resync) = Conn::new(epoch, who.session_id.clone());
+        if let Some(old) = app.hub.insert(user, device, conn) {
+            old.send(Outbound::Kick(KickReason::Replaced));
+        }
+        match app.routes.register(&who.route(&app.pod)).await {
+            Ok(Some(old)) if old.pod != app.pod => {
+                if let Err(e) = app.router.kick(vec![old], KickReason::Replaced).await {
+                    tracing::warn!(error = %e, "could not kick the replaced connection");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat")
             }
         }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat")
+        let (store, name) = (app.store.clone(), who.name.clone());
+        let user_id = who.user.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.upsert_user(user_id.as_str(), &name).await {
+                tracing::warn!(error = %e, "recording the user's name failed");
+            }
+        });
+        let core = Connection::new(
+            app.session.clone(),
+            who.clone(),
+            tokio::time::Instant::now(),
+            now_ms(),
+        );
+        let handlers = Arc::new(Handlers::new(app.clone()));
+        session::run(socket, core, handlers, inbox, resync).await;
+        app.hub.remove(user, device, epoch);
+        if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
+            tracing::warn!(error = %e, "route removal failed; it expires by TTL");
         }
-    }
-    let (store, name) = (app.store.clone(), who.name.clone());
-    let user_id = who.user.clone();
-    tokio::spawn(async move {
-        if let Err(e) = store.upsert_user(user_id.as_str(), &name).await {
-            tracing::warn!(error = %e, "recording the user's name failed");
-        }
-    });
-    let core = Connection::new(
-        app.session.clone(),
-        who.clone(),
-        tokio::time::Instant::now(),
-        now_ms(),
-    );
-    let handlers = Arc::new(Handlers::new(app.clone()));
-    session::run(socket, core, handlers, inbox, resync).await;
-    app.hub.remove(user, device, epoch);
-    if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
-        tracing::warn!(error = %e, "route removal failed; it expires by TTL");
     }
 }
 
