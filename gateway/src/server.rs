@@ -18,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 
-/// Listen backlog: tokio's default (1024) overflows in connect bursts.
-const LISTEN_BACKLOG: u32 = 4096;
+/// Listen backlog: tokio's default (1024) overflows in connect bursts. The kernel caps it at
+/// `net.core.somaxconn` (docs/operations.md: reconnect storms), so ask for the most it allows.
+const LISTEN_BACKLOG: u32 = 65_535;
 /// How often this pod announces itself in the route table.
 const POD_HEARTBEAT: Duration = Duration::from_secs(5);
 /// Extra time after the drain deadline for sessions to write their close frames.
