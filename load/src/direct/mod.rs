@@ -111,6 +111,21 @@ impl Run {
     }
 }
 
+/// What a message scenario (direct, cross-pod, group) counts and times.
+pub const MESSAGE_UNITS: Units = Units {
+    sent: "sent",
+    completed: "delivered",
+    latency: "send->deliver",
+};
+
+/// The measured window's start and end, after the warm-up.
+pub fn window_marks(run: &RunArgs) -> Vec<(&'static str, Duration)> {
+    vec![
+        (report::WINDOW_START, run.warmup()),
+        (report::WINDOW_END, run.warmup() + run.duration()),
+    ]
+}
+
 /// `direct` or `cross-pod`.
 pub struct Direct {
     pub args: DirectArgs,
@@ -122,19 +137,11 @@ impl Scenario for Direct {
     type Report = DirectReport;
 
     fn units(&self) -> Units {
-        Units {
-            sent: "sent",
-            completed: "delivered",
-            latency: "send->deliver",
-        }
+        MESSAGE_UNITS
     }
 
     fn marks(&self) -> Vec<(&'static str, Duration)> {
-        let run = &self.args.run;
-        vec![
-            (report::WINDOW_START, run.warmup()),
-            (report::WINDOW_END, run.warmup() + run.duration()),
-        ]
+        window_marks(&self.args.run)
     }
 
     async fn run(&self, share: Share, gate: &Gate, live: Arc<Live>) -> anyhow::Result<DirectTally> {

@@ -18,7 +18,7 @@ use crate::cli::GroupArgs;
 use crate::client::{all_up, connect_all, connectors};
 use crate::direct::recipient::{self, Recipient};
 use crate::direct::sender::{self, Mode, Sender, Target};
-use crate::direct::{announce, run_out, Run, Window};
+use crate::direct::{announce, run_out, window_marks, Run, Window, MESSAGE_UNITS};
 use crate::identity::{User, Users};
 use crate::live::{Live, Units};
 use crate::pacing::Schedule;
@@ -36,19 +36,11 @@ impl Scenario for Group {
     type Report = GroupReport;
 
     fn units(&self) -> Units {
-        Units {
-            sent: "sent",
-            completed: "delivered",
-            latency: "send->deliver",
-        }
+        MESSAGE_UNITS
     }
 
     fn marks(&self) -> Vec<(&'static str, Duration)> {
-        let run = &self.args.run;
-        vec![
-            (report::WINDOW_START, run.warmup()),
-            (report::WINDOW_END, run.warmup() + run.duration()),
-        ]
+        window_marks(&self.args.run)
     }
 
     async fn run(&self, share: Share, gate: &Gate, live: Arc<Live>) -> anyhow::Result<GroupTally> {
