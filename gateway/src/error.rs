@@ -76,6 +76,13 @@ pub enum Error {
     },
 }
 
+/// The SQLite writer's calls (rusqlite): a 500 with the cause kept, as sqlx's are.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::internal("sqlite", e)
+    }
+}
+
 impl Error {
     /// A backend that did not answer (503), its driver's error kept as the source.
     pub fn unavailable(

@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use sqlx::{Database, Pool};
 
 use super::plan::{AckPosition, AckTarget, AckWrites};
-use super::sql::Placeholder;
 use super::{Backlog, ConversationSummary, Page, Position};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
@@ -32,8 +31,6 @@ use crate::model::StoredMessage;
 pub trait Backend: Database {
     /// Starts the writer's transaction.
     const BEGIN: &'static str;
-    /// How parameters of statements over lists are written.
-    const PLACEHOLDER: Placeholder;
     /// How long the writer trusts display names it has read or written (`None`: as long as it
     /// runs, being the database's only writer).
     const NAMES_TTL: Option<Duration>;

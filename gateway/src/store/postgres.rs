@@ -23,7 +23,7 @@ use sqlx::{Connection, PgConnection, Pool, Postgres};
 
 use super::backend::Backend;
 use super::plan::{AckPosition, AckTarget, AckWrites};
-use super::sql::{Placeholder, Shared};
+use super::sql::Shared;
 use super::{Backlog, ConversationSummary, Page, Position, SqlStore};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
@@ -118,7 +118,6 @@ type Statements = Shared<Postgres>;
 #[async_trait]
 impl Backend for Postgres {
     const BEGIN: &'static str = "BEGIN ISOLATION LEVEL READ COMMITTED";
-    const PLACEHOLDER: Placeholder = Placeholder::Numbered;
     // Another pod may record a new display name: a cached one is trusted only briefly.
     const NAMES_TTL: Option<Duration> = Some(Duration::from_secs(2));
 

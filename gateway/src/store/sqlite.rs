@@ -16,7 +16,7 @@ use sqlx::{Connection, Pool, Sqlite, SqliteConnection};
 
 use super::backend::Backend;
 use super::plan::{AckPosition, AckTarget, AckWrites};
-use super::sql::{Placeholder, Shared};
+use super::sql::Shared;
 use super::{Backlog, ConversationSummary, Page, Position, SqlStore};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
@@ -130,7 +130,6 @@ type Statements = Shared<Sqlite>;
 impl Backend for Sqlite {
     // IMMEDIATE takes the write lock at BEGIN; the writer is the only one, so it never waits.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
-    const PLACEHOLDER: Placeholder = Placeholder::Positional;
     const NAMES_TTL: Option<Duration> = None;
 
     /// The only writer never conflicts with another.

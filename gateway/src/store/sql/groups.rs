@@ -90,8 +90,8 @@ where
              ON CONFLICT (user_id, conversation_id) DO UPDATE
              SET joined_seq = excluded.joined_seq, acked_seq = excluded.acked_seq, active = 1
              WHERE memberships.active = 0",
-            tuples::<DB>(members.len(), 1, 1),
-            param::<DB>(members.len() + 1)
+            tuples(members.len(), 1, 1),
+            param(members.len() + 1)
         );
         let mut query = sqlx::query::<DB>(&sql);
         for user in members {

@@ -1,10 +1,11 @@
-//! The statements both backends run as they are written: one text, `$N` parameters (over lists,
-//! the backend's [`Placeholder`]s), `VALUES` lists joined through their `column1…` names,
-//! `ON CONFLICT`, `UPDATE … FROM … RETURNING`.
+//! Statements over sqlx, written once: one text, `$N` parameters (over lists, numbered in
+//! order), `VALUES` lists joined through their `column1…` names, `ON CONFLICT`,
+//! `UPDATE … FROM … RETURNING`. Both backends' readers run `reads.rs`; `writes.rs` and
+//! `groups.rs` are PostgreSQL's writer's (SQLite's writer calls SQLite in place,
+//! `sqlite/writer.rs`).
 //!
-//! They are plain functions of [`Shared`], called by each backend's [`Backend`] implementation;
-//! what only one backend runs — the writer's hot path above all — lives in that backend's file.
-//! The rows both read are in [`rows`].
+//! They are plain functions of [`Shared`], called by the backends' `Backend` implementations;
+//! a writer's hot path lives in its backend's files. The message row is in [`rows`].
 
 pub(super) mod rows;
 
@@ -15,49 +16,22 @@ mod writes;
 use std::fmt::Write;
 use std::marker::PhantomData;
 
-use super::backend::Backend;
-
 /// The shared statements over the sqlx driver `DB`: a namespace, not a value. Generic over the
 /// driver, they need a dozen sqlx bounds (an executor, encodings, decodings) that Rust does not
 /// carry from a trait to the code using it; so each file of them states the bounds once, on its
 /// `impl` block, and only the backends, where `DB` is a concrete driver, call them.
 pub(super) struct Shared<DB>(PhantomData<DB>);
 
-/// How a backend writes the parameters of a statement over a list, whose count depends on the
-/// list's length.
-#[derive(Debug, Clone, Copy)]
-pub enum Placeholder {
-    /// `$1, $2, …` (PostgreSQL).
-    Numbered,
-    /// `?`, numbered by position (SQLite). sqlx binds a numbered or named SQLite parameter after
-    /// looking its name up, a linear search in SQLite — quadratic in the thousands of parameters
-    /// of a batch insert (once most of the writer's time).
-    Positional,
-}
-
-impl Placeholder {
-    /// Appends parameter `n` (from 1).
-    fn push(self, sql: &mut String, n: usize) {
-        match self {
-            Placeholder::Numbered => {
-                let _ = write!(sql, "${n}");
-            }
-            Placeholder::Positional => sql.push('?'),
-        }
-    }
-}
-
-/// Parameter `n` (from 1) of a statement over lists on `DB`.
-pub(super) fn param<DB: Backend>(n: usize) -> String {
-    let mut sql = String::new();
-    DB::PLACEHOLDER.push(&mut sql, n);
-    sql
+/// Parameter `n` (from 1) of a statement over lists.
+pub(super) fn param(n: usize) -> String {
+    format!("${n}")
 }
 
 /// `($1, $2), ($3, $4), …`: `rows` tuples of `width` parameters, the first numbered `from`. One
 /// tuple is an `IN` list; several, a `VALUES` list. In such a statement, parameters appear in
-/// the text in the order they are bound (SQLite's `?` are numbered by position).
-pub(super) fn tuples<DB: Backend>(rows: usize, width: usize, from: usize) -> String {
+/// the text in the order they are bound. Only PostgreSQL's writer builds statements over lists
+/// (SQLite's loops over single-row statements, `sqlite/writer.rs`).
+pub(super) fn tuples(rows: usize, width: usize, from: usize) -> String {
     let mut sql = String::with_capacity(rows * width * 6);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -65,7 +39,7 @@ pub(super) fn tuples<DB: Backend>(rows: usize, width: usize, from: usize) -> Str
             if c > 0 {
                 sql.push_str(", ");
             }
-            DB::PLACEHOLDER.push(&mut sql, from + r * width + c);
+            let _ = write!(sql, "${}", from + r * width + c);
         }
         sql.push(')');
     }

@@ -54,7 +54,7 @@ where
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{select}{}", tuples::<DB>(1, ids.len(), 1));
+        let sql = format!("{select}{}", tuples(1, ids.len(), 1));
         let mut query = sqlx::query_as::<DB, (String, String)>(&sql);
         for id in ids {
             query = query.bind(*id);
@@ -101,7 +101,7 @@ where
         let sql = format!(
             "INSERT INTO conversations (id, kind, last_seq, created_at) VALUES {}
              ON CONFLICT (id) DO NOTHING RETURNING id",
-            tuples::<DB>(conversations.len(), 4, 1)
+            tuples(conversations.len(), 4, 1)
         );
         let mut query = sqlx::query_as::<DB, (String,)>(&sql);
         for id in conversations.keys() {
@@ -131,7 +131,7 @@ where
         }
         let sql = format!(
             "INSERT INTO memberships (user_id, conversation_id) VALUES {} ON CONFLICT DO NOTHING",
-            tuples::<DB>(rows.len(), 2, 1)
+            tuples(rows.len(), 2, 1)
         );
         let mut query = sqlx::query::<DB>(&sql);
         for (user, conversation) in rows {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::StoredMessage;
 use crate::store::plan::{AckPosition, AckTarget, AckWrites};
 use crate::store::sql::rows::{target_columns, MessageRow};
@@ -25,12 +25,6 @@ const STATEMENTS: usize = 64;
 
 /// The writer's connection.
 pub struct SqliteWriter(Connection);
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::internal("sqlite", e)
-    }
-}
 
 /// Opens the database at `path` for writing, with the settings of every connection of the store
 /// (WAL, `synchronous=FULL`, a 64 MiB page cache) and no automatic checkpoints: a connection of
