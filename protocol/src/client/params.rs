@@ -1,0 +1,162 @@
+//! The general path's parameter rules: each request kind's params read from the frame's `params`
+//! object, with what is wrong when one breaks its rule (the fast path, `fast.rs`, reads the common
+//! frames without building the object).
+
+use serde_json::Value;
+
+use super::{LoginStatus, Params, Request};
+use crate::ids::{ConversationId, IdError, UserId};
+use crate::kind;
+use crate::limits::{MAX_CLIENT_MSG_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT};
+
+pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
+    Ok(match kind {
+        kind::REGISTER => Request::Register {
+            openid: req_str(p, "openid")?,
+            user_name: opt_str(p, "userName")?,
+            login_status: login_status(p)?,
+        },
+        kind::SEND => Request::Send {
+            to: req_id(p, "toMessageId")?,
+            message: req_str(p, "message")?,
+            file_type: file_type(p)?,
+            client_msg_id: client_msg_id(p)?,
+        },
+        kind::SEND_GROUP => Request::SendGroup {
+            group_id: req_id(p, "toMessageId")?,
+            message: req_str(p, "message")?,
+            file_type: file_type(p)?,
+            client_msg_id: client_msg_id(p)?,
+        },
+        kind::CREATE_GROUP => {
+            let name = req_str(p, "name")?;
+            if name.trim().is_empty() || name.chars().count() > MAX_GROUP_NAME {
+                return Err(format!("\"name\" must be 1-{MAX_GROUP_NAME} characters"));
+            }
+            Request::CreateGroup {
+                name,
+                members: members(p, false)?,
+            }
+        }
+        kind::ADD_MEMBERS => Request::AddMembers {
+            group_id: req_id(p, "groupId")?,
+            members: members(p, true)?,
+        },
+        kind::LEAVE_GROUP => Request::LeaveGroup {
+            group_id: req_id(p, "groupId")?,
+        },
+        kind::ACK => Request::Ack {
+            msgid: req_id(p, "msgid")?,
+        },
+        kind::SYNC => Request::Sync {
+            conversation_id: opt_str(p, "conversationId")?
+                .map(|c| ConversationId::parse(c).expect("any string is a conversation id")),
+            after_seq: after_seq(p)?,
+            limit: sync_limit(p)?,
+        },
+        kind::HEARTBEAT => Request::Heartbeat,
+        kind::RENEW => Request::Renew,
+        other => return Err(format!("unknown frame type {other}")),
+    })
+}
+
+fn req_str(p: &Params, key: &str) -> Result<String, String> {
+    match p.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Null) | None => Err(format!("missing \"{key}\"")),
+        Some(_) => Err(format!("\"{key}\" must be a string")),
+    }
+}
+
+fn opt_str(p: &Params, key: &str) -> Result<Option<String>, String> {
+    match p.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("\"{key}\" must be a string")),
+    }
+}
+
+/// A required id param, checked against its type's rule.
+fn req_id<T: TryFrom<String, Error = IdError>>(p: &Params, key: &str) -> Result<T, String> {
+    T::try_from(req_str(p, key)?).map_err(|e| format!("\"{key}\" {e}"))
+}
+
+fn login_status(p: &Params) -> Result<LoginStatus, String> {
+    match p.get("loginStatus") {
+        None | Some(Value::Null) => Ok(LoginStatus::Online),
+        Some(Value::String(s)) if s == "1" => Ok(LoginStatus::Online),
+        Some(Value::String(s)) if s == "0" => Ok(LoginStatus::Offline),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(LoginStatus::Online),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(LoginStatus::Offline),
+        _ => Err("\"loginStatus\" must be \"0\" or \"1\"".into()),
+    }
+}
+
+fn file_type(p: &Params) -> Result<i64, String> {
+    let in_range = |n: &i64| (0..=i64::from(i32::MAX)).contains(n);
+    let parsed = match p.get("fileType") {
+        None | Some(Value::Null) => return Ok(0),
+        Some(Value::Number(n)) => n.as_i64().filter(in_range),
+        Some(Value::String(s)) => s.parse::<i64>().ok().filter(in_range),
+        Some(_) => None,
+    };
+    parsed.ok_or_else(|| "\"fileType\" must be a small non-negative integer".into())
+}
+
+fn client_msg_id(p: &Params) -> Result<Option<String>, String> {
+    let id = opt_str(p, "clientMsgId")?;
+    if id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_MSG_ID)
+    {
+        return Err(format!(
+            "\"clientMsgId\" must be 1-{MAX_CLIENT_MSG_ID} bytes"
+        ));
+    }
+    Ok(id)
+}
+
+fn after_seq(p: &Params) -> Result<i64, String> {
+    match p.get("afterSeq") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| "\"afterSeq\" must be a non-negative integer".into()),
+    }
+}
+
+fn sync_limit(p: &Params) -> Result<u32, String> {
+    match p.get("limit") {
+        None | Some(Value::Null) => Ok(MAX_SYNC_LIMIT),
+        Some(v) => match v.as_u64() {
+            Some(0) | None => Err(format!(
+                "\"limit\" must be an integer from 1 to {MAX_SYNC_LIMIT}"
+            )),
+            Some(n) => Ok(n.min(u64::from(MAX_SYNC_LIMIT)) as u32),
+        },
+    }
+}
+
+fn members(p: &Params, required: bool) -> Result<Vec<UserId>, String> {
+    let list = match p.get("members") {
+        None | Some(Value::Null) if !required => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        _ => return Err("\"members\" must be an array of user ids".into()),
+    };
+    if list.len() > MAX_GROUP_MEMBERS {
+        return Err(format!("at most {MAX_GROUP_MEMBERS} members at once"));
+    }
+    let mut out: Vec<UserId> = Vec::with_capacity(list.len());
+    for m in list {
+        let id = match m {
+            Value::String(s) => UserId::parse(s.as_str()).ok(),
+            _ => None,
+        }
+        .ok_or("\"members\" must be an array of user ids (1-128 bytes)")?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,147 @@
+//! Client frames as JSON (for clients): `{"type", "params", "requestId"}` with each request's
+//! params under their wire names.
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use super::{ClientFrame, LoginStatus, Request};
+use crate::ids::{ConversationId, GroupId, MessageId, UserId};
+
+impl Serialize for ClientFrame {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("type", &self.request.kind())?;
+        match &self.request {
+            Request::Register {
+                openid,
+                user_name,
+                login_status,
+            } => map.serialize_entry(
+                "params",
+                &RegisterParams {
+                    openid,
+                    user_name: user_name.as_deref(),
+                    login_status: *login_status,
+                },
+            )?,
+            Request::Send {
+                to,
+                message,
+                file_type,
+                client_msg_id,
+            } => map.serialize_entry(
+                "params",
+                &SendParams {
+                    to_message_id: to.as_str(),
+                    message,
+                    file_type: *file_type,
+                    client_msg_id: client_msg_id.as_deref(),
+                },
+            )?,
+            Request::SendGroup {
+                group_id,
+                message,
+                file_type,
+                client_msg_id,
+            } => map.serialize_entry(
+                "params",
+                &SendParams {
+                    to_message_id: group_id.as_str(),
+                    message,
+                    file_type: *file_type,
+                    client_msg_id: client_msg_id.as_deref(),
+                },
+            )?,
+            Request::CreateGroup { name, members } => {
+                map.serialize_entry("params", &CreateParams { name, members })?
+            }
+            Request::AddMembers { group_id, members } => {
+                map.serialize_entry("params", &MembersParams { group_id, members })?
+            }
+            Request::LeaveGroup { group_id } => {
+                map.serialize_entry("params", &GroupParams { group_id })?
+            }
+            Request::Ack { msgid } => map.serialize_entry(
+                "params",
+                &AckParams {
+                    from: "client",
+                    msgid,
+                },
+            )?,
+            Request::Sync {
+                conversation_id: Some(conversation_id),
+                after_seq,
+                limit,
+            } => map.serialize_entry(
+                "params",
+                &SyncParams {
+                    conversation_id,
+                    after_seq: *after_seq,
+                    limit: *limit,
+                },
+            )?,
+            Request::Sync {
+                conversation_id: None,
+                ..
+            }
+            | Request::Heartbeat
+            | Request::Renew => {}
+        }
+        if let Some(id) = &self.request_id {
+            map.serialize_entry("requestId", id)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterParams<'a> {
+    openid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+    login_status: LoginStatus,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SendParams<'a> {
+    to_message_id: &'a str,
+    message: &'a str,
+    file_type: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_msg_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct CreateParams<'a> {
+    name: &'a str,
+    members: &'a [UserId],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MembersParams<'a> {
+    group_id: &'a GroupId,
+    members: &'a [UserId],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupParams<'a> {
+    group_id: &'a GroupId,
+}
+
+#[derive(Serialize)]
+struct AckParams<'a> {
+    from: &'static str,
+    msgid: &'a MessageId,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncParams<'a> {
+    conversation_id: &'a ConversationId,
+    after_seq: i64,
+    limit: u32,
+}
