@@ -13,7 +13,7 @@
 //! repeated wherever a `Backend` is used. So each implementation lists every round trip, and the
 //! shared ones are one-line calls.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -107,14 +107,8 @@ pub trait Backend: Database {
     async fn positions(conn: &mut Self::Writer, pairs: &[(&str, &str)])
         -> Result<Vec<AckPosition>>;
 
-    /// Writes the folded acks and marks the 1:1 messages in `delivered` delivered; returns those
-    /// delivered for the first time.
-    async fn settle(
-        conn: &mut Self::Writer,
-        writes: &AckWrites,
-        delivered: &[String],
-        now: i64,
-    ) -> Result<HashSet<String>>;
+    /// Writes the folded acks.
+    async fn settle(conn: &mut Self::Writer, writes: &AckWrites) -> Result<()>;
 
     // Display names and group management (`groups.rs`), one command at a time.
 

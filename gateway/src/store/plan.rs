@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashSet};
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
 use crate::store::{Acked, Sent};
-pub(crate) use acks::{check_acks, fold_acks, marks_by_pair, AckPosition, AckTarget, AckWrites};
+pub(crate) use acks::{
+    check_acks, first_deliveries, fold_acks, marks_by_pair, AckPosition, AckTarget, AckWrites,
+};
 pub(crate) use sends::{
     addressed_groups, build_messages, direct_conversations, idempotency_keys, new_sends,
     plan_sends, seq_counts, unnamed_recipients, Lookups, Plan, SendRequest,

@@ -13,7 +13,7 @@
 
 mod arrays;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -213,13 +213,8 @@ impl Backend for Postgres {
         arrays::positions(conn, pairs).await
     }
 
-    async fn settle(
-        conn: &mut PgConnection,
-        writes: &AckWrites,
-        delivered: &[String],
-        now: i64,
-    ) -> Result<HashSet<String>> {
-        arrays::settle(conn, writes, delivered, now).await
+    async fn settle(conn: &mut PgConnection, writes: &AckWrites) -> Result<()> {
+        arrays::settle(conn, writes).await
     }
 
     async fn upsert_user(conn: &mut PgConnection, id: &str, name: &str, now: i64) -> Result<()> {

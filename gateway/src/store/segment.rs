@@ -93,8 +93,9 @@ async fn store<DB: Backend>(
         .collect();
     let messages: Vec<_> = stored.values().collect();
     DB::insert_and_lock(conn, &messages, &pairs).await?;
-    let writes = plan::fold_acks(&by_pair, DB::positions(conn, &pairs).await?);
-    let first = DB::settle(conn, &writes, &checks.candidates, now_ms()).await?;
+    let (writes, fresh) = plan::fold_acks(&by_pair, DB::positions(conn, &pairs).await?);
+    DB::settle(conn, &writes).await?;
+    let first = plan::first_deliveries(&checks.candidates, &fresh);
     Ok(plan::results(plans, stored, checks.results, &first))
 }
 

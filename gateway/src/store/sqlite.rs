@@ -6,7 +6,7 @@
 
 mod writer;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -203,13 +203,8 @@ impl Backend for Sqlite {
         conn.positions(pairs)
     }
 
-    async fn settle(
-        conn: &mut SqliteWriter,
-        writes: &AckWrites,
-        delivered: &[String],
-        now: i64,
-    ) -> Result<HashSet<String>> {
-        conn.settle(writes, delivered, now)
+    async fn settle(conn: &mut SqliteWriter, writes: &AckWrites) -> Result<()> {
+        conn.settle(writes)
     }
 
     async fn upsert_user(conn: &mut SqliteWriter, id: &str, name: &str, now: i64) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Planning a run's acks: which are allowed, and the writes that fold them into `ackedSeq`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::Mark;
 use crate::error::{Error, Result};
@@ -19,8 +19,9 @@ pub(crate) struct AckChecks {
     pub results: Vec<Result<(StoredMessage, bool)>>,
     /// The acks to fold into `ackedSeq`.
     pub marks: Vec<Mark>,
-    /// 1:1 messages acked by their recipient: delivered, maybe for the first time.
-    pub candidates: Vec<String>,
+    /// 1:1 messages acked by their recipient — delivered, for the first time if the ack's
+    /// `(user, conversation, seq)` was not acked before: the ack and the message id.
+    pub candidates: Vec<(Mark, String)>,
 }
 
 /// Checks each ack against what was found: unknown message 404; only someone who could see the
@@ -53,19 +54,20 @@ pub(crate) fn check_acks(acks: &[AckRequest<'_>], found: Vec<AckTarget>) -> AckC
             checks.results.push(Ok((message.clone(), false)));
             continue;
         }
-        checks.marks.push((
+        let mark = (
             (*user).to_owned(),
             message.conversation_id.clone(),
             message.seq,
-        ));
+        );
         let candidate = message.is_direct_recipient(user);
         if candidate {
-            checks.candidates.push(message.message_id.clone());
+            checks
+                .candidates
+                .push((mark.clone(), message.message_id.clone()));
         }
+        checks.marks.push(mark);
         checks.results.push(Ok((message.clone(), candidate)));
     }
-    checks.candidates.sort();
-    checks.candidates.dedup();
     checks
 }
 
@@ -103,11 +105,13 @@ impl AckWrites {
 pub(crate) type AckPosition = (String, String, i64, Option<i64>);
 
 /// Folds the acks of each `(user, conversation)` into its stored `positions`. A pair without a
-/// membership row changes nothing.
+/// membership row changes nothing. Also returns the acks that are new: above `ackedSeq` and not
+/// parked before. (That is how a 1:1 message's first delivery is told from a second device's
+/// ack or a repeat: the membership rows are locked, so two pods never both see one as new.)
 pub(crate) fn fold_acks(
     by_pair: &BTreeMap<(String, String), Vec<i64>>,
     positions: Vec<AckPosition>,
-) -> AckWrites {
+) -> (AckWrites, HashSet<Mark>) {
     let mut states: HashMap<(String, String), AckState> = HashMap::new();
     for (user, conv, acked, parked) in positions {
         let state = states.entry((user, conv)).or_insert_with(|| AckState {
@@ -117,12 +121,18 @@ pub(crate) fn fold_acks(
         state.parked.extend(parked);
     }
     let mut writes = AckWrites::default();
+    let mut fresh = HashSet::new();
     for ((user, conv), seqs) in by_pair {
         let Some(before) = states.get(&(user.clone(), conv.clone())) else {
             continue;
         };
         let after = before.fold(seqs.iter().copied());
         let mark = |s: &i64| (user.clone(), conv.clone(), *s);
+        fresh.extend(
+            seqs.iter()
+                .filter(|s| **s > before.acked && !before.parked.contains(s))
+                .map(mark),
+        );
         if after.acked != before.acked {
             writes.advance.push(mark(&after.acked));
         }
@@ -133,5 +143,17 @@ pub(crate) fn fold_acks(
             .park
             .extend(after.parked.difference(&before.parked).map(mark));
     }
-    writes
+    (writes, fresh)
+}
+
+/// The 1:1 messages among `candidates` whose recipient's ack was new (see [`fold_acks`]).
+pub(crate) fn first_deliveries(
+    candidates: &[(Mark, String)],
+    fresh: &HashSet<Mark>,
+) -> HashSet<String> {
+    candidates
+        .iter()
+        .filter(|(mark, _)| fresh.contains(mark))
+        .map(|(_, id)| id.clone())
+        .collect()
 }

@@ -144,7 +144,10 @@ fn only_members_since_before_a_message_may_ack_it() {
     );
     assert!(!checks.results[1].as_ref().unwrap().1, "sender: not");
     assert_eq!(checks.marks, [("bob".to_owned(), "dm".to_owned(), 3)]);
-    assert_eq!(checks.candidates, ["dm-3"]);
+    assert_eq!(
+        checks.candidates,
+        [(("bob".to_owned(), "dm".to_owned(), 3), "dm-3".to_owned())]
+    );
 }
 
 #[test]
@@ -156,7 +159,7 @@ fn folding_writes_only_the_differences() {
     ]);
     let at =
         |u: &str, acked: i64, parked: Option<i64>| (u.to_owned(), "c".to_owned(), acked, parked);
-    let writes = fold_acks(
+    let (writes, fresh) = fold_acks(
         &by_pair,
         vec![at("u", 1, Some(3)), at("u", 1, Some(5)), at("v", 1, None)],
     );
@@ -169,6 +172,27 @@ fn folding_writes_only_the_differences() {
             park: vec![m("v", 5)],
         }
     );
+    assert_eq!(fresh, HashSet::from([m("u", 2), m("v", 5)]));
+}
+
+#[test]
+fn only_an_ack_not_seen_before_is_a_first_delivery() {
+    let by_pair = marks_by_pair([
+        ("bob".to_owned(), "dm".to_owned(), 2),
+        ("bob".to_owned(), "dm".to_owned(), 4),
+        ("bob".to_owned(), "dm".to_owned(), 6),
+    ]);
+    // 2 is at or below ackedSeq (another device acked it), 4 is parked already, 6 is new.
+    let (_, fresh) = fold_acks(
+        &by_pair,
+        vec![
+            ("bob".to_owned(), "dm".to_owned(), 3, Some(4)),
+            ("bob".to_owned(), "dm".to_owned(), 3, Some(5)),
+        ],
+    );
+    let candidate = |s: i64| (("bob".to_owned(), "dm".to_owned(), s), format!("dm-{s}"));
+    let first = first_deliveries(&[candidate(2), candidate(4), candidate(6)], &fresh);
+    assert_eq!(first, HashSet::from(["dm-6".to_owned()]));
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! locking and bumping the seqs; inserting the messages and locking the memberships; writing the
 //! acks and marking deliveries.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use sqlx::PgConnection;
@@ -187,14 +187,9 @@ pub(super) async fn positions(
 }
 
 /// [`Backend::settle`](crate::store::backend::Backend::settle) in one statement.
-pub(super) async fn settle(
-    conn: &mut PgConnection,
-    writes: &AckWrites,
-    delivered: &[String],
-    now: i64,
-) -> Result<HashSet<String>> {
-    if writes.is_empty() && delivered.is_empty() {
-        return Ok(HashSet::new());
+pub(super) async fn settle(conn: &mut PgConnection, writes: &AckWrites) -> Result<()> {
+    if writes.is_empty() {
+        return Ok(());
     }
     let (adv_u, adv_c, adv_s) = columns3(&writes.advance);
     let (unpark_u, unpark_c, unpark_s) = columns3(&writes.unpark);
@@ -209,14 +204,10 @@ pub(super) async fn settle(
              DELETE FROM acks
              USING unnest($4::text[], $5::text[], $6::int8[]) AS d(user_id, conversation_id, seq)
              WHERE acks.user_id = d.user_id AND acks.conversation_id = d.conversation_id AND acks.seq = d.seq
-         ), park AS (
-             INSERT INTO acks (user_id, conversation_id, seq)
-             SELECT * FROM unnest($7::text[], $8::text[], $9::int8[]) ON CONFLICT DO NOTHING
          )
-         UPDATE messages SET delivered_at = $10
-         WHERE delivered_at IS NULL AND message_id = ANY($11::text[])
-         RETURNING message_id";
-    let rows: Vec<(String,)> = sqlx::query_as(sql)
+         INSERT INTO acks (user_id, conversation_id, seq)
+         SELECT * FROM unnest($7::text[], $8::text[], $9::int8[]) ON CONFLICT DO NOTHING";
+    sqlx::query(sql)
         .bind(adv_u)
         .bind(adv_c)
         .bind(adv_s)
@@ -226,11 +217,9 @@ pub(super) async fn settle(
         .bind(park_u)
         .bind(park_c)
         .bind(park_s)
-        .bind(now)
-        .bind(delivered)
-        .fetch_all(conn)
+        .execute(conn)
         .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    Ok(())
 }
 
 /// A row of the combined lookup: a stored duplicate (no acker) or an acked message.

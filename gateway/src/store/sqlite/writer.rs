@@ -9,7 +9,7 @@
 //! is a loop over one single-row statement — as cheap as a `VALUES` list in process, with none
 //! of the distinct statement texts a list's length makes (each was one more to prepare).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -247,14 +247,8 @@ impl SqliteWriter {
         Ok(out)
     }
 
-    /// Writes the folded acks, then marks the 1:1 messages in `delivered` delivered; returns
-    /// those delivered for the first time.
-    pub(super) fn settle(
-        &mut self,
-        writes: &AckWrites,
-        delivered: &[String],
-        now: i64,
-    ) -> Result<HashSet<String>> {
+    /// Writes the folded acks.
+    pub(super) fn settle(&mut self, writes: &AckWrites) -> Result<()> {
         let statements = [
             (
                 &writes.advance,
@@ -279,16 +273,7 @@ impl SqliteWriter {
                 statement.execute(params![user, conversation, seq])?;
             }
         }
-        let mut mark = self.0.prepare_cached(
-            "UPDATE messages SET delivered_at = ?1 WHERE delivered_at IS NULL AND message_id = ?2",
-        )?;
-        let mut first = HashSet::new();
-        for id in delivered {
-            if mark.execute(params![now, id])? == 1 {
-                first.insert(id.clone());
-            }
-        }
-        Ok(first)
+        Ok(())
     }
 
     /// Records a display name, writing only when it changed.
