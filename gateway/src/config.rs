@@ -51,9 +51,9 @@ pub struct StoreArgs {
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// PostgreSQL: the least time in ms between the starts of two of this process's store transactions (group commit under load: fewer, fuller transactions cost the database far less CPU; a write waits at most this long, and not at all after a quiet spell). 0 starts the next as soon as the last committed. Not used with SQLite.
-    #[arg(long, env = "CHAT_STORE_COMMIT_INTERVAL_MS", default_value_t = crate::store::postgres::DEFAULT_COMMIT_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    pub store_commit_interval_ms: u64,
+    /// The least time in ms between the starts of two of this process's store transactions (group commit under load: fewer, fuller transactions cost far less CPU; a write waits at most this long, and not at all after a quiet spell). 0 starts the next as soon as the last committed. Default: 15 on PostgreSQL (each transaction costs the database ~2 ms of CPU), 1 on SQLite (each costs a WAL write and an fsync).
+    #[arg(long, env = "CHAT_STORE_COMMIT_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub store_commit_interval_ms: Option<u64>,
 }
 
 /// What a second connection of an already connected (user, device) does (`--duplicate-login`).

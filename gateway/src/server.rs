@@ -42,15 +42,22 @@ impl Backends {
     /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
         // Each backend is chosen on its own: a URL selects the cluster implementation.
+        let interval = config.store.store_commit_interval_ms.map(Duration::from_millis);
         let store: Arc<dyn Store> = match &config.store.database_url {
             Some(url) => Arc::new(
                 PgStore::connect_with(
                     url,
-                    Duration::from_millis(config.store.store_commit_interval_ms),
+                    interval.unwrap_or(crate::store::postgres::DEFAULT_COMMIT_INTERVAL),
                 )
                 .await?,
             ),
-            None => Arc::new(SqliteStore::open(&config.store.data_dir).await?),
+            None => Arc::new(
+                SqliteStore::open_with(
+                    &config.store.data_dir,
+                    interval.unwrap_or(crate::store::sqlite::DEFAULT_COMMIT_INTERVAL),
+                )
+                .await?,
+            ),
         };
         Self::with_store(config, store).await
     }
