@@ -36,12 +36,14 @@ const WS_READ_BUFFER: usize = 1024;
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
 const PAGE: &str = include_str!("../static/index.html");
 
-/// The public port: the browser page, WebSocket upgrades, the service push and kick API, and
-/// `/dev/login` (which answers only with `--dev-login`).
+/// The public port: the browser page, WebSocket upgrades (at `/ws`, and at the seeds' path
+/// `/websocket`, the same endpoint with the same token rules), the service push and kick API,
+/// and `/dev/login` (which answers only with `--dev-login`).
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/ws", get(upgrade))
+        .route("/websocket", get(upgrade))
         .route("/message/send", post(message_send))
         .route("/api/users/{id}/kick", post(kick_user))
         .route("/dev/login", post(dev_login))

@@ -42,7 +42,10 @@ impl Backends {
     /// Backends from the config: embedded (SQLite, in-process routes and bus) unless URLs are set.
     pub async fn from_config(config: &ServeConfig) -> Result<Self> {
         // Each backend is chosen on its own: a URL selects the cluster implementation.
-        let interval = config.store.store_commit_interval_ms.map(Duration::from_millis);
+        let interval = config
+            .store
+            .store_commit_interval_ms
+            .map(Duration::from_millis);
         let store: Arc<dyn Store> = match &config.store.database_url {
             Some(url) => Arc::new(
                 PgStore::connect_with(

@@ -20,6 +20,34 @@ async fn welcome_is_the_first_frame() {
 }
 
 #[tokio::test]
+async fn the_seeds_path_serves_the_same_endpoint_with_the_same_token_rules() {
+    let gw = TestGateway::start().await;
+    let url = gw.ws_url().replace("/ws", "/websocket");
+    assert!(url.ends_with("/websocket"));
+    let mut alice = chat_tests::Client::connect(&url, &user_token("alice"), Some("seed"))
+        .await
+        .unwrap();
+    assert_eq!(alice.welcome["params"]["userId"], "alice");
+    let mut bob = gw.connect("bob", "phone").await;
+    let r0 = alice.send_to("bob", "over the seeds' path", None).await;
+    assert_eq!(r0["status"], 200);
+    let push = bob.push(2).await;
+    assert_eq!(push["msg"]["params"]["message"], "over the seeds' path");
+    // No token, or a bad one: 401 and no upgrade, as on /ws.
+    for query in ["", "?token=not-a-jwt"] {
+        let err = tokio_tungstenite::connect_async(format!("{url}{query}"))
+            .await
+            .expect_err("upgraded without a valid token");
+        match err {
+            tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                assert_eq!(resp.status(), 401, "{query}")
+            }
+            other => panic!("expected HTTP 401, got {other}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn device_is_assigned_when_missing() {
     let gw = TestGateway::start().await;
     let c = chat_tests::Client::connect(&gw.ws_url(), &user_token("alice"), None)
