@@ -184,19 +184,24 @@ impl RawClient {
     /// Sends a frame of type `kind` with `params` and a fresh `requestId`; returns the frame
     /// answering it, which must be of type `answer`.
     async fn call(&mut self, kind: u64, params: Value, answer: u64) -> Value {
+        let r = self.request(kind, params).await;
+        assert_eq!(r["type"], answer, "reply to {kind}: {r}");
+        r
+    }
+
+    /// Sends a frame of type `kind` with `params` and a fresh `requestId`; returns the frame
+    /// answering it (a reply or an ERROR), whatever its type.
+    pub async fn request(&mut self, kind: u64, params: Value) -> Value {
         // Unique in the process: a push envelope carries its sender's requestId, which must
         // not pass for the answer to another client's request.
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let rid = format!("raw-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         self.send(json!({"type": kind, "params": params, "requestId": rid}))
             .await;
-        let r = self
-            .recv_where(&format!("reply to {kind}"), |v| {
-                v["requestId"] == rid.as_str() && v.get("msg").is_none()
-            })
-            .await;
-        assert_eq!(r["type"], answer, "reply to {kind}: {r}");
-        r
+        self.recv_where(&format!("reply to {kind}"), |v| {
+            v["requestId"] == rid.as_str() && v.get("msg").is_none()
+        })
+        .await
     }
 
     /// ACKs a push envelope as the seeds do.

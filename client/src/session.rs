@@ -46,7 +46,8 @@ pub enum Event {
     Message(Box<Envelope>),
     /// 17: a recipient acked one of our 1:1 messages.
     Delivered(Delivered),
-    /// Another push (an HTTP push, or a type this client does not know).
+    /// Another push, not acked: a v1.1 notification (READ 19, TYPING 25), an HTTP push, or a
+    /// type this client does not know.
     Push(Box<Envelope>),
     /// 22: the server is going away; [`Effect::Reconnect`] says when to move.
     Drain(Drain),
@@ -214,7 +215,10 @@ impl Session {
             PushMsg::Deliver(m) => (m.conversation_id.as_str().to_owned(), m.seq),
             PushMsg::DeliverGroup(m) => (m.conversation_id.as_str().to_owned(), m.seq),
             PushMsg::Delivered(d) => return self.event(Event::Delivered(d.clone())),
-            PushMsg::Other(_) => return self.event(Event::Push(envelope)),
+            // Notifications (v1.1) and HTTP pushes: never acked, handed over as they are.
+            PushMsg::Read(_) | PushMsg::Typing(_) | PushMsg::Other(_) => {
+                return self.event(Event::Push(envelope))
+            }
         };
         self.ack(&envelope.message_id);
         if self.seen.insert(&envelope.message_id) {

@@ -22,6 +22,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod model;
+pub mod notice;
 pub mod routes;
 pub mod routing;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::delivery::{plan_fanout, DeviceRoute};
 use crate::error::Result;
 use crate::hub::{Hub, Outbound};
 use crate::model::{DeliveredNotice, HttpPush, Prepared, StoredMessage};
+use crate::notice::Notice;
 use crate::routes::RouteTable;
 
 /// Something to hand to devices.
@@ -28,6 +29,8 @@ pub enum Payload {
     Delivered(Arc<DeliveredNotice>),
     /// An HTTP `/message/send` notification: written, not acked.
     Push(Arc<HttpPush>),
+    /// A v1.1 notification (READ, TYPING): written, not acked.
+    Notice(Arc<Notice>),
 }
 
 impl Payload {
@@ -42,6 +45,7 @@ impl Payload {
             Payload::Message(m) => Outbound::Message(m.clone()),
             Payload::Delivered(n) => Outbound::Notice(Arc::new(n.prepare())),
             Payload::Push(p) => Outbound::Notice(Arc::new(p.prepare())),
+            Payload::Notice(n) => Outbound::Notice(Arc::new(n.prepare())),
         }
     }
 
@@ -60,6 +64,11 @@ impl Payload {
             },
             Payload::Push(p) => BusEvent::Push {
                 push: (**p).clone(),
+                devices,
+                hops,
+            },
+            Payload::Notice(n) => BusEvent::Notice {
+                notice: (**n).clone(),
                 devices,
                 hops,
             },
@@ -158,6 +167,14 @@ impl Router {
                 hops,
             } => {
                 self.deliver_here(Payload::Push(Arc::new(push)), devices, hops)
+                    .await
+            }
+            BusEvent::Notice {
+                notice,
+                devices,
+                hops,
+            } => {
+                self.deliver_here(Payload::Notice(Arc::new(notice)), devices, hops)
                     .await
             }
             BusEvent::PushAll { push } => self.push_local(&push),

@@ -58,6 +58,26 @@ pub enum LoginStatus {
     Offline,
 }
 
+/// TYPING's `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypingState {
+    /// `"start"`.
+    Start,
+    /// `"stop"`.
+    Stop,
+}
+
+impl TypingState {
+    /// The state as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TypingState::Start => "start",
+            TypingState::Stop => "stop",
+        }
+    }
+}
+
 /// One parsed client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientFrame {
@@ -134,6 +154,20 @@ pub enum Request {
         /// At most this many (1–200).
         limit: u32,
     },
+    /// 18: the user has read the conversation up to `seq` (v1.1).
+    Read {
+        /// The conversation read.
+        conversation_id: ConversationId,
+        /// Read up to here (clamped to the conversation's last seq; never moves back).
+        seq: i64,
+    },
+    /// 24: the user started or stopped typing (v1.1): not stored, not answered.
+    Typing {
+        /// Where.
+        conversation_id: ConversationId,
+        /// Started or stopped.
+        state: TypingState,
+    },
     /// 3: heartbeat.
     Heartbeat,
     /// 21: renew the timelife.
@@ -152,6 +186,8 @@ impl Request {
             Request::LeaveGroup { .. } => kind::LEAVE_GROUP,
             Request::Ack { .. } => kind::ACK,
             Request::Sync { .. } => kind::SYNC,
+            Request::Read { .. } => kind::READ,
+            Request::Typing { .. } => kind::TYPING,
             Request::Heartbeat => kind::HEARTBEAT,
             Request::Renew => kind::RENEW,
         }

@@ -34,6 +34,10 @@ pub mod kind {
     pub const ACK_RECEIVED: u16 = 16;
     /// S→C a recipient acked a 1:1 message (envelope, to its sender's devices).
     pub const DELIVERED: u16 = 17;
+    /// C→S the user has read a conversation up to a seq; S→C its reply (v1.1).
+    pub const READ: u16 = 18;
+    /// S→C a participant read a conversation up to a seq (envelope, v1.1).
+    pub const READ_NOTICE: u16 = 19;
     /// S→C first frame of every connection.
     pub const WELCOME: u16 = 20;
     /// C→S renew the timelife; S→C its reply.
@@ -42,6 +46,10 @@ pub mod kind {
     pub const DRAIN: u16 = 22;
     /// S→C this connection is closed by the server (then close 4001).
     pub const KICKED: u16 = 23;
+    /// C→S the user started or stopped typing in a conversation (v1.1; no reply).
+    pub const TYPING: u16 = 24;
+    /// S→C a participant started or stopped typing (envelope, v1.1).
+    pub const TYPING_NOTICE: u16 = 25;
     /// S→C an error answering a request.
     pub const ERROR: u16 = 500;
 }
@@ -100,4 +108,6 @@ pub mod limits {
     pub const MAX_DEVICE_BYTES: usize = 64;
     /// Longest display name REGISTER accepts, in bytes.
     pub const MAX_USER_NAME_BYTES: usize = 128;
+    /// TYPING frames per conversation per second a connection passes on; more are dropped.
+    pub const TYPING_PER_SECOND: u32 = 1;
 }

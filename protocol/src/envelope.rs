@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::client::TypingState;
 use crate::ids::{ConversationId, GroupId, MessageId, UserId};
 use crate::{kind, msg_type, trigger};
 
@@ -97,6 +98,30 @@ pub struct Delivered {
     pub by: UserId,
 }
 
+/// `msg.params` of the READ notice (19, v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadNotice {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Who read it.
+    pub user_id: UserId,
+    /// Up to where, now.
+    pub read_seq: i64,
+}
+
+/// `msg.params` of the TYPING notice (25, v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingNotice {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Who is typing.
+    pub user_id: UserId,
+    /// Started or stopped.
+    pub state: TypingState,
+}
+
 /// An envelope's `msg`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushMsg {
@@ -106,6 +131,10 @@ pub enum PushMsg {
     DeliverGroup(GroupMessage),
     /// 17.
     Delivered(Delivered),
+    /// 19.
+    Read(ReadNotice),
+    /// 25.
+    Typing(TypingNotice),
     /// An HTTP push's posted object, as posted (or a type this crate does not know).
     Other(Value),
 }
@@ -117,6 +146,8 @@ impl PushMsg {
             PushMsg::Deliver(_) => Some(kind::DELIVER),
             PushMsg::DeliverGroup(_) => Some(kind::DELIVER_GROUP),
             PushMsg::Delivered(_) => Some(kind::DELIVERED),
+            PushMsg::Read(_) => Some(kind::READ_NOTICE),
+            PushMsg::Typing(_) => Some(kind::TYPING_NOTICE),
             PushMsg::Other(_) => None,
         }
     }
@@ -146,6 +177,12 @@ impl PushMsg {
             Some(b) if b.kind == Some(kind::DELIVERED) => {
                 PushMsg::Delivered(serde_json::from_str(&typed(&b))?)
             }
+            Some(b) if b.kind == Some(kind::READ_NOTICE) => {
+                PushMsg::Read(serde_json::from_str(&typed(&b))?)
+            }
+            Some(b) if b.kind == Some(kind::TYPING_NOTICE) => {
+                PushMsg::Typing(serde_json::from_str(&typed(&b))?)
+            }
             _ => PushMsg::Other(serde_json::from_str(raw.get())?),
         })
     }
@@ -168,6 +205,8 @@ impl Serialize for PushMsg {
             PushMsg::Deliver(p) => typed(s, kind::DELIVER, p),
             PushMsg::DeliverGroup(p) => typed(s, kind::DELIVER_GROUP, p),
             PushMsg::Delivered(p) => typed(s, kind::DELIVERED, p),
+            PushMsg::Read(p) => typed(s, kind::READ_NOTICE, p),
+            PushMsg::Typing(p) => typed(s, kind::TYPING_NOTICE, p),
             PushMsg::Other(v) => v.serialize(s),
         }
     }

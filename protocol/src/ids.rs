@@ -191,10 +191,28 @@ impl ConversationId {
     pub fn is_group(&self) -> bool {
         self.0.starts_with("grp:")
     }
+
+    /// The two users of a 1:1 conversation (`None` for a group's, or an id that is not one).
+    pub fn direct_users(&self) -> Option<(UserId, UserId)> {
+        let (a, b) = self.0.strip_prefix("dm:")?.split_once(':')?;
+        Some((
+            UserId::parse(unescape(a)?).ok()?,
+            UserId::parse(unescape(b)?).ok()?,
+        ))
+    }
 }
 
 fn escape(id: &str) -> String {
     id.replace('%', "%25").replace(':', "%3A")
+}
+
+/// [`escape`] undone; `None` when `id` could not have come from it.
+fn unescape(id: &str) -> Option<String> {
+    if id.contains(':') {
+        return None;
+    }
+    let unescaped = id.replace("%3A", ":").replace("%25", "%");
+    (escape(&unescaped) == id).then_some(unescaped)
 }
 
 #[cfg(test)]
@@ -228,6 +246,23 @@ mod tests {
     fn deserializing_checks_the_rule() {
         assert!(serde_json::from_str::<UserId>("\"\"").is_err());
         assert_eq!(serde_json::from_str::<UserId>("\"bob\"").unwrap(), "bob");
+    }
+
+    #[test]
+    fn a_direct_id_names_its_two_users() {
+        for (a, b) in [("alice", "bob"), ("a:b", "c%3A"), ("x", "x"), ("%", ":")] {
+            let id = ConversationId::direct(&user(a), &user(b));
+            let (lo, hi) = id.direct_users().unwrap();
+            let mut want = [a, b];
+            want.sort();
+            assert_eq!([lo.as_str(), hi.as_str()], want, "{id}");
+        }
+        for other in [
+            "grp:g1", "dm:alice", "dm:a:b:c", "dm:%3a:b", "dm::b", "chat",
+        ] {
+            let id = ConversationId::parse(other).unwrap();
+            assert_eq!(id.direct_users(), None, "{other}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod ids;
 pub mod names;
 pub mod server;
 
-pub use client::{ClientFrame, FrameError, LoginStatus, Request, RequestId};
+pub use client::{ClientFrame, FrameError, LoginStatus, Request, RequestId, TypingState};
 pub use codes::{close, kind, limits, msg_type, trigger};
 pub use envelope::{Envelope, PreparedPush, PushMsg};
 pub use ids::{ConversationId, DeviceId, GroupId, IdError, MessageId, UserId};

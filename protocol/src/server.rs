@@ -126,6 +126,16 @@ pub struct GroupLeft {
     pub group_id: GroupId,
 }
 
+/// Reply 18 READ (v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReply {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The user's `readSeq` there now.
+    pub read_seq: i64,
+}
+
 /// 16 ACK RECEIVED.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AckReceived {
@@ -202,6 +212,18 @@ pub struct ConversationInfo {
     /// Group: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The user's `readSeq` (v1.1): it read everything up to here.
+    #[serde(default)]
+    pub read_seq: i64,
+    /// Messages from others (group events included) above `readSeq` (v1.1).
+    #[serde(default)]
+    pub unread: i64,
+    /// Direct: the peer's `ackedSeq`, to restore "delivered" marks (v1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_acked_seq: Option<i64>,
+    /// Direct: the peer's `readSeq`, to restore "read" marks (v1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_read_seq: Option<i64>,
 }
 
 /// 14: a page of one conversation, or the conversation list.
@@ -268,6 +290,8 @@ pub enum Reply {
     LeaveGroup(GroupLeft),
     /// 16.
     AckReceived(AckReceived),
+    /// 18.
+    Read(ReadReply),
     /// 14.
     Sync(SyncReply),
     /// 4.
@@ -291,6 +315,7 @@ impl Reply {
             Reply::AddMembers(_) => kind::ADD_MEMBERS,
             Reply::LeaveGroup(_) => kind::LEAVE_GROUP,
             Reply::AckReceived(_) => kind::ACK_RECEIVED,
+            Reply::Read(_) => kind::READ,
             Reply::Sync(_) => kind::SYNC_REPLY,
             Reply::HeartbeatAck(_) => kind::HEARTBEAT_ACK,
             Reply::Renew(_) => kind::RENEW,
@@ -307,6 +332,7 @@ impl Reply {
             Reply::CreateGroup(p) | Reply::AddMembers(p) => p,
             Reply::LeaveGroup(p) => p,
             Reply::AckReceived(p) => p,
+            Reply::Read(p) => p,
             Reply::Sync(p) => p,
             Reply::HeartbeatAck(p) => p,
             Reply::Renew(p) => p,
@@ -325,6 +351,7 @@ impl Reply {
             kind::ADD_MEMBERS => Reply::AddMembers(p(params)?),
             kind::LEAVE_GROUP => Reply::LeaveGroup(p(params)?),
             kind::ACK_RECEIVED => Reply::AckReceived(p(params)?),
+            kind::READ => Reply::Read(p(params)?),
             kind::SYNC_REPLY => Reply::Sync(p(params)?),
             kind::HEARTBEAT_ACK => Reply::HeartbeatAck(p(params)?),
             kind::RENEW => Reply::Renew(p(params)?),

@@ -318,3 +318,36 @@ async fn three_pods_on_postgresql_each_with_its_own_store() {
     let d = alice.push(17).await;
     assert_eq!(d["msg"]["params"]["messageId"], env["messageId"]);
 }
+
+#[tokio::test]
+async fn read_and_typing_notices_cross_pods_on_postgresql() {
+    let c = TestCluster::start_postgres(2).await;
+    let mut alice = c.connect(0, "alice", "phone").await;
+    let mut bob = c.connect(1, "bob", "phone").await;
+    let mut bob_web = c.connect(0, "bob", "web").await;
+    let r = alice.send_to("bob", "one", None).await;
+    alice.send_to("bob", "two", None).await;
+    let conversation = r["params"]["conversationId"].as_str().unwrap().to_owned();
+    let r = bob
+        .request(18, json!({"conversationId": conversation, "seq": 2}))
+        .await;
+    assert_eq!(r["params"]["readSeq"], 2, "{r}");
+    for d in [&mut alice, &mut bob_web] {
+        let n = d.push(19).await;
+        assert_eq!(n["msg"]["params"]["userId"], "bob");
+        assert_eq!(n["msg"]["params"]["readSeq"], 2);
+    }
+    let list = alice.request(13, json!({})).await;
+    let entry = &list["params"]["conversations"][0];
+    assert_eq!(entry["peerReadSeq"], 2, "{list}");
+    assert_eq!(
+        (entry["readSeq"].as_i64(), entry["unread"].as_i64()),
+        (Some(2), Some(0))
+    );
+    alice
+        .send(json!({"type": 24, "params": {"conversationId": conversation, "state": "start"}}))
+        .await;
+    for d in [&mut bob, &mut bob_web] {
+        assert_eq!(d.push(25).await["msg"]["params"]["state"], "start");
+    }
+}

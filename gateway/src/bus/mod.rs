@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::delivery::DeviceRoute;
 use crate::error::Result;
 use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
+use crate::notice::Notice;
 
 /// What pods send each other. Every event names the devices it is for on the receiving pod
 /// (one event per target pod, never one per member).
@@ -52,6 +53,18 @@ pub enum BusEvent {
     Push {
         /// The posted notification.
         push: HttpPush,
+        /// The devices on the receiving pod it is for, each with the epoch it was routed at.
+        devices: Vec<DeviceRoute>,
+        /// Times the event was already passed on because its device had moved to another pod (at
+        /// most [`MAX_HOPS`]).
+        hops: u8,
+    },
+    /// A v1.1 notification (READ, TYPING) for these devices. Pods of earlier builds cannot read
+    /// it and drop it: a notification is never stored or retried, and what a READ announces
+    /// is also in SYNC's conversation list.
+    Notice {
+        /// The notification.
+        notice: Notice,
         /// The devices on the receiving pod it is for, each with the epoch it was routed at.
         devices: Vec<DeviceRoute>,
         /// Times the event was already passed on because its device had moved to another pod (at

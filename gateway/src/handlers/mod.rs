@@ -7,6 +7,7 @@
 //! | 1 SEND, 9 SEND GROUP | `Op::Send` | [`send`] |
 //! | 15 ACK | `Op::Ack` | [`ack`] |
 //! | 13 SYNC | `Op::Conversations`, `Op::Read` | [`sync`] |
+//! | 18 READ, 24 TYPING | `Op::MarkRead`, `Op::Typing` | [`marks`] |
 //! | 8, 11, 12 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup` | [`groups`] |
 //! | 7 REGISTER | `Op::Register` | [`register`] |
 //! | (catch-up) | `Op::Backlog`, pages | [`sync`] |
@@ -16,6 +17,7 @@
 
 mod ack;
 mod groups;
+mod marks;
 mod register;
 mod send;
 mod sync;
@@ -108,6 +110,14 @@ async fn handle(
             limit,
         } => sync::read(app, who, conversation_id, after_seq, limit, rid).await,
         Op::Backlog => sync::backlog(app, who).await,
+        Op::MarkRead {
+            conversation_id,
+            seq,
+        } => marks::read(app, who, conversation_id, seq, rid).await,
+        Op::Typing {
+            conversation_id,
+            state,
+        } => marks::typing(app, who, conversation_id, state).await,
         Op::CreateGroup { name, members } => groups::create(app, who, &name, &members, rid).await,
         Op::AddMembers { group_id, members } => {
             groups::add_members(app, who, &group_id, &members, rid).await

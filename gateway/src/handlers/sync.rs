@@ -39,6 +39,10 @@ fn info(c: ConversationSummary) -> ConversationInfo {
         peer: c.peer.and_then(|p| UserId::parse(p).ok()),
         group_id: c.group_id.and_then(|g| GroupId::parse(g).ok()),
         name: c.name,
+        read_seq: c.read_seq,
+        unread: c.unread,
+        peer_acked_seq: c.peer_acked_seq,
+        peer_read_seq: c.peer_read_seq,
     }
 }
 

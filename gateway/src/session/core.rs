@@ -17,7 +17,7 @@ use chat_protocol::{close, limits, ClientFrame, PreparedPush, Reply, RequestId};
 use tokio::time::Instant;
 
 use super::ops::{Call, Done, Finished, Op};
-use super::rate::RateLimit;
+use super::rate::{RateLimit, TypingGate};
 use super::Identity;
 use crate::delivery::{Outbox, PullRequest, Push};
 use crate::error::{Error, Result};
@@ -106,6 +106,7 @@ pub struct Connection {
     who: Arc<Identity>,
     outbox: Outbox<Prepared>,
     rate: RateLimit,
+    typing: TypingGate,
     /// `now` and the wall clock (ms) at the start: wall times are derived, never read.
     started: (Instant, i64),
     idle_deadline: Instant,
@@ -124,6 +125,7 @@ impl Connection {
         let mut c = Self {
             outbox: Outbox::new(settings.ack_window, settings.ack_timeout),
             rate: RateLimit::new(settings.rate_limit, settings.rate_burst, now),
+            typing: TypingGate::default(),
             started: (now, wall_ms),
             idle_deadline: now + settings.heartbeat * 3,
             expires_at: now + settings.timelife,
@@ -242,6 +244,7 @@ impl Connection {
         self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
         match finished.result {
             Ok(Done::Frame(frame)) => self.effects.push_back(Effect::Write(frame)),
+            Ok(Done::Quiet) => {}
             Ok(Done::Backlog(list)) => {
                 for b in list {
                     self.outbox

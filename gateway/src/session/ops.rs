@@ -2,7 +2,7 @@
 //! the store run outside the core (by a [`super::Backend`]) and their results come back in
 //! request order.
 
-use chat_protocol::{ConversationId, GroupId, MessageId, RequestId, UserId};
+use chat_protocol::{ConversationId, GroupId, MessageId, RequestId, TypingState, UserId};
 
 use crate::error::Result;
 use crate::store::Backlog;
@@ -63,6 +63,21 @@ pub enum Op {
         /// The page size the client asked for, at most the protocol's maximum.
         limit: u32,
     },
+    /// 18 READ: move the user's `readSeq` (and tell its other devices and a 1:1 peer).
+    MarkRead {
+        /// The conversation read.
+        conversation_id: ConversationId,
+        /// Read up to here.
+        seq: i64,
+    },
+    /// 24 TYPING: tell the other participants' devices. Not stored, not answered (but a
+    /// conversation the user is not in gets ERROR 403).
+    Typing {
+        /// Where.
+        conversation_id: ConversationId,
+        /// Started or stopped.
+        state: TypingState,
+    },
     /// The user's backlog (catch-up): on connect and after a resync. The client did not ask:
     /// its failure is logged, not answered.
     Backlog,
@@ -84,6 +99,8 @@ pub enum Done {
     Frame(String),
     /// The backlog: conversations to pull.
     Backlog(Vec<Backlog>),
+    /// Done; nothing to answer (TYPING).
+    Quiet,
 }
 
 /// A finished [`Call`].

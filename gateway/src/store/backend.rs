@@ -141,6 +141,15 @@ pub trait Backend: Database {
     /// Makes `user` a former member of the conversation.
     async fn leave(conn: &mut Self::Writer, user: &str, conversation: &str) -> Result<()>;
 
+    /// READ: raises `user`'s `readSeq` in the conversation to `seq`, clamped to the
+    /// conversation's last seq; `(before, after)`, or `None` when it is not an active member.
+    async fn mark_read(
+        conn: &mut Self::Writer,
+        user: &str,
+        conversation: &str,
+        seq: i64,
+    ) -> Result<Option<(i64, i64)>>;
+
     // Reads.
 
     /// Messages above `after_seq` (and above the user's join point), oldest first. Not an
@@ -159,6 +168,10 @@ pub trait Backend: Database {
 
     /// The user's active conversations, by id, with their last and acked seqs.
     async fn conversations(pool: &Pool<Self>, user: &str) -> Result<Vec<ConversationSummary>>;
+
+    /// The active members of a conversation `user` takes part in (403 otherwise).
+    async fn participants(pool: &Pool<Self>, user: &str, conversation: &str)
+        -> Result<Vec<String>>;
 
     /// Conversations where the user has messages above its `ackedSeq` and its join point.
     async fn backlog(pool: &Pool<Self>, user: &str) -> Result<Vec<Backlog>>;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::{Acked, Group, NewMessage, Sent};
+use super::{Acked, Group, NewMessage, ReadMark, Sent};
 use crate::error::{Error, Result};
 
 /// A write, as a store caller asked for it.
@@ -60,6 +60,12 @@ pub(super) enum ManageCommand {
         user: String,
         group_id: String,
         reply: Pending<()>,
+    },
+    MarkRead {
+        user: String,
+        conversation_id: String,
+        seq: i64,
+        reply: Pending<ReadMark>,
     },
 }
 
@@ -139,6 +145,7 @@ impl ManageCommand {
             ManageCommand::CreateGroup { reply, .. } | ManageCommand::AddMembers { reply, .. } => {
                 reply.send()
             }
+            ManageCommand::MarkRead { reply, .. } => reply.send(),
         }
     }
 
@@ -150,6 +157,7 @@ impl ManageCommand {
             ManageCommand::CreateGroup { reply, .. } | ManageCommand::AddMembers { reply, .. } => {
                 reply.reply.fail(cause)
             }
+            ManageCommand::MarkRead { reply, .. } => reply.reply.fail(cause),
         }
     }
 }

@@ -1,12 +1,12 @@
-//! The writer's rare commands, run one by one between SEND/ACK runs: display names and group
-//! management.
+//! The writer's rare commands, run one by one between SEND/ACK runs: display names, group
+//! management and READ marks.
 
 use std::collections::BTreeSet;
 
 use super::backend::Backend;
 use super::cache::Cache;
 use super::command::ManageCommand;
-use super::Group;
+use super::{Group, ReadMark};
 use crate::error::{Error, Result};
 use crate::model::{group_conversation_id, new_id, now_ms};
 
@@ -38,7 +38,29 @@ pub(super) async fn run<DB: Backend>(
             group_id,
             reply,
         } => reply.hold(leave::<DB>(conn, user, group_id).await),
+        ManageCommand::MarkRead {
+            user,
+            conversation_id,
+            seq,
+            reply,
+        } => reply.hold(mark_read::<DB>(conn, user, conversation_id, *seq).await),
     }
+}
+
+/// READ: the user's new `readSeq`, and whether it moved (403 when not a participant).
+async fn mark_read<DB: Backend>(
+    conn: &mut DB::Writer,
+    user: &str,
+    conversation: &str,
+    seq: i64,
+) -> Result<ReadMark> {
+    let (before, after) = DB::mark_read(conn, user, conversation, seq)
+        .await?
+        .ok_or_else(|| Error::Forbidden("not a participant of this conversation".into()))?;
+    Ok(ReadMark {
+        read_seq: after,
+        moved: after != before,
+    })
 }
 
 /// Records a display name, unless the cache knows it already.

@@ -78,6 +78,15 @@ pub struct Acked {
     pub first_delivery: bool,
 }
 
+/// The result of READ (18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The user's `readSeq` in the conversation now.
+    pub read_seq: i64,
+    /// Whether READ moved it (a lower or equal seq changes nothing; no notice then).
+    pub moved: bool,
+}
+
 /// A group as its create and add-members replies show it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -114,6 +123,16 @@ pub struct ConversationSummary {
     /// The group's name, to list it by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The user's `readSeq` (v1.1).
+    pub read_seq: i64,
+    /// Messages from others above `readSeq` (and the join point).
+    pub unread: i64,
+    /// 1:1: the peer's `ackedSeq` ("delivered" marks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_acked_seq: Option<i64>,
+    /// 1:1: the peer's `readSeq` ("read" marks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_read_seq: Option<i64>,
 }
 
 /// Messages a user still has to receive in one conversation: seqs in `(after_seq, last_seq]`.
@@ -174,6 +193,10 @@ pub trait Store: Send + Sync + 'static {
     /// Removes `user` from the group.
     async fn leave_group(&self, user: &str, group_id: &str) -> Result<()>;
 
+    /// READ: raises `user`'s `readSeq` in the conversation to `seq` (clamped to its last seq,
+    /// never lowered). Not a participant: 403.
+    async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark>;
+
     /// Messages of a conversation `user` takes part in, with seq above `after_seq` (and above
     /// the user's join point), oldest first. Not a participant: 403.
     async fn read(
@@ -189,7 +212,11 @@ pub trait Store: Send + Sync + 'static {
     /// reading it. Not a participant: 403, as `read`.
     async fn position(&self, user: &str, conversation_id: &str) -> Result<Position>;
 
-    /// The user's conversations with their last and acked seqs.
+    /// The active members of a conversation `user` takes part in, `user` included. Not a
+    /// participant: 403.
+    async fn participants(&self, user: &str, conversation_id: &str) -> Result<Vec<String>>;
+
+    /// The user's conversations with their last, acked and read seqs.
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>>;
 
     /// Conversations where the user has messages above its `ackedSeq` (catch-up on connect).

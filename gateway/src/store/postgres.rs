@@ -251,6 +251,15 @@ impl Backend for Postgres {
         Statements::leave(conn, user, conversation).await
     }
 
+    async fn mark_read(
+        conn: &mut PgConnection,
+        user: &str,
+        conversation: &str,
+        seq: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        Statements::mark_read(conn, user, conversation, seq).await
+    }
+
     async fn read(
         pool: &Pool<Postgres>,
         user: &str,
@@ -263,6 +272,14 @@ impl Backend for Postgres {
 
     async fn position(pool: &Pool<Postgres>, user: &str, conversation: &str) -> Result<Position> {
         Statements::position(pool, user, conversation).await
+    }
+
+    async fn participants(
+        pool: &Pool<Postgres>,
+        user: &str,
+        conversation: &str,
+    ) -> Result<Vec<String>> {
+        Statements::participants(pool, user, conversation).await
     }
 
     async fn conversations(pool: &Pool<Postgres>, user: &str) -> Result<Vec<ConversationSummary>> {

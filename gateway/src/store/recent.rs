@@ -28,7 +28,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
-use super::{Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, Sent, Store};
+use super::{
+    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Sent, Store,
+};
 use crate::error::{Error, Result};
 use crate::model::{now_ms, StoredMessage};
 
@@ -261,6 +263,10 @@ impl Store for RecentCache {
         self.inner.leave_group(user, group_id).await
     }
 
+    async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark> {
+        self.inner.mark_read(user, conversation_id, seq).await
+    }
+
     async fn read(
         &self,
         user: &str,
@@ -297,6 +303,10 @@ impl Store for RecentCache {
 
     async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
         self.inner.position(user, conversation_id).await
+    }
+
+    async fn participants(&self, user: &str, conversation_id: &str) -> Result<Vec<String>> {
+        self.inner.participants(user, conversation_id).await
     }
 
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {

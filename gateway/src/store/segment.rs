@@ -85,6 +85,8 @@ async fn store<DB: Backend>(
     let checks = plan::check_acks(acks, found);
     let (stored, mut marks) = allocate_new::<DB>(conn, cache, sends, &plans).await?;
 
+    // The sender's own messages: counted as acked and as read by it.
+    let read = marks.clone();
     marks.extend(checks.marks);
     let by_pair = plan::marks_by_pair(marks);
     let pairs: Vec<(&str, &str)> = by_pair
@@ -93,7 +95,8 @@ async fn store<DB: Backend>(
         .collect();
     let messages: Vec<_> = stored.values().collect();
     DB::insert_and_lock(conn, &messages, &pairs).await?;
-    let (writes, fresh) = plan::fold_acks(&by_pair, DB::positions(conn, &pairs).await?);
+    let (mut writes, fresh) = plan::fold_acks(&by_pair, DB::positions(conn, &pairs).await?);
+    writes.read = read;
     DB::settle(conn, &writes).await?;
     let first = plan::first_deliveries(&checks.candidates, &fresh);
     Ok(plan::results(plans, stored, checks.results, &first))

@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::backend::Backend;
 use super::command::{Command, ManageCommand, MessageCommand, Pending, Reply};
 use super::writer;
-use super::{Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, Sent, Store};
+use super::{
+    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Sent, Store,
+};
 use crate::error::{Error, Result};
 
 /// How long `/readyz` waits for the database: an unreachable one would otherwise hold the probe
@@ -131,6 +133,18 @@ impl<DB: Backend> Store for SqlStore<DB> {
         })
         .await
     }
+
+    async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark> {
+        let (user, conversation_id) = (user.to_owned(), conversation_id.to_owned());
+        self.manage(|reply| ManageCommand::MarkRead {
+            user,
+            conversation_id,
+            seq,
+            reply,
+        })
+        .await
+    }
+
     async fn read(
         &self,
         user: &str,
@@ -143,6 +157,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
         DB::position(&self.readers, user, conversation_id).await
+    }
+
+    async fn participants(&self, user: &str, conversation_id: &str) -> Result<Vec<String>> {
+        DB::participants(&self.readers, user, conversation_id).await
     }
 
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>> {

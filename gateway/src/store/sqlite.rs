@@ -254,6 +254,15 @@ impl Backend for Sqlite {
         conn.leave(user, conversation)
     }
 
+    async fn mark_read(
+        conn: &mut SqliteWriter,
+        user: &str,
+        conversation: &str,
+        seq: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        conn.mark_read(user, conversation, seq)
+    }
+
     async fn read(
         pool: &Pool<Sqlite>,
         user: &str,
@@ -266,6 +275,14 @@ impl Backend for Sqlite {
 
     async fn position(pool: &Pool<Sqlite>, user: &str, conversation: &str) -> Result<Position> {
         Statements::position(pool, user, conversation).await
+    }
+
+    async fn participants(
+        pool: &Pool<Sqlite>,
+        user: &str,
+        conversation: &str,
+    ) -> Result<Vec<String>> {
+        Statements::participants(pool, user, conversation).await
     }
 
     async fn conversations(pool: &Pool<Sqlite>, user: &str) -> Result<Vec<ConversationSummary>> {

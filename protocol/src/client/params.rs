@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{LoginStatus, Params, Request};
+use super::{LoginStatus, Params, Request, TypingState};
 use crate::ids::{ConversationId, IdError, UserId};
 use crate::kind;
 use crate::limits::{MAX_CLIENT_MSG_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT};
@@ -54,10 +54,42 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
             after_seq: after_seq(p)?,
             limit: sync_limit(p)?,
         },
+        kind::READ => Request::Read {
+            conversation_id: conversation_id(p)?,
+            seq: non_negative(p, "seq")?,
+        },
+        kind::TYPING => Request::Typing {
+            conversation_id: conversation_id(p)?,
+            state: match p.get("state") {
+                Some(Value::String(s)) if s == "start" => TypingState::Start,
+                Some(Value::String(s)) if s == "stop" => TypingState::Stop,
+                _ => return Err("\"state\" must be \"start\" or \"stop\"".into()),
+            },
+        },
         kind::HEARTBEAT => Request::Heartbeat,
         kind::RENEW => Request::Renew,
         other => return Err(format!("unknown frame type {other}")),
     })
+}
+
+/// A required, non-empty `conversationId`.
+fn conversation_id(p: &Params) -> Result<ConversationId, String> {
+    let id = req_str(p, "conversationId")?;
+    if id.is_empty() {
+        return Err("\"conversationId\" must not be empty".into());
+    }
+    Ok(ConversationId::parse(id).expect("any string is a conversation id"))
+}
+
+/// A required non-negative integer.
+fn non_negative(p: &Params, key: &str) -> Result<i64, String> {
+    match p.get(key) {
+        None | Some(Value::Null) => Err(format!("missing \"{key}\"")),
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("\"{key}\" must be a non-negative integer")),
+    }
 }
 
 fn req_str(p: &Params, key: &str) -> Result<String, String> {

@@ -4,7 +4,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{ClientFrame, LoginStatus, Request};
+use super::{ClientFrame, LoginStatus, Request, TypingState};
 use crate::ids::{ConversationId, GroupId, MessageId, UserId};
 
 impl Serialize for ClientFrame {
@@ -80,6 +80,26 @@ impl Serialize for ClientFrame {
                     limit: *limit,
                 },
             )?,
+            Request::Read {
+                conversation_id,
+                seq,
+            } => map.serialize_entry(
+                "params",
+                &ReadParams {
+                    conversation_id,
+                    seq: *seq,
+                },
+            )?,
+            Request::Typing {
+                conversation_id,
+                state,
+            } => map.serialize_entry(
+                "params",
+                &TypingParams {
+                    conversation_id,
+                    state: *state,
+                },
+            )?,
             Request::Sync {
                 conversation_id: None,
                 ..
@@ -144,4 +164,18 @@ struct SyncParams<'a> {
     conversation_id: &'a ConversationId,
     after_seq: i64,
     limit: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadParams<'a> {
+    conversation_id: &'a ConversationId,
+    seq: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TypingParams<'a> {
+    conversation_id: &'a ConversationId,
+    state: TypingState,
 }

@@ -7,3 +7,4 @@ mod durability;
 mod frames;
 mod http_api;
 mod lifecycle;
+mod v11;

@@ -16,6 +16,15 @@ use chat_protocol::close;
 impl Connection {
     pub(super) fn handle_request(&mut self, frame: ClientFrame, now: Instant) {
         let rid = frame.request_id;
+        if let Request::Typing {
+            conversation_id, ..
+        } = &frame.request
+        {
+            if !self.typing.allow(conversation_id, now) {
+                metrics::counter!("chat_typing_dropped_total").increment(1);
+                return;
+            }
+        }
         if frame.request.is_rate_limited() && !self.rate.allow(now) {
             let e = Error::RateLimited("too many requests; slow down".into());
             return self.error(&e, rid.as_ref());
@@ -66,6 +75,20 @@ impl Connection {
             Request::CreateGroup { name, members } => Op::CreateGroup { name, members },
             Request::AddMembers { group_id, members } => Op::AddMembers { group_id, members },
             Request::LeaveGroup { group_id } => Op::LeaveGroup { group_id },
+            Request::Read {
+                conversation_id,
+                seq,
+            } => Op::MarkRead {
+                conversation_id,
+                seq,
+            },
+            Request::Typing {
+                conversation_id,
+                state,
+            } => Op::Typing {
+                conversation_id,
+                state,
+            },
             Request::Sync {
                 conversation_id: None,
                 ..

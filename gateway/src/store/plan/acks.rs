@@ -92,11 +92,35 @@ pub struct AckWrites {
     pub unpark: Vec<Mark>,
     /// Acks above a gap, parked until it closes.
     pub park: Vec<Mark>,
+    /// `(sender, conversation, seq)`: sending advances the sender's own `readSeq` (v1.1).
+    pub read: Vec<Mark>,
 }
 
 impl AckWrites {
     pub fn is_empty(&self) -> bool {
-        self.advance.is_empty() && self.unpark.is_empty() && self.park.is_empty()
+        self.advance.is_empty()
+            && self.unpark.is_empty()
+            && self.park.is_empty()
+            && self.read.is_empty()
+    }
+
+    /// One membership row update per `(user, conversation)`: `(user, conversation, ackedSeq,
+    /// readSeq)`, each raised to at least the value given (0: unchanged). `advance` and `read`
+    /// often name the same row (a sender's own message advances both), and PostgreSQL applies
+    /// only one of two updates of a row in one statement.
+    pub fn memberships(&self) -> Vec<(&str, &str, i64, i64)> {
+        let mut rows: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for (user, conv, seq) in &self.advance {
+            let row = rows.entry((user, conv)).or_default();
+            row.0 = row.0.max(*seq);
+        }
+        for (user, conv, seq) in &self.read {
+            let row = rows.entry((user, conv)).or_default();
+            row.1 = row.1.max(*seq);
+        }
+        rows.into_iter()
+            .map(|((user, conv), (acked, read))| (user, conv, acked, read))
+            .collect()
     }
 }
 

@@ -170,9 +170,28 @@ fn folding_writes_only_the_differences() {
             advance: vec![m("u", 3)],
             unpark: vec![m("u", 3)],
             park: vec![m("v", 5)],
+            read: Vec::new(),
         }
     );
     assert_eq!(fresh, HashSet::from([m("u", 2), m("v", 5)]));
+}
+
+#[test]
+fn a_membership_row_is_updated_once_with_both_seqs() {
+    let m = |u: &str, c: &str, s: i64| (u.to_owned(), c.to_owned(), s);
+    let writes = AckWrites {
+        advance: vec![m("alice", "dm", 7), m("bob", "dm", 3)],
+        read: vec![m("alice", "dm", 7), m("alice", "grp", 2)],
+        ..Default::default()
+    };
+    assert_eq!(
+        writes.memberships(),
+        [
+            ("alice", "dm", 7, 7),
+            ("alice", "grp", 0, 2),
+            ("bob", "dm", 3, 0)
+        ]
+    );
 }
 
 #[test]

@@ -191,26 +191,35 @@ pub(super) async fn settle(conn: &mut PgConnection, writes: &AckWrites) -> Resul
     if writes.is_empty() {
         return Ok(());
     }
-    let (adv_u, adv_c, adv_s) = columns3(&writes.advance);
+    let memberships = writes.memberships();
+    let users: Vec<&str> = memberships.iter().map(|m| m.0).collect();
+    let conversations: Vec<&str> = memberships.iter().map(|m| m.1).collect();
+    let acked: Vec<i64> = memberships.iter().map(|m| m.2).collect();
+    let read: Vec<i64> = memberships.iter().map(|m| m.3).collect();
     let (unpark_u, unpark_c, unpark_s) = columns3(&writes.unpark);
     let (park_u, park_c, park_s) = columns3(&writes.park);
     // Every write in one statement (data-modifying CTEs run whether or not they are read).
-    // An ack is parked or unparked, never both in one batch, so the two never meet a row.
+    // An ack is parked or unparked, never both in one batch, so the two never meet a row; each
+    // membership row is named once (PostgreSQL applies one update of a row per statement).
     let sql = "WITH advance AS (
-             UPDATE memberships SET acked_seq = d.seq
-             FROM unnest($1::text[], $2::text[], $3::int8[]) AS d(user_id, conversation_id, seq)
+             UPDATE memberships
+             SET acked_seq = GREATEST(memberships.acked_seq, d.acked),
+                 read_seq = GREATEST(memberships.read_seq, d.read)
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[])
+                 AS d(user_id, conversation_id, acked, read)
              WHERE memberships.user_id = d.user_id AND memberships.conversation_id = d.conversation_id
          ), unpark AS (
              DELETE FROM acks
-             USING unnest($4::text[], $5::text[], $6::int8[]) AS d(user_id, conversation_id, seq)
+             USING unnest($5::text[], $6::text[], $7::int8[]) AS d(user_id, conversation_id, seq)
              WHERE acks.user_id = d.user_id AND acks.conversation_id = d.conversation_id AND acks.seq = d.seq
          )
          INSERT INTO acks (user_id, conversation_id, seq)
-         SELECT * FROM unnest($7::text[], $8::text[], $9::int8[]) ON CONFLICT DO NOTHING";
+         SELECT * FROM unnest($8::text[], $9::text[], $10::int8[]) ON CONFLICT DO NOTHING";
     sqlx::query(sql)
-        .bind(adv_u)
-        .bind(adv_c)
-        .bind(adv_s)
+        .bind(users)
+        .bind(conversations)
+        .bind(acked)
+        .bind(read)
         .bind(unpark_u)
         .bind(unpark_c)
         .bind(unpark_s)

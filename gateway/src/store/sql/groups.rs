@@ -1,4 +1,5 @@
-//! Group management's statements: find a group, check a membership, create a group, join, leave.
+//! Group management's statements (find a group, check a membership, create a group, join,
+//! leave) and READ's, for PostgreSQL's writer.
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
@@ -13,6 +14,7 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
@@ -116,5 +118,41 @@ where
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// READ: raises `user`'s `readSeq` in the conversation to `seq`, clamped to the last seq;
+    /// `(before, after)`, or `None` when it is not an active member. The row is locked while
+    /// it is read, so two pods' READs never move it back.
+    pub(in crate::store) async fn mark_read(
+        conn: &mut DB::Connection,
+        user: &str,
+        conversation: &str,
+        seq: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let found: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT m.read_seq, c.last_seq FROM memberships m
+             JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.user_id = $1 AND m.conversation_id = $2 AND m.active = 1
+             FOR UPDATE OF m",
+        )
+        .bind(user)
+        .bind(conversation)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((before, last)) = found else {
+            return Ok(None);
+        };
+        let after = before.max(seq.min(last));
+        if after != before {
+            sqlx::query::<DB>(
+                "UPDATE memberships SET read_seq = $3 WHERE user_id = $1 AND conversation_id = $2",
+            )
+            .bind(user)
+            .bind(conversation)
+            .bind(after)
+            .execute(conn)
+            .await?;
+        }
+        Ok(Some((before, after)))
     }
 }

@@ -11,17 +11,22 @@ use crate::store::backend::Backend;
 use crate::store::{Backlog, ConversationSummary, Page, Position};
 
 /// A row of [`Shared::conversations`]: id, last seq, acked seq, joined seq, kind, group id,
-/// group name, peer.
-type Listed = (
-    String,
-    i64,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// group name, peer, read seq, unread, peer's acked seq, peer's read seq.
+#[derive(sqlx::FromRow)]
+struct Listed {
+    id: String,
+    last_seq: i64,
+    acked_seq: i64,
+    joined_seq: i64,
+    kind: String,
+    group_id: Option<String>,
+    name: Option<String>,
+    peer: Option<String>,
+    read_seq: i64,
+    unread: i64,
+    peer_acked_seq: Option<i64>,
+    peer_read_seq: Option<i64>,
+}
 
 impl<DB> Shared<DB>
 where
@@ -104,14 +109,21 @@ where
         pool: &Pool<DB>,
         user: &str,
     ) -> Result<Vec<ConversationSummary>> {
+        // The peer of a 1:1 conversation is its other member (the user itself when it talks to
+        // itself); unread counts others' messages above the read seq and the join point, on the
+        // (conversation_id, seq) key.
         let rows: Vec<Listed> = sqlx::query_as(
-            "SELECT c.id, c.last_seq, m.acked_seq, m.joined_seq, c.kind, g.id, g.name,
-                 CASE WHEN c.kind = 'direct' THEN COALESCE(
-                     (SELECT p.user_id FROM memberships p
-                      WHERE p.conversation_id = c.id AND p.user_id <> m.user_id LIMIT 1),
-                     m.user_id) END
+            "SELECT c.id, c.last_seq, m.acked_seq, m.joined_seq, c.kind, g.id AS group_id, g.name,
+                 COALESCE(p.user_id, CASE WHEN c.kind = 'direct' THEN m.user_id END) AS peer,
+                 m.read_seq,
+                 (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id
+                   AND x.seq > CASE WHEN m.read_seq > m.joined_seq THEN m.read_seq ELSE m.joined_seq END
+                   AND x.sender <> m.user_id) AS unread,
+                 p.acked_seq AS peer_acked_seq, p.read_seq AS peer_read_seq
              FROM memberships m JOIN conversations c ON c.id = m.conversation_id
              LEFT JOIN groups g ON g.conversation_id = c.id
+             LEFT JOIN memberships p ON c.kind = 'direct' AND p.conversation_id = c.id
+                 AND p.user_id <> m.user_id
              WHERE m.user_id = $1 AND m.active = 1 ORDER BY c.id",
         )
         .bind(user)
@@ -119,20 +131,42 @@ where
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(conversation_id, last_seq, acked, joined, kind, group_id, name, peer)| {
-                    ConversationSummary {
-                        conversation_id,
-                        last_seq,
-                        acked_seq: acked.max(joined),
-                        kind,
-                        peer,
-                        group_id,
-                        name,
-                    }
-                },
-            )
+            .map(|r| ConversationSummary {
+                conversation_id: r.id,
+                last_seq: r.last_seq,
+                acked_seq: r.acked_seq.max(r.joined_seq),
+                kind: r.kind,
+                peer: r.peer,
+                group_id: r.group_id,
+                name: r.name,
+                read_seq: r.read_seq.max(r.joined_seq),
+                unread: r.unread,
+                peer_acked_seq: r.peer_acked_seq,
+                peer_read_seq: r.peer_read_seq,
+            })
             .collect())
+    }
+
+    /// The active members of a conversation `user` is an active member of (itself included).
+    /// Not one: 403.
+    pub(in crate::store) async fn participants(
+        pool: &Pool<DB>,
+        user: &str,
+        conversation: &str,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT p.user_id FROM memberships m
+             JOIN memberships p ON p.conversation_id = m.conversation_id AND p.active = 1
+             WHERE m.user_id = $1 AND m.conversation_id = $2 AND m.active = 1",
+        )
+        .bind(user)
+        .bind(conversation)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(not_a_participant());
+        }
+        Ok(rows.into_iter().map(|(u,)| u).collect())
     }
 
     /// Conversations where the user has messages above its `ackedSeq` and its join point.

@@ -247,13 +247,19 @@ impl SqliteWriter {
         Ok(out)
     }
 
-    /// Writes the folded acks.
+    /// Writes the folded acks (and the senders' `readSeq`).
     pub(super) fn settle(&mut self, writes: &AckWrites) -> Result<()> {
+        let memberships = writes.memberships();
+        if !memberships.is_empty() {
+            let mut update = self.0.prepare_cached(
+                "UPDATE memberships SET acked_seq = MAX(acked_seq, ?3), read_seq = MAX(read_seq, ?4)
+                 WHERE user_id = ?1 AND conversation_id = ?2",
+            )?;
+            for (user, conversation, acked, read) in memberships {
+                update.execute(params![user, conversation, acked, read])?;
+            }
+        }
         let statements = [
-            (
-                &writes.advance,
-                "UPDATE memberships SET acked_seq = ?3 WHERE user_id = ?1 AND conversation_id = ?2",
-            ),
             (
                 &writes.unpark,
                 "DELETE FROM acks WHERE user_id = ?1 AND conversation_id = ?2 AND seq = ?3",
@@ -274,6 +280,39 @@ impl SqliteWriter {
             }
         }
         Ok(())
+    }
+
+    /// READ: raises `user`'s `readSeq` in the conversation to `seq`, clamped to its last seq.
+    /// `(before, after)`, or `None` when the user is not an active member.
+    pub(super) fn mark_read(
+        &mut self,
+        user: &str,
+        conversation: &str,
+        seq: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let found: Option<(i64, i64)> = self
+            .0
+            .prepare_cached(
+                "SELECT m.read_seq, c.last_seq FROM memberships m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.user_id = ?1 AND m.conversation_id = ?2 AND m.active = 1",
+            )?
+            .query_row(params![user, conversation], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        let Some((before, last)) = found else {
+            return Ok(None);
+        };
+        let after = before.max(seq.min(last));
+        if after != before {
+            self.0
+                .prepare_cached(
+                    "UPDATE memberships SET read_seq = ?3 WHERE user_id = ?1 AND conversation_id = ?2",
+                )?
+                .execute(params![user, conversation, after])?;
+        }
+        Ok(Some((before, after)))
     }
 
     /// Records a display name, writing only when it changed.
