@@ -135,6 +135,10 @@ pub struct ServeConfig {
     #[arg(long, env = "CHAT_DRAIN_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_seconds: u64,
 
+    /// How long after sending a sender may still RECALL (32) a message.
+    #[arg(long, env = "CHAT_RECALL_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub recall_seconds: u64,
+
     /// How long a delivered message waits for its ACK (15) before the one retry.
     #[arg(long, env = "CHAT_ACK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub ack_timeout_ms: u64,

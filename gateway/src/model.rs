@@ -89,6 +89,9 @@ pub struct StoredMessage {
     pub created_at: i64,
     /// The sender's `requestId` (or a fresh one), carried into every push of this message.
     pub request_id: String,
+    /// (v1.1) Recalled by its sender: a tombstone, its body gone (RECALL, 32).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
 }
 
 impl StoredMessage {
@@ -105,6 +108,7 @@ impl StoredMessage {
                 conversation_id,
                 seq: self.seq,
                 client_msg_id: self.client_msg_id.clone(),
+                recalled: self.recalled,
             }),
             Target::Group { group_id } => PushMsg::DeliverGroup(GroupMessage {
                 group_id: GroupId::parse(group_id.as_str()).unwrap_or_else(|_| unnamed_group()),
@@ -114,6 +118,7 @@ impl StoredMessage {
                 conversation_id,
                 seq: self.seq,
                 client_msg_id: self.client_msg_id.clone(),
+                recalled: self.recalled,
             }),
         }
     }
@@ -293,6 +298,7 @@ mod tests {
             client_msg_id: Some("c-1".into()),
             created_at: 1_704_162_492_912,
             request_id: "r".into(),
+            recalled: false,
         };
         let p = Prepared::new(Arc::new(m.clone()));
         let v: Value = serde_json::from_str(&p.push.render("s1", "bob", false, new_id)).unwrap();

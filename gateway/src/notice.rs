@@ -1,12 +1,14 @@
-//! v1.1 notifications: READ (19) and TYPING (25) — not stored, never acked or retried, each
+//! v1.1 notifications: READ (19), TYPING (25) and RECALLED (33) — not stored, never acked or retried, each
 //! envelope with a fresh `messageId` (DESIGN §11). What they announce is also visible through
-//! SYNC (`readSeq`), except typing, which is only ever "now".
+//! SYNC (`readSeq`, recalled tombstones), except typing, which is only ever "now".
 //!
 //! One [`Notice`] type for all of them, so one [`crate::routing::Payload`] variant and one bus
 //! event carry every kind across pods.
 
-use chat_protocol::envelope::{ReadNotice, TypingNotice};
-use chat_protocol::{trigger, ConversationId, PreparedPush, PushMsg, TypingState, UserId};
+use chat_protocol::envelope::{ReadNotice, RecalledNotice, TypingNotice};
+use chat_protocol::{
+    trigger, ConversationId, MessageId, PreparedPush, PushMsg, TypingState, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::model::now_ms;
@@ -35,6 +37,16 @@ pub enum Notice {
         /// Started or stopped.
         state: TypingState,
     },
+    /// 33: the message `message_id` (`seq` of `conversation_id`) was recalled by its sender.
+    #[serde(rename_all = "camelCase")]
+    Recalled {
+        /// The recalled message.
+        message_id: MessageId,
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// Its seq.
+        seq: i64,
+    },
 }
 
 impl Notice {
@@ -59,6 +71,15 @@ impl Notice {
                 conversation_id,
                 user_id,
                 state,
+            }),
+            Notice::Recalled {
+                message_id,
+                conversation_id,
+                seq,
+            } => PushMsg::Recalled(RecalledNotice {
+                message_id,
+                conversation_id,
+                seq,
             }),
         };
         PreparedPush::new(now_ms(), None, &msg, None, trigger::WEBSOCKET)

@@ -168,6 +168,11 @@ pub enum Request {
         /// Started or stopped.
         state: TypingState,
     },
+    /// 32: recall one of the user's own messages (v1.1).
+    Recall {
+        /// The message.
+        message_id: MessageId,
+    },
     /// 3: heartbeat.
     Heartbeat,
     /// 21: renew the timelife.
@@ -188,6 +193,7 @@ impl Request {
             Request::Sync { .. } => kind::SYNC,
             Request::Read { .. } => kind::READ,
             Request::Typing { .. } => kind::TYPING,
+            Request::Recall { .. } => kind::RECALL,
             Request::Heartbeat => kind::HEARTBEAT,
             Request::Renew => kind::RENEW,
         }

@@ -50,6 +50,10 @@ pub mod kind {
     pub const TYPING: u16 = 24;
     /// S→C a participant started or stopped typing (envelope, v1.1).
     pub const TYPING_NOTICE: u16 = 25;
+    /// C→S recall one's own message; S→C its reply (v1.1).
+    pub const RECALL: u16 = 32;
+    /// S→C a message was recalled (envelope, v1.1).
+    pub const RECALLED: u16 = 33;
     /// S→C an error answering a request.
     pub const ERROR: u16 = 500;
 }

@@ -61,6 +61,9 @@ pub struct DirectMessage {
     /// The sender's idempotency key, `null` when it gave none.
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// (v1.1) The sender recalled it: a tombstone, `message` is empty. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
 }
 
 /// `msg.params` of DELIVER GROUP (10).
@@ -82,6 +85,9 @@ pub struct GroupMessage {
     /// The sender's idempotency key, `null` when it gave none.
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// (v1.1) The sender recalled it: a tombstone, `message` is empty. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
 }
 
 /// `msg.params` of DELIVERED (17).
@@ -122,6 +128,18 @@ pub struct TypingNotice {
     pub state: TypingState,
 }
 
+/// `msg.params` of RECALLED (33, v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecalledNotice {
+    /// The recalled message (not the envelope's own id).
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Its seq.
+    pub seq: i64,
+}
+
 /// An envelope's `msg`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushMsg {
@@ -135,6 +153,8 @@ pub enum PushMsg {
     Read(ReadNotice),
     /// 25.
     Typing(TypingNotice),
+    /// 33.
+    Recalled(RecalledNotice),
     /// An HTTP push's posted object, as posted (or a type this crate does not know).
     Other(Value),
 }
@@ -148,6 +168,7 @@ impl PushMsg {
             PushMsg::Delivered(_) => Some(kind::DELIVERED),
             PushMsg::Read(_) => Some(kind::READ_NOTICE),
             PushMsg::Typing(_) => Some(kind::TYPING_NOTICE),
+            PushMsg::Recalled(_) => Some(kind::RECALLED),
             PushMsg::Other(_) => None,
         }
     }
@@ -183,6 +204,9 @@ impl PushMsg {
             Some(b) if b.kind == Some(kind::TYPING_NOTICE) => {
                 PushMsg::Typing(serde_json::from_str(&typed(&b))?)
             }
+            Some(b) if b.kind == Some(kind::RECALLED) => {
+                PushMsg::Recalled(serde_json::from_str(&typed(&b))?)
+            }
             _ => PushMsg::Other(serde_json::from_str(raw.get())?),
         })
     }
@@ -207,6 +231,7 @@ impl Serialize for PushMsg {
             PushMsg::Delivered(p) => typed(s, kind::DELIVERED, p),
             PushMsg::Read(p) => typed(s, kind::READ_NOTICE, p),
             PushMsg::Typing(p) => typed(s, kind::TYPING_NOTICE, p),
+            PushMsg::Recalled(p) => typed(s, kind::RECALLED, p),
             PushMsg::Other(v) => v.serialize(s),
         }
     }

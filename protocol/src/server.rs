@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::client::{LoginStatus, RequestId};
 use crate::envelope::{push_json_str, Envelope};
-use crate::ids::{ConversationId, DeviceId, GroupId, UserId};
+use crate::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use crate::kind;
 
 /// Why a connection was kicked (KICKED's `reason`, and the 4001 close reason).
@@ -134,6 +134,18 @@ pub struct ReadReply {
     pub conversation_id: ConversationId,
     /// The user's `readSeq` there now.
     pub read_seq: i64,
+}
+
+/// Reply 32 RECALL (v1.1): the message recalled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecallReply {
+    /// The message.
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Its seq.
+    pub seq: i64,
 }
 
 /// 16 ACK RECEIVED.
@@ -292,6 +304,8 @@ pub enum Reply {
     AckReceived(AckReceived),
     /// 18.
     Read(ReadReply),
+    /// 32.
+    Recall(RecallReply),
     /// 14.
     Sync(SyncReply),
     /// 4.
@@ -316,6 +330,7 @@ impl Reply {
             Reply::LeaveGroup(_) => kind::LEAVE_GROUP,
             Reply::AckReceived(_) => kind::ACK_RECEIVED,
             Reply::Read(_) => kind::READ,
+            Reply::Recall(_) => kind::RECALL,
             Reply::Sync(_) => kind::SYNC_REPLY,
             Reply::HeartbeatAck(_) => kind::HEARTBEAT_ACK,
             Reply::Renew(_) => kind::RENEW,
@@ -333,6 +348,7 @@ impl Reply {
             Reply::LeaveGroup(p) => p,
             Reply::AckReceived(p) => p,
             Reply::Read(p) => p,
+            Reply::Recall(p) => p,
             Reply::Sync(p) => p,
             Reply::HeartbeatAck(p) => p,
             Reply::Renew(p) => p,
@@ -352,6 +368,7 @@ impl Reply {
             kind::LEAVE_GROUP => Reply::LeaveGroup(p(params)?),
             kind::ACK_RECEIVED => Reply::AckReceived(p(params)?),
             kind::READ => Reply::Read(p(params)?),
+            kind::RECALL => Reply::Recall(p(params)?),
             kind::SYNC_REPLY => Reply::Sync(p(params)?),
             kind::HEARTBEAT_ACK => Reply::HeartbeatAck(p(params)?),
             kind::RENEW => Reply::Renew(p(params)?),

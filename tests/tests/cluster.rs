@@ -351,3 +351,35 @@ async fn read_and_typing_notices_cross_pods_on_postgresql() {
         assert_eq!(d.push(25).await["msg"]["params"]["state"], "start");
     }
 }
+
+#[tokio::test]
+async fn a_recall_replaces_the_cached_message_and_reaches_every_pod() {
+    let c = TestCluster::start_postgres(2).await;
+    let mut alice = c.connect(0, "alice", "phone").await;
+    let mut bob = c.connect(1, "bob", "phone").await;
+    let r0 = alice.send_to("bob", "secret", None).await;
+    let conversation = r0["params"]["conversationId"].clone();
+    bob.push(2).await;
+    // A read from the recent cache first (the send's cache write may still be queued: wait
+    // until a page shows it).
+    let sync = json!({"conversationId": conversation, "afterSeq": 0});
+    let page = bob.request(13, sync.clone()).await;
+    assert_eq!(
+        page["params"]["messages"][0]["msg"]["params"]["message"],
+        "secret"
+    );
+    let r = alice
+        .request(32, json!({"messageId": r0["params"]["messageId"]}))
+        .await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(bob.push(33).await["msg"]["params"]["seq"], 1);
+    for pod_client in [&mut alice, &mut bob] {
+        let page = pod_client.request(13, sync.clone()).await;
+        let m = &page["params"]["messages"][0]["msg"]["params"];
+        assert_eq!(
+            (m["recalled"].as_bool(), m["message"].as_str()),
+            (Some(true), Some("")),
+            "{page}"
+        );
+    }
+}

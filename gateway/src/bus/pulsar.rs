@@ -374,6 +374,7 @@ mod tests {
             client_msg_id: None,
             created_at: 1,
             request_id: "r".into(),
+            recalled: false,
         };
         let body: std::sync::Arc<str> = r#"{"type":2,"status":200,"params":{}}"#.into();
         let event = BusEvent::Deliver {

@@ -7,7 +7,7 @@
 //! | 1 SEND, 9 SEND GROUP | `Op::Send` | [`send`] |
 //! | 15 ACK | `Op::Ack` | [`ack`] |
 //! | 13 SYNC | `Op::Conversations`, `Op::Read` | [`sync`] |
-//! | 18 READ, 24 TYPING | `Op::MarkRead`, `Op::Typing` | [`marks`] |
+//! | 18 READ, 24 TYPING, 32 RECALL | `Op::MarkRead`, `Op::Typing`, `Op::Recall` | [`marks`] |
 //! | 8, 11, 12 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup` | [`groups`] |
 //! | 7 REGISTER | `Op::Register` | [`register`] |
 //! | (catch-up) | `Op::Backlog`, pages | [`sync`] |
@@ -118,6 +118,7 @@ async fn handle(
             conversation_id,
             state,
         } => marks::typing(app, who, conversation_id, state).await,
+        Op::Recall { message_id } => marks::recall(app, who, message_id, rid).await,
         Op::CreateGroup { name, members } => groups::create(app, who, &name, &members, rid).await,
         Op::AddMembers { group_id, members } => {
             groups::add_members(app, who, &group_id, &members, rid).await

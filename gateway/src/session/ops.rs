@@ -78,6 +78,11 @@ pub enum Op {
         /// Started or stopped.
         state: TypingState,
     },
+    /// 32 RECALL: make one of the user's messages a tombstone (and tell every participant).
+    Recall {
+        /// The message.
+        message_id: MessageId,
+    },
     /// The user's backlog (catch-up): on connect and after a resync. The client did not ask:
     /// its failure is logged, not answered.
     Backlog,

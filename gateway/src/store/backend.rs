@@ -141,6 +141,16 @@ pub trait Backend: Database {
     /// Makes `user` a former member of the conversation.
     async fn leave(conn: &mut Self::Writer, user: &str, conversation: &str) -> Result<()>;
 
+    /// The message `message_id` and when it was recalled, for RECALL; the row is locked until
+    /// the transaction ends (PostgreSQL).
+    async fn message_for_recall(
+        conn: &mut Self::Writer,
+        message_id: &str,
+    ) -> Result<Option<(StoredMessage, Option<i64>)>>;
+
+    /// Makes the message a tombstone: recalled at `now`, its body emptied.
+    async fn recall(conn: &mut Self::Writer, message_id: &str, now: i64) -> Result<()>;
+
     /// READ: raises `user`'s `readSeq` in the conversation to `seq`, clamped to the
     /// conversation's last seq; `(before, after)`, or `None` when it is not an active member.
     async fn mark_read(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::{Acked, Group, NewMessage, ReadMark, Sent};
+use super::{Acked, Group, NewMessage, ReadMark, Recalled, Sent};
 use crate::error::{Error, Result};
 
 /// A write, as a store caller asked for it.
@@ -66,6 +66,12 @@ pub(super) enum ManageCommand {
         conversation_id: String,
         seq: i64,
         reply: Pending<ReadMark>,
+    },
+    Recall {
+        user: String,
+        message_id: String,
+        window_ms: i64,
+        reply: Pending<Recalled>,
     },
 }
 
@@ -146,6 +152,7 @@ impl ManageCommand {
                 reply.send()
             }
             ManageCommand::MarkRead { reply, .. } => reply.send(),
+            ManageCommand::Recall { reply, .. } => reply.send(),
         }
     }
 
@@ -158,6 +165,7 @@ impl ManageCommand {
                 reply.reply.fail(cause)
             }
             ManageCommand::MarkRead { reply, .. } => reply.reply.fail(cause),
+            ManageCommand::Recall { reply, .. } => reply.reply.fail(cause),
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The writer's rare commands, run one by one between SEND/ACK runs: display names, group
-//! management and READ marks.
+//! management, READ marks and RECALL.
 
 use std::collections::BTreeSet;
 
 use super::backend::Backend;
 use super::cache::Cache;
 use super::command::ManageCommand;
-use super::{Group, ReadMark};
+use super::{Group, ReadMark, Recalled};
 use crate::error::{Error, Result};
 use crate::model::{group_conversation_id, new_id, now_ms};
 
@@ -44,7 +44,50 @@ pub(super) async fn run<DB: Backend>(
             seq,
             reply,
         } => reply.hold(mark_read::<DB>(conn, user, conversation_id, *seq).await),
+        ManageCommand::Recall {
+            user,
+            message_id,
+            window_ms,
+            reply,
+        } => reply.hold(recall::<DB>(conn, user, message_id, *window_ms).await),
     }
+}
+
+/// RECALL: the sender's own message, within the window, becomes a tombstone.
+async fn recall<DB: Backend>(
+    conn: &mut DB::Writer,
+    user: &str,
+    message_id: &str,
+    window_ms: i64,
+) -> Result<Recalled> {
+    let (mut message, recalled_at) = DB::message_for_recall(conn, message_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no message {message_id}")))?;
+    if message.from != user {
+        return Err(Error::Forbidden(
+            "only its sender may recall a message".into(),
+        ));
+    }
+    if recalled_at.is_some() {
+        return Ok(Recalled {
+            message,
+            newly: false,
+        });
+    }
+    let now = now_ms();
+    if now - message.created_at > window_ms {
+        return Err(Error::Forbidden(format!(
+            "too late to recall: the window is {} s",
+            window_ms / 1000
+        )));
+    }
+    DB::recall(conn, message_id, now).await?;
+    message.body.clear();
+    message.recalled = true;
+    Ok(Recalled {
+        message,
+        newly: true,
+    })
 }
 
 /// READ: the user's new `readSeq`, and whether it moved (403 when not a participant).

@@ -87,6 +87,15 @@ pub struct ReadMark {
     pub moved: bool,
 }
 
+/// The result of RECALL (32).
+#[derive(Debug, Clone)]
+pub struct Recalled {
+    /// The message as it reads now: a tombstone.
+    pub message: StoredMessage,
+    /// False when it had been recalled before (RECALL again is 200; nobody is told twice).
+    pub newly: bool,
+}
+
 /// A group as its create and add-members replies show it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -192,6 +201,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes `user` from the group.
     async fn leave_group(&self, user: &str, group_id: &str) -> Result<()>;
+
+    /// RECALL: makes `user`'s message `message_id` a tombstone, if it was sent no longer than
+    /// `window` ago. Unknown: 404; someone else's or too late: 403; recalled before: as it is.
+    async fn recall(
+        &self,
+        user: &str,
+        message_id: &str,
+        window: std::time::Duration,
+    ) -> Result<Recalled>;
 
     /// READ: raises `user`'s `readSeq` in the conversation to `seq` (clamped to its last seq,
     /// never lowered). Not a participant: 403.

@@ -251,6 +251,17 @@ impl Backend for Postgres {
         Statements::leave(conn, user, conversation).await
     }
 
+    async fn message_for_recall(
+        conn: &mut PgConnection,
+        message_id: &str,
+    ) -> Result<Option<(StoredMessage, Option<i64>)>> {
+        Statements::message_for_recall(conn, message_id).await
+    }
+
+    async fn recall(conn: &mut PgConnection, message_id: &str, now: i64) -> Result<()> {
+        Statements::recall(conn, message_id, now).await
+    }
+
     async fn mark_read(
         conn: &mut PgConnection,
         user: &str,

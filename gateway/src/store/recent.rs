@@ -29,7 +29,8 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
 use super::{
-    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Sent, Store,
+    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Recalled,
+    Sent, Store,
 };
 use crate::error::{Error, Result};
 use crate::model::{now_ms, StoredMessage};
@@ -54,10 +55,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 const CONNECT_RETRIES: usize = 1;
 
 /// KEYS: a conversation's recent set. ARGV: TTL seconds, most entries kept, oldest `createdAt`
-/// (ms) kept, then seq/JSON pairs. Adds, trims from the oldest end (so what stays is still the
+/// (ms) kept, then seq/JSON pairs. Adds each in place of what is cached at its seq (a recalled
+/// message's tombstone replaces it), trims from the oldest end (so what stays is still the
 /// newest run of seqs), refreshes the TTL.
 const WRITE: &str = r#"
 for i = 4, #ARGV, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
@@ -113,6 +116,26 @@ impl RecentCache {
         }
         if self.writes.try_send(sent.message.clone()).is_err() {
             metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
+        }
+    }
+
+    /// Puts a recalled message's tombstone in place of its cached entry: through the write
+    /// queue, so that it lands after the message's own write if that is still queued. When the
+    /// queue is full the conversation's key is deleted instead (its reads go to the database),
+    /// so the cache never serves what was recalled.
+    async fn replace(&self, tombstone: &StoredMessage) {
+        if self.writes.try_send(tombstone.clone()).is_ok() {
+            return;
+        }
+        metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
+        let mut conn = self.conn.clone();
+        let key = recent_key(&self.prefix, &tombstone.conversation_id);
+        let deleted = tokio::time::timeout(READ_TIMEOUT, conn.del::<_, ()>(key)).await;
+        if !matches!(deleted, Ok(Ok(()))) {
+            tracing::error!(
+                conversation = %tombstone.conversation_id,
+                "recent cache: a recalled message could not be replaced; it may be served until its key expires"
+            );
         }
     }
 
@@ -261,6 +284,14 @@ impl Store for RecentCache {
 
     async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
         self.inner.leave_group(user, group_id).await
+    }
+
+    async fn recall(&self, user: &str, message_id: &str, window: Duration) -> Result<Recalled> {
+        let recalled = self.inner.recall(user, message_id, window).await?;
+        if recalled.newly {
+            self.replace(&recalled.message).await;
+        }
+        Ok(recalled)
     }
 
     async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark> {

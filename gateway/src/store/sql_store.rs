@@ -12,7 +12,8 @@ use super::backend::Backend;
 use super::command::{Command, ManageCommand, MessageCommand, Pending, Reply};
 use super::writer;
 use super::{
-    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Sent, Store,
+    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Recalled,
+    Sent, Store,
 };
 use crate::error::{Error, Result};
 
@@ -129,6 +130,23 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.manage(|reply| ManageCommand::LeaveGroup {
             user,
             group_id,
+            reply,
+        })
+        .await
+    }
+
+    async fn recall(
+        &self,
+        user: &str,
+        message_id: &str,
+        window: std::time::Duration,
+    ) -> Result<Recalled> {
+        let (user, message_id) = (user.to_owned(), message_id.to_owned());
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self.manage(|reply| ManageCommand::Recall {
+            user,
+            message_id,
+            window_ms,
             reply,
         })
         .await

@@ -254,6 +254,17 @@ impl Backend for Sqlite {
         conn.leave(user, conversation)
     }
 
+    async fn message_for_recall(
+        conn: &mut SqliteWriter,
+        message_id: &str,
+    ) -> Result<Option<(StoredMessage, Option<i64>)>> {
+        conn.message_for_recall(message_id)
+    }
+
+    async fn recall(conn: &mut SqliteWriter, message_id: &str, now: i64) -> Result<()> {
+        conn.recall(message_id, now)
+    }
+
     async fn mark_read(
         conn: &mut SqliteWriter,
         user: &str,

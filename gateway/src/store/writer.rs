@@ -100,8 +100,8 @@ async fn writer_loop<DB: Backend>(
 enum Step {
     /// The run's commands, and its results once stored.
     Run(Vec<MessageCommand>, segment::Results),
-    /// The command holds its own result.
-    One(ManageCommand),
+    /// The command holds its own result (boxed: a held result can be a whole message).
+    One(Box<ManageCommand>),
 }
 
 impl Step {
@@ -132,7 +132,7 @@ fn steps(mut batch: impl ExactSizeIterator<Item = Command>) -> Vec<Step> {
                 run.push(m);
                 steps.push(Step::Run(run, Default::default()));
             }
-            (Command::Manage(m), _) => steps.push(Step::One(m)),
+            (Command::Manage(m), _) => steps.push(Step::One(Box::new(m))),
         }
     }
     steps

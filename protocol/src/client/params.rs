@@ -66,6 +66,9 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
                 _ => return Err("\"state\" must be \"start\" or \"stop\"".into()),
             },
         },
+        kind::RECALL => Request::Recall {
+            message_id: req_id(p, "messageId")?,
+        },
         kind::HEARTBEAT => Request::Heartbeat,
         kind::RENEW => Request::Renew,
         other => return Err(format!("unknown frame type {other}")),

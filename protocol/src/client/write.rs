@@ -100,6 +100,9 @@ impl Serialize for ClientFrame {
                     state: *state,
                 },
             )?,
+            Request::Recall { message_id } => {
+                map.serialize_entry("params", &RecallParams { message_id })?
+            }
             Request::Sync {
                 conversation_id: None,
                 ..
@@ -178,4 +181,10 @@ struct ReadParams<'a> {
 struct TypingParams<'a> {
     conversation_id: &'a ConversationId,
     state: TypingState,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecallParams<'a> {
+    message_id: &'a MessageId,
 }

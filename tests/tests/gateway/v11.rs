@@ -216,3 +216,98 @@ async fn typing_reaches_the_other_participants_once_a_second_and_is_not_answered
         200
     );
 }
+
+#[tokio::test]
+async fn recall_makes_a_tombstone_everywhere_and_tells_every_participant() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let mut alice_web = gw.connect("alice", "web").await;
+    let mut bob = gw.connect("bob", "phone").await;
+    let r0 = alice.send_to("bob", "oops, wrong chat", Some("c-1")).await;
+    let (id, conversation, seq) = (
+        r0["params"]["messageId"].clone(),
+        r0["params"]["conversationId"].clone(),
+        r0["params"]["seq"].clone(),
+    );
+    let env = bob.push(2).await;
+    bob.ack(&env).await;
+    let r = alice.request(32, json!({"messageId": id})).await;
+    assert_eq!(
+        (r["type"].as_u64(), r["status"].as_u64()),
+        (Some(32), Some(200)),
+        "{r}"
+    );
+    let expected = json!({"messageId": id, "conversationId": conversation, "seq": seq});
+    assert_eq!(r["params"], expected);
+    for c in [&mut bob, &mut alice_web] {
+        let n = c.recv_where("RECALLED", |v| v["msg"]["type"] == 33).await;
+        assert_eq!(n["msg"]["params"], expected);
+        assert_ne!(n["messageId"], id, "a notification has its own id");
+    }
+    // SYNC reads the tombstone.
+    let page = bob
+        .request(13, json!({"conversationId": conversation, "afterSeq": 0}))
+        .await;
+    let m = &page["params"]["messages"][0]["msg"]["params"];
+    assert_eq!(
+        (m["recalled"].as_bool(), m["message"].as_str()),
+        (Some(true), Some("")),
+        "{page}"
+    );
+    // Again: 200, nobody told twice. Someone else's: 403; unknown: 404.
+    let again = alice.request(32, json!({"messageId": id})).await;
+    assert_eq!(again["status"], 200, "{again}");
+    no_push(&mut bob, 33, Duration::from_millis(300)).await;
+    let e = bob.request(32, json!({"messageId": id})).await;
+    assert_eq!(
+        (e["type"].as_u64(), e["status"].as_u64()),
+        (Some(500), Some(403)),
+        "{e}"
+    );
+    let e = bob
+        .request(32, json!({"messageId": "0123456789abcdef0123456789abcdef"}))
+        .await;
+    assert_eq!(e["status"], 404, "{e}");
+    let e = bob.request(32, json!({})).await;
+    assert_eq!(e["status"], 400, "{e}");
+}
+
+#[tokio::test]
+async fn a_recalled_group_message_reaches_a_late_member_as_a_tombstone() {
+    let gw = TestGateway::start().await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let gid = alice.create_group("g", &["bob", "carol"]).await;
+    let r0 = alice.send_to_group(&gid, "never mind", None).await;
+    alice
+        .request(32, json!({"messageId": r0["params"]["messageId"]}))
+        .await;
+    // carol was offline: catch-up brings the tombstone.
+    let mut carol = gw.connect("carol", "phone").await;
+    let env = carol.push(10).await;
+    assert_eq!(env["messageId"], r0["params"]["messageId"]);
+    assert_eq!(env["msg"]["params"]["recalled"], true, "{env}");
+    assert_eq!(env["msg"]["params"]["message"], "", "{env}");
+}
+
+#[tokio::test]
+async fn recall_after_the_window_is_refused() {
+    let gw = TestGateway::start_with(|cfg| cfg.recall_seconds = 0).await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let r0 = alice.send_to("bob", "for good", None).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let e = alice
+        .request(32, json!({"messageId": r0["params"]["messageId"]}))
+        .await;
+    assert_eq!(
+        (e["type"].as_u64(), e["status"].as_u64()),
+        (Some(500), Some(403)),
+        "{e}"
+    );
+    assert!(
+        e["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too late"),
+        "{e}"
+    );
+}

@@ -89,6 +89,7 @@ impl Connection {
                 conversation_id,
                 state,
             },
+            Request::Recall { message_id } => Op::Recall { message_id },
             Request::Sync {
                 conversation_id: None,
                 ..

@@ -61,6 +61,7 @@ fn stored(seq: i64) -> StoredMessage {
         client_msg_id: None,
         created_at: WALL,
         request_id: format!("r-{seq}"),
+        recalled: false,
     }
 }
 

@@ -220,6 +220,7 @@ pub(crate) fn build_messages(
             client_msg_id: m.client_msg_id.clone(),
             created_at: now,
             request_id: m.request_id.clone(),
+            recalled: false,
         };
         *seq += 1;
         marks.push((m.from.clone(), conversation_id.clone(), message.seq));

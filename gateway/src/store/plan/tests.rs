@@ -34,6 +34,7 @@ fn stored(from: &str, conv: &str, seq: i64, to: &str) -> StoredMessage {
         client_msg_id: Some("c1".into()),
         created_at: 1,
         request_id: "r".into(),
+        recalled: false,
     }
 }
 

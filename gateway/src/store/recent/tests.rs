@@ -25,6 +25,7 @@ fn entry(conversation: &str, seq: i64) -> String {
         client_msg_id: None,
         created_at: 1,
         request_id: "r".into(),
+        recalled: false,
     })
     .unwrap()
 }

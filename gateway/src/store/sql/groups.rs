@@ -3,8 +3,10 @@
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
+use super::rows::{MessageRow, READ_COLUMNS};
 use super::{param, tuples, Shared};
 use crate::error::Result;
+use crate::model::StoredMessage;
 use crate::store::backend::Backend;
 
 impl<DB> Shared<DB>
@@ -17,6 +19,7 @@ where
     for<'r> i64: Decode<'r, DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
 {
     /// One group's conversation id and name.
     pub(in crate::store) async fn group(
@@ -154,5 +157,36 @@ where
             .await?;
         }
         Ok(Some((before, after)))
+    }
+
+    /// The message `message_id` and when it was recalled, its row locked until the
+    /// transaction ends (two pods' RECALLs of one message run one after the other).
+    pub(in crate::store) async fn message_for_recall(
+        conn: &mut DB::Connection,
+        message_id: &str,
+    ) -> Result<Option<(StoredMessage, Option<i64>)>> {
+        let sql = format!("SELECT {READ_COLUMNS} FROM messages WHERE message_id = $1 FOR UPDATE");
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(message_id)
+            .fetch_optional(conn)
+            .await?;
+        Ok(row.map(|r| {
+            let at = r.recalled_at;
+            (StoredMessage::from(r), at)
+        }))
+    }
+
+    /// Makes the message a tombstone.
+    pub(in crate::store) async fn recall(
+        conn: &mut DB::Connection,
+        message_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query::<DB>("UPDATE messages SET recalled_at = $2, body = '' WHERE message_id = $1")
+            .bind(message_id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::rows::{MessageRow, MESSAGE_COLUMNS};
+use super::rows::{MessageRow, READ_COLUMNS};
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
@@ -60,7 +60,7 @@ where
             return Err(not_a_participant());
         };
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT {READ_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
         let rows: Vec<MessageRow> = sqlx::query_as(&sql)
             .bind(conversation)

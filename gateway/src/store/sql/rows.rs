@@ -7,6 +7,9 @@ pub(in crate::store) const MESSAGE_COLUMNS: &str = "conversation_id, seq, messag
 /// The same, qualified with the `m` alias, for joins.
 pub(in crate::store) const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, m.message_id, m.sender, m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type, m.client_msg_id, m.request_id, m.created_at";
 
+/// The columns page reads return: [`MESSAGE_COLUMNS`] and whether the message was recalled.
+pub(in crate::store) const READ_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at, recalled_at";
+
 /// A row of `messages`, decoded by column name.
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct MessageRow {
@@ -23,6 +26,9 @@ pub(in crate::store) struct MessageRow {
     pub(in crate::store) client_msg_id: Option<String>,
     pub(in crate::store) request_id: String,
     pub(in crate::store) created_at: i64,
+    /// Read only by page reads ([`READ_COLUMNS`]); the writer's lookups leave it out.
+    #[sqlx(default)]
+    pub(in crate::store) recalled_at: Option<i64>,
 }
 
 impl From<MessageRow> for StoredMessage {
@@ -49,6 +55,7 @@ impl From<MessageRow> for StoredMessage {
             client_msg_id: r.client_msg_id,
             created_at: r.created_at,
             request_id: r.request_id,
+            recalled: r.recalled_at.is_some(),
         }
     }
 }

@@ -64,6 +64,7 @@ fn message(row: &Row<'_>, at: usize) -> rusqlite::Result<StoredMessage> {
         client_msg_id: row.get(at + 10)?,
         request_id: row.get(at + 11)?,
         created_at: row.get(at + 12)?,
+        recalled_at: None,
     }
     .into())
 }
@@ -279,6 +280,33 @@ impl SqliteWriter {
                 statement.execute(params![user, conversation, seq])?;
             }
         }
+        Ok(())
+    }
+
+    /// The message `message_id` and when it was recalled.
+    pub(super) fn message_for_recall(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<(StoredMessage, Option<i64>)>> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT recalled_at, conversation_id, seq, message_id, sender, sender_name,
+                        recipient, recipient_name, group_id, body, file_type, client_msg_id,
+                        request_id, created_at
+                 FROM messages WHERE message_id = ?1",
+            )?
+            .query_row([message_id], |row| Ok((message(row, 1)?, row.get(0)?)))
+            .optional()?)
+    }
+
+    /// Makes the message a tombstone.
+    pub(super) fn recall(&mut self, message_id: &str, now: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE messages SET recalled_at = ?2, body = '' WHERE message_id = ?1",
+            )?
+            .execute(params![message_id, now])?;
         Ok(())
     }
 

@@ -1,0 +1,4 @@
+-- v1.1 RECALL (32): when the sender recalled the message. A recalled message keeps its row, seq
+-- and id; its body is emptied, and reads return it as a tombstone. A nullable column without a
+-- default: no table rewrite, and old pods, which never name it, keep running.
+ALTER TABLE messages ADD COLUMN recalled_at BIGINT;
