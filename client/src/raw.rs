@@ -145,6 +145,23 @@ impl RawClient {
             .await
     }
 
+    /// A push envelope of type `kind` carrying a user's message: group events (v1.1, a DELIVER
+    /// GROUP with `system`) are skipped, and kept for later reads.
+    pub async fn user_push(&mut self, kind: u64) -> Value {
+        self.recv_where(&format!("push {kind} of a user's message"), |v| {
+            v["msg"]["type"] == kind && v["msg"]["params"].get("system").is_none()
+        })
+        .await
+    }
+
+    /// The next group event (v1.1) `event` (`created`, `added`, `removed`, `left`, …).
+    pub async fn group_event(&mut self, event: &str) -> Value {
+        self.recv_where(&format!("group event {event}"), |v| {
+            v["msg"]["type"] == 10 && v["msg"]["params"]["system"]["event"] == event
+        })
+        .await
+    }
+
     /// An ERROR (500) frame.
     pub async fn error(&mut self) -> Value {
         self.recv_where("error", |v| v["type"] == 500).await

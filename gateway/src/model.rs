@@ -4,7 +4,7 @@
 use chat_protocol::envelope::{Delivered, DirectMessage, GroupMessage, UserRef};
 use chat_protocol::server::Received;
 use chat_protocol::{date::date_string, trigger, ConversationId, MessageId, PreparedPush, PushMsg};
-use chat_protocol::{GroupId, UserId};
+use chat_protocol::{GroupId, SystemEvent, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -92,9 +92,37 @@ pub struct StoredMessage {
     /// (v1.1) Recalled by its sender: a tombstone, its body gone (RECALL, 32).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// (v1.1) A group event (created, added, removed, …), stored as a message from `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<Box<SystemEvent>>,
 }
 
+/// The sender of group events: a user id no token may carry.
+pub const SYSTEM_USER: &str = "system";
+
 impl StoredMessage {
+    /// A group event as the message that stores it: from [`SYSTEM_USER`], empty text, in the
+    /// group's conversation at `seq`.
+    pub fn group_event(group_id: &str, seq: i64, event: SystemEvent, now: i64) -> Self {
+        StoredMessage {
+            message_id: new_id(),
+            conversation_id: group_conversation_id(group_id),
+            seq,
+            from: SYSTEM_USER.to_owned(),
+            from_name: SYSTEM_USER.to_owned(),
+            target: Target::Group {
+                group_id: group_id.to_owned(),
+            },
+            body: String::new(),
+            file_type: 0,
+            client_msg_id: None,
+            created_at: now,
+            request_id: new_id(),
+            recalled: false,
+            system: Some(Box::new(event)),
+        }
+    }
+
     /// `msg` of the push envelope (type 2 or 10).
     pub fn push_msg(&self) -> PushMsg {
         let from_user = UserRef::new(&self.from, &self.from_name);
@@ -119,6 +147,7 @@ impl StoredMessage {
                 seq: self.seq,
                 client_msg_id: self.client_msg_id.clone(),
                 recalled: self.recalled,
+                system: self.system.as_deref().cloned(),
             }),
         }
     }
@@ -299,6 +328,7 @@ mod tests {
             created_at: 1_704_162_492_912,
             request_id: "r".into(),
             recalled: false,
+            system: None,
         };
         let p = Prepared::new(Arc::new(m.clone()));
         let v: Value = serde_json::from_str(&p.push.render("s1", "bob", false, new_id)).unwrap();

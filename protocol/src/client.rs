@@ -12,6 +12,7 @@ mod fast;
 mod params;
 mod write;
 
+use crate::groups::Role;
 use crate::ids::{ConversationId, GroupId, MessageId, UserId};
 use crate::kind;
 
@@ -168,6 +169,34 @@ pub enum Request {
         /// Started or stopped.
         state: TypingState,
     },
+    /// 28: remove members from a group (owner or admin; v1.1).
+    RemoveMembers {
+        /// The group.
+        group_id: GroupId,
+        /// Without duplicates, in the order given.
+        members: Vec<UserId>,
+    },
+    /// 29: rename a group (owner or admin; v1.1).
+    UpdateGroup {
+        /// The group.
+        group_id: GroupId,
+        /// 1–128 characters, not blank.
+        name: String,
+    },
+    /// 30: dissolve a group (owner; v1.1).
+    DissolveGroup {
+        /// The group.
+        group_id: GroupId,
+    },
+    /// 31: set a member's role (owner; v1.1). `Owner` hands ownership over.
+    SetRole {
+        /// The group.
+        group_id: GroupId,
+        /// The member.
+        user_id: UserId,
+        /// Its new role.
+        role: Role,
+    },
     /// 32: recall one of the user's own messages (v1.1).
     Recall {
         /// The message.
@@ -194,6 +223,10 @@ impl Request {
             Request::Read { .. } => kind::READ,
             Request::Typing { .. } => kind::TYPING,
             Request::Recall { .. } => kind::RECALL,
+            Request::RemoveMembers { .. } => kind::REMOVE_MEMBERS,
+            Request::UpdateGroup { .. } => kind::UPDATE_GROUP,
+            Request::DissolveGroup { .. } => kind::DISSOLVE_GROUP,
+            Request::SetRole { .. } => kind::SET_ROLE,
             Request::Heartbeat => kind::HEARTBEAT,
             Request::Renew => kind::RENEW,
         }

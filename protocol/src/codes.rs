@@ -50,6 +50,14 @@ pub mod kind {
     pub const TYPING: u16 = 24;
     /// S→C a participant started or stopped typing (envelope, v1.1).
     pub const TYPING_NOTICE: u16 = 25;
+    /// C→S remove members from a group; S→C its reply (v1.1).
+    pub const REMOVE_MEMBERS: u16 = 28;
+    /// C→S rename a group; S→C its reply (v1.1).
+    pub const UPDATE_GROUP: u16 = 29;
+    /// C→S dissolve a group; S→C its reply (v1.1).
+    pub const DISSOLVE_GROUP: u16 = 30;
+    /// C→S set a member's role; S→C its reply (v1.1).
+    pub const SET_ROLE: u16 = 31;
     /// C→S recall one's own message; S→C its reply (v1.1).
     pub const RECALL: u16 = 32;
     /// S→C a message was recalled (envelope, v1.1).

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::client::TypingState;
+use crate::groups::SystemEvent;
 use crate::ids::{ConversationId, GroupId, MessageId, UserId};
 use crate::{kind, msg_type, trigger};
 
@@ -88,6 +89,9 @@ pub struct GroupMessage {
     /// (v1.1) The sender recalled it: a tombstone, `message` is empty. Absent otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// (v1.1) A group event, stored as a message from `system` with an empty `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemEvent>,
 }
 
 /// `msg.params` of DELIVERED (17).

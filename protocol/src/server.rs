@@ -4,12 +4,15 @@
 //! it with [`ServerFrame::to_json`] (or the borrowing [`reply_json`] / [`error_json`] /
 //! [`sync_page_json`]), a client reads it with [`ServerFrame::parse`].
 
+use std::collections::BTreeMap;
+
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::client::{LoginStatus, RequestId};
 use crate::envelope::{push_json_str, Envelope};
+use crate::groups::Role;
 use crate::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use crate::kind;
 
@@ -106,7 +109,7 @@ pub struct Received {
     pub client_msg_id: Option<String>,
 }
 
-/// Replies 8 and 11: a group and its active members.
+/// Replies 8, 11, 28, 29 and 31: a group, its active members and (v1.1) their roles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupInfo {
@@ -116,9 +119,12 @@ pub struct GroupInfo {
     pub name: String,
     /// Its active members, sorted.
     pub members: Vec<UserId>,
+    /// (v1.1) Each active member's role: `{userId: role}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<UserId, Role>,
 }
 
-/// Reply 12.
+/// Replies 12 and (v1.1) 30.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupLeft {
@@ -300,6 +306,14 @@ pub enum Reply {
     AddMembers(GroupInfo),
     /// 12.
     LeaveGroup(GroupLeft),
+    /// 28.
+    RemoveMembers(GroupInfo),
+    /// 29.
+    UpdateGroup(GroupInfo),
+    /// 30.
+    DissolveGroup(GroupLeft),
+    /// 31.
+    SetRole(GroupInfo),
     /// 16.
     AckReceived(AckReceived),
     /// 18.
@@ -328,6 +342,10 @@ impl Reply {
             Reply::CreateGroup(_) => kind::CREATE_GROUP,
             Reply::AddMembers(_) => kind::ADD_MEMBERS,
             Reply::LeaveGroup(_) => kind::LEAVE_GROUP,
+            Reply::RemoveMembers(_) => kind::REMOVE_MEMBERS,
+            Reply::UpdateGroup(_) => kind::UPDATE_GROUP,
+            Reply::DissolveGroup(_) => kind::DISSOLVE_GROUP,
+            Reply::SetRole(_) => kind::SET_ROLE,
             Reply::AckReceived(_) => kind::ACK_RECEIVED,
             Reply::Read(_) => kind::READ,
             Reply::Recall(_) => kind::RECALL,
@@ -344,8 +362,12 @@ impl Reply {
             Reply::Welcome(p) => p,
             Reply::Register(p) => p,
             Reply::Received(p) => p,
-            Reply::CreateGroup(p) | Reply::AddMembers(p) => p,
-            Reply::LeaveGroup(p) => p,
+            Reply::CreateGroup(p)
+            | Reply::AddMembers(p)
+            | Reply::RemoveMembers(p)
+            | Reply::UpdateGroup(p)
+            | Reply::SetRole(p) => p,
+            Reply::LeaveGroup(p) | Reply::DissolveGroup(p) => p,
             Reply::AckReceived(p) => p,
             Reply::Read(p) => p,
             Reply::Recall(p) => p,
@@ -366,6 +388,10 @@ impl Reply {
             kind::CREATE_GROUP => Reply::CreateGroup(p(params)?),
             kind::ADD_MEMBERS => Reply::AddMembers(p(params)?),
             kind::LEAVE_GROUP => Reply::LeaveGroup(p(params)?),
+            kind::REMOVE_MEMBERS => Reply::RemoveMembers(p(params)?),
+            kind::UPDATE_GROUP => Reply::UpdateGroup(p(params)?),
+            kind::DISSOLVE_GROUP => Reply::DissolveGroup(p(params)?),
+            kind::SET_ROLE => Reply::SetRole(p(params)?),
             kind::ACK_RECEIVED => Reply::AckReceived(p(params)?),
             kind::READ => Reply::Read(p(params)?),
             kind::RECALL => Reply::Recall(p(params)?),

@@ -41,13 +41,15 @@ async fn group_message_reaches_members_on_every_pod() {
     let gid = alice.create_group("g", &["bob", "carol", "dave"]).await;
     let r0 = alice.send_to_group(&gid, "hi all", None).await;
     for m in [&mut bob, &mut carol, &mut dave] {
-        let env = m.push(10).await;
+        m.group_event("created").await;
+        let env = m.user_push(10).await;
         assert_eq!(env["messageId"], r0["params"]["messageId"]);
     }
-    // One event per target pod, never one per member: pod-2 got one event for carol and dave.
+    // One event per target pod, never one per member: pod-2 got one event for carol and dave
+    // per stored message (the group's creation and alice's message).
     let topic = format!("persistent://public/chat/{}-pod-pod-2", c.prefix);
     let stats = c.broker.topic_stats(&topic).expect("pod-2's topic");
-    assert_eq!(stats.messages, 1, "{stats:?}");
+    assert_eq!(stats.messages, 2, "{stats:?}");
 }
 
 #[tokio::test]
@@ -310,8 +312,11 @@ async fn three_pods_on_postgresql_each_with_its_own_store() {
     // A group across the three pods.
     let gid = alice.create_group("g", &["bob", "carol"]).await;
     let r0 = carol.send_to_group(&gid, "from pod 2", None).await;
-    assert_eq!(r0["params"]["seq"], 1);
-    assert_eq!(alice.push(10).await["messageId"], r0["params"]["messageId"]);
+    assert_eq!(r0["params"]["seq"], 2, "after the group's creation (seq 1)");
+    assert_eq!(
+        alice.user_push(10).await["messageId"],
+        r0["params"]["messageId"]
+    );
     // Receipts across pods and stores: bob acks on pod 1, alice on pod 0 gets 17.
     let env = bob.push(2).await;
     bob.ack(&env).await;

@@ -190,10 +190,14 @@ async fn the_cache_holds_what_was_committed_for_seven_days() {
             .send_group(new_message("bob", &group.group_id, &format!("g{i}"), None))
             .await
             .unwrap();
-        assert_eq!(sent.message.seq, i + 1);
+        assert_eq!(
+            sent.message.seq,
+            i + 2,
+            "after the group's creation (seq 1)"
+        );
     }
     c.keys.settle(&dm, 1..=4).await;
-    c.keys.settle(&group.conversation_id, 1..=3).await;
+    c.keys.settle(&group.conversation_id, 1..=4).await;
     for conversation in [&dm, &group.conversation_id] {
         let from_db = c.db.read("bob", conversation, 0, 100).await.unwrap();
         let cached = c.keys.entries(conversation).await;
@@ -301,24 +305,36 @@ async fn participation_rules_hold_on_the_cache_path() {
             .await
             .unwrap();
     }
-    c.keys.settle(&conv, 1..=5).await;
+    // The group's creation (1), three messages (2–4), carol's addition (5), two more (6–7).
+    c.keys.settle(&conv, 1..=7).await;
     c.keys.mark(&conv).await;
 
-    // Carol joined at seq 3: through the cache she sees 4 and 5 only, whatever she asks for.
+    // Carol joined at seq 4: through the cache she sees the event that added her and what
+    // came after, whatever she asks for.
     let carol = c.cache.read("carol", &conv, 0, 200).await.unwrap();
-    assert_eq!((bodies(&carol), carol.has_more), (marked(4..=5), false));
+    assert_eq!((bodies(&carol), carol.has_more), (marked(5..=7), false));
     let carol_one = c.cache.read("carol", &conv, 1, 1).await.unwrap();
     assert_eq!(
         (bodies(&carol_one), carol_one.has_more),
-        (marked(4..=4), true)
+        (marked(5..=5), true)
     );
     let bob = c.cache.read("bob", &conv, 0, 200).await.unwrap();
-    assert_eq!(bodies(&bob), marked(1..=5));
+    assert_eq!(bodies(&bob), marked(1..=7));
 
-    // Outsiders and leavers: 403, as from the database.
+    // Outsiders: 403, as from the database. A leaver reads up to its own `left` (8), no
+    // further.
     assert_eq!(status(c.cache.read("dave", &conv, 0, 200).await), 403);
     c.cache.leave_group("bob", &gid).await.unwrap();
-    assert_eq!(status(c.cache.read("bob", &conv, 0, 200).await), 403);
+    c.cache
+        .send_group(new_message("alice", &gid, "after bob left", None))
+        .await
+        .unwrap();
+    c.keys.settle(&conv, 1..=9).await;
+    let bob = c.cache.read("bob", &conv, 0, 200).await.unwrap();
+    assert_eq!(
+        (seqs(&bob), bob.has_more),
+        ((1..=8).collect::<Vec<_>>(), false)
+    );
     let dm = c.send("alice", "bob", 2).await;
     c.keys.settle(&dm, 1..=2).await;
     assert_eq!(status(c.cache.read("eve", &dm, 0, 200).await), 403);

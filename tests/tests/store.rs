@@ -106,7 +106,9 @@ fn assert_gapless(name: &str, sent: &[Sent]) {
     }
     for (conv, mut seqs) in by_conv {
         seqs.sort();
-        let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+        // A group's seq 1 is its creation (v1.1 group events).
+        let first = if conv.starts_with("grp:") { 2 } else { 1 };
+        let expected: Vec<i64> = (first..first + seqs.len() as i64).collect();
         assert_eq!(seqs, expected, "{name}: seqs of {conv}");
     }
 }
@@ -136,7 +138,11 @@ async fn seqs_are_unique_and_gapless_under_concurrent_senders() {
         assert_gapless(name, &sent);
         // Each sender's own messages keep their order.
         let page = s.read("u1", &g.conversation_id, 0, 200).await.unwrap();
-        assert_eq!(page.messages.len(), 80, "{name}");
+        assert_eq!(
+            page.messages.len(),
+            81,
+            "{name}: the creation and 80 messages"
+        );
         let u2: Vec<String> = page
             .messages
             .iter()
@@ -168,7 +174,11 @@ async fn two_pods_share_one_gapless_sequence_per_conversation() {
     for pod in &pods {
         let page = pod.read("p3", &g.conversation_id, 0, 200).await.unwrap();
         let seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, (1..=160).collect::<Vec<_>>());
+        assert_eq!(
+            seqs,
+            (1..=161).collect::<Vec<_>>(),
+            "the creation and 160 messages"
+        );
         let ids: HashSet<&str> = page
             .messages
             .iter()
@@ -418,24 +428,33 @@ async fn group_membership_rules() {
             .await
             .unwrap();
         assert_eq!(g2.members, ["alice", "bob", "carol", "owner"], "{name}");
-        assert!(s.backlog("carol").await.unwrap().is_empty(), "{name}");
+        // Her backlog is the event that added her (created 1, early 2, added 3).
+        let backlog = s.backlog("carol").await.unwrap();
+        assert_eq!(
+            (backlog.len(), backlog[0].after_seq, backlog[0].last_seq),
+            (1, 2, 3),
+            "{name}"
+        );
         let late = s
             .send_group(new_message("carol", &g.group_id, "hi, carol here", None))
             .await
             .unwrap();
-        assert_eq!(late.message.seq, 2, "{name}");
+        assert_eq!(late.message.seq, 4, "{name}");
         let page = s.read("carol", &g.conversation_id, 0, 50).await.unwrap();
         let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
-        assert_eq!(bodies, ["hi, carol here"], "{name}");
+        assert_eq!(bodies, ["", "hi, carol here"], "{name}");
+        let added = page.messages[0].system.as_deref().expect("a group event");
+        assert_eq!(added.event, chat_protocol::GroupEvent::Added, "{name}");
         assert_eq!(
             status(s.ack("carol", &early.message.message_id).await),
             403,
             "{name}"
         );
         let bob_page = s.read("bob", &g.conversation_id, 0, 50).await.unwrap();
-        assert_eq!(bob_page.messages.len(), 2, "{name}");
+        assert_eq!(bob_page.messages.len(), 4, "{name}");
 
-        // Leaving: no more sending or reading; rejoining starts over at the current seq.
+        // Leaving: no more sending; reading up to one's own `left` (5) only; rejoining starts
+        // over at the current seq.
         s.leave_group("bob", &g.group_id).await.unwrap();
         assert_eq!(
             status(
@@ -445,8 +464,9 @@ async fn group_membership_rules() {
             403,
             "{name}"
         );
-        let read = s.read("bob", &g.conversation_id, 0, 50).await;
-        assert_eq!(status(read), 403, "{name}");
+        let read = s.read("bob", &g.conversation_id, 0, 50).await.unwrap();
+        let seqs: Vec<i64> = read.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5], "{name}");
         assert_eq!(
             status(s.leave_group("bob", &g.group_id).await),
             403,
@@ -468,13 +488,15 @@ async fn group_membership_rules() {
         s.add_members("alice", &g.group_id, &members(&["bob"]))
             .await
             .unwrap();
+        // Back: from the event that added him again (away 6, added 7).
         let page = s.read("bob", &g.conversation_id, 0, 50).await.unwrap();
-        assert!(page.messages.is_empty(), "{name}");
+        let seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [7], "{name}");
         let sent = s
             .send_group(new_message("bob", &g.group_id, "back", None))
             .await
             .unwrap();
-        assert_eq!(sent.message.seq, 4, "{name}");
+        assert_eq!(sent.message.seq, 8, "{name}");
     }
 }
 
@@ -582,7 +604,7 @@ async fn backlog_reads_and_conversation_lists() {
                 club.name.as_deref(),
                 club.last_seq
             ),
-            ("group", Some(g.group_id.as_str()), Some("club"), 0),
+            ("group", Some(g.group_id.as_str()), Some("club"), 1),
             "{name}"
         );
         let bob = s.conversations("bob").await.unwrap();

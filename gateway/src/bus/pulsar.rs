@@ -375,6 +375,7 @@ mod tests {
             created_at: 1,
             request_id: "r".into(),
             recalled: false,
+            system: None,
         };
         let body: std::sync::Arc<str> = r#"{"type":2,"status":200,"params":{}}"#.into();
         let event = BusEvent::Deliver {

@@ -8,7 +8,7 @@
 //! | 15 ACK | `Op::Ack` | [`ack`] |
 //! | 13 SYNC | `Op::Conversations`, `Op::Read` | [`sync`] |
 //! | 18 READ, 24 TYPING, 32 RECALL | `Op::MarkRead`, `Op::Typing`, `Op::Recall` | [`marks`] |
-//! | 8, 11, 12 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup` | [`groups`] |
+//! | 8, 11, 12, 28–31 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup`, `Op::ChangeGroup` | [`groups`] |
 //! | 7 REGISTER | `Op::Register` | [`register`] |
 //! | (catch-up) | `Op::Backlog`, pages | [`sync`] |
 //!
@@ -124,6 +124,9 @@ async fn handle(
             groups::add_members(app, who, &group_id, &members, rid).await
         }
         Op::LeaveGroup { group_id } => groups::leave(app, who, group_id, rid).await,
+        Op::ChangeGroup { group_id, change } => {
+            groups::change_group(app, who, group_id, change, rid).await
+        }
         Op::Register { name } => register::handle(app, who, name, rid).await,
     }
 }

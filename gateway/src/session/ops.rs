@@ -5,7 +5,7 @@
 use chat_protocol::{ConversationId, GroupId, MessageId, RequestId, TypingState, UserId};
 
 use crate::error::Result;
-use crate::store::Backlog;
+use crate::store::{Backlog, GroupChange};
 
 /// A request that needs the store (and maybe the fan-out).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,13 @@ pub enum Op {
     LeaveGroup {
         /// The group the user leaves.
         group_id: GroupId,
+    },
+    /// 28, 29, 30, 31 (v1.1 group administration): the change, which says its reply.
+    ChangeGroup {
+        /// The group.
+        group_id: GroupId,
+        /// What to change.
+        change: GroupChange,
     },
     /// 13 without a conversation: the list.
     Conversations,

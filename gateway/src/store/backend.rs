@@ -138,8 +138,37 @@ pub trait Backend: Database {
     /// messages stay invisible to them. Active members are left as they are.
     async fn join(conn: &mut Self::Writer, conversation: &str, members: &[&str]) -> Result<()>;
 
-    /// Makes `user` a former member of the conversation.
-    async fn leave(conn: &mut Self::Writer, user: &str, conversation: &str) -> Result<()>;
+    /// The active members of a conversation: `(user, role, joined_seq)`.
+    async fn members_with_roles(
+        conn: &mut Self::Writer,
+        conversation: &str,
+    ) -> Result<Vec<(String, String, i64)>>;
+
+    /// Sets an active member's role.
+    async fn set_role(
+        conn: &mut Self::Writer,
+        conversation: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<()>;
+
+    /// Ends `users`' memberships at the event `left_seq` (which they may still read).
+    async fn deactivate(
+        conn: &mut Self::Writer,
+        conversation: &str,
+        users: &[&str],
+        left_seq: i64,
+    ) -> Result<()>;
+
+    /// Changes what is given of a group's `(name, owner, dissolved_at)`.
+    async fn update_group(
+        conn: &mut Self::Writer,
+        id: &str,
+        change: (Option<&str>, Option<&str>, Option<i64>),
+    ) -> Result<()>;
+
+    /// Stores a group event's message with its `system` JSON (its seq allocated already).
+    async fn insert_event(conn: &mut Self::Writer, m: &StoredMessage, system: &str) -> Result<()>;
 
     /// The message `message_id` and when it was recalled, for RECALL; the row is locked until
     /// the transaction ends (PostgreSQL).

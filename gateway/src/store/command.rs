@@ -11,14 +11,16 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::{Acked, Group, NewMessage, ReadMark, Recalled, Sent};
+use super::{Acked, Group, GroupChange, NewMessage, ReadMark, Recalled, Sent};
 use crate::error::{Error, Result};
 
 /// A write, as a store caller asked for it.
 #[derive(Debug)]
 pub(super) enum Command {
     Message(MessageCommand),
-    Manage(ManageCommand),
+    /// Boxed: a rare command holds its result until commit, and every queued SEND would
+    /// otherwise take as much room in the queue.
+    Manage(Box<ManageCommand>),
 }
 
 /// SEND and ACK: the message traffic, stored in runs ([`super::segment`]).
@@ -50,16 +52,11 @@ pub(super) enum ManageCommand {
         members: Vec<String>,
         reply: Pending<Group>,
     },
-    AddMembers {
+    ChangeGroup {
         user: String,
         group_id: String,
-        members: Vec<String>,
+        change: GroupChange,
         reply: Pending<Group>,
-    },
-    LeaveGroup {
-        user: String,
-        group_id: String,
-        reply: Pending<()>,
     },
     MarkRead {
         user: String,
@@ -145,10 +142,8 @@ impl MessageCommand {
 impl ManageCommand {
     pub(super) fn answer(self) {
         match self {
-            ManageCommand::UpsertUser { reply, .. } | ManageCommand::LeaveGroup { reply, .. } => {
-                reply.send()
-            }
-            ManageCommand::CreateGroup { reply, .. } | ManageCommand::AddMembers { reply, .. } => {
+            ManageCommand::UpsertUser { reply, .. } => reply.send(),
+            ManageCommand::CreateGroup { reply, .. } | ManageCommand::ChangeGroup { reply, .. } => {
                 reply.send()
             }
             ManageCommand::MarkRead { reply, .. } => reply.send(),
@@ -158,10 +153,8 @@ impl ManageCommand {
 
     pub(super) fn fail(self, cause: &Arc<Error>) {
         match self {
-            ManageCommand::UpsertUser { reply, .. } | ManageCommand::LeaveGroup { reply, .. } => {
-                reply.reply.fail(cause)
-            }
-            ManageCommand::CreateGroup { reply, .. } | ManageCommand::AddMembers { reply, .. } => {
+            ManageCommand::UpsertUser { reply, .. } => reply.reply.fail(cause),
+            ManageCommand::CreateGroup { reply, .. } | ManageCommand::ChangeGroup { reply, .. } => {
                 reply.reply.fail(cause)
             }
             ManageCommand::MarkRead { reply, .. } => reply.reply.fail(cause),

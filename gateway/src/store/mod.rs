@@ -23,6 +23,7 @@ mod backend;
 mod cache;
 mod command;
 mod groups;
+mod marks;
 mod plan;
 pub mod postgres;
 pub mod recent;
@@ -31,6 +32,8 @@ mod sql;
 mod sql_store;
 pub mod sqlite;
 mod writer;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -96,19 +99,51 @@ pub struct Recalled {
     pub newly: bool,
 }
 
-/// A group as its create and add-members replies show it.
+/// A group as its replies show it after a change, with the events the change stored.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
     /// The group's id, made by the server at creation ([`crate::model::new_id`]).
     pub group_id: String,
-    /// The display name it was created with.
+    /// Its name now.
     pub name: String,
-    /// The active members' user ids.
+    /// The active members' user ids, sorted.
     pub members: Vec<String>,
+    /// Each active member's role (`owner`, `admin`, `member`).
+    pub roles: BTreeMap<String, String>,
     /// Its conversation (`grp:{group_id}`), where its messages are sequenced; not in the reply.
     #[serde(skip)]
     pub conversation_id: String,
+    /// The group events the change stored (v1.1), each with the users to deliver it to.
+    #[serde(skip)]
+    pub events: Vec<Announcement>,
+}
+
+/// A stored group event and who gets it: the members when it happened, and the members it
+/// removed (they receive their removal, and nothing after it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announcement {
+    /// The event, as the message that stores it.
+    pub message: StoredMessage,
+    /// The users whose devices get it.
+    pub users: Vec<String>,
+}
+
+/// A change to a group (v1.1 group administration, and v1's ADD and LEAVE).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupChange {
+    /// ADD MEMBERS (11): any member.
+    Add(Vec<String>),
+    /// REMOVE MEMBERS (28): owner or admin (an admin removes neither the owner nor an admin).
+    Remove(Vec<String>),
+    /// LEAVE GROUP (12): an owner hands ownership to the longest-standing admin, else member.
+    Leave,
+    /// UPDATE GROUP (29): owner or admin.
+    Rename(String),
+    /// DISSOLVE GROUP (30): owner.
+    Dissolve,
+    /// SET ROLE (31): owner; `owner` hands ownership over (the old owner becomes admin).
+    SetRole(String, chat_protocol::Role),
 }
 
 /// One row of SYNC's conversation list.
@@ -196,11 +231,22 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a group owned by `owner` (also a member) with `members`.
     async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group>;
 
-    /// Adds members (caller must be an active member). New members see only later messages.
-    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group>;
+    /// ADD MEMBERS: `user` (an active member) adds `members`; they see only later messages,
+    /// from the event that added them.
+    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
+        let add = GroupChange::Add(members.to_vec());
+        self.change_group(user, group_id, add).await
+    }
 
-    /// Removes `user` from the group.
-    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()>;
+    /// LEAVE GROUP: `user` leaves (receiving its own `left` event).
+    async fn leave_group(&self, user: &str, group_id: &str) -> Result<Group> {
+        self.change_group(user, group_id, GroupChange::Leave).await
+    }
+
+    /// Changes a group as `user` asks (which changes `user` may make depends on its role: 403),
+    /// storing each change as a group event in its conversation. No such group (or dissolved):
+    /// 404; not a member: 403.
+    async fn change_group(&self, user: &str, group_id: &str, change: GroupChange) -> Result<Group>;
 
     /// RECALL: makes `user`'s message `message_id` a tombstone, if it was sent no longer than
     /// `window` ago. Unknown: 404; someone else's or too late: 403; recalled before: as it is.

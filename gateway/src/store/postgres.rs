@@ -247,8 +247,41 @@ impl Backend for Postgres {
         Statements::join(conn, conversation, members).await
     }
 
-    async fn leave(conn: &mut PgConnection, user: &str, conversation: &str) -> Result<()> {
-        Statements::leave(conn, user, conversation).await
+    async fn members_with_roles(
+        conn: &mut PgConnection,
+        conversation: &str,
+    ) -> Result<Vec<(String, String, i64)>> {
+        Statements::members_with_roles(conn, conversation).await
+    }
+
+    async fn set_role(
+        conn: &mut PgConnection,
+        conversation: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<()> {
+        Statements::set_role(conn, conversation, user, role).await
+    }
+
+    async fn deactivate(
+        conn: &mut PgConnection,
+        conversation: &str,
+        users: &[&str],
+        left_seq: i64,
+    ) -> Result<()> {
+        Statements::deactivate(conn, conversation, users, left_seq).await
+    }
+
+    async fn update_group(
+        conn: &mut PgConnection,
+        id: &str,
+        change: (Option<&str>, Option<&str>, Option<i64>),
+    ) -> Result<()> {
+        Statements::update_group(conn, id, change).await
+    }
+
+    async fn insert_event(conn: &mut PgConnection, m: &StoredMessage, system: &str) -> Result<()> {
+        Statements::insert_event(conn, m, system).await
     }
 
     async fn message_for_recall(

@@ -29,8 +29,8 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
 use super::{
-    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Recalled,
-    Sent, Store,
+    Acked, Backlog, ConversationSummary, Group, GroupChange, NewMessage, Page, Position, ReadMark,
+    Recalled, Sent, Store,
 };
 use crate::error::{Error, Result};
 use crate::model::{now_ms, StoredMessage};
@@ -116,6 +116,15 @@ impl RecentCache {
         }
         if self.writes.try_send(sent.message.clone()).is_err() {
             metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
+        }
+    }
+
+    /// Queues a group change's events (stored messages like any other) for the cache.
+    fn cache_events(&self, group: &Group) {
+        for event in &group.events {
+            if self.writes.try_send(event.message.clone()).is_err() {
+                metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
+            }
         }
     }
 
@@ -275,15 +284,15 @@ impl Store for RecentCache {
     }
 
     async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group> {
-        self.inner.create_group(owner, name, members).await
+        let group = self.inner.create_group(owner, name, members).await?;
+        self.cache_events(&group);
+        Ok(group)
     }
 
-    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
-        self.inner.add_members(user, group_id, members).await
-    }
-
-    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
-        self.inner.leave_group(user, group_id).await
+    async fn change_group(&self, user: &str, group_id: &str, change: GroupChange) -> Result<Group> {
+        let group = self.inner.change_group(user, group_id, change).await?;
+        self.cache_events(&group);
+        Ok(group)
     }
 
     async fn recall(&self, user: &str, message_id: &str, window: Duration) -> Result<Recalled> {

@@ -12,8 +12,8 @@ use super::backend::Backend;
 use super::command::{Command, ManageCommand, MessageCommand, Pending, Reply};
 use super::writer;
 use super::{
-    Acked, Backlog, ConversationSummary, Group, NewMessage, Page, Position, ReadMark, Recalled,
-    Sent, Store,
+    Acked, Backlog, ConversationSummary, Group, GroupChange, NewMessage, Page, Position, ReadMark,
+    Recalled, Sent, Store,
 };
 use crate::error::{Error, Result};
 
@@ -69,7 +69,7 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     async fn manage<T>(&self, command: impl FnOnce(Pending<T>) -> ManageCommand) -> Result<T> {
-        self.call(|tx| Command::Manage(command(Pending::new(tx))))
+        self.call(|tx| Command::Manage(Box::new(command(Pending::new(tx)))))
             .await
     }
 }
@@ -114,22 +114,12 @@ impl<DB: Backend> Store for SqlStore<DB> {
         .await
     }
 
-    async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
-        let (user, group_id, members) = (user.to_owned(), group_id.to_owned(), members.to_vec());
-        self.manage(|reply| ManageCommand::AddMembers {
-            user,
-            group_id,
-            members,
-            reply,
-        })
-        .await
-    }
-
-    async fn leave_group(&self, user: &str, group_id: &str) -> Result<()> {
+    async fn change_group(&self, user: &str, group_id: &str, change: GroupChange) -> Result<Group> {
         let (user, group_id) = (user.to_owned(), group_id.to_owned());
-        self.manage(|reply| ManageCommand::LeaveGroup {
+        self.manage(|reply| ManageCommand::ChangeGroup {
             user,
             group_id,
+            change,
             reply,
         })
         .await

@@ -4,6 +4,7 @@
 //! Its [`Backend`]: the writer calls SQLite in place on its own thread ([`writer`]); the readers
 //! are an sqlx pool running the shared statements.
 
+mod manage;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -250,8 +251,41 @@ impl Backend for Sqlite {
         conn.join(conversation, members)
     }
 
-    async fn leave(conn: &mut SqliteWriter, user: &str, conversation: &str) -> Result<()> {
-        conn.leave(user, conversation)
+    async fn members_with_roles(
+        conn: &mut SqliteWriter,
+        conversation: &str,
+    ) -> Result<Vec<(String, String, i64)>> {
+        conn.members_with_roles(conversation)
+    }
+
+    async fn set_role(
+        conn: &mut SqliteWriter,
+        conversation: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<()> {
+        conn.set_role(conversation, user, role)
+    }
+
+    async fn deactivate(
+        conn: &mut SqliteWriter,
+        conversation: &str,
+        users: &[&str],
+        left_seq: i64,
+    ) -> Result<()> {
+        conn.deactivate(conversation, users, left_seq)
+    }
+
+    async fn update_group(
+        conn: &mut SqliteWriter,
+        id: &str,
+        change: (Option<&str>, Option<&str>, Option<i64>),
+    ) -> Result<()> {
+        conn.update_group(id, change)
+    }
+
+    async fn insert_event(conn: &mut SqliteWriter, m: &StoredMessage, system: &str) -> Result<()> {
+        conn.insert_event(m, system)
     }
 
     async fn message_for_recall(

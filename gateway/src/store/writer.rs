@@ -132,7 +132,7 @@ fn steps(mut batch: impl ExactSizeIterator<Item = Command>) -> Vec<Step> {
                 run.push(m);
                 steps.push(Step::Run(run, Default::default()));
             }
-            (Command::Manage(m), _) => steps.push(Step::One(Box::new(m))),
+            (Command::Manage(m), _) => steps.push(Step::One(m)),
         }
     }
     steps
@@ -213,11 +213,12 @@ mod tests {
 
     fn leave() -> Command {
         let (tx, _) = oneshot::channel();
-        Command::Manage(ManageCommand::LeaveGroup {
+        Command::Manage(Box::new(ManageCommand::ChangeGroup {
             user: "bob".into(),
             group_id: "g".into(),
+            change: crate::store::GroupChange::Leave,
             reply: Pending::new(tx),
-        })
+        }))
     }
 
     #[test]

@@ -90,6 +90,10 @@ impl Recipient {
                     self.report.uncorrelated += 1;
                     return None;
                 };
+                // Group events (v1.1: created, added, …) come from `system`: acked, not counted.
+                if delivery.from_user.as_ref() == "system" {
+                    return Some(ack);
+                }
                 self.report.retries += u64::from(delivery.retry);
                 let sender = self.senders.get(delivery.from_user.as_ref()).copied();
                 let n = delivery

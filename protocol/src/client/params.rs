@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::{LoginStatus, Params, Request, TypingState};
+use crate::groups::Role;
 use crate::ids::{ConversationId, IdError, UserId};
 use crate::kind;
 use crate::limits::{MAX_CLIENT_MSG_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT};
@@ -28,16 +29,30 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
             file_type: file_type(p)?,
             client_msg_id: client_msg_id(p)?,
         },
-        kind::CREATE_GROUP => {
-            let name = req_str(p, "name")?;
-            if name.trim().is_empty() || name.chars().count() > MAX_GROUP_NAME {
-                return Err(format!("\"name\" must be 1-{MAX_GROUP_NAME} characters"));
+        kind::CREATE_GROUP => Request::CreateGroup {
+            name: group_name(p)?,
+            members: members(p, false)?,
+        },
+        kind::REMOVE_MEMBERS => Request::RemoveMembers {
+            group_id: req_id(p, "groupId")?,
+            members: members(p, true)?,
+        },
+        kind::UPDATE_GROUP => Request::UpdateGroup {
+            group_id: req_id(p, "groupId")?,
+            name: group_name(p)?,
+        },
+        kind::DISSOLVE_GROUP => Request::DissolveGroup {
+            group_id: req_id(p, "groupId")?,
+        },
+        kind::SET_ROLE => Request::SetRole {
+            group_id: req_id(p, "groupId")?,
+            user_id: req_id(p, "userId")?,
+            role: match p.get("role") {
+                Some(Value::String(s)) => Role::parse(s),
+                _ => None,
             }
-            Request::CreateGroup {
-                name,
-                members: members(p, false)?,
-            }
-        }
+            .ok_or("\"role\" must be \"owner\", \"admin\" or \"member\"")?,
+        },
         kind::ADD_MEMBERS => Request::AddMembers {
             group_id: req_id(p, "groupId")?,
             members: members(p, true)?,
@@ -73,6 +88,15 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
         kind::RENEW => Request::Renew,
         other => return Err(format!("unknown frame type {other}")),
     })
+}
+
+/// A group's `name`: 1–128 characters, not blank.
+fn group_name(p: &Params) -> Result<String, String> {
+    let name = req_str(p, "name")?;
+    if name.trim().is_empty() || name.chars().count() > MAX_GROUP_NAME {
+        return Err(format!("\"name\" must be 1-{MAX_GROUP_NAME} characters"));
+    }
+    Ok(name)
 }
 
 /// A required, non-empty `conversationId`.

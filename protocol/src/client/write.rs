@@ -5,6 +5,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::{ClientFrame, LoginStatus, Request, TypingState};
+use crate::groups::Role;
 use crate::ids::{ConversationId, GroupId, MessageId, UserId};
 
 impl Serialize for ClientFrame {
@@ -100,6 +101,27 @@ impl Serialize for ClientFrame {
                     state: *state,
                 },
             )?,
+            Request::RemoveMembers { group_id, members } => {
+                map.serialize_entry("params", &MembersParams { group_id, members })?
+            }
+            Request::UpdateGroup { group_id, name } => {
+                map.serialize_entry("params", &RenameParams { group_id, name })?
+            }
+            Request::DissolveGroup { group_id } => {
+                map.serialize_entry("params", &GroupParams { group_id })?
+            }
+            Request::SetRole {
+                group_id,
+                user_id,
+                role,
+            } => map.serialize_entry(
+                "params",
+                &RoleParams {
+                    group_id,
+                    user_id,
+                    role: *role,
+                },
+            )?,
             Request::Recall { message_id } => {
                 map.serialize_entry("params", &RecallParams { message_id })?
             }
@@ -187,4 +209,19 @@ struct TypingParams<'a> {
 #[serde(rename_all = "camelCase")]
 struct RecallParams<'a> {
     message_id: &'a MessageId,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RenameParams<'a> {
+    group_id: &'a GroupId,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleParams<'a> {
+    group_id: &'a GroupId,
+    user_id: &'a UserId,
+    role: Role,
 }

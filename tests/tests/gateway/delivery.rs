@@ -257,7 +257,7 @@ async fn group_messages_reach_every_member_device_including_sender_others() {
     let r0 = alice.send_to_group(&gid, "all", Some("g-1")).await;
     let mut ids = HashSet::new();
     for c in [&mut alice_web, &mut bob, &mut carol] {
-        let env = c.push(10).await;
+        let env = c.user_push(10).await;
         assert_eq!(env["msg"]["params"]["groupId"], gid.as_str());
         ids.insert(env["messageId"].as_str().unwrap().to_owned());
     }

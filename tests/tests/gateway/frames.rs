@@ -157,15 +157,32 @@ async fn group_create_send_add_leave() {
     assert_eq!(g["params"]["name"], "team");
     assert_eq!(g["params"]["members"], json!(["alice", "bob"]));
 
+    // The creation is the group's first message (v1.1), to every member.
+    let created = bob.group_event("created").await;
+    let p = &created["msg"]["params"];
+    assert_eq!(
+        (p["seq"].as_i64(), p["message"].as_str()),
+        (Some(1), Some(""))
+    );
+    assert_eq!(p["fromUser"]["openid"], "system");
+    assert_eq!(
+        p["system"],
+        json!({"event": "created", "actor": "alice", "members": ["alice", "bob"], "name": "team"})
+    );
+    assert_eq!(
+        g["params"]["roles"],
+        json!({"alice": "owner", "bob": "member"})
+    );
+
     alice.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "hi team", "fileType": 0}, "requestId": "s1"})).await;
     let r0 = alice.reply(0).await;
-    assert_eq!(r0["params"]["seq"], 1);
-    let env = bob.push(10).await;
+    assert_eq!(r0["params"]["seq"], 2);
+    let env = bob.user_push(10).await;
     let p = &env["msg"]["params"];
     assert_eq!(p["groupId"], gid.as_str());
     assert_eq!(p["fromUser"]["openid"], "alice");
     assert_eq!(p["message"], "hi team");
-    assert_eq!(p["seq"], 1);
+    assert_eq!(p["seq"], 2);
     assert_eq!(p["conversationId"], r0["params"]["conversationId"]);
 
     // carol is not a member: 403 on send.
@@ -182,15 +199,27 @@ async fn group_create_send_add_leave() {
     assert_eq!(r["type"], 11);
     assert_eq!(r["params"]["members"], json!(["alice", "bob", "carol"]));
 
-    // carol joined after seq 1: she does not see it, but sees seq 2.
+    // carol joined after seq 2: the event that added her (seq 3) is the first she can read.
+    let added = carol.group_event("added").await;
+    assert_eq!(added["msg"]["params"]["seq"], 3);
+    assert_eq!(
+        added["msg"]["params"]["system"],
+        json!({"event": "added", "actor": "bob", "members": ["carol"]})
+    );
     carol.send(json!({"type": 13, "params": {"conversationId": r0["params"]["conversationId"], "afterSeq": 0}})).await;
     let s = carol.reply(14).await;
-    assert_eq!(s["params"]["messages"], json!([]));
+    let seqs: Vec<i64> = s["params"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"]["params"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3]);
     bob.send(json!({"type": 9, "params": {"toMessageId": gid, "message": "welcome carol"}}))
         .await;
     bob.reply(0).await;
-    let env = carol.push(10).await;
-    assert_eq!(env["msg"]["params"]["seq"], 2);
+    let env = carol.user_push(10).await;
+    assert_eq!(env["msg"]["params"]["seq"], 4);
 
     carol
         .send(json!({"type": 12, "params": {"groupId": gid}, "requestId": "bye"}))
@@ -200,6 +229,8 @@ async fn group_create_send_add_leave() {
         (r["type"].as_i64(), r["params"]["groupId"].as_str()),
         (Some(12), Some(gid.as_str()))
     );
+    // A member who leaves receives its own `left`.
+    assert_eq!(carol.group_event("left").await["msg"]["params"]["seq"], 5);
     carol
         .send(json!({"type": 9, "params": {"toMessageId": gid, "message": "still here?"}}))
         .await;

@@ -213,7 +213,7 @@ async fn renew_during_drain_reports_the_time_left_and_drain_still_closes_1012() 
 }
 
 #[tokio::test]
-async fn leaving_a_group_during_catch_up_ends_that_catch_up() {
+async fn a_member_leaving_during_catch_up_gets_all_up_to_its_left_and_nothing_after() {
     let gw = TestGateway::start_with(|c| c.ack_window = 1).await;
     let mut alice = gw.connect("alice", "phone").await;
     let gid = alice.create_group("g", &["bob"]).await;
@@ -230,14 +230,25 @@ async fn leaving_a_group_during_catch_up_ends_that_catch_up() {
     bob.recv_where("leave reply", |v| v["requestId"] == "leave")
         .await;
     bob.ack(&first).await;
-    // The group's catch-up stops; live 1:1 messages still arrive.
+    // The catch-up goes on up to bob's own `left` (seq 7: created, five messages, left), one
+    // at a time (window 1), and stops there.
+    let mut seqs = vec![first["msg"]["params"]["seq"].as_i64().unwrap()];
+    loop {
+        let env = bob.push(10).await;
+        bob.ack(&env).await;
+        seqs.push(env["msg"]["params"]["seq"].as_i64().unwrap());
+        if env["msg"]["params"]["system"]["event"] == "left" {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+    alice.send_to_group(&gid, "after bob left", None).await;
     alice.send_to("bob", "still here", None).await;
     assert_eq!(bob.push(2).await["msg"]["params"]["message"], "still here");
-    // Nothing of the group is pushed any more (acks' replies may still come).
     while let Some(frame) = bob.quiet_for(std::time::Duration::from_millis(500)).await {
         assert_ne!(
             frame["msg"]["type"], 10,
-            "group catch-up went on after leaving: {frame}"
+            "a group message after leaving: {frame}"
         );
     }
 }

@@ -179,7 +179,9 @@ async fn typing_reaches_the_other_participants_once_a_second_and_is_not_answered
     assert_eq!(bob.push(25).await["msg"]["params"]["state"], "stop");
     // The typer's own devices are not told, and TYPING has no reply.
     no_push(&mut alice_web, 25, Duration::from_millis(200)).await;
-    assert_eq!(alice.quiet_for(Duration::from_millis(200)).await, None);
+    while let Some(v) = alice.quiet_for(Duration::from_millis(200)).await {
+        assert!(v.get("msg").is_some(), "TYPING got an answer: {v}");
+    }
 
     // In a 1:1 conversation, the peer.
     let r = bob.send_to("carol", "psst", None).await;
@@ -283,7 +285,7 @@ async fn a_recalled_group_message_reaches_a_late_member_as_a_tombstone() {
         .await;
     // carol was offline: catch-up brings the tombstone.
     let mut carol = gw.connect("carol", "phone").await;
-    let env = carol.push(10).await;
+    let env = carol.user_push(10).await;
     assert_eq!(env["messageId"], r0["params"]["messageId"]);
     assert_eq!(env["msg"]["params"]["recalled"], true, "{env}");
     assert_eq!(env["msg"]["params"]["message"], "", "{env}");

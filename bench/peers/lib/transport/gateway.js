@@ -69,7 +69,10 @@ class GatewayConnection {
     const msg = frame.msg;
     if (msg !== undefined) {
       const p = msg.params;
-      if (msg.type === 2 || msg.type === 10) {
+      if (msg.type === 10 && p.system !== undefined) {
+        // A group event (protocol v1.1: created, added, …): acked, not a delivery to count.
+        this.ack(frame.messageId);
+      } else if (msg.type === 2 || msg.type === 10) {
         this.onDeliver(frame.messageId, p.fromUser.openid, p.message, p.groupId);
       } else if (msg.type === 17) {
         this.onDelivered(p.messageId);

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{Connection, Effect, Ending};
 use crate::error::Error;
 use crate::session::ops::Op;
+use crate::store::GroupChange;
 use chat_protocol::close;
 
 impl Connection {
@@ -75,6 +76,26 @@ impl Connection {
             Request::CreateGroup { name, members } => Op::CreateGroup { name, members },
             Request::AddMembers { group_id, members } => Op::AddMembers { group_id, members },
             Request::LeaveGroup { group_id } => Op::LeaveGroup { group_id },
+            Request::RemoveMembers { group_id, members } => Op::ChangeGroup {
+                group_id,
+                change: GroupChange::Remove(strings(&members)),
+            },
+            Request::UpdateGroup { group_id, name } => Op::ChangeGroup {
+                group_id,
+                change: GroupChange::Rename(name),
+            },
+            Request::DissolveGroup { group_id } => Op::ChangeGroup {
+                group_id,
+                change: GroupChange::Dissolve,
+            },
+            Request::SetRole {
+                group_id,
+                user_id,
+                role,
+            } => Op::ChangeGroup {
+                group_id,
+                change: GroupChange::SetRole(user_id.into_string(), role),
+            },
             Request::Read {
                 conversation_id,
                 seq,
@@ -163,4 +184,8 @@ impl Connection {
             name: self.who.name.clone(),
         })
     }
+}
+
+fn strings(users: &[chat_protocol::UserId]) -> Vec<String> {
+    users.iter().map(|u| u.as_str().to_owned()).collect()
 }

@@ -62,6 +62,7 @@ fn stored(seq: i64) -> StoredMessage {
         created_at: WALL,
         request_id: format!("r-{seq}"),
         recalled: false,
+        system: None,
     }
 }
 

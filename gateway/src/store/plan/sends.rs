@@ -221,6 +221,7 @@ pub(crate) fn build_messages(
             created_at: now,
             request_id: m.request_id.clone(),
             recalled: false,
+            system: None,
         };
         *seq += 1;
         marks.push((m.from.clone(), conversation_id.clone(), message.seq));

@@ -35,6 +35,7 @@ fn stored(from: &str, conv: &str, seq: i64, to: &str) -> StoredMessage {
         created_at: 1,
         request_id: "r".into(),
         recalled: false,
+        system: None,
     }
 }
 

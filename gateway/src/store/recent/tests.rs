@@ -26,6 +26,7 @@ fn entry(conversation: &str, seq: i64) -> String {
         created_at: 1,
         request_id: "r".into(),
         recalled: false,
+        system: None,
     })
     .unwrap()
 }

@@ -1,9 +1,10 @@
 //! Group management's statements (find a group, check a membership, create a group, join,
-//! leave) and READ's, for PostgreSQL's writer.
+//! roles, end memberships, update a group, store its events), READ's and RECALL's, for
+//! PostgreSQL's writer.
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::rows::{MessageRow, READ_COLUMNS};
+use super::rows::{target_columns, MessageRow, READ_COLUMNS};
 use super::{param, tuples, Shared};
 use crate::error::Result;
 use crate::model::StoredMessage;
@@ -18,6 +19,8 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'r> i64: Decode<'r, DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
     for<'n> &'n str: ColumnIndex<DB::Row>,
 {
@@ -26,7 +29,7 @@ where
         conn: &mut DB::Connection,
         id: &str,
     ) -> Result<Option<(String, String)>> {
-        let sql = "SELECT conversation_id, name FROM groups WHERE id = $1";
+        let sql = "SELECT conversation_id, name FROM groups WHERE id = $1 AND dissolved_at IS NULL";
         Ok(sqlx::query_as::<DB, (String, String)>(sql)
             .bind(id)
             .fetch_optional(conn)
@@ -93,7 +96,8 @@ where
              SELECT d.column1, c.id, c.last_seq, c.last_seq, 1
              FROM (VALUES {}) AS d, conversations c WHERE c.id = {}
              ON CONFLICT (user_id, conversation_id) DO UPDATE
-             SET joined_seq = excluded.joined_seq, acked_seq = excluded.acked_seq, active = 1
+             SET joined_seq = excluded.joined_seq, acked_seq = excluded.acked_seq, active = 1,
+                 role = 'member', left_seq = NULL
              WHERE memberships.active = 0",
             tuples(members.len(), 1, 1),
             param(members.len() + 1)
@@ -107,17 +111,106 @@ where
         Ok(())
     }
 
-    /// Makes `user` a former member of the conversation.
-    pub(in crate::store) async fn leave(
+    /// The active members of a conversation: `(user, role, joined_seq)`.
+    pub(in crate::store) async fn members_with_roles(
         conn: &mut DB::Connection,
-        user: &str,
         conversation: &str,
+    ) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, role, joined_seq FROM memberships
+             WHERE conversation_id = $1 AND active = 1",
+        )
+        .bind(conversation)
+        .fetch_all(conn)
+        .await?)
+    }
+
+    /// Sets an active member's role.
+    pub(in crate::store) async fn set_role(
+        conn: &mut DB::Connection,
+        conversation: &str,
+        user: &str,
+        role: &str,
     ) -> Result<()> {
         sqlx::query::<DB>(
-            "UPDATE memberships SET active = 0 WHERE user_id = $1 AND conversation_id = $2",
+            "UPDATE memberships SET role = $3 WHERE conversation_id = $1 AND user_id = $2",
         )
-        .bind(user)
         .bind(conversation)
+        .bind(user)
+        .bind(role)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends `users`' memberships at the event `left_seq`, which they may still read.
+    pub(in crate::store) async fn deactivate(
+        conn: &mut DB::Connection,
+        conversation: &str,
+        users: &[&str],
+        left_seq: i64,
+    ) -> Result<()> {
+        for user in users {
+            sqlx::query::<DB>(
+                "UPDATE memberships SET active = 0, left_seq = $3
+                 WHERE conversation_id = $1 AND user_id = $2 AND active = 1",
+            )
+            .bind(conversation)
+            .bind(*user)
+            .bind(left_seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Changes what is given of a group's name, owner and dissolution time.
+    pub(in crate::store) async fn update_group(
+        conn: &mut DB::Connection,
+        id: &str,
+        (name, owner, dissolved_at): (Option<&str>, Option<&str>, Option<i64>),
+    ) -> Result<()> {
+        sqlx::query::<DB>(
+            "UPDATE groups SET name = COALESCE($2, name), owner = COALESCE($3, owner),
+                 dissolved_at = COALESCE($4, dissolved_at)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(owner)
+        .bind(dissolved_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a group event: the message, with its `system` JSON.
+    pub(in crate::store) async fn insert_event(
+        conn: &mut DB::Connection,
+        m: &StoredMessage,
+        system: &str,
+    ) -> Result<()> {
+        let (recipient, recipient_name, group_id) = target_columns(m);
+        sqlx::query::<DB>(
+            "INSERT INTO messages (conversation_id, seq, message_id, sender, sender_name,
+                recipient, recipient_name, group_id, body, file_type, client_msg_id,
+                request_id, created_at, system)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(m.conversation_id.as_str())
+        .bind(m.seq)
+        .bind(m.message_id.as_str())
+        .bind(m.from.as_str())
+        .bind(m.from_name.as_str())
+        .bind(recipient)
+        .bind(recipient_name)
+        .bind(group_id)
+        .bind(m.body.as_str())
+        .bind(m.file_type)
+        .bind(m.client_msg_id.as_deref())
+        .bind(m.request_id.as_str())
+        .bind(m.created_at)
+        .bind(system)
         .execute(conn)
         .await?;
         Ok(())

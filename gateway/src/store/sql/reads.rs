@@ -49,22 +49,26 @@ where
         limit: u32,
     ) -> Result<Page> {
         let mut conn = pool.acquire().await?;
-        let joined: Option<(i64,)> = sqlx::query_as(
-            "SELECT joined_seq FROM memberships WHERE user_id = $1 AND conversation_id = $2 AND active = 1",
+        // A former member still reads up to the event that ended its membership (left_seq).
+        let joined: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT joined_seq, CASE WHEN active = 1 THEN NULL ELSE left_seq END FROM memberships
+             WHERE user_id = $1 AND conversation_id = $2 AND (active = 1 OR left_seq IS NOT NULL)",
         )
         .bind(user)
         .bind(conversation)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((joined,)) = joined else {
+        let Some((joined, left)) = joined else {
             return Err(not_a_participant());
         };
         let sql = format!(
-            "SELECT {READ_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT {READ_COLUMNS} FROM messages
+             WHERE conversation_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
         );
         let rows: Vec<MessageRow> = sqlx::query_as(&sql)
             .bind(conversation)
             .bind(after_seq.max(joined))
+            .bind(left.unwrap_or(i64::MAX))
             .bind(i64::from(limit) + 1)
             .fetch_all(&mut *conn)
             .await?;
@@ -87,8 +91,11 @@ where
         conversation: &str,
     ) -> Result<Position> {
         let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT m.joined_seq, c.last_seq FROM memberships m JOIN conversations c ON c.id = m.conversation_id
-             WHERE m.user_id = $1 AND m.conversation_id = $2 AND m.active = 1",
+            "SELECT m.joined_seq,
+                 CASE WHEN m.active = 1 OR m.left_seq > c.last_seq THEN c.last_seq ELSE m.left_seq END
+             FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.user_id = $1 AND m.conversation_id = $2
+               AND (m.active = 1 OR m.left_seq IS NOT NULL)",
         )
         .bind(user)
         .bind(conversation)
@@ -171,11 +178,16 @@ where
 
     /// Conversations where the user has messages above its `ackedSeq` and its join point.
     pub(in crate::store) async fn backlog(pool: &Pool<DB>, user: &str) -> Result<Vec<Backlog>> {
+        // Former members' conversations too, up to the event that ended the membership.
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT c.id, CASE WHEN m.acked_seq > m.joined_seq THEN m.acked_seq ELSE m.joined_seq END, c.last_seq
-             FROM memberships m JOIN conversations c ON c.id = m.conversation_id
-             WHERE m.user_id = $1 AND m.active = 1 AND c.last_seq > m.acked_seq AND c.last_seq > m.joined_seq
-             ORDER BY c.id",
+            "SELECT id, after_seq, last_seq FROM (
+                 SELECT c.id AS id,
+                     CASE WHEN m.acked_seq > m.joined_seq THEN m.acked_seq ELSE m.joined_seq END
+                         AS after_seq,
+                     CASE WHEN m.active = 1 THEN c.last_seq ELSE m.left_seq END AS last_seq
+                 FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.user_id = $1 AND (m.active = 1 OR m.left_seq IS NOT NULL)) AS b
+             WHERE last_seq > after_seq ORDER BY id",
         )
         .bind(user)
         .fetch_all(pool)

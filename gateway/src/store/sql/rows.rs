@@ -7,8 +7,9 @@ pub(in crate::store) const MESSAGE_COLUMNS: &str = "conversation_id, seq, messag
 /// The same, qualified with the `m` alias, for joins.
 pub(in crate::store) const MESSAGE_COLUMNS_M: &str = "m.conversation_id, m.seq, m.message_id, m.sender, m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type, m.client_msg_id, m.request_id, m.created_at";
 
-/// The columns page reads return: [`MESSAGE_COLUMNS`] and whether the message was recalled.
-pub(in crate::store) const READ_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at, recalled_at";
+/// The columns page reads return: [`MESSAGE_COLUMNS`], whether the message was recalled, and
+/// the group event it stores.
+pub(in crate::store) const READ_COLUMNS: &str = "conversation_id, seq, message_id, sender, sender_name, recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id, created_at, recalled_at, system";
 
 /// A row of `messages`, decoded by column name.
 #[derive(sqlx::FromRow)]
@@ -29,6 +30,9 @@ pub(in crate::store) struct MessageRow {
     /// Read only by page reads ([`READ_COLUMNS`]); the writer's lookups leave it out.
     #[sqlx(default)]
     pub(in crate::store) recalled_at: Option<i64>,
+    /// A group event's JSON; read only by page reads, as `recalled_at`.
+    #[sqlx(default)]
+    pub(in crate::store) system: Option<String>,
 }
 
 impl From<MessageRow> for StoredMessage {
@@ -56,6 +60,10 @@ impl From<MessageRow> for StoredMessage {
             created_at: r.created_at,
             request_id: r.request_id,
             recalled: r.recalled_at.is_some(),
+            system: r
+                .system
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
         }
     }
 }

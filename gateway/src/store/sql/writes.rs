@@ -67,7 +67,7 @@ where
         conn: &mut DB::Connection,
         ids: &[&str],
     ) -> Result<Vec<(String, String)>> {
-        let select = "SELECT id, conversation_id FROM groups WHERE id IN ";
+        let select = "SELECT id, conversation_id FROM groups WHERE dissolved_at IS NULL AND id IN ";
         Self::pairs_in(conn, select, ids).await
     }
 

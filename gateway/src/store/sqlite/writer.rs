@@ -24,7 +24,7 @@ use crate::store::sql::rows::{target_columns, MessageRow};
 const STATEMENTS: usize = 64;
 
 /// The writer's connection.
-pub struct SqliteWriter(Connection);
+pub struct SqliteWriter(pub(super) Connection);
 
 /// Opens the database at `path` for writing, with the settings of every connection of the store
 /// (WAL, `synchronous=FULL`, a 64 MiB page cache) and no automatic checkpoints: a connection of
@@ -49,7 +49,7 @@ pub(super) fn open(path: &Path) -> Result<SqliteWriter> {
 
 /// A `messages` row in [`MESSAGE_COLUMNS`](crate::store::sql::rows::MESSAGE_COLUMNS)' order,
 /// from column `at`.
-fn message(row: &Row<'_>, at: usize) -> rusqlite::Result<StoredMessage> {
+pub(super) fn message(row: &Row<'_>, at: usize) -> rusqlite::Result<StoredMessage> {
     Ok(MessageRow {
         conversation_id: row.get(at)?,
         seq: row.get(at + 1)?,
@@ -65,6 +65,7 @@ fn message(row: &Row<'_>, at: usize) -> rusqlite::Result<StoredMessage> {
         request_id: row.get(at + 11)?,
         created_at: row.get(at + 12)?,
         recalled_at: None,
+        system: None,
     }
     .into())
 }
@@ -129,7 +130,10 @@ impl SqliteWriter {
 
     /// `(group id, conversation id)` of those of `ids` that exist.
     pub(super) fn find_groups(&mut self, ids: &[&str]) -> Result<Vec<(String, String)>> {
-        self.pairs("SELECT id, conversation_id FROM groups WHERE id = ?1", ids)
+        self.pairs(
+            "SELECT id, conversation_id FROM groups WHERE id = ?1 AND dissolved_at IS NULL",
+            ids,
+        )
     }
 
     /// `(conversation id, user id)` of the active members of the conversations.
@@ -175,7 +179,7 @@ impl SqliteWriter {
     }
 
     /// Inserts a `(user, conversation)` membership that does not exist yet.
-    fn add_membership(&mut self, user: &str, conversation: &str) -> Result<()> {
+    pub(super) fn add_membership(&mut self, user: &str, conversation: &str) -> Result<()> {
         self.0
             .prepare_cached(
                 "INSERT INTO memberships (user_id, conversation_id) VALUES (?1, ?2)
@@ -202,15 +206,20 @@ impl SqliteWriter {
 
     /// Inserts the run's new messages.
     pub(super) fn insert_messages(&mut self, messages: &[&StoredMessage]) -> Result<()> {
-        let mut insert = self.0.prepare_cached(
-            "INSERT INTO messages (conversation_id, seq, message_id, sender, sender_name,
-                recipient, recipient_name, group_id, body, file_type, client_msg_id, request_id,
-                created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
-        for m in messages {
-            let (recipient, recipient_name, group_id) = target_columns(m);
-            insert.execute(params![
+        messages.iter().try_for_each(|m| self.insert_message(m, None))
+    }
+
+    /// Inserts one message; `system`: a group event's JSON (v1.1), `None` for a user's message.
+    pub(super) fn insert_message(&mut self, m: &StoredMessage, system: Option<&str>) -> Result<()> {
+        let (recipient, recipient_name, group_id) = target_columns(m);
+        self.0
+            .prepare_cached(
+                "INSERT INTO messages (conversation_id, seq, message_id, sender, sender_name,
+                    recipient, recipient_name, group_id, body, file_type, client_msg_id,
+                    request_id, created_at, system)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?
+            .execute(params![
                 m.conversation_id,
                 m.seq,
                 m.message_id,
@@ -224,8 +233,8 @@ impl SqliteWriter {
                 m.client_msg_id,
                 m.request_id,
                 m.created_at,
+                system,
             ])?;
-        }
         Ok(())
     }
 
@@ -280,148 +289,6 @@ impl SqliteWriter {
                 statement.execute(params![user, conversation, seq])?;
             }
         }
-        Ok(())
-    }
-
-    /// The message `message_id` and when it was recalled.
-    pub(super) fn message_for_recall(
-        &mut self,
-        message_id: &str,
-    ) -> Result<Option<(StoredMessage, Option<i64>)>> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT recalled_at, conversation_id, seq, message_id, sender, sender_name,
-                        recipient, recipient_name, group_id, body, file_type, client_msg_id,
-                        request_id, created_at
-                 FROM messages WHERE message_id = ?1",
-            )?
-            .query_row([message_id], |row| Ok((message(row, 1)?, row.get(0)?)))
-            .optional()?)
-    }
-
-    /// Makes the message a tombstone.
-    pub(super) fn recall(&mut self, message_id: &str, now: i64) -> Result<()> {
-        self.0
-            .prepare_cached(
-                "UPDATE messages SET recalled_at = ?2, body = '' WHERE message_id = ?1",
-            )?
-            .execute(params![message_id, now])?;
-        Ok(())
-    }
-
-    /// READ: raises `user`'s `readSeq` in the conversation to `seq`, clamped to its last seq.
-    /// `(before, after)`, or `None` when the user is not an active member.
-    pub(super) fn mark_read(
-        &mut self,
-        user: &str,
-        conversation: &str,
-        seq: i64,
-    ) -> Result<Option<(i64, i64)>> {
-        let found: Option<(i64, i64)> = self
-            .0
-            .prepare_cached(
-                "SELECT m.read_seq, c.last_seq FROM memberships m
-                 JOIN conversations c ON c.id = m.conversation_id
-                 WHERE m.user_id = ?1 AND m.conversation_id = ?2 AND m.active = 1",
-            )?
-            .query_row(params![user, conversation], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        let Some((before, last)) = found else {
-            return Ok(None);
-        };
-        let after = before.max(seq.min(last));
-        if after != before {
-            self.0
-                .prepare_cached(
-                    "UPDATE memberships SET read_seq = ?3 WHERE user_id = ?1 AND conversation_id = ?2",
-                )?
-                .execute(params![user, conversation, after])?;
-        }
-        Ok(Some((before, after)))
-    }
-
-    /// Records a display name, writing only when it changed.
-    pub(super) fn upsert_user(&mut self, id: &str, name: &str, now: i64) -> Result<()> {
-        self.0
-            .prepare_cached(
-                "INSERT INTO users (id, name, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
-                 WHERE users.name <> excluded.name",
-            )?
-            .execute(params![id, name, now])?;
-        Ok(())
-    }
-
-    /// One group's conversation id and name.
-    pub(super) fn group(&mut self, id: &str) -> Result<Option<(String, String)>> {
-        Ok(self
-            .0
-            .prepare_cached("SELECT conversation_id, name FROM groups WHERE id = ?1")?
-            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?)
-    }
-
-    /// Is `user` an active member of the conversation?
-    pub(super) fn is_active_member(&mut self, user: &str, conversation: &str) -> Result<bool> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT 1 FROM memberships WHERE user_id = ?1 AND conversation_id = ?2 AND active = 1",
-            )?
-            .exists(params![user, conversation])?)
-    }
-
-    /// Creates a group `(id, name, owner)`, its conversation, and its members' memberships.
-    pub(super) fn create_group(
-        &mut self,
-        (id, name, owner): (&str, &str, &str),
-        conversation: &str,
-        members: &[&str],
-        now: i64,
-    ) -> Result<()> {
-        self.0
-            .prepare_cached(
-                "INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?1, 'group', 0, ?2)",
-            )?
-            .execute(params![conversation, now])?;
-        self.0
-            .prepare_cached(
-                "INSERT INTO groups (id, name, owner, conversation_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![id, name, owner, conversation, now])?;
-        for user in members {
-            self.add_membership(user, conversation)?;
-        }
-        Ok(())
-    }
-
-    /// Makes `members` active members, starting at the conversation's current seq. Active
-    /// members are left as they are.
-    pub(super) fn join(&mut self, conversation: &str, members: &[&str]) -> Result<()> {
-        let mut join = self.0.prepare_cached(
-            "INSERT INTO memberships (user_id, conversation_id, joined_seq, acked_seq, active)
-             SELECT ?1, c.id, c.last_seq, c.last_seq, 1 FROM conversations c WHERE c.id = ?2
-             ON CONFLICT (user_id, conversation_id) DO UPDATE
-             SET joined_seq = excluded.joined_seq, acked_seq = excluded.acked_seq, active = 1
-             WHERE memberships.active = 0",
-        )?;
-        for user in members {
-            join.execute(params![user, conversation])?;
-        }
-        Ok(())
-    }
-
-    /// Makes `user` a former member of the conversation.
-    pub(super) fn leave(&mut self, user: &str, conversation: &str) -> Result<()> {
-        self.0
-            .prepare_cached(
-                "UPDATE memberships SET active = 0 WHERE user_id = ?1 AND conversation_id = ?2",
-            )?
-            .execute(params![user, conversation])?;
         Ok(())
     }
 }
