@@ -52,6 +52,13 @@ const RECORD_STATES: &str = "(() => {
 const SENDING: &str = "sending…";
 const SENT: &str = "sent ✓";
 const DELIVERED: &str = "delivered ✓✓";
+const READ: &str = "read ✓✓";
+
+/// A message the other page read went sending → sent → (delivered →) read: the READ notice
+/// may overtake the DELIVERED one, and "read" says "delivered" too.
+fn went_to_read(states: &Value) -> bool {
+    states == &json!([SENDING, SENT, DELIVERED, READ]) || states == &json!([SENDING, SENT, READ])
+}
 
 fn has_class(m: &Value, class: &str) -> bool {
     m["classes"]
@@ -268,14 +275,15 @@ async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
             .is_some_and(|m| m.iter().any(|s| s == "#2")),
         "bob's reply must show seq #2: {reply}"
     );
-    wait_message(&bob, "bob's reply to show delivered", "hi alice", |m| {
-        m["state"] == DELIVERED
+    // Alice's page has the chat open: it reads bob's reply at once.
+    wait_message(&bob, "bob's reply to show read", "hi alice", |m| {
+        m["state"] == READ
     })
     .await?;
     let states = shown_states(&bob, "hi alice").await?;
     ensure!(
-        states == json!([SENDING, SENT, DELIVERED]),
-        "bob's reply must show sending, then sent, then delivered; showed {states}"
+        went_to_read(&states),
+        "bob's reply must show sending, sent, (delivered,) read; showed {states}"
     );
     alice
         .wait_for("the chat title to use bob's name", SHELL, |s| {
@@ -327,8 +335,8 @@ async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
         text(&mine, "state") == SENT
             && mine["meta"]
                 .as_array()
-                .is_some_and(|m| m.iter().any(|s| s == "#1")),
-        "alice's group message: {mine}"
+                .is_some_and(|m| m.iter().any(|s| s == "#2")),
+        "alice's group message follows the group's creation (#1): {mine}"
     );
 
     // Bob's page lists the group with an unread badge; opening it shows the message from Alice.
@@ -375,6 +383,150 @@ async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
         ensure!(
             page.problems().is_empty(),
             "{}: the page reported problems: {:?}",
+            page.name(),
+            page.problems()
+        );
+    }
+    browser.close().await?;
+    gw.stop().await;
+    Ok(())
+}
+
+/// The open conversation's group events (v1.1), typing line and group header, as shown.
+const V11: &str = "(() => ({
+    events: [...document.querySelectorAll('#messages > li.event')].map((li) => li.innerText),
+    typing: document.getElementById('typing').innerText,
+    groupInfo: document.getElementById('group-info').innerText,
+    title: document.getElementById('conv-title').innerText,
+    adminTools: document.getElementById('admin-form').checkVisibility() }))()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_show_read_marks_typing_recall_and_group_administration() -> Result<()> {
+    let mut gw = TestGateway::start_with(|cfg| cfg.dev_login = true).await;
+    let browser = Browser::launch().await?;
+    let alice = browser.new_page("alice-v11").await?;
+    let bob = browser.new_page("bob-v11").await?;
+    for (page, user, name) in [(&alice, "alice", "Alice"), (&bob, "bob", "Bob")] {
+        page.navigate(&gw.http("/")).await?;
+        log_in(page, user, name).await?;
+        page.eval(RECORD_STATES).await?;
+    }
+
+    // Read marks: alice's message turns "read" when bob's page opens the chat.
+    alice.type_into("#peer", "bob").await?;
+    alice.click("#open").await?;
+    send(&alice, "read me").await?;
+    wait_message(&alice, "delivered before bob looks", "read me", |m| {
+        m["state"] == DELIVERED
+    })
+    .await?;
+    wait_conversation(&bob, "the chat with alice to be listed", "alice", |c| {
+        c["badge"] == "1"
+    })
+    .await?;
+    bob.click("#conversations li[data-peer=\"alice\"] button")
+        .await?;
+    wait_message(&alice, "read once bob's page shows it", "read me", |m| {
+        m["state"] == READ && has_class(m, "read")
+    })
+    .await?;
+    let states = shown_states(&alice, "read me").await?;
+    ensure!(
+        states == json!([SENDING, SENT, DELIVERED, READ]),
+        "read me: {states}"
+    );
+
+    // Typing: bob types, alice's page says so; sending clears it.
+    bob.type_into("#text", "typing…").await?;
+    alice
+        .wait_for("bob typing on alice's page", V11, |v| {
+            // alice's page has no message from bob yet, so it knows his id, not his name
+            text(v, "typing") == "bob is typing…"
+        })
+        .await?;
+    bob.click("#send").await?;
+    alice
+        .wait_for("the typing line to clear", V11, |v| {
+            text(v, "typing").is_empty()
+        })
+        .await?;
+
+    // Recall: alice takes "read me" back; both pages show the tombstone.
+    let id = alice
+        .eval("[...document.querySelectorAll('#messages > li.msg.own')].find((li) => li.querySelector('.body').innerText === 'read me')?.dataset.messageId ?? null")
+        .await?;
+    let id = id.as_str().unwrap_or_default().to_owned();
+    ensure!(id.len() == 32, "alice's message id: {id:?}");
+    alice
+        .click(&format!("#messages li[data-message-id=\"{id}\"] .recall"))
+        .await?;
+    for page in [&alice, &bob] {
+        let shown = wait_message(page, "the tombstone", "message recalled", |m| {
+            has_class(m, "recalled")
+        })
+        .await?;
+        ensure!(shown["from"] == "alice", "{}: {shown}", page.name());
+    }
+
+    // Group administration: create, rename, make bob an admin, dissolve; bob's page shows each.
+    alice.type_into("#group-name", "ops").await?;
+    alice.type_into("#group-members", "bob").await?;
+    alice.click("#create-group").await?;
+    alice
+        .wait_for("the group to open", V11, |v| text(v, "title") == "# ops")
+        .await?;
+    let group_id = alice
+        .eval("document.querySelector('#conversations li.active')?.dataset.peer ?? null")
+        .await?;
+    let group_id = group_id.as_str().unwrap_or_default().to_owned();
+    ensure!(!group_id.is_empty(), "no active group on alice's page");
+    alice.type_into("#rename", "ops team").await?;
+    alice.click("#rename-btn").await?;
+    alice.type_into("#admin-user", "bob").await?;
+    alice.click("#make-admin").await?;
+    alice
+        .wait_for("bob shown as admin", V11, |v| {
+            text(v, "groupInfo").contains("bob (admin)")
+        })
+        .await?;
+    bob.click(&format!(
+        "#conversations li[data-peer={}] button",
+        json!(group_id)
+    ))
+    .await?;
+    let shown = bob
+        .wait_for("the group's events on bob's page", V11, |v| {
+            v["events"].as_array().is_some_and(|e| e.len() == 3) && text(v, "title") == "# ops team"
+        })
+        .await?;
+    ensure!(
+        shown["events"]
+            == json!([
+                "Alice created the group “ops”",
+                "Alice renamed the group to “ops team”",
+                "Alice made you admin"
+            ])
+            && shown["adminTools"] == true
+            && text(&shown, "groupInfo").contains("alice (owner)"),
+        "bob's page: {shown}"
+    );
+    screenshot(&bob, "bob-v11-group").await?;
+    alice.click("#dissolve").await?;
+    bob.wait_for("the dissolution on bob's page", V11, |v| {
+        text(v, "groupInfo") == "this group was dissolved" && v["adminTools"] == false
+    })
+    .await?;
+    screenshot(&alice, "alice-v11").await?;
+    for page in [&alice, &bob] {
+        let shell = page.eval(SHELL).await?;
+        ensure!(
+            shell["state"] == "connected" && text(&shell, "error").is_empty(),
+            "{}: at the end: {shell}",
+            page.name()
+        );
+        ensure!(
+            page.problems().is_empty(),
+            "{}: {:?}",
             page.name(),
             page.problems()
         );

@@ -206,7 +206,9 @@ impl SqliteWriter {
 
     /// Inserts the run's new messages.
     pub(super) fn insert_messages(&mut self, messages: &[&StoredMessage]) -> Result<()> {
-        messages.iter().try_for_each(|m| self.insert_message(m, None))
+        messages
+            .iter()
+            .try_for_each(|m| self.insert_message(m, None))
     }
 
     /// Inserts one message; `system`: a group event's JSON (v1.1), `None` for a user's message.
