@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Rust, from Debian's packages, when missing.
+# Installs what the test suite needs beyond Rust, when missing: Debian's packages, and the S3
+# tests' server (PyPI moto[server]) in a venv under target/tools/moto.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -13,4 +15,14 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
-exec "$(dirname "$0")/apt-install.sh" "${missing[@]}"
+scripts/apt-install.sh "${missing[@]}"
+
+# The S3-compatible server the file tests start (tests/src/s3.rs looks for it here).
+MOTO_PKG='moto[server]>=5.1,<6'
+MOTO_VENV=target/tools/moto
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  echo "install-test-deps: installing $MOTO_PKG into $MOTO_VENV" >&2
+  mkdir -p target/tools
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "$MOTO_PKG"
+fi

@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::ServeConfig;
 use crate::drain::Drain;
+use crate::files::Files;
 use crate::hub::Hub;
 use crate::routes::RouteTable;
 use crate::routing::Router;
@@ -25,7 +26,7 @@ pub struct App {
     /// Verifies the tokens of WebSocket upgrades and HTTP API calls.
     pub auth: Auth,
     /// Where messages, groups and ack positions are kept (SQLite or PostgreSQL, perhaps behind the
-    /// Redis recent-message cache).
+    /// Redis recent-message cache), signing the file URLs of the messages it hands out.
     pub store: Arc<dyn Store>,
     /// Which pod each connected device is on (in-process, or Redis for the cluster).
     pub routes: Arc<dyn RouteTable>,
@@ -41,6 +42,8 @@ pub struct App {
     pub tracker: TaskTracker,
     /// What every connection runs by.
     pub session: Arc<Settings>,
+    /// Uploads: SEND checks the file it carries here, the file endpoints serve them.
+    pub files: Arc<Files>,
 }
 
 impl App {
@@ -51,6 +54,7 @@ impl App {
         store: Arc<dyn Store>,
         routes: Arc<dyn RouteTable>,
         bus: Arc<dyn Bus>,
+        files: Arc<Files>,
     ) -> Self {
         let pod = config.pod();
         let hub = Arc::new(Hub::new());
@@ -75,6 +79,7 @@ impl App {
             drain: Drain::default(),
             tracker: TaskTracker::new(),
             session,
+            files,
             config,
         }
     }

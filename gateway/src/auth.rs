@@ -71,10 +71,7 @@ impl Auth {
 
     /// Resolves the secret as every command does: flag/env first, else the data-dir file (created if missing).
     pub fn from_store_args(args: &StoreArgs) -> Result<Self> {
-        if let Some(secret) = args.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-            return Ok(Self::new(secret.as_bytes()));
-        }
-        Ok(Self::new(load_or_create_secret(&args.data_dir)?.as_bytes()))
+        Ok(Self::new(resolve_secret(args)?.as_bytes()))
     }
 
     /// Signs a token for `user` that expires `ttl_seconds` from now, a service token when `service`
@@ -129,6 +126,15 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The configured secret: `--jwt-secret` first, else the data dir's file (created if missing).
+/// Signed file URLs derive their key from it too, so every pod of a cluster accepts them.
+pub fn resolve_secret(args: &StoreArgs) -> Result<String> {
+    if let Some(secret) = args.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        return Ok(secret.to_owned());
+    }
+    load_or_create_secret(&args.data_dir)
 }
 
 fn load_or_create_secret(dir: &Path) -> Result<String> {

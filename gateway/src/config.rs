@@ -163,6 +163,10 @@ pub struct ServeConfig {
     #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 200)]
     pub rate_burst: u32,
 
+    /// Uploads: size limit, object store, signed URLs, unsent-upload lifetime.
+    #[command(flatten)]
+    pub files: crate::files::FileArgs,
+
     /// Log as JSON lines instead of human-readable text (optional boolean, as `--dev-login`).
     #[arg(
         long,

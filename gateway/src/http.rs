@@ -38,7 +38,7 @@ const PAGE: &str = include_str!("../static/index.html");
 
 /// The public port: the browser page, WebSocket upgrades (at `/ws`, and at the seeds' path
 /// `/websocket`, the same endpoint with the same token rules), the service push and kick API,
-/// and `/dev/login` (which answers only with `--dev-login`).
+/// the file endpoints, and `/dev/login` (which answers only with `--dev-login`).
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
@@ -47,6 +47,7 @@ pub fn public_router(app: Arc<App>) -> Router {
         .route("/message/send", post(message_send))
         .route("/api/users/{id}/kick", post(kick_user))
         .route("/dev/login", post(dev_login))
+        .merge(crate::files::http::routes())
         .with_state(app)
 }
 
@@ -72,7 +73,8 @@ struct WsQuery {
     device: Option<String>,
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

@@ -17,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod drain;
 pub mod error;
+pub mod files;
 pub mod handlers;
 pub mod http;
 pub mod hub;

@@ -1,7 +1,7 @@
 //! Domain values shared by the store, the delivery path and the bus: stored messages, notices,
 //! and how each becomes a push that every receiving device shares ([`Prepared`]).
 
-use chat_protocol::envelope::{Delivered, DirectMessage, GroupMessage, UserRef};
+use chat_protocol::envelope::{Delivered, DirectMessage, FileInfo, GroupMessage, UserRef};
 use chat_protocol::server::Received;
 use chat_protocol::{date::date_string, trigger, ConversationId, MessageId, PreparedPush, PushMsg};
 use chat_protocol::{GroupId, SystemEvent, UserId};
@@ -81,6 +81,11 @@ pub struct StoredMessage {
     pub body: String,
     /// The client's `fileType`, kept and pushed back as given (as a string).
     pub file_type: i64,
+    /// The upload it carries (`file` on the wire). Its `url` is empty as stored: it is signed
+    /// afresh wherever the message's envelope is made ([`crate::files::SigningStore`]). Boxed:
+    /// most messages have none, and a message is moved and queued often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<FileInfo>>,
     /// The sender's `clientMsgId`: a send repeated with it is answered with this message, not
     /// stored twice.
     pub client_msg_id: Option<String>,
@@ -120,6 +125,7 @@ impl StoredMessage {
             request_id: new_id(),
             recalled: false,
             system: Some(Box::new(event)),
+            file: None,
         }
     }
 
@@ -137,6 +143,8 @@ impl StoredMessage {
                 seq: self.seq,
                 client_msg_id: self.client_msg_id.clone(),
                 recalled: self.recalled,
+                // A recalled message's file is served to nobody but its uploader any more.
+                file: self.file.as_deref().filter(|_| !self.recalled).cloned(),
             }),
             Target::Group { group_id } => PushMsg::DeliverGroup(GroupMessage {
                 group_id: GroupId::parse(group_id.as_str()).unwrap_or_else(|_| unnamed_group()),
@@ -148,6 +156,8 @@ impl StoredMessage {
                 client_msg_id: self.client_msg_id.clone(),
                 recalled: self.recalled,
                 system: self.system.as_deref().cloned(),
+                // A recalled message's file is served to nobody but its uploader any more.
+                file: self.file.as_deref().filter(|_| !self.recalled).cloned(),
             }),
         }
     }
@@ -324,6 +334,7 @@ mod tests {
             },
             body: "hello".into(),
             file_type: 0,
+            file: None,
             client_msg_id: Some("c-1".into()),
             created_at: 1_704_162_492_912,
             request_id: "r".into(),

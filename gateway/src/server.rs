@@ -15,6 +15,7 @@ use crate::bus::pulsar::{PulsarBus, Topics};
 use crate::bus::{memory::MemoryBus, Bus};
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
+use crate::files::{Files, SigningStore};
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 
@@ -122,13 +123,17 @@ pub async fn run(
     admin: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let auth = Auth::from_store_args(&config.store)?;
+    let secret = crate::auth::resolve_secret(&config.store)?;
+    let auth = Auth::new(secret.as_bytes());
+    let files = Arc::new(Files::from_config(&config, &secret).await?);
+    let store = Arc::new(SigningStore::new(backends.store, files.clone()));
     let app = Arc::new(App::new(
         config,
         auth,
-        backends.store,
+        store,
         backends.routes,
         backends.bus,
+        files.clone(),
     ));
     let pod = app.pod.clone();
     crate::metrics::handle();
@@ -136,6 +141,7 @@ pub async fn run(
 
     let consumer = consume_inbox(app.clone()).await?;
     let heartbeat = tokio::spawn(announce(app.clone(), stop_serving.clone()));
+    let sweeper = tokio::spawn(files.run_sweeper(stop_serving.clone()));
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
     let public_server = axum::serve(
@@ -155,6 +161,7 @@ pub async fn run(
     drain(&app).await;
     stop_serving.cancel();
     heartbeat.abort();
+    sweeper.abort();
     consumer.abort();
     if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
         return Err(Error::internal("server", e));

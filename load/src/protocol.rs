@@ -12,6 +12,7 @@ pub fn send_frame(to: &UserId, n: u64, message: String) -> String {
         to: to.clone(),
         message,
         file_type: 0,
+        file: None,
         client_msg_id: Some(format!("c{n}")),
     };
     ClientFrame::new(request, Some(RequestId::Text(format!("r{n}")))).to_json()
@@ -23,6 +24,7 @@ pub fn group_send_frame(group: &GroupId, n: u64, message: String) -> String {
         group_id: group.clone(),
         message,
         file_type: 0,
+        file: None,
         client_msg_id: Some(format!("c{n}")),
     };
     ClientFrame::new(request, Some(RequestId::Text(format!("r{n}")))).to_json()

@@ -108,6 +108,8 @@ pub enum Request {
         message: String,
         /// Stored as given; 0 by default.
         file_type: i64,
+        /// `file.fileId`: an upload of the sender's (`POST /api/files`) the message carries.
+        file: Option<String>,
         /// The idempotency key, unique per sender.
         client_msg_id: Option<String>,
     },
@@ -119,6 +121,8 @@ pub enum Request {
         message: String,
         /// Stored as given; 0 by default.
         file_type: i64,
+        /// `file.fileId`: an upload of the sender's (`POST /api/files`) the message carries.
+        file: Option<String>,
         /// The idempotency key, unique per sender.
         client_msg_id: Option<String>,
     },

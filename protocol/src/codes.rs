@@ -122,4 +122,6 @@ pub mod limits {
     pub const MAX_USER_NAME_BYTES: usize = 128;
     /// TYPING frames per conversation per second a connection passes on; more are dropped.
     pub const TYPING_PER_SECOND: u32 = 1;
+    /// Longest `file.fileId` SEND accepts, in bytes (of `[A-Za-z0-9._-]`).
+    pub const MAX_FILE_ID: usize = 64;
 }

@@ -65,6 +65,9 @@ pub struct DirectMessage {
     /// (v1.1) The sender recalled it: a tombstone, `message` is empty. Absent otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// The file the message carries, with a signed URL; absent for a message without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
 }
 
 /// `msg.params` of DELIVER GROUP (10).
@@ -92,6 +95,26 @@ pub struct GroupMessage {
     /// (v1.1) A group event, stored as a message from `system` with an empty `message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemEvent>,
+    /// The file the message carries, with a signed URL; absent for a message without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
+}
+
+/// `file` of DELIVER (2) and DELIVER GROUP (10): an upload the message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// The id `POST /api/files` answered with.
+    pub file_id: String,
+    /// The name the uploader gave (`X-File-Name`).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its media type (the upload's `Content-Type`).
+    pub mime: String,
+    /// A signed URL that serves the bytes without any header for at least an hour (an `<img>`
+    /// can load it); relative to the gateway when no public URL is configured.
+    pub url: String,
 }
 
 /// `msg.params` of DELIVERED (17).

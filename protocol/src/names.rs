@@ -153,6 +153,22 @@ pub mod env {
     pub const DRAIN_SECONDS: &str = "CHAT_DRAIN_SECONDS";
     /// `--max-connections`.
     pub const MAX_CONNECTIONS: &str = "CHAT_MAX_CONNECTIONS";
+    /// `--max-file-bytes`.
+    pub const MAX_FILE_BYTES: &str = "CHAT_MAX_FILE_BYTES";
+    /// `--object-store-url`.
+    pub const OBJECT_STORE_URL: &str = "CHAT_OBJECT_STORE_URL";
+    /// `--object-store-endpoint`.
+    pub const OBJECT_STORE_ENDPOINT: &str = "CHAT_OBJECT_STORE_ENDPOINT";
+    /// `--object-store-region`.
+    pub const OBJECT_STORE_REGION: &str = "CHAT_OBJECT_STORE_REGION";
+    /// `--object-store-access-key-id`.
+    pub const OBJECT_STORE_ACCESS_KEY_ID: &str = "CHAT_OBJECT_STORE_ACCESS_KEY_ID";
+    /// `--object-store-secret-access-key`.
+    pub const OBJECT_STORE_SECRET_ACCESS_KEY: &str = "CHAT_OBJECT_STORE_SECRET_ACCESS_KEY";
+    /// `--public-url`.
+    pub const PUBLIC_URL: &str = "CHAT_PUBLIC_URL";
+    /// `--unsent-file-seconds`.
+    pub const UNSENT_FILE_SECONDS: &str = "CHAT_UNSENT_FILE_SECONDS";
     /// `--ack-timeout-ms`.
     pub const ACK_TIMEOUT_MS: &str = "CHAT_ACK_TIMEOUT_MS";
     /// `--ack-window`.

@@ -192,6 +192,7 @@ pub fn new_message(from: &str, to: &str, body: &str, client_msg_id: Option<&str>
         to: to.into(),
         body: body.into(),
         file_type: 0,
+        file: None,
         client_msg_id: client_msg_id.map(Into::into),
         request_id: format!("req-{body}"),
     }

@@ -8,11 +8,13 @@
 
 pub mod cdp;
 pub mod cluster;
+pub mod files;
 pub mod fixtures;
 pub mod gateway;
 pub mod postgres;
 pub mod process_cluster;
 pub mod redis;
+pub mod s3;
 
 pub use chat_client::raw::{Closed, RawClient as Client};
 pub use fixtures::TempDir;

@@ -168,6 +168,7 @@ impl Client {
             to: parse_id(to)?,
             message: text.to_owned(),
             file_type: 0,
+            file: None,
             client_msg_id: Some(client_msg_id.to_owned()),
         };
         received(self.request(request).await?)
@@ -184,6 +185,7 @@ impl Client {
             group_id: parse_id(group)?,
             message: text.to_owned(),
             file_type: 0,
+            file: None,
             client_msg_id: Some(client_msg_id.to_owned()),
         };
         received(self.request(request).await?)

@@ -7,6 +7,7 @@ fn send(to: &str, text: &str, cmid: &str) -> Request {
         to: chat_protocol::UserId::parse(to).unwrap(),
         message: text.into(),
         file_type: 0,
+        file: None,
         client_msg_id: Some(cmid.into()),
     }
 }

@@ -371,6 +371,7 @@ mod tests {
             },
             body: "hi".into(),
             file_type: 0,
+            file: None,
             client_msg_id: None,
             created_at: 1,
             request_id: "r".into(),

@@ -91,6 +91,7 @@ async fn handle(
             to,
             message,
             file_type,
+            file,
             client_msg_id,
         } => {
             let send = send::Send {
@@ -98,6 +99,7 @@ async fn handle(
                 to,
                 body: message,
                 file_type,
+                file,
                 client_msg_id,
             };
             send::handle(app, who, send, rid).await

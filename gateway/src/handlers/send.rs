@@ -20,6 +20,8 @@ pub(super) struct Send {
     pub(super) to: String,
     pub(super) body: String,
     pub(super) file_type: i64,
+    /// `file.fileId`: the sender's own upload (403 otherwise, 404 if unknown).
+    pub(super) file: Option<String>,
     pub(super) client_msg_id: Option<String>,
 }
 
@@ -31,12 +33,17 @@ pub(super) async fn handle(
 ) -> Result<Done> {
     let user = who.user.as_str();
     let to_self = !send.group && send.to == user;
+    let file = match &send.file {
+        Some(id) => Some(Box::new(app.files.attach(user, id).await?)),
+        None => None,
+    };
     let msg = NewMessage {
         from: user.to_owned(),
         from_name: who.name.clone(),
         to: send.to,
         body: send.body,
         file_type: send.file_type,
+        file,
         client_msg_id: send.client_msg_id,
         request_id: rid.map_or_else(new_id, RequestId::to_envelope_string),
     };

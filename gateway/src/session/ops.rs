@@ -25,6 +25,8 @@ pub enum Op {
         message: String,
         /// The client's `fileType`, stored and pushed back as given.
         file_type: i64,
+        /// `file.fileId`: the sender's upload the message carries.
+        file: Option<String>,
         /// Makes the send idempotent: a repeat is answered with the first result.
         client_msg_id: Option<String>,
     },

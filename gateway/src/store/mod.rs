@@ -55,6 +55,9 @@ pub struct NewMessage {
     pub body: String,
     /// The client's `fileType`, stored and pushed back as given.
     pub file_type: i64,
+    /// The sender's upload the message carries, as the file index has it (checked by the
+    /// caller: [`crate::files::Files::attach`]); only its id is stored with the message.
+    pub file: Option<Box<chat_protocol::envelope::FileInfo>>,
     /// The sender's idempotency key: a repeat with it returns the first result.
     pub client_msg_id: Option<String>,
     /// The sender's `requestId` (or a fresh one), carried into every push of the message.

@@ -102,6 +102,16 @@ impl SqlStore<Postgres> {
         Self::start(writer_options(url)?, commit_interval, readers)
     }
 
+    /// A small pool on the same database, for tables outside the message hot path (the file
+    /// index). Migrations have run ([`PgStore::connect`]).
+    pub async fn side_pool(url: &str) -> Result<Pool<Postgres>> {
+        Ok(PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options(url)?)
+            .await?)
+    }
+
     /// Applies migrations and returns (the `migrate` command). Pods starting together take
     /// turns: sqlx holds an advisory lock while it migrates.
     pub async fn migrate(url: &str) -> Result<()> {

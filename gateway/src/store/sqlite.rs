@@ -80,6 +80,16 @@ impl SqlStore<Sqlite> {
         Self::start(path, commit_interval, readers)
     }
 
+    /// A small writable pool on the same database, for tables outside the message hot path (the
+    /// file index): their rare writes take SQLite's write lock for a moment beside the writer,
+    /// which waits for it (busy timeout) as it waits for a checkpoint. It connects on first use,
+    /// to a database [`SqliteStore::open`] has migrated.
+    pub fn side_pool(data_dir: &Path) -> Pool<Sqlite> {
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options(&data_dir.join("chat.db")))
+    }
+
     /// Applies migrations and returns (the `migrate` command).
     pub async fn migrate(data_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::InternalFrom {

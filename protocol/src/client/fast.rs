@@ -32,6 +32,9 @@ struct Params<'a> {
     file_type: Option<&'a RawValue>,
     #[serde(rename = "clientMsgId")]
     client_msg_id: Option<String>,
+    /// A message with a file goes the general way: rarer, and its rules are written once there.
+    #[serde(borrow)]
+    file: Option<&'a RawValue>,
     msgid: Option<String>,
 }
 
@@ -39,17 +42,22 @@ struct Params<'a> {
 pub(super) fn parse(text: &str) -> Option<ClientFrame> {
     let frame: Frame = serde_json::from_str(text).ok()?;
     let p = frame.params?;
+    if p.file.is_some() {
+        return None;
+    }
     let request = match frame.kind {
         kind::SEND => Request::Send {
             to: p.to?.try_into().ok()?,
             message: p.message?,
             file_type: file_type(p.file_type)?,
+            file: None,
             client_msg_id: client_msg_id(p.client_msg_id)?,
         },
         kind::SEND_GROUP => Request::SendGroup {
             group_id: p.to?.try_into().ok()?,
             message: p.message?,
             file_type: file_type(p.file_type)?,
+            file: None,
             client_msg_id: client_msg_id(p.client_msg_id)?,
         },
         kind::ACK => Request::Ack {

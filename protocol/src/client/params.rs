@@ -8,7 +8,9 @@ use super::{LoginStatus, Params, Request, TypingState};
 use crate::groups::Role;
 use crate::ids::{ConversationId, IdError, UserId};
 use crate::kind;
-use crate::limits::{MAX_CLIENT_MSG_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT};
+use crate::limits::{
+    MAX_CLIENT_MSG_ID, MAX_FILE_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT,
+};
 
 pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
     Ok(match kind {
@@ -21,12 +23,14 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
             to: req_id(p, "toMessageId")?,
             message: req_str(p, "message")?,
             file_type: file_type(p)?,
+            file: file(p)?,
             client_msg_id: client_msg_id(p)?,
         },
         kind::SEND_GROUP => Request::SendGroup {
             group_id: req_id(p, "toMessageId")?,
             message: req_str(p, "message")?,
             file_type: file_type(p)?,
+            file: file(p)?,
             client_msg_id: client_msg_id(p)?,
         },
         kind::CREATE_GROUP => Request::CreateGroup {
@@ -160,6 +164,27 @@ fn file_type(p: &Params) -> Result<i64, String> {
         Some(_) => None,
     };
     parsed.ok_or_else(|| "\"fileType\" must be a small non-negative integer".into())
+}
+
+/// `file: {"fileId": "…"}`: absent or null is none; the id is 1-64 bytes of `[A-Za-z0-9._-]`.
+fn file(p: &Params) -> Result<Option<String>, String> {
+    let bad = || format!("\"file\" must be {{\"fileId\": \"<1-{MAX_FILE_ID} characters>\"}}");
+    match p.get("file") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => match o.get("fileId") {
+            Some(Value::String(id)) if valid_file_id(id) => Ok(Some(id.clone())),
+            _ => Err(bad()),
+        },
+        Some(_) => Err(bad()),
+    }
+}
+
+/// What a `fileId` may be: what the server makes (32 hex chars) fits with room to spare.
+pub(crate) fn valid_file_id(id: &str) -> bool {
+    (1..=MAX_FILE_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn client_msg_id(p: &Params) -> Result<Option<String>, String> {

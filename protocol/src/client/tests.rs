@@ -20,9 +20,31 @@ fn parses_seed_send_frame() {
             to: user("bob"),
             message: "20240102".into(),
             file_type: 0,
+            file: None,
             client_msg_id: None
         }
     );
+}
+
+#[test]
+fn file_takes_a_file_id_object() {
+    let r = parse(r#"{"type":1,"params":{"toMessageId":"bob","message":"","fileType":1,"file":{"fileId":"f1"}}}"#)
+        .unwrap();
+    assert!(matches!(r, Request::Send { file: Some(ref f), file_type: 1, .. } if f == "f1"));
+    for bad in [
+        r#""f1""#,
+        r#"{}"#,
+        r#"{"fileId":7}"#,
+        r#"{"fileId":"a/b"}"#,
+        r#"{"fileId":""}"#,
+    ] {
+        let text =
+            format!(r#"{{"type":9,"params":{{"toMessageId":"g","message":"","file":{bad}}}}}"#);
+        let err = ClientFrame::parse(&text).unwrap_err();
+        assert!(err.message.contains("\"file\""), "{bad}: {}", err.message);
+    }
+    let frame = ClientFrame::new(r, None).to_json();
+    assert!(frame.contains(r#""file":{"fileId":"f1"}"#), "{frame}");
 }
 
 #[test]
@@ -121,12 +143,14 @@ fn every_request_round_trips_through_its_json() {
             to: user("bob"),
             message: "hi".into(),
             file_type: 3,
+            file: None,
             client_msg_id: Some("c-1".into()),
         },
         Request::SendGroup {
             group_id: group.clone(),
             message: "hi".into(),
             file_type: 0,
+            file: None,
             client_msg_id: None,
         },
         Request::CreateGroup {
@@ -191,6 +215,8 @@ fn the_fast_path_agrees_with_the_general_one() {
         "\"fileType\":\"2\",",
         "\"fileType\":1.5,",
         "\"fileType\":true,",
+        "\"fileType\":1,\"file\":{\"fileId\":\"f1\"},",
+        "\"file\":null,",
     ];
     let cmid = [
         String::new(),

@@ -29,6 +29,7 @@ impl Serialize for ClientFrame {
                 to,
                 message,
                 file_type,
+                file,
                 client_msg_id,
             } => map.serialize_entry(
                 "params",
@@ -36,6 +37,7 @@ impl Serialize for ClientFrame {
                     to_message_id: to.as_str(),
                     message,
                     file_type: *file_type,
+                    file: file.as_deref().map(|file_id| FileParam { file_id }),
                     client_msg_id: client_msg_id.as_deref(),
                 },
             )?,
@@ -43,6 +45,7 @@ impl Serialize for ClientFrame {
                 group_id,
                 message,
                 file_type,
+                file,
                 client_msg_id,
             } => map.serialize_entry(
                 "params",
@@ -50,6 +53,7 @@ impl Serialize for ClientFrame {
                     to_message_id: group_id.as_str(),
                     message,
                     file_type: *file_type,
+                    file: file.as_deref().map(|file_id| FileParam { file_id }),
                     client_msg_id: client_msg_id.as_deref(),
                 },
             )?,
@@ -155,7 +159,15 @@ struct SendParams<'a> {
     message: &'a str,
     file_type: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileParam<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     client_msg_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileParam<'a> {
+    file_id: &'a str,
 }
 
 #[derive(Serialize)]

@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod delivery;
 mod durability;
+mod files;
 mod frames;
 mod http_api;
 mod lifecycle;

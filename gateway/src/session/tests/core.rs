@@ -80,6 +80,7 @@ fn send_and_reply(h: &mut Harness) {
         to: "alice".into(),
         message: "hi".into(),
         file_type: 0,
+        file: None,
         client_msg_id: Some("c-1".into()),
     };
     assert_eq!(effects, vec![call(send, "r-1")]);
@@ -189,6 +190,7 @@ fn every_store_request_becomes_its_call() {
                 to: "g1".into(),
                 message: "m".into(),
                 file_type: 3,
+                file: None,
                 client_msg_id: None,
             },
         ),

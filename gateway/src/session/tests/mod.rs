@@ -58,6 +58,7 @@ fn stored(seq: i64) -> StoredMessage {
         },
         body: format!("hello {seq}"),
         file_type: 0,
+        file: None,
         client_msg_id: None,
         created_at: WALL,
         request_id: format!("r-{seq}"),

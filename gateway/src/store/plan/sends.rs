@@ -217,6 +217,7 @@ pub(crate) fn build_messages(
             target: target.clone(),
             body: m.body.clone(),
             file_type: m.file_type,
+            file: m.file.clone(),
             client_msg_id: m.client_msg_id.clone(),
             created_at: now,
             request_id: m.request_id.clone(),

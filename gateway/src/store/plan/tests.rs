@@ -13,6 +13,7 @@ fn msg(from: &str, to: &str, client_msg_id: Option<&str>) -> NewMessage {
         to: to.into(),
         body: "hi".into(),
         file_type: 0,
+        file: None,
         client_msg_id: client_msg_id.map(Into::into),
         request_id: "r".into(),
     }
@@ -31,6 +32,7 @@ fn stored(from: &str, conv: &str, seq: i64, to: &str) -> StoredMessage {
         },
         body: "hi".into(),
         file_type: 0,
+        file: None,
         client_msg_id: Some("c1".into()),
         created_at: 1,
         request_id: "r".into(),

@@ -34,13 +34,15 @@ static LOOK_UP: LazyLock<String> = LazyLock::new(|| {
 
 /// [`insert_and_lock`]: the insert runs whether or not the main statement reads it; the lock is
 /// the main statement, so that the read after it ([`positions`]) is a statement of its own, as
-/// [`Backend::positions`](crate::store::backend::Backend::positions) explains.
+/// [`Backend::positions`](crate::store::backend::Backend::positions) explains. The messages' file ids
+/// came later than the rest, so they are the last parameter (`$16`).
 static INSERT_AND_LOCK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH inserted AS (
-             INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT * FROM unnest(
+             INSERT INTO messages ({MESSAGE_COLUMNS}, file_id) SELECT * FROM unnest(
                  $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                 $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[])
+                 $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int8[],
+                 $16::text[])
          )
          SELECT ms.user_id FROM unnest($14::text[], $15::text[]) AS d(user_id, conversation_id)
          JOIN memberships ms ON ms.user_id = d.user_id AND ms.conversation_id = d.conversation_id
@@ -127,6 +129,7 @@ pub(super) async fn insert_and_lock(
     let mut client_msg_id = Vec::with_capacity(n);
     let mut request_id = Vec::with_capacity(n);
     let mut created_at = Vec::with_capacity(n);
+    let mut file_id = Vec::with_capacity(n);
     for m in messages {
         let (to, to_name, group) = target_columns(m);
         conversation.push(m.conversation_id.as_str());
@@ -142,6 +145,7 @@ pub(super) async fn insert_and_lock(
         client_msg_id.push(m.client_msg_id.as_deref());
         request_id.push(m.request_id.as_str());
         created_at.push(m.created_at);
+        file_id.push(m.file.as_ref().map(|f| f.file_id.as_str()));
     }
     let (users, conversations) = columns2(pairs);
     sqlx::query(&INSERT_AND_LOCK)
@@ -160,6 +164,7 @@ pub(super) async fn insert_and_lock(
         .bind(created_at)
         .bind(users)
         .bind(conversations)
+        .bind(file_id)
         .execute(conn)
         .await?;
     Ok(())

@@ -22,6 +22,7 @@ fn entry(conversation: &str, seq: i64) -> String {
         },
         body: format!("b{seq}"),
         file_type: 0,
+        file: None,
         client_msg_id: None,
         created_at: 1,
         request_id: "r".into(),

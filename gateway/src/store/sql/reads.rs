@@ -3,7 +3,7 @@
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::rows::{MessageRow, READ_COLUMNS};
+use super::rows::{MessageRow, FILE_COLUMNS_F, READ_COLUMNS_M};
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::model::StoredMessage;
@@ -62,8 +62,9 @@ where
             return Err(not_a_participant());
         };
         let sql = format!(
-            "SELECT {READ_COLUMNS} FROM messages
-             WHERE conversation_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+            "SELECT {READ_COLUMNS_M}, {FILE_COLUMNS_F} FROM messages m
+             LEFT JOIN files f ON f.id = m.file_id AND m.recalled_at IS NULL
+             WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
         );
         let rows: Vec<MessageRow> = sqlx::query_as(&sql)
             .bind(conversation)

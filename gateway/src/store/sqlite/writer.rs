@@ -66,6 +66,10 @@ pub(super) fn message(row: &Row<'_>, at: usize) -> rusqlite::Result<StoredMessag
         created_at: row.get(at + 12)?,
         recalled_at: None,
         system: None,
+        file_id: None,
+        file_name: None,
+        file_size: None,
+        file_mime: None,
     }
     .into())
 }
@@ -218,8 +222,8 @@ impl SqliteWriter {
             .prepare_cached(
                 "INSERT INTO messages (conversation_id, seq, message_id, sender, sender_name,
                     recipient, recipient_name, group_id, body, file_type, client_msg_id,
-                    request_id, created_at, system)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    request_id, created_at, system, file_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 m.conversation_id,
@@ -236,6 +240,7 @@ impl SqliteWriter {
                 m.request_id,
                 m.created_at,
                 system,
+                m.file.as_ref().map(|f| f.file_id.as_str()),
             ])?;
         Ok(())
     }
