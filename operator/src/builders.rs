@@ -280,7 +280,27 @@ impl<'a> Blueprint<'a> {
         if let Some(url) = &spec.database.url {
             data.insert(env::DATABASE_URL.into(), url.clone());
         }
+        self.file_settings(&mut data);
         data
+    }
+
+    /// The file settings: the size limit and the object store (its credentials are Secret
+    /// references, in the container's env).
+    fn file_settings(&self, data: &mut BTreeMap<String, String>) {
+        let files = &self.cc.spec.files;
+        data.insert(env::MAX_FILE_BYTES.into(), files.max_file_bytes.to_string());
+        if let Some(store) = &files.object_store {
+            data.insert(env::OBJECT_STORE_URL.into(), store.url.clone());
+            let optional = [
+                (env::OBJECT_STORE_ENDPOINT, &store.endpoint),
+                (env::OBJECT_STORE_REGION, &store.region),
+            ];
+            for (name, value) in optional {
+                if let Some(value) = value {
+                    data.insert(name.into(), value.clone());
+                }
+            }
+        }
     }
 
     /// `<cc>-gateway-headless`: per-pod DNS (`<pod>.<cc>-gateway-headless`) for the operator's
@@ -420,6 +440,23 @@ impl<'a> Blueprint<'a> {
         if let Some(secret) = &spec.redis.url_secret_ref {
             env_vars.push(secret_env(env::REDIS_URL, secret));
         }
+        if let Some(store) = &spec.files.object_store {
+            let keys = [
+                (
+                    env::OBJECT_STORE_ACCESS_KEY_ID,
+                    &store.access_key_id_secret_ref,
+                ),
+                (
+                    env::OBJECT_STORE_SECRET_ACCESS_KEY,
+                    &store.secret_access_key_secret_ref,
+                ),
+            ];
+            for (name, secret) in keys {
+                if let Some(secret) = secret {
+                    env_vars.push(secret_env(name, secret));
+                }
+            }
+        }
         Container {
             name: "gateway".into(),
             image: Some(spec.image.clone()),
@@ -499,6 +536,12 @@ impl<'a> Blueprint<'a> {
             (
                 "nginx.ingress.kubernetes.io/proxy-send-timeout".to_owned(),
                 timeout,
+            ),
+            // Uploads go through the ingress: bodies up to the gateway's limit (nginx reads a
+            // plain number as bytes), so the gateway, not nginx, answers a larger one with 413.
+            (
+                "nginx.ingress.kubernetes.io/proxy-body-size".to_owned(),
+                self.cc.spec.files.max_file_bytes.to_string(),
             ),
         ]));
         Some(stamped(Ingress {

@@ -8,7 +8,9 @@
     reason = "test support and tools, not a library API: the workspace lints are for the libraries"
 )]
 
-use chat_operator::crd::{ChatCluster, ChatClusterSpec, GatewaySpec, SecretKeyRef};
+use chat_operator::crd::{
+    ChatCluster, ChatClusterSpec, FilesSpec, GatewaySpec, ObjectStoreSpec, SecretKeyRef,
+};
 use kube::core::cel::validate_cel;
 use kube::CustomResourceExt;
 
@@ -171,6 +173,43 @@ spec:
     );
     assert_eq!(cc.spec.redis.key_prefix, None);
     assert_eq!(cc.spec.ingress, None);
+    assert_eq!(cc.spec.files, FilesSpec::default());
+    assert_eq!(cc.spec.files.max_file_bytes, 20 * 1024 * 1024);
+}
+
+#[test]
+fn cel_requires_both_object_store_keys_or_neither() {
+    let secret = |key: &str| {
+        Some(SecretKeyRef {
+            name: "chat-s3".to_owned(),
+            key: key.to_owned(),
+        })
+    };
+    let mut cc = sample();
+    let store = ObjectStoreSpec {
+        url: "s3://chat-files/demo".to_owned(),
+        endpoint: Some("https://minio.example.com".to_owned()),
+        region: None,
+        access_key_id_secret_ref: secret("id"),
+        secret_access_key_secret_ref: secret("secret"),
+    };
+    cc.spec.files.object_store = Some(store.clone());
+    validate_cel(&cc).expect("both keys");
+    cc.spec.files.object_store = Some(ObjectStoreSpec {
+        access_key_id_secret_ref: None,
+        secret_access_key_secret_ref: None,
+        ..store.clone()
+    });
+    validate_cel(&cc).expect("neither key: the pod's own credentials");
+    cc.spec.files.object_store = Some(ObjectStoreSpec {
+        secret_access_key_secret_ref: None,
+        ..store
+    });
+    let err = validate_cel(&cc).expect_err("one key alone is rejected");
+    assert!(
+        err.to_string().contains("both or neither"),
+        "unexpected error: {err}"
+    );
 }
 
 #[test]

@@ -125,6 +125,7 @@ fn config_map_holds_the_gateway_settings_as_env_vars() {
             "CHAT_HEARTBEAT_SECONDS": "30",
             "CHAT_KEY_PREFIX": "demo",
             "CHAT_MAX_CONNECTIONS": "50000",
+            "CHAT_MAX_FILE_BYTES": "20971520",
             "CHAT_PULSAR_ADMIN_URL": "http://pulsar:8080",
             "CHAT_PULSAR_NAMESPACE": "chat",
             "CHAT_PULSAR_TENANT": "public",
@@ -172,6 +173,47 @@ fn secret_urls_stay_out_of_the_config_map_and_plain_ones_go_in() {
         env[5],
         json!({"name": "CHAT_REDIS_URL",
                "valueFrom": {"secretKeyRef": {"name": "chat-redis", "key": "url"}}})
+    );
+}
+
+#[test]
+fn the_object_store_goes_in_the_config_map_and_its_credentials_by_secret() {
+    let mut cc = demo();
+    let store: crate::crd::ObjectStoreSpec = serde_json::from_value(json!({
+        "url": "s3://chat-files/prod", "endpoint": "https://minio.example.com",
+        "accessKeyIdSecretRef": {"name": "chat-s3", "key": "id"},
+        "secretAccessKeySecretRef": {"name": "chat-s3", "key": "secret"}
+    }))
+    .unwrap();
+    cc.spec.files.object_store = Some(store);
+    cc.spec.files.max_file_bytes = 1 << 20;
+    let b = Blueprint::new(&cc).unwrap();
+    let data = b.config_map().data.unwrap();
+    assert_eq!(data["CHAT_OBJECT_STORE_URL"], "s3://chat-files/prod");
+    assert_eq!(
+        data["CHAT_OBJECT_STORE_ENDPOINT"],
+        "https://minio.example.com"
+    );
+    assert_eq!(data["CHAT_MAX_FILE_BYTES"], "1048576");
+    assert!(!data.contains_key("CHAT_OBJECT_STORE_REGION"));
+    assert!(!data.keys().any(|k| k.contains("ACCESS_KEY")), "{data:?}");
+    let sts = to_json(&b.stateful_set(3));
+    let env = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        env.contains(&json!({"name": "CHAT_OBJECT_STORE_SECRET_ACCESS_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "chat-s3", "key": "secret"}}}))
+    );
+    assert!(
+        env.contains(&json!({"name": "CHAT_OBJECT_STORE_ACCESS_KEY_ID",
+        "valueFrom": {"secretKeyRef": {"name": "chat-s3", "key": "id"}}}))
+    );
+    let ingress = to_json(&b.ingress().unwrap());
+    assert_eq!(
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
+        "1048576"
     );
 }
 
@@ -382,6 +424,10 @@ fn ingress_for_websockets_with_tls() {
     assert_eq!(
         annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"],
         "1860"
+    );
+    assert_eq!(
+        annotations["nginx.ingress.kubernetes.io/proxy-body-size"], "20971520",
+        "uploads up to the gateway's limit pass the ingress"
     );
     assert_eq!(
         ingress["spec"],
