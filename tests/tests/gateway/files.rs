@@ -284,3 +284,31 @@ async fn unsent_uploads_are_swept_and_sent_ones_stay() {
         .join(swept["fileId"].as_str().unwrap());
     assert!(!file.exists(), "its bytes are gone too");
 }
+
+/// What retention and user erasure call: the row goes (nobody is served the file, messages read
+/// back without it), then the bytes; deleting again is fine.
+#[tokio::test]
+async fn delete_removes_a_files_row_and_its_bytes() {
+    let dir = chat_tests::TempDir::new("files-delete");
+    let cfg = chat_tests::fixtures::test_config(dir.path());
+    chat_gateway::store::sqlite::SqliteStore::migrate(dir.path())
+        .await
+        .unwrap();
+    let files = chat_gateway::files::Files::from_config(&cfg, "secret")
+        .await
+        .unwrap();
+    let body =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"hello"))]);
+    let f = files
+        .upload("alice", "a.txt".into(), "text/plain".into(), body)
+        .await
+        .unwrap();
+    assert_eq!(files.readable("alice", &f.id).await.unwrap().size, 5);
+    let path = dir.path().join("files").join(&f.id);
+    assert!(path.exists(), "the bytes are under the data dir");
+    files.delete(&f.id).await.unwrap();
+    let err = files.readable("alice", &f.id).await.unwrap_err();
+    assert_eq!(err.status(), 404);
+    assert!(!path.exists(), "the bytes are gone");
+    files.delete(&f.id).await.expect("deleting again is fine");
+}
