@@ -312,3 +312,37 @@ async fn delete_removes_a_files_row_and_its_bytes() {
     assert!(!path.exists(), "the bytes are gone");
     files.delete(&f.id).await.expect("deleting again is fine");
 }
+
+/// DESIGN §11 RECALL: a recalled message reads back without `file`, and the file is served to
+/// nobody but its uploader.
+#[tokio::test]
+async fn a_recalled_message_s_file_reaches_only_its_uploader() {
+    let gw = TestGateway::start().await;
+    let (_, up) = upload(
+        &gw.http(""),
+        &user_token("alice"),
+        "p.png",
+        "image/png",
+        png(4, 10),
+    )
+    .await;
+    let id = up["fileId"].as_str().unwrap().to_owned();
+    let mut alice = gw.connect("alice", "d").await;
+    let r0 = send_file(&mut alice, 1, "bob", &id, "r").await;
+    let api = gw.http(&format!("/api/files/{id}"));
+    assert_eq!(fetch(&api, Some(&user_token("bob"))).await.status, 200);
+    let r = alice
+        .request(32, json!({"messageId": r0["params"]["messageId"]}))
+        .await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(fetch(&api, Some(&user_token("bob"))).await.status, 404);
+    assert_eq!(fetch(&api, Some(&user_token("alice"))).await.status, 200);
+    let mut bob = gw.connect("bob", "d").await;
+    let conv = r0["params"]["conversationId"].as_str().unwrap();
+    bob.send(json!({"type": 13, "params": {"conversationId": conv}, "requestId": "s"}))
+        .await;
+    let page = bob.recv_where("sync", |v| v["requestId"] == "s").await;
+    let params = &page["params"]["messages"][0]["msg"]["params"];
+    assert_eq!(params["recalled"], true, "{page}");
+    assert!(params.get("file").is_none(), "{page}");
+}
