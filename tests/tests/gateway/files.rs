@@ -84,11 +84,11 @@ async fn round_trip(gw: &TestGateway) {
     let group = alice.create_group("pics", &["carol"]).await;
     let r0 = send_file(&mut alice, 9, &group, &id, "f-2").await;
     assert_eq!(r0["type"], 0, "{r0}");
-    let env = carol_group.push(10).await;
+    let env = carol_group.user_push(10).await;
     assert_eq!(env["msg"]["params"]["file"]["fileId"], id.as_str(), "{env}");
     // Catch-up on connect: bob was away when nothing new came, so connect a new device of carol.
     let mut carol_tab = gw.connect("carol", "tab").await;
-    let env = carol_tab.push(10).await;
+    let env = carol_tab.user_push(10).await;
     assert!(
         env["msg"]["params"]["file"]["url"]
             .as_str()
