@@ -268,6 +268,10 @@ impl<'a> Blueprint<'a> {
                 env::MAX_CONNECTIONS.into(),
                 gateway.max_connections_per_pod.to_string(),
             ),
+            (
+                env::RECALL_SECONDS.into(),
+                gateway.recall_seconds.to_string(),
+            ),
             (env::KEY_PREFIX.into(), self.key_prefix().to_owned()),
             (env::PULSAR_URL.into(), spec.pulsar.service_url.clone()),
             (env::PULSAR_ADMIN_URL.into(), spec.pulsar.admin_url.clone()),

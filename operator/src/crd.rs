@@ -113,6 +113,13 @@ pub struct GatewaySpec {
     #[serde(default = "default_max_connections_per_pod")]
     #[schemars(range(min = 1))]
     pub max_connections_per_pod: i32,
+    /// Seconds after sending during which a sender may recall (RECALL, 32) a message.
+    #[serde(
+        default = "default_recall_seconds",
+        skip_serializing_if = "is_default_recall_seconds"
+    )]
+    #[schemars(range(min = 0))]
+    pub recall_seconds: i32,
     /// CPU and memory requests and limits of the gateway container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -133,6 +140,16 @@ fn default_drain_seconds() -> i32 {
     30
 }
 
+/// Two minutes, the gateway's `--recall-seconds` default (DESIGN §11).
+fn default_recall_seconds() -> i32 {
+    120
+}
+
+/// A spec written without `recallSeconds` (v1's) reads back without it.
+fn is_default_recall_seconds(seconds: &i32) -> bool {
+    *seconds == default_recall_seconds()
+}
+
 /// DESIGN §8's default; each connection is a socket, so the pod's open-file limit must exceed it.
 fn default_max_connections_per_pod() -> i32 {
     50_000
@@ -145,6 +162,7 @@ impl Default for GatewaySpec {
             heartbeat_seconds: default_heartbeat_seconds(),
             drain_seconds: default_drain_seconds(),
             max_connections_per_pod: default_max_connections_per_pod(),
+            recall_seconds: default_recall_seconds(),
             resources: None,
         }
     }

@@ -155,6 +155,8 @@ pub mod env {
     pub const MAX_CONNECTIONS: &str = "CHAT_MAX_CONNECTIONS";
     /// `--max-file-bytes`.
     pub const MAX_FILE_BYTES: &str = "CHAT_MAX_FILE_BYTES";
+    /// `--recall-seconds`.
+    pub const RECALL_SECONDS: &str = "CHAT_RECALL_SECONDS";
     /// `--object-store-url`.
     pub const OBJECT_STORE_URL: &str = "CHAT_OBJECT_STORE_URL";
     /// `--object-store-endpoint`.

@@ -130,6 +130,7 @@ fn config_map_holds_the_gateway_settings_as_env_vars() {
             "CHAT_PULSAR_NAMESPACE": "chat",
             "CHAT_PULSAR_TENANT": "public",
             "CHAT_PULSAR_URL": "pulsar://pulsar:6650",
+            "CHAT_RECALL_SECONDS": "120",
             "CHAT_REDIS_URL": "redis://redis:6379",
             "CHAT_TIMELIFE_SECONDS": "1800"
         })
