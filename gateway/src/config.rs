@@ -135,6 +135,10 @@ pub struct ServeConfig {
     #[arg(long, env = "CHAT_DRAIN_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_seconds: u64,
 
+    /// Delete messages (and the uploads they carried) older than this many days, checked hourly; without it messages are kept forever.
+    #[arg(long, env = "CHAT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: Option<u32>,
+
     /// How long after sending a sender may still RECALL (32) a message.
     #[arg(long, env = "CHAT_RECALL_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     pub recall_seconds: u64,

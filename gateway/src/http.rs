@@ -46,6 +46,10 @@ pub fn public_router(app: Arc<App>) -> Router {
         .route("/websocket", get(upgrade))
         .route("/message/send", post(message_send))
         .route("/api/users/{id}/kick", post(kick_user))
+        .route(
+            "/api/users/{id}",
+            axum::routing::delete(crate::lifecycle::erase_user),
+        )
         .route("/dev/login", post(dev_login))
         .merge(crate::files::http::routes())
         .with_state(app)
@@ -202,7 +206,7 @@ fn run_connection(
 }
 
 /// The service token of the HTTP API.
-fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
+pub(crate) fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
     let token =
         bearer(headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
     let claims = app.auth.verify(token)?;

@@ -21,6 +21,7 @@ pub mod files;
 pub mod handlers;
 pub mod http;
 pub mod hub;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod notice;

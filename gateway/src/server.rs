@@ -142,6 +142,15 @@ pub async fn run(
     let consumer = consume_inbox(app.clone()).await?;
     let heartbeat = tokio::spawn(announce(app.clone(), stop_serving.clone()));
     let sweeper = tokio::spawn(files.run_sweeper(stop_serving.clone()));
+    let retention = app.config.retention_days.map(|days| {
+        let (store, files) = (app.store.clone(), app.files.clone());
+        tokio::spawn(crate::lifecycle::run_retention(
+            store,
+            files,
+            days,
+            stop_serving.clone(),
+        ))
+    });
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
     let public_server = axum::serve(
@@ -162,6 +171,9 @@ pub async fn run(
     stop_serving.cancel();
     heartbeat.abort();
     sweeper.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     consumer.abort();
     if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
         return Err(Error::internal("server", e));

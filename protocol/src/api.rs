@@ -44,6 +44,22 @@ pub struct KickedUser {
     pub kicked: usize,
 }
 
+/// `DELETE /api/users/{id}`'s content (v1.1 data lifecycle): what erasing the user did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasedUser {
+    /// The user.
+    pub user_id: String,
+    /// Its messages made tombstones.
+    pub messages: u64,
+    /// Its uploads deleted.
+    pub files: usize,
+    /// The groups it left.
+    pub groups: usize,
+    /// Its connections closed (KICKED `logout`), cluster-wide.
+    pub kicked: usize,
+}
+
 /// `POST /dev/login`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DevToken {

@@ -622,3 +622,45 @@ async fn backlog_reads_and_conversation_lists() {
         s.ping().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn retention_purges_what_is_older_in_batches_and_erasure_leaves_tombstones() {
+    for b in both("lifecycle").await {
+        let (name, s) = (b.name, &b.store);
+        let mut last = None;
+        for i in 0..5 {
+            last = Some(
+                s.send_direct(new_message("alice", "bob", &format!("old {i}"), None))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let conv = last.unwrap().message.conversation_id;
+        let cutoff = chat_gateway::model::now_ms() + 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let kept = s
+            .send_direct(new_message("bob", "alice", "new", None))
+            .await
+            .unwrap();
+        assert_eq!(s.purge(cutoff, 2).await.unwrap(), 2, "{name}: one batch");
+        assert_eq!(s.purge(cutoff, 100).await.unwrap(), 3, "{name}: the rest");
+        assert_eq!(
+            s.purge(cutoff, 100).await.unwrap(),
+            0,
+            "{name}: nothing older left"
+        );
+        let page = s.read("alice", &conv, 0, 50).await.unwrap();
+        let seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [kept.message.seq], "{name}");
+
+        let erased = s.erase_user("bob").await.unwrap();
+        assert_eq!(erased.messages, 1, "{name}");
+        assert_eq!(erased.conversations, std::slice::from_ref(&conv), "{name}");
+        let page = s.read("alice", &conv, 0, 50).await.unwrap();
+        assert!(
+            page.messages[0].recalled && page.messages[0].body.is_empty(),
+            "{name}"
+        );
+        assert!(s.conversations("bob").await.unwrap().is_empty(), "{name}");
+    }
+}

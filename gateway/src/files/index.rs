@@ -26,6 +26,9 @@ pub trait FileIndex: Send + Sync + 'static {
     /// first.
     async fn unsent_before(&self, created_before: i64, limit: i64) -> Result<Vec<FileRecord>>;
 
+    /// The uploads of `owner` (erasure).
+    async fn owned_by(&self, owner: &str) -> Result<Vec<FileRecord>>;
+
     /// Forgets the upload `id` (no error if it is gone already). Messages that carried it keep
     /// the id, and read back without a file.
     async fn remove(&self, id: &str) -> Result<()>;
@@ -112,6 +115,12 @@ where
             .bind(limit)
             .fetch_all(&self.0)
             .await?;
+        Ok(rows.into_iter().map(record).collect())
+    }
+
+    async fn owned_by(&self, owner: &str) -> Result<Vec<FileRecord>> {
+        let sql = format!("SELECT {COLUMNS} FROM files f WHERE f.owner = $1");
+        let rows: Vec<Row> = sqlx::query_as(&sql).bind(owner).fetch_all(&self.0).await?;
         Ok(rows.into_iter().map(record).collect())
     }
 

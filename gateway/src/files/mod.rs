@@ -206,10 +206,25 @@ impl Files {
         self.blobs.delete(id).await
     }
 
+    /// Erasure: deletes every upload of `owner`; returns how many.
+    pub async fn delete_owned(&self, owner: &str) -> Result<usize> {
+        let owned = self.index.owned_by(owner).await?;
+        for f in &owned {
+            self.delete(&f.id).await?;
+        }
+        Ok(owned.len())
+    }
+
     /// Deletes the uploads older than the unsent lifetime that no message carries; returns how
     /// many went.
     pub async fn sweep_unsent(&self) -> Result<usize> {
-        let before = now_ms() - self.unsent_after.as_millis() as i64;
+        self.sweep_unsent_before(now_ms() - self.unsent_after.as_millis() as i64)
+            .await
+    }
+
+    /// Deletes uploads made before `before` (ms) that no message carries (any more: retention
+    /// runs it after purging messages); returns how many went.
+    pub async fn sweep_unsent_before(&self, before: i64) -> Result<usize> {
         let unsent = self.index.unsent_before(before, SWEEP_BATCH).await?;
         for f in &unsent {
             self.delete(&f.id).await?;

@@ -12,8 +12,8 @@ use super::Files;
 use crate::error::Result;
 use crate::model::StoredMessage;
 use crate::store::{
-    Acked, Backlog, ConversationSummary, Group, GroupChange, NewMessage, Page, Position, ReadMark,
-    Recalled, Sent, Store,
+    Acked, Backlog, ConversationSummary, Erased, Group, GroupChange, NewMessage, Page, Position,
+    ReadMark, Recalled, Sent, Store,
 };
 
 /// A [`Store`] whose messages carry signed file URLs.
@@ -73,6 +73,14 @@ impl Store for SigningStore {
 
     async fn recall(&self, user: &str, message_id: &str, window: Duration) -> Result<Recalled> {
         self.inner.recall(user, message_id, window).await
+    }
+
+    async fn purge(&self, before_ms: i64, limit: u32) -> Result<u64> {
+        self.inner.purge(before_ms, limit).await
+    }
+
+    async fn erase_user(&self, user: &str) -> Result<Erased> {
+        self.inner.erase_user(user).await
     }
 
     async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark> {

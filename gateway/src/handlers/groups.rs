@@ -81,7 +81,7 @@ pub(super) async fn change_group(
 
 /// Delivers the change's events, in order, each to its users (a failure is logged: the events
 /// are stored, and devices catch up).
-async fn announce(app: &App, group: &Group) {
+pub(crate) async fn announce(app: &App, group: &Group) {
     for event in &group.events {
         let payload = Payload::message(event.message.clone());
         if let Err(e) = app.router.deliver(payload, &event.users, None).await {

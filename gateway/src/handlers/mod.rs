@@ -16,7 +16,7 @@
 //! connection core itself, without the store.
 
 mod ack;
-mod groups;
+pub(crate) mod groups;
 mod marks;
 mod register;
 mod send;

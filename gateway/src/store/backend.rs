@@ -180,6 +180,21 @@ pub trait Backend: Database {
     /// Makes the message a tombstone: recalled at `now`, its body emptied.
     async fn recall(conn: &mut Self::Writer, message_id: &str, now: i64) -> Result<()>;
 
+    /// Retention: deletes up to `limit` messages whose id sorts before `before_id` (ids are
+    /// time-ordered), oldest first; returns how many.
+    async fn purge(conn: &mut Self::Writer, before_id: &str, limit: i64) -> Result<u64>;
+
+    /// Erasure: the groups `user` is an active member of.
+    async fn groups_of(conn: &mut Self::Writer, user: &str) -> Result<Vec<String>>;
+
+    /// Erasure: `user`'s messages become tombstones; its memberships, parked acks and name go.
+    /// Returns how many messages, and the conversations they are in.
+    async fn erase_rows(
+        conn: &mut Self::Writer,
+        user: &str,
+        now: i64,
+    ) -> Result<(u64, Vec<String>)>;
+
     /// READ: raises `user`'s `readSeq` in the conversation to `seq`, clamped to the
     /// conversation's last seq; `(before, after)`, or `None` when it is not an active member.
     async fn mark_read(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::{Acked, Group, GroupChange, NewMessage, ReadMark, Recalled, Sent};
+use super::{Acked, Erased, Group, GroupChange, NewMessage, ReadMark, Recalled, Sent};
 use crate::error::{Error, Result};
 
 /// A write, as a store caller asked for it.
@@ -69,6 +69,15 @@ pub(super) enum ManageCommand {
         message_id: String,
         window_ms: i64,
         reply: Pending<Recalled>,
+    },
+    Purge {
+        before_id: String,
+        limit: i64,
+        reply: Pending<u64>,
+    },
+    EraseUser {
+        user: String,
+        reply: Pending<Erased>,
     },
 }
 
@@ -148,6 +157,8 @@ impl ManageCommand {
             }
             ManageCommand::MarkRead { reply, .. } => reply.send(),
             ManageCommand::Recall { reply, .. } => reply.send(),
+            ManageCommand::Purge { reply, .. } => reply.send(),
+            ManageCommand::EraseUser { reply, .. } => reply.send(),
         }
     }
 
@@ -159,6 +170,8 @@ impl ManageCommand {
             }
             ManageCommand::MarkRead { reply, .. } => reply.reply.fail(cause),
             ManageCommand::Recall { reply, .. } => reply.reply.fail(cause),
+            ManageCommand::Purge { reply, .. } => reply.reply.fail(cause),
+            ManageCommand::EraseUser { reply, .. } => reply.reply.fail(cause),
         }
     }
 }

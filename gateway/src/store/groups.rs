@@ -12,7 +12,7 @@ use chat_protocol::{GroupEvent, Role, SystemEvent, UserId};
 use super::backend::Backend;
 use super::cache::Cache;
 use super::command::ManageCommand;
-use super::{marks, Announcement, Group, GroupChange};
+use super::{lifecycle, marks, Announcement, Group, GroupChange};
 use crate::error::{Error, Result};
 use crate::model::{group_conversation_id, new_id, now_ms, StoredMessage};
 
@@ -51,6 +51,14 @@ pub(super) async fn run<DB: Backend>(
             window_ms,
             reply,
         } => reply.hold(marks::recall::<DB>(conn, user, message_id, *window_ms).await),
+        ManageCommand::Purge {
+            before_id,
+            limit,
+            reply,
+        } => reply.hold(lifecycle::purge::<DB>(conn, before_id, *limit).await),
+        ManageCommand::EraseUser { user, reply } => {
+            reply.hold(lifecycle::erase::<DB>(conn, user).await)
+        }
     }
 }
 
@@ -97,7 +105,7 @@ async fn create<DB: Backend>(
     Ok(g.into_group())
 }
 
-async fn apply<DB: Backend>(
+pub(super) async fn apply<DB: Backend>(
     conn: &mut DB::Writer,
     user: &str,
     group_id: &str,

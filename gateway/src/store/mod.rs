@@ -23,6 +23,7 @@ mod backend;
 mod cache;
 mod command;
 mod groups;
+mod lifecycle;
 mod marks;
 mod plan;
 pub mod postgres;
@@ -91,6 +92,17 @@ pub struct ReadMark {
     pub read_seq: i64,
     /// Whether READ moved it (a lower or equal seq changes nothing; no notice then).
     pub moved: bool,
+}
+
+/// What erasing a user did (`DELETE /api/users/{id}`).
+#[derive(Debug, Clone)]
+pub struct Erased {
+    /// Its messages made tombstones.
+    pub messages: u64,
+    /// The conversations those messages are in (caches of them are stale).
+    pub conversations: Vec<String>,
+    /// The groups it left (with the `left` events to deliver, and ownership handed over).
+    pub groups: Vec<Group>,
 }
 
 /// The result of RECALL (32).
@@ -259,6 +271,14 @@ pub trait Store: Send + Sync + 'static {
         message_id: &str,
         window: std::time::Duration,
     ) -> Result<Recalled>;
+
+    /// Retention: deletes up to `limit` messages stored before `before_ms` (ms since the epoch),
+    /// oldest first; returns how many (0: nothing older is left).
+    async fn purge(&self, before_ms: i64, limit: u32) -> Result<u64>;
+
+    /// Erasure: `user` leaves its groups (as LEAVE does, ownership handed over), its messages
+    /// become tombstones, its memberships and acks go.
+    async fn erase_user(&self, user: &str) -> Result<Erased>;
 
     /// READ: raises `user`'s `readSeq` in the conversation to `seq` (clamped to its last seq,
     /// never lowered). Not a participant: 403.

@@ -12,6 +12,7 @@
 //! Its [`Backend`]: the shared statements, and its own hot path ([`arrays`]).
 
 mod arrays;
+mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -303,6 +304,22 @@ impl Backend for Postgres {
 
     async fn recall(conn: &mut PgConnection, message_id: &str, now: i64) -> Result<()> {
         Statements::recall(conn, message_id, now).await
+    }
+
+    async fn purge(conn: &mut PgConnection, before_id: &str, limit: i64) -> Result<u64> {
+        lifecycle::purge(conn, before_id, limit).await
+    }
+
+    async fn groups_of(conn: &mut PgConnection, user: &str) -> Result<Vec<String>> {
+        lifecycle::groups_of(conn, user).await
+    }
+
+    async fn erase_rows(
+        conn: &mut PgConnection,
+        user: &str,
+        now: i64,
+    ) -> Result<(u64, Vec<String>)> {
+        lifecycle::erase_rows(conn, user, now).await
     }
 
     async fn mark_read(

@@ -19,21 +19,21 @@
 //! it returns exactly those seqs, each once; otherwise — a gap, a flushed or restarted Redis, an
 //! error — the whole page comes from the database. Never a mix.
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
 use super::{
-    Acked, Backlog, ConversationSummary, Group, GroupChange, NewMessage, Page, Position, ReadMark,
-    Recalled, Sent, Store,
+    Acked, Backlog, ConversationSummary, Erased, Group, GroupChange, NewMessage, Page, Position,
+    ReadMark, Recalled, Sent, Store,
 };
 use crate::error::{Error, Result};
-use crate::model::{now_ms, StoredMessage};
+use crate::model::StoredMessage;
 
 /// How long a conversation's cached messages live (seed 003: "recent messages, 7 days"). The key
 /// expires this long after its last write; older entries in a busy conversation are dropped too.
@@ -54,26 +54,6 @@ const READ_TIMEOUT: Duration = Duration::from_millis(250);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 const CONNECT_RETRIES: usize = 1;
 
-/// KEYS: a conversation's recent set. ARGV: TTL seconds, most entries kept, oldest `createdAt`
-/// (ms) kept, then seq/JSON pairs. Adds each in place of what is cached at its seq (a recalled
-/// message's tombstone replaces it), trims from the oldest end (so what stays is still the
-/// newest run of seqs), refreshes the TTL.
-const WRITE: &str = r#"
-for i = 4, #ARGV, 2 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
-  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
-local cutoff = tonumber(ARGV[3])
-while true do
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #oldest == 0 or cjson.decode(oldest[1]).createdAt >= cutoff then break end
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"#;
-
 /// The key of a conversation's recent messages.
 pub fn recent_key(prefix: &str, conversation_id: &str) -> String {
     format!("{prefix}:recent:{conversation_id}")
@@ -84,7 +64,10 @@ pub struct RecentCache {
     inner: Arc<dyn Store>,
     conn: ConnectionManager,
     prefix: String,
-    writes: mpsc::Sender<StoredMessage>,
+    writes: mpsc::Sender<CacheWrite>,
+    /// Retention's last cutoff (ms): cached entries older than it are no longer in the
+    /// database, and are not served.
+    purged_before: AtomicI64,
 }
 
 impl RecentCache {
@@ -106,6 +89,7 @@ impl RecentCache {
             conn,
             prefix: prefix.to_owned(),
             writes,
+            purged_before: AtomicI64::new(0),
         })
     }
 
@@ -114,7 +98,11 @@ impl RecentCache {
         if sent.duplicate {
             return;
         }
-        if self.writes.try_send(sent.message.clone()).is_err() {
+        if self
+            .writes
+            .try_send(CacheWrite::Put(sent.message.clone()))
+            .is_err()
+        {
             metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
         }
     }
@@ -122,7 +110,11 @@ impl RecentCache {
     /// Queues a group change's events (stored messages like any other) for the cache.
     fn cache_events(&self, group: &Group) {
         for event in &group.events {
-            if self.writes.try_send(event.message.clone()).is_err() {
+            if self
+                .writes
+                .try_send(CacheWrite::Put(event.message.clone()))
+                .is_err()
+            {
                 metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
             }
         }
@@ -133,7 +125,11 @@ impl RecentCache {
     /// queue is full the conversation's key is deleted instead (its reads go to the database),
     /// so the cache never serves what was recalled.
     async fn replace(&self, tombstone: &StoredMessage) {
-        if self.writes.try_send(tombstone.clone()).is_ok() {
+        if self
+            .writes
+            .try_send(CacheWrite::Put(tombstone.clone()))
+            .is_ok()
+        {
             return;
         }
         metrics::counter!("chat_recent_cache_errors_total", "op" => "queue").increment(1);
@@ -161,7 +157,9 @@ impl RecentCache {
             .await
             .map_err(|_| Error::Unavailable("recent cache: read timed out".into()))?
             .map_err(unavailable)?;
-        whole(&entries, conversation, from, to)
+        let page = whole(&entries, conversation, from, to)?;
+        let purged_before = self.purged_before.load(Ordering::Relaxed);
+        Ok(page.filter(|messages| messages.iter().all(|m| m.created_at >= purged_before)))
     }
 }
 
@@ -208,59 +206,6 @@ fn whole(
     Ok(Some(messages))
 }
 
-/// Writes queued messages to Redis in pipelined batches until the cache is dropped.
-async fn write_loop(
-    mut conn: ConnectionManager,
-    prefix: String,
-    mut queue: mpsc::Receiver<StoredMessage>,
-) {
-    let script = Script::new(WRITE);
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        if let Err(e) = write(&mut conn, &script, &prefix, &batch).await {
-            metrics::counter!("chat_recent_cache_errors_total", "op" => "write").increment(1);
-            tracing::warn!(error = %e, messages = batch.len(), "recent cache write failed; reads of these messages go to the database");
-        }
-        batch.clear();
-    }
-}
-
-/// One pipeline: the script (loaded first, so a restarted Redis has it), then one invocation per
-/// conversation.
-async fn write(
-    conn: &mut ConnectionManager,
-    script: &Script,
-    prefix: &str,
-    batch: &[StoredMessage],
-) -> redis::RedisResult<()> {
-    let mut by_conversation: BTreeMap<&str, Vec<&StoredMessage>> = BTreeMap::new();
-    for m in batch {
-        by_conversation
-            .entry(m.conversation_id.as_str())
-            .or_default()
-            .push(m);
-    }
-    let cutoff = now_ms() - RECENT_TTL_SECONDS as i64 * 1000;
-    let mut pipe = redis::pipe();
-    pipe.cmd("SCRIPT").arg("LOAD").arg(WRITE).ignore();
-    for (conversation, messages) in by_conversation {
-        let cmd = pipe
-            .cmd("EVALSHA")
-            .arg(script.get_hash())
-            .arg(1)
-            .arg(recent_key(prefix, conversation))
-            .arg(RECENT_TTL_SECONDS)
-            .arg(RECENT_MAX_ENTRIES)
-            .arg(cutoff);
-        for m in messages {
-            let json = serde_json::to_string(m).expect("a stored message serializes");
-            cmd.arg(m.seq).arg(json);
-        }
-        cmd.ignore();
-    }
-    pipe.query_async::<()>(conn).await
-}
-
 #[async_trait]
 impl Store for RecentCache {
     async fn upsert_user(&self, id: &str, name: &str) -> Result<()> {
@@ -301,6 +246,25 @@ impl Store for RecentCache {
             self.replace(&recalled.message).await;
         }
         Ok(recalled)
+    }
+
+    async fn purge(&self, before_ms: i64, limit: u32) -> Result<u64> {
+        self.purged_before.fetch_max(before_ms, Ordering::Relaxed);
+        self.inner.purge(before_ms, limit).await
+    }
+
+    async fn erase_user(&self, user: &str) -> Result<Erased> {
+        let erased = self.inner.erase_user(user).await?;
+        for group in &erased.groups {
+            self.cache_events(group);
+        }
+        for conversation in &erased.conversations {
+            let forget = CacheWrite::Forget(conversation.clone());
+            if self.writes.send(forget).await.is_err() {
+                metrics::counter!("chat_recent_cache_errors_total", "op" => "forget").increment(1);
+            }
+        }
+        Ok(erased)
     }
 
     async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark> {
@@ -363,6 +327,10 @@ impl Store for RecentCache {
         self.inner.ping().await
     }
 }
+
+mod write;
+
+use write::{write_loop, CacheWrite};
 
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,8 @@ use super::backend::Backend;
 use super::command::{Command, ManageCommand, MessageCommand, Pending, Reply};
 use super::writer;
 use super::{
-    Acked, Backlog, ConversationSummary, Group, GroupChange, NewMessage, Page, Position, ReadMark,
-    Recalled, Sent, Store,
+    Acked, Backlog, ConversationSummary, Erased, Group, GroupChange, NewMessage, Page, Position,
+    ReadMark, Recalled, Sent, Store,
 };
 use crate::error::{Error, Result};
 
@@ -140,6 +140,23 @@ impl<DB: Backend> Store for SqlStore<DB> {
             reply,
         })
         .await
+    }
+
+    async fn purge(&self, before_ms: i64, limit: u32) -> Result<u64> {
+        let before_id = super::lifecycle::id_at(before_ms);
+        let limit = i64::from(limit);
+        self.manage(|reply| ManageCommand::Purge {
+            before_id,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    async fn erase_user(&self, user: &str) -> Result<Erased> {
+        let user = user.to_owned();
+        self.manage(|reply| ManageCommand::EraseUser { user, reply })
+            .await
     }
 
     async fn mark_read(&self, user: &str, conversation_id: &str, seq: i64) -> Result<ReadMark> {

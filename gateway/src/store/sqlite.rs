@@ -309,6 +309,22 @@ impl Backend for Sqlite {
         conn.recall(message_id, now)
     }
 
+    async fn purge(conn: &mut SqliteWriter, before_id: &str, limit: i64) -> Result<u64> {
+        conn.purge(before_id, limit)
+    }
+
+    async fn groups_of(conn: &mut SqliteWriter, user: &str) -> Result<Vec<String>> {
+        conn.groups_of(user)
+    }
+
+    async fn erase_rows(
+        conn: &mut SqliteWriter,
+        user: &str,
+        now: i64,
+    ) -> Result<(u64, Vec<String>)> {
+        conn.erase_rows(user, now)
+    }
+
     async fn mark_read(
         conn: &mut SqliteWriter,
         user: &str,

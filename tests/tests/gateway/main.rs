@@ -9,4 +9,5 @@ mod files;
 mod frames;
 mod http_api;
 mod lifecycle;
+mod lifecycle_data;
 mod v11;

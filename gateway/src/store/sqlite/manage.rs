@@ -206,4 +206,53 @@ impl SqliteWriter {
     pub(super) fn insert_event(&mut self, m: &StoredMessage, system: &str) -> Result<()> {
         self.insert_message(m, Some(system))
     }
+
+    /// Retention: deletes up to `limit` messages whose id sorts before `before_id`.
+    pub(super) fn purge(&mut self, before_id: &str, limit: i64) -> Result<u64> {
+        let n = self
+            .0
+            .prepare_cached(
+                "DELETE FROM messages WHERE message_id IN
+                     (SELECT message_id FROM messages WHERE message_id < ?1
+                      ORDER BY message_id LIMIT ?2)",
+            )?
+            .execute(params![before_id, limit])?;
+        Ok(n as u64)
+    }
+
+    /// Erasure: the groups `user` is an active member of.
+    pub(super) fn groups_of(&mut self, user: &str) -> Result<Vec<String>> {
+        let mut select = self.0.prepare_cached(
+            "SELECT g.id FROM memberships m JOIN groups g ON g.conversation_id = m.conversation_id
+             WHERE m.user_id = ?1 AND m.active = 1 AND g.dissolved_at IS NULL ORDER BY g.id",
+        )?;
+        let rows = select.query_map([user], |row| row.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Erasure: `user`'s messages become tombstones; its memberships, parked acks and name go.
+    pub(super) fn erase_rows(&mut self, user: &str, now: i64) -> Result<(u64, Vec<String>)> {
+        let conversations: Vec<String> = {
+            let mut select = self.0.prepare_cached(
+                "SELECT DISTINCT conversation_id FROM messages WHERE sender = ?1",
+            )?;
+            let rows = select.query_map([user], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE messages SET body = '', recalled_at = COALESCE(recalled_at, ?2)
+                 WHERE sender = ?1",
+            )?
+            .execute(params![user, now])?;
+        for sql in [
+            "DELETE FROM acks WHERE user_id = ?1",
+            "DELETE FROM memberships WHERE user_id = ?1",
+            "DELETE FROM users WHERE id = ?1",
+        ] {
+            self.0.prepare_cached(sql)?.execute([user])?;
+        }
+        Ok((n as u64, conversations))
+    }
 }
