@@ -46,8 +46,8 @@ pub enum Event {
     Message(Box<Envelope>),
     /// 17: a recipient acked one of our 1:1 messages.
     Delivered(Delivered),
-    /// Another push, not acked: a v1.1 notification (READ 19, TYPING 25, RECALLED 33), an HTTP push, or a
-    /// type this client does not know.
+    /// Another push, not acked: a v1.1 notification (READ 19, TYPING 25, PRESENCE 27, RECALLED
+    /// 33), an HTTP push, or a type this client does not know.
     Push(Box<Envelope>),
     /// 22: the server is going away; [`Effect::Reconnect`] says when to move.
     Drain(Drain),
@@ -216,9 +216,11 @@ impl Session {
             PushMsg::DeliverGroup(m) => (m.conversation_id.as_str().to_owned(), m.seq),
             PushMsg::Delivered(d) => return self.event(Event::Delivered(d.clone())),
             // Notifications (v1.1) and HTTP pushes: never acked, handed over as they are.
-            PushMsg::Read(_) | PushMsg::Typing(_) | PushMsg::Recalled(_) | PushMsg::Other(_) => {
-                return self.event(Event::Push(envelope))
-            }
+            PushMsg::Read(_)
+            | PushMsg::Typing(_)
+            | PushMsg::Recalled(_)
+            | PushMsg::Presence(_)
+            | PushMsg::Other(_) => return self.event(Event::Push(envelope)),
         };
         self.ack(&envelope.message_id);
         if self.seen.insert(&envelope.message_id) {

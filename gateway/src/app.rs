@@ -12,6 +12,7 @@ use crate::config::ServeConfig;
 use crate::drain::Drain;
 use crate::files::Files;
 use crate::hub::Hub;
+use crate::presence::Presence;
 use crate::routes::RouteTable;
 use crate::routing::Router;
 use crate::session::core::Settings;
@@ -36,6 +37,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     /// Events to devices on any pod.
     pub router: Router,
+    /// This pod's presence watchers, and the changes it announces to the others.
+    pub presence: Arc<Presence>,
     /// Whether this pod is going away: once draining it refuses upgrades and reports unready.
     pub drain: Drain,
     /// Every upgraded socket's task (axum's graceful shutdown does not see them).
@@ -58,7 +61,14 @@ impl App {
     ) -> Self {
         let pod = config.pod();
         let hub = Arc::new(Hub::new());
-        let router = Router::new(pod.clone(), hub.clone(), routes.clone(), bus.clone());
+        let presence = Arc::new(Presence::new(pod.clone(), hub.clone(), routes.clone()));
+        let router = Router::new(
+            pod.clone(),
+            hub.clone(),
+            routes.clone(),
+            bus.clone(),
+            presence.clone(),
+        );
         let session = Arc::new(Settings {
             pod: pod.clone(),
             heartbeat: config.heartbeat(),
@@ -76,6 +86,7 @@ impl App {
             bus,
             hub,
             router,
+            presence,
             drain: Drain::default(),
             tracker: TaskTracker::new(),
             session,

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::handlers::Handlers;
 use crate::hub::{next_epoch, Conn, Outbound};
 use crate::model::{new_id, now_ms, HttpPush};
+use crate::presence::{PresenceEvent, Targets};
 use crate::session::core::Connection;
 use crate::session::{self, Identity};
 
@@ -173,12 +174,18 @@ fn run_connection(
             old.send(Outbound::Kick(KickReason::Replaced));
         }
         match app.routes.register(&who.route(&app.pod)).await {
-            Ok(Some(old)) if old.pod != app.pod => {
-                if let Err(e) = app.router.kick(vec![old], KickReason::Replaced).await {
-                    tracing::warn!(error = %e, "could not kick the replaced connection");
+            Ok(registered) => {
+                if registered.first {
+                    let to = Targets::Pods(registered.watchers);
+                    app.presence
+                        .announce(to, vec![PresenceEvent::online(user, now_ms())]);
+                }
+                if let Some(old) = registered.replaced.filter(|old| old.pod != app.pod) {
+                    if let Err(e) = app.router.kick(vec![old], KickReason::Replaced).await {
+                        tracing::warn!(error = %e, "could not kick the replaced connection");
+                    }
                 }
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat")
             }
@@ -199,8 +206,16 @@ fn run_connection(
         let handlers = Arc::new(Handlers::new(app.clone()));
         session::run(socket, core, handlers, inbox, resync).await;
         app.hub.remove(user, device, epoch);
-        if let Err(e) = app.routes.unregister(&who.route(&app.pod)).await {
-            tracing::warn!(error = %e, "route removal failed; it expires by TTL");
+        app.presence.unwatch(user, device, epoch).await;
+        match app.routes.unregister(&who.route(&app.pod)).await {
+            Ok(removed) => {
+                if let Some(at) = removed.last_seen {
+                    let to = Targets::Pods(removed.watchers);
+                    app.presence
+                        .announce(to, vec![PresenceEvent::offline(user, at)]);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "route removal failed; it expires by TTL"),
         }
     }
 }

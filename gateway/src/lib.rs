@@ -4,7 +4,8 @@
 //! a sans-IO core and the async shell around it) → [`handlers`] (one module per request kind
 //! that needs the store) → [`routing`] (events to devices on any pod) → [`hub`] (this process's
 //! connections), [`routes`] / [`bus`] / [`store`] (one trait each, two backends). [`delivery`]
-//! (ack window, fan-out planning) and [`model`] are pure; [`app`] holds the dependencies,
+//! (ack window, fan-out planning) and [`model`] are pure; [`presence`] keeps who watches whose
+//! presence here; [`app`] holds the dependencies,
 //! [`server`] assembles them. The wire protocol is the `chat-protocol` crate.
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
@@ -25,6 +26,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod notice;
+pub mod presence;
 pub mod routes;
 pub mod routing;
 pub mod server;

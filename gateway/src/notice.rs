@@ -1,11 +1,11 @@
-//! v1.1 notifications: READ (19), TYPING (25) and RECALLED (33) — not stored, never acked or retried, each
+//! v1.1 notifications: READ (19), TYPING (25), PRESENCE (27) and RECALLED (33) — not stored, never acked or retried, each
 //! envelope with a fresh `messageId` (DESIGN §11). What they announce is also visible through
 //! SYNC (`readSeq`, recalled tombstones), except typing, which is only ever "now".
 //!
 //! One [`Notice`] type for all of them, so one [`crate::routing::Payload`] variant and one bus
 //! event carry every kind across pods.
 
-use chat_protocol::envelope::{ReadNotice, RecalledNotice, TypingNotice};
+use chat_protocol::envelope::{PresenceNotice, ReadNotice, RecalledNotice, TypingNotice};
 use chat_protocol::{
     trigger, ConversationId, MessageId, PreparedPush, PushMsg, TypingState, UserId,
 };
@@ -47,6 +47,16 @@ pub enum Notice {
         /// Its seq.
         seq: i64,
     },
+    /// 27: `user_id`'s presence, as one watcher may see it.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        /// Whose presence.
+        user_id: UserId,
+        /// Online now?
+        online: bool,
+        /// When its last device left; `None` while online, never seen, or not visible.
+        last_seen: Option<i64>,
+    },
 }
 
 impl Notice {
@@ -80,6 +90,15 @@ impl Notice {
                 message_id,
                 conversation_id,
                 seq,
+            }),
+            Notice::Presence {
+                user_id,
+                online,
+                last_seen,
+            } => PushMsg::Presence(PresenceNotice {
+                user_id,
+                online,
+                last_seen,
             }),
         };
         PreparedPush::new(now_ms(), None, &msg, None, trigger::WEBSOCKET)

@@ -16,8 +16,9 @@ use crate::bus::{Bus, BusEvent, MAX_HOPS};
 use crate::delivery::{plan_fanout, DeviceRoute};
 use crate::error::Result;
 use crate::hub::{Hub, Outbound};
-use crate::model::{DeliveredNotice, HttpPush, Prepared, StoredMessage};
+use crate::model::{now_ms, DeliveredNotice, HttpPush, Prepared, StoredMessage};
 use crate::notice::Notice;
+use crate::presence::{Presence, PresenceEvent, Targets};
 use crate::routes::RouteTable;
 
 /// Something to hand to devices.
@@ -83,16 +84,24 @@ pub struct Router {
     hub: Arc<Hub>,
     routes: Arc<dyn RouteTable>,
     bus: Arc<dyn Bus>,
+    presence: Arc<Presence>,
 }
 
 impl Router {
     /// The router of pod `pod`.
-    pub fn new(pod: String, hub: Arc<Hub>, routes: Arc<dyn RouteTable>, bus: Arc<dyn Bus>) -> Self {
+    pub fn new(
+        pod: String,
+        hub: Arc<Hub>,
+        routes: Arc<dyn RouteTable>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<Presence>,
+    ) -> Self {
         Self {
             pod,
             hub,
             routes,
             bus,
+            presence,
         }
     }
 
@@ -177,6 +186,7 @@ impl Router {
                 self.deliver_here(Payload::Notice(Arc::new(notice)), devices, hops)
                     .await
             }
+            BusEvent::Presence { events } => self.presence.apply(&events),
             BusEvent::PushAll { push } => self.push_local(&push),
             BusEvent::Kick { devices, reason } => self.kick_local(&devices, reason),
         }
@@ -228,6 +238,8 @@ impl Router {
         if conns.is_empty() {
             return;
         }
+        let mut back = Vec::new();
+        let mut to = Vec::new();
         for (user, device, conn) in &conns {
             let route = DeviceRoute {
                 user: user.clone(),
@@ -235,12 +247,23 @@ impl Router {
                 pod: self.pod.clone(),
                 epoch: conn.epoch,
             };
-            if let Err(e) = self.routes.refresh(&route).await {
-                // The next heartbeat finds the pod missing again and tries once more.
-                tracing::warn!(error = %e, "re-registering routes failed");
-                return;
+            match self.routes.refresh(&route).await {
+                Ok(Some(watchers)) => {
+                    back.push(PresenceEvent::online(user, now_ms()));
+                    to.extend(watchers);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // The next heartbeat finds the pod missing again and tries once more.
+                    tracing::warn!(error = %e, "re-registering routes failed");
+                    break;
+                }
             }
         }
+        // Users whose routes were reaped while this pod was cut off are online again.
+        to.sort();
+        to.dedup();
+        self.presence.announce(Targets::Pods(to), back);
         for (_, _, conn) in &conns {
             conn.resync();
         }

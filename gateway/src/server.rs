@@ -16,6 +16,9 @@ use crate::bus::{memory::MemoryBus, Bus};
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
 use crate::files::{Files, SigningStore};
+use crate::model::now_ms;
+use crate::presence::{PresenceEvent, Targets};
+use crate::routes::redis::POD_STALE_MS;
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 
@@ -140,6 +143,13 @@ pub async fn run(
     let stop_serving = CancellationToken::new();
 
     let consumer = consume_inbox(app.clone()).await?;
+    // Routes this pod held before a restart (same name, no clean exit) go first: their users
+    // are offline until they connect again.
+    reap(&app, &pod, None).await;
+    let forwarder = tokio::spawn(crate::presence::forward(
+        app.presence.clone(),
+        app.bus.clone(),
+    ));
     let heartbeat = tokio::spawn(announce(app.clone(), stop_serving.clone()));
     let sweeper = tokio::spawn(files.run_sweeper(stop_serving.clone()));
     let retention = app.config.retention_days.map(|days| {
@@ -174,6 +184,7 @@ pub async fn run(
     if let Some(retention) = retention {
         retention.abort();
     }
+    forwarder.abort();
     consumer.abort();
     if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
         return Err(Error::internal("server", e));
@@ -193,18 +204,52 @@ async fn consume_inbox(app: Arc<App>) -> Result<tokio::task::JoinHandle<()>> {
 }
 
 /// Announces this pod in the route table every few seconds; when the table had lost it, the
-/// pod's connections are registered again.
+/// pod's connections are registered again. Each beat also reaps pods silent for
+/// [`POD_STALE_MS`]: their users go offline (within ~35 s of a pod's death).
 async fn announce(app: Arc<App>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(POD_HEARTBEAT);
     loop {
         tokio::select! {
-            _ = tick.tick() => match app.routes.heartbeat(&app.pod).await {
-                Ok(true) => app.router.reannounce().await,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
-            },
+            _ = tick.tick() => {
+                match app.routes.heartbeat(&app.pod).await {
+                    Ok(true) => app.router.reannounce().await,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
+                }
+                reap_silent(&app).await;
+            }
             _ = stop.cancelled() => break,
         }
+    }
+}
+
+/// Reaps every other pod whose last heartbeat is older than [`POD_STALE_MS`].
+async fn reap_silent(app: &App) {
+    let before = now_ms() - POD_STALE_MS;
+    match app.routes.silent_pods(before).await {
+        Ok(pods) => {
+            for pod in pods.iter().filter(|p| **p != app.pod) {
+                reap(app, pod, Some(before)).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "looking for silent pods failed"),
+    }
+}
+
+/// Removes the routes `pod` held and announces its users that went offline with them.
+async fn reap(app: &App, pod: &str, silent_before: Option<i64>) {
+    match app.routes.reap(pod, silent_before).await {
+        Ok(left) => {
+            if !left.is_empty() || silent_before.is_some() {
+                tracing::info!(pod, offline = left.len(), "reaped the routes of a pod");
+            }
+            for gone in left {
+                let event = PresenceEvent::offline(&gone.user, gone.last_seen);
+                app.presence
+                    .announce(Targets::Pods(gone.watchers), vec![event]);
+            }
+        }
+        Err(e) => tracing::warn!(pod, error = %e, "reaping a pod's routes failed"),
     }
 }
 

@@ -206,6 +206,22 @@ pub enum Request {
         /// The message.
         message_id: MessageId,
     },
+    /// 26: report these users' presence to this connection from now on, replacing the set it
+    /// had (v1.1; an empty list unsubscribes).
+    SubscribePresence {
+        /// The users, each once, at most [`crate::limits::MAX_PRESENCE_USERS`].
+        users: Vec<UserId>,
+    },
+    /// 34: refuse `user_id`'s 1:1 messages and hide this user's presence from it (v1.1).
+    Block {
+        /// The user blocked.
+        user_id: UserId,
+    },
+    /// 35: undo a BLOCK (v1.1).
+    Unblock {
+        /// The user unblocked.
+        user_id: UserId,
+    },
     /// 3: heartbeat.
     Heartbeat,
     /// 21: renew the timelife.
@@ -231,6 +247,9 @@ impl Request {
             Request::UpdateGroup { .. } => kind::UPDATE_GROUP,
             Request::DissolveGroup { .. } => kind::DISSOLVE_GROUP,
             Request::SetRole { .. } => kind::SET_ROLE,
+            Request::SubscribePresence { .. } => kind::SUBSCRIBE_PRESENCE,
+            Request::Block { .. } => kind::BLOCK,
+            Request::Unblock { .. } => kind::UNBLOCK,
             Request::Heartbeat => kind::HEARTBEAT,
             Request::Renew => kind::RENEW,
         }

@@ -62,6 +62,15 @@ pub mod kind {
     pub const RECALL: u16 = 32;
     /// S→C a message was recalled (envelope, v1.1).
     pub const RECALLED: u16 = 33;
+    /// C→S subscribe to some users' presence (replaces the connection's set); S→C its reply
+    /// with their presence now (v1.1).
+    pub const SUBSCRIBE_PRESENCE: u16 = 26;
+    /// S→C a subscribed user's first device connected or last device left (envelope, v1.1).
+    pub const PRESENCE: u16 = 27;
+    /// C→S block a user; S→C its reply (v1.1).
+    pub const BLOCK: u16 = 34;
+    /// C→S unblock a user; S→C its reply (v1.1).
+    pub const UNBLOCK: u16 = 35;
     /// S→C an error answering a request.
     pub const ERROR: u16 = 500;
 }
@@ -124,4 +133,6 @@ pub mod limits {
     pub const TYPING_PER_SECOND: u32 = 1;
     /// Longest `file.fileId` SEND accepts, in bytes (of `[A-Za-z0-9._-]`).
     pub const MAX_FILE_ID: usize = 64;
+    /// Most users one SUBSCRIBE PRESENCE may name.
+    pub const MAX_PRESENCE_USERS: usize = 500;
 }

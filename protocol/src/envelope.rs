@@ -167,6 +167,19 @@ pub struct RecalledNotice {
     pub seq: i64,
 }
 
+/// `msg.params` of the PRESENCE notice (27, v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceNotice {
+    /// Whose presence changed.
+    pub user_id: UserId,
+    /// Whether one of its devices is connected now.
+    pub online: bool,
+    /// When its last device left (ms since the epoch); null while online, or when the
+    /// subscriber may not see the user.
+    pub last_seen: Option<i64>,
+}
+
 /// An envelope's `msg`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushMsg {
@@ -182,6 +195,8 @@ pub enum PushMsg {
     Typing(TypingNotice),
     /// 33.
     Recalled(RecalledNotice),
+    /// 27.
+    Presence(PresenceNotice),
     /// An HTTP push's posted object, as posted (or a type this crate does not know).
     Other(Value),
 }
@@ -196,6 +211,7 @@ impl PushMsg {
             PushMsg::Read(_) => Some(kind::READ_NOTICE),
             PushMsg::Typing(_) => Some(kind::TYPING_NOTICE),
             PushMsg::Recalled(_) => Some(kind::RECALLED),
+            PushMsg::Presence(_) => Some(kind::PRESENCE),
             PushMsg::Other(_) => None,
         }
     }
@@ -234,6 +250,9 @@ impl PushMsg {
             Some(b) if b.kind == Some(kind::RECALLED) => {
                 PushMsg::Recalled(serde_json::from_str(&typed(&b))?)
             }
+            Some(b) if b.kind == Some(kind::PRESENCE) => {
+                PushMsg::Presence(serde_json::from_str(&typed(&b))?)
+            }
             _ => PushMsg::Other(serde_json::from_str(raw.get())?),
         })
     }
@@ -259,6 +278,7 @@ impl Serialize for PushMsg {
             PushMsg::Read(p) => typed(s, kind::READ_NOTICE, p),
             PushMsg::Typing(p) => typed(s, kind::TYPING_NOTICE, p),
             PushMsg::Recalled(p) => typed(s, kind::RECALLED, p),
+            PushMsg::Presence(p) => typed(s, kind::PRESENCE, p),
             PushMsg::Other(v) => v.serialize(s),
         }
     }

@@ -41,6 +41,24 @@ impl Keys {
         format!("{}:pod:{pod}", self.prefix)
     }
 
+    /// `{p}:seen:{user}`, when the user's last device left (ms since the epoch): its
+    /// presence's `lastSeen`.
+    pub fn seen(&self, user: &str) -> String {
+        format!("{}:seen:{user}", self.prefix)
+    }
+
+    /// `{p}:watchers:{user}`, the HASH pod → how many times it counted itself watching the
+    /// user's presence: where a change of it is sent.
+    pub fn watchers(&self, user: &str) -> String {
+        format!("{}:watchers:{user}", self.prefix)
+    }
+
+    /// `{p}:watching:{pod}`, the SET of users whose presence `pod` watches (to forget its
+    /// counts when it is reaped).
+    pub fn watching(&self, pod: &str) -> String {
+        format!("{}:watching:{pod}", self.prefix)
+    }
+
     /// `{p}:servers`, the ZSET pod → last-seen ms.
     pub fn servers(&self) -> String {
         format!("{}:servers", self.prefix)

@@ -154,6 +154,34 @@ pub struct RecallReply {
     pub seq: i64,
 }
 
+/// One user's presence, in reply 26 (v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceInfo {
+    /// The user.
+    pub user_id: UserId,
+    /// Whether one of its devices is connected.
+    pub online: bool,
+    /// When its last device left, in ms since the epoch; null while online, when never seen,
+    /// and for users the caller may not see.
+    pub last_seen: Option<i64>,
+}
+
+/// Reply 26 SUBSCRIBE PRESENCE (v1.1): the subscribed users' presence now, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceReply {
+    /// One entry per subscribed user.
+    pub presence: Vec<PresenceInfo>,
+}
+
+/// Reply 34 BLOCK and 35 UNBLOCK (v1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockReply {
+    /// The user blocked or unblocked.
+    pub user_id: UserId,
+}
+
 /// 16 ACK RECEIVED.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AckReceived {
@@ -262,6 +290,8 @@ pub enum SyncReply {
     List {
         /// Active memberships, sorted by id.
         conversations: Vec<ConversationInfo>,
+        /// The users the caller blocked, sorted (v1.1; empty from servers before it).
+        blocked: Vec<UserId>,
     },
 }
 
@@ -275,10 +305,15 @@ impl<'de> Deserialize<'de> for SyncReply {
             messages: Option<Vec<Envelope>>,
             has_more: Option<bool>,
             conversations: Option<Vec<ConversationInfo>>,
+            #[serde(default)]
+            blocked: Vec<UserId>,
         }
         let e = Either::deserialize(d)?;
         match (e.conversations, e.conversation_id, e.messages, e.has_more) {
-            (Some(conversations), None, None, None) => Ok(SyncReply::List { conversations }),
+            (Some(conversations), None, None, None) => Ok(SyncReply::List {
+                conversations,
+                blocked: e.blocked,
+            }),
             (None, Some(conversation_id), Some(messages), Some(has_more)) => Ok(SyncReply::Page {
                 conversation_id,
                 messages,
@@ -320,6 +355,12 @@ pub enum Reply {
     Read(ReadReply),
     /// 32.
     Recall(RecallReply),
+    /// 26.
+    Presence(PresenceReply),
+    /// 34.
+    Block(BlockReply),
+    /// 35.
+    Unblock(BlockReply),
     /// 14.
     Sync(SyncReply),
     /// 4.
@@ -349,6 +390,9 @@ impl Reply {
             Reply::AckReceived(_) => kind::ACK_RECEIVED,
             Reply::Read(_) => kind::READ,
             Reply::Recall(_) => kind::RECALL,
+            Reply::Presence(_) => kind::SUBSCRIBE_PRESENCE,
+            Reply::Block(_) => kind::BLOCK,
+            Reply::Unblock(_) => kind::UNBLOCK,
             Reply::Sync(_) => kind::SYNC_REPLY,
             Reply::HeartbeatAck(_) => kind::HEARTBEAT_ACK,
             Reply::Renew(_) => kind::RENEW,
@@ -371,6 +415,8 @@ impl Reply {
             Reply::AckReceived(p) => p,
             Reply::Read(p) => p,
             Reply::Recall(p) => p,
+            Reply::Presence(p) => p,
+            Reply::Block(p) | Reply::Unblock(p) => p,
             Reply::Sync(p) => p,
             Reply::HeartbeatAck(p) => p,
             Reply::Renew(p) => p,
@@ -395,6 +441,9 @@ impl Reply {
             kind::ACK_RECEIVED => Reply::AckReceived(p(params)?),
             kind::READ => Reply::Read(p(params)?),
             kind::RECALL => Reply::Recall(p(params)?),
+            kind::SUBSCRIBE_PRESENCE => Reply::Presence(p(params)?),
+            kind::BLOCK => Reply::Block(p(params)?),
+            kind::UNBLOCK => Reply::Unblock(p(params)?),
             kind::SYNC_REPLY => Reply::Sync(p(params)?),
             kind::HEARTBEAT_ACK => Reply::HeartbeatAck(p(params)?),
             kind::RENEW => Reply::Renew(p(params)?),

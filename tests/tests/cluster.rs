@@ -388,3 +388,88 @@ async fn a_recall_replaces_the_cached_message_and_reaches_every_pod() {
         );
     }
 }
+
+/// Presence (26/27) across three pods: a watcher on pod-0, the watched user's devices on pod-1
+/// and pod-2. Only the first device in and the last device out are told, wherever they are.
+#[tokio::test]
+async fn presence_changes_reach_watchers_on_other_pods() {
+    let c = TestCluster::start(3).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "phone").await;
+    alice.send_to("bob", "hi", None).await;
+    let env = bob.push(2).await;
+    bob.ack(&env).await;
+    let r = alice.request(26, json!({"users": ["bob"]})).await;
+    assert_eq!(
+        r["params"]["presence"],
+        json!([{"userId": "bob", "online": true, "lastSeen": null}]),
+        "{r}"
+    );
+    let web = c.connect(2, "bob", "web").await;
+    drop(bob);
+    while let Some(v) = alice.quiet_for(Duration::from_millis(500)).await {
+        assert_ne!(v["msg"]["type"], 27, "bob still has a device: {v}");
+    }
+    drop(web);
+    let off = alice.push(27).await["msg"]["params"].clone();
+    assert_eq!(
+        (off["userId"].as_str(), off["online"].as_bool()),
+        (Some("bob"), Some(false)),
+        "{off}"
+    );
+    let seen = off["lastSeen"].as_i64().expect("lastSeen");
+    // lastSeen is kept in Redis: any pod reports it.
+    let mut carol = c.connect(2, "carol", "d").await;
+    carol.send_to("bob", "hello", None).await;
+    let r = carol.request(26, json!({"users": ["bob"]})).await;
+    assert_eq!(
+        r["params"]["presence"],
+        json!([{"userId": "bob", "online": false, "lastSeen": seen}]),
+        "{r}"
+    );
+    let _bob = c.connect(2, "bob", "tablet").await;
+    for w in [&mut alice, &mut carol] {
+        let on = w.push(27).await["msg"]["params"].clone();
+        assert_eq!(
+            on,
+            json!({"userId": "bob", "online": true, "lastSeen": null})
+        );
+    }
+}
+
+/// BLOCK on one pod refuses the blocked user's sends stored by another pod's writer (within
+/// the writers' 2 s trust of what they read of a user), and shows in SYNC's list everywhere.
+#[tokio::test]
+async fn a_block_applies_across_pods_on_postgresql() {
+    let c = TestCluster::start_postgres(2).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut mallory = c.connect(1, "mallory", "d").await;
+    // Mallory's pod has read alice's name (and that she blocks no one) before the block.
+    mallory.send_to("alice", "first", None).await;
+    alice.push(2).await;
+    let r = alice.request(34, json!({"userId": "mallory"})).await;
+    assert_eq!(r["type"], 34, "{r}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = mallory
+            .request(1, json!({"toMessageId": "alice", "message": "again"}))
+            .await;
+        if r["type"] == 500 {
+            assert_eq!(r["status"], 403, "{r}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still stored 5 s after the block: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut alice_web = c.connect(1, "alice", "web").await;
+    let list = alice_web.request(13, json!({})).await;
+    assert_eq!(list["params"]["blocked"], json!(["mallory"]), "{list}");
+    alice_web.request(35, json!({"userId": "mallory"})).await;
+    let r = mallory
+        .request(1, json!({"toMessageId": "alice", "message": "unblocked"}))
+        .await;
+    assert_eq!(r["type"], 0, "{r}");
+}

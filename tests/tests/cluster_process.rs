@@ -528,3 +528,44 @@ async fn reconnect_elsewhere_before_the_old_pod_notices_keeps_the_route() {
         }
     }
 }
+
+/// A pod dies without a word (SIGKILL): its users are reported offline to watchers on another
+/// pod within 60 s, once the live pods find it silent and reap its routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_pods_users_go_offline_for_watchers_elsewhere_within_60_s() {
+    let mut c = ProcessCluster::start(BIN, 2, &chat_tests::redis::server().url(), &[]).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "d").await;
+    alice.send_to("bob", "hi", None).await;
+    let env = bob.push(2).await;
+    bob.ack(&env).await;
+    let r = alice.request(26, json!({"users": ["bob"]})).await;
+    assert_eq!(r["params"]["presence"][0]["online"], true, "{r}");
+
+    let killed = Instant::now();
+    c.pods[1].kill9().await;
+    drop(bob);
+    let off = loop {
+        let left = Duration::from_secs(60).saturating_sub(killed.elapsed());
+        let Some(v) = alice.quiet_for(left).await else {
+            panic!("bob still online for alice 60 s after his pod died");
+        };
+        if v["msg"]["type"] == 27 {
+            break v["msg"]["params"].clone();
+        }
+    };
+    let took = killed.elapsed();
+    assert_eq!(
+        (off["userId"].as_str(), off["online"].as_bool()),
+        (Some("bob"), Some(false)),
+        "{off}"
+    );
+    assert!(off["lastSeen"].is_i64(), "{off}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    let mut r = chat_tests::redis::client().await;
+    let route: Option<String> = r.get(c.route_key("bob", "d")).await.unwrap();
+    assert_eq!(route, None, "the dead pod's route is reaped");
+    let now = alice.request(26, json!({"users": ["bob"]})).await;
+    assert_eq!(now["params"]["presence"][0]["online"], false, "{now}");
+    eprintln!("dead pod's user offline after {took:?}");
+}

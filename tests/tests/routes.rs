@@ -7,7 +7,7 @@ use std::time::Duration;
 use chat_gateway::delivery::DeviceRoute;
 use chat_gateway::routes::memory::MemoryRoutes;
 use chat_gateway::routes::redis::RedisRoutes;
-use chat_gateway::routes::RouteTable;
+use chat_gateway::routes::{Registered, Removed, RouteTable, UserPresence};
 use chat_tests::redis::{client, server, unique_prefix};
 use chat_tests::{fixtures, TestGateway};
 use redis::AsyncCommands;
@@ -36,12 +36,20 @@ async fn register_returns_the_replaced_route() {
     for (name, t) in both("replace").await {
         assert_eq!(
             t.register(&r("u", "d", "a", 1)).await.unwrap(),
-            None,
+            Registered {
+                replaced: None,
+                first: true,
+                watchers: Vec::new()
+            },
             "{name}"
         );
         assert_eq!(
             t.register(&r("u", "d", "b", 2)).await.unwrap(),
-            Some(r("u", "d", "a", 1)),
+            Registered {
+                replaced: Some(r("u", "d", "a", 1)),
+                first: false,
+                watchers: Vec::new()
+            },
             "{name}"
         );
         assert_eq!(
@@ -58,13 +66,23 @@ async fn unregister_is_compare_and_delete_on_the_epoch() {
         t.register(&r("u", "d", "a", 1)).await.unwrap();
         t.register(&r("u", "d", "b", 2)).await.unwrap();
         // Pod a notices its old socket closed only now: the device's new route must survive.
-        assert!(!t.unregister(&r("u", "d", "a", 1)).await.unwrap(), "{name}");
+        let late = t.unregister(&r("u", "d", "a", 1)).await.unwrap();
+        assert_eq!(
+            late,
+            Removed {
+                removed: false,
+                last_seen: None,
+                watchers: Vec::new()
+            },
+            "{name}"
+        );
         assert_eq!(
             t.lookup(&["u".into()]).await.unwrap(),
             vec![r("u", "d", "b", 2)],
             "{name}"
         );
-        assert!(t.unregister(&r("u", "d", "b", 2)).await.unwrap(), "{name}");
+        let gone = t.unregister(&r("u", "d", "b", 2)).await.unwrap();
+        assert!(gone.removed && gone.last_seen.is_some(), "{name}: {gone:?}");
         assert!(t.lookup(&["u".into()]).await.unwrap().is_empty(), "{name}");
     }
 }
@@ -245,4 +263,155 @@ async fn redis_lookup_skips_online_devices_whose_route_expired() {
         t.lookup(&["v".into(), "u:1".into()]).await.unwrap(),
         vec![r("u:1", "web", "pod-1", 2)]
     );
+}
+
+#[tokio::test]
+async fn presence_turns_on_with_the_first_device_and_off_with_the_last() {
+    for (name, t) in both("presence").await {
+        let users = ["u".to_string(), "never".to_string()];
+        let never = UserPresence {
+            online: false,
+            last_seen: None,
+        };
+        assert_eq!(
+            t.presence(&users).await.unwrap(),
+            vec![never, never],
+            "{name}"
+        );
+        assert!(
+            t.register(&r("u", "phone", "p0", 1)).await.unwrap().first,
+            "{name}"
+        );
+        assert!(
+            !t.register(&r("u", "web", "p1", 2)).await.unwrap().first,
+            "{name}"
+        );
+        let online = UserPresence {
+            online: true,
+            last_seen: None,
+        };
+        assert_eq!(t.presence(&users).await.unwrap()[0], online, "{name}");
+        let one = t.unregister(&r("u", "phone", "p0", 1)).await.unwrap();
+        assert_eq!(one.last_seen, None, "{name}: a device is left");
+        let before = chat_gateway::model::now_ms();
+        let last = t.unregister(&r("u", "web", "p1", 2)).await.unwrap();
+        let seen = last.last_seen.expect("the last device left");
+        assert!(seen >= before, "{name}");
+        assert_eq!(
+            t.presence(&users).await.unwrap(),
+            vec![
+                UserPresence {
+                    online: false,
+                    last_seen: Some(seen)
+                },
+                never
+            ],
+            "{name}"
+        );
+        // A heartbeat's refresh re-creating the route brings the user back.
+        assert_eq!(
+            t.refresh(&r("u", "web", "p1", 3)).await.unwrap(),
+            Some(vec![]),
+            "{name}"
+        );
+        assert_eq!(
+            t.refresh(&r("u", "web", "p1", 3)).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(t.presence(&users).await.unwrap()[0], online, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn reaping_a_pod_removes_its_routes_and_reports_users_it_held_last() {
+    for (name, t) in both("reap").await {
+        t.register(&r("a", "phone", "dead", 1)).await.unwrap();
+        t.register(&r("b", "phone", "dead", 2)).await.unwrap();
+        t.register(&r("b", "web", "live", 3)).await.unwrap();
+        // c's device moved to the live pod; the dead pod's entry is stale.
+        t.register(&r("c", "phone", "dead", 4)).await.unwrap();
+        t.register(&r("c", "phone", "live", 5)).await.unwrap();
+        // The live pod and the dead one watch a.
+        let a = vec![("a".to_string(), 1)];
+        t.watch("live", &a).await.unwrap();
+        t.watch("dead", &a).await.unwrap();
+        let left = t.reap("dead", None).await.unwrap();
+        let users: Vec<&str> = left.iter().map(|g| g.user.as_str()).collect();
+        assert_eq!(users, vec!["a"], "{name}: only a's last device was there");
+        assert_eq!(left[0].watchers, vec!["live".to_string()], "{name}");
+        let mut got = t
+            .lookup(&["a".into(), "b".into(), "c".into()])
+            .await
+            .unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![r("b", "web", "live", 3), r("c", "phone", "live", 5)],
+            "{name}"
+        );
+        let a = t.presence(&["a".into()]).await.unwrap()[0];
+        assert_eq!(a.last_seen, Some(left[0].last_seen), "{name}");
+        // The dead pod's interest went with it.
+        let back = t.register(&r("a", "phone", "live", 9)).await.unwrap();
+        assert_eq!(back.watchers, vec!["live".to_string()], "{name}");
+        t.unregister(&r("a", "phone", "live", 9)).await.unwrap();
+        assert!(
+            t.reap("dead", None).await.unwrap().is_empty(),
+            "{name}: twice is once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_reaps_only_pods_silent_for_long_and_forgets_them() {
+    let prefix = unique_prefix("silent");
+    let t = RedisRoutes::connect(&server().url(), &prefix)
+        .await
+        .unwrap();
+    t.heartbeat("old").await.unwrap();
+    t.register(&r("u", "d", "old", 1)).await.unwrap();
+    let mut c = client().await;
+    let _: () = c
+        .zadd(
+            format!("{prefix}:servers"),
+            "old",
+            chat_gateway::model::now_ms() - 60_000,
+        )
+        .await
+        .unwrap();
+    t.heartbeat("new").await.unwrap();
+    let before = chat_gateway::model::now_ms() - 30_000;
+    assert_eq!(
+        t.silent_pods(before).await.unwrap(),
+        vec!["old".to_string()]
+    );
+    let left = t.reap("old", Some(before)).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].user, "u");
+    assert!(t.silent_pods(before).await.unwrap().is_empty());
+    assert_eq!(t.pods().await.unwrap(), vec!["new".to_string()]);
+    let seen: i64 = c.get(format!("{prefix}:seen:u")).await.unwrap();
+    assert_eq!(seen, left[0].last_seen);
+    // The pod comes back: its first beat is news again, so it registers its connections.
+    assert!(t.heartbeat("old").await.unwrap());
+}
+
+#[tokio::test]
+async fn changes_name_the_pods_that_watch_and_counts_survive_reordering() {
+    for (name, t) in both("watch").await {
+        let u = |d: i64| vec![("u".to_string(), d)];
+        t.watch("p1", &u(1)).await.unwrap();
+        // p2's -1 overtook its +1: never counted below what it said.
+        t.watch("p2", &u(-1)).await.unwrap();
+        t.watch("p2", &u(1)).await.unwrap();
+        let first = t.register(&r("u", "d", "p0", 1)).await.unwrap();
+        let mut watchers = first.watchers;
+        watchers.sort();
+        assert_eq!(watchers, vec!["p1".to_string(), "p2".to_string()], "{name}");
+        t.watch("p1", &u(-1)).await.unwrap();
+        let last = t.unregister(&r("u", "d", "p0", 1)).await.unwrap();
+        assert!(last.last_seen.is_some(), "{name}");
+        assert_eq!(last.watchers, vec!["p2".to_string()], "{name}");
+    }
 }

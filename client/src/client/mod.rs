@@ -236,7 +236,7 @@ impl Client {
             limit: chat_protocol::limits::MAX_SYNC_LIMIT,
         };
         match self.request(request).await? {
-            Reply::Sync(SyncReply::List { conversations }) => Ok(conversations),
+            Reply::Sync(SyncReply::List { conversations, .. }) => Ok(conversations),
             other => Err(unexpected(other)),
         }
     }

@@ -17,6 +17,7 @@ use crate::delivery::DeviceRoute;
 use crate::error::Result;
 use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
 use crate::notice::Notice;
+use crate::presence::PresenceEvent;
 
 /// What pods send each other. Every event names the devices it is for on the receiving pod
 /// (one event per target pod, never one per member).
@@ -70,6 +71,12 @@ pub enum BusEvent {
         /// Times the event was already passed on because its device had moved to another pod (at
         /// most [`MAX_HOPS`]).
         hops: u8,
+    },
+    /// Presence changes (v1.1), for whichever connections of the receiving pod watch them
+    /// ([`crate::presence`]); every live pod gets each batch. Pods of earlier builds drop it.
+    Presence {
+        /// The changes, oldest first.
+        events: Vec<PresenceEvent>,
     },
     /// An HTTP `/message/send` with `sendToAll`: every device on the receiving pod.
     PushAll {

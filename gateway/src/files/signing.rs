@@ -116,6 +116,18 @@ impl Store for SigningStore {
         self.inner.conversations(user).await
     }
 
+    async fn block(&self, user: &str, other: &str, on: bool) -> Result<()> {
+        self.inner.block(user, other, on).await
+    }
+
+    async fn blocked(&self, user: &str) -> Result<Vec<String>> {
+        self.inner.blocked(user).await
+    }
+
+    async fn visible(&self, viewer: &str, users: &[String]) -> Result<Vec<String>> {
+        self.inner.visible(viewer, users).await
+    }
+
     async fn backlog(&self, user: &str) -> Result<Vec<Backlog>> {
         self.inner.backlog(user).await
     }

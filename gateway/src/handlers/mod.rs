@@ -8,6 +8,7 @@
 //! | 15 ACK | `Op::Ack` | [`ack`] |
 //! | 13 SYNC | `Op::Conversations`, `Op::Read` | [`sync`] |
 //! | 18 READ, 24 TYPING, 32 RECALL | `Op::MarkRead`, `Op::Typing`, `Op::Recall` | [`marks`] |
+//! | 26 SUBSCRIBE PRESENCE, 34 BLOCK, 35 UNBLOCK | `Op::SubscribePresence`, `Op::Block` | [`presence`] |
 //! | 8, 11, 12, 28–31 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup`, `Op::ChangeGroup` | [`groups`] |
 //! | 7 REGISTER | `Op::Register` | [`register`] |
 //! | (catch-up) | `Op::Backlog`, pages | [`sync`] |
@@ -18,6 +19,7 @@
 mod ack;
 pub(crate) mod groups;
 mod marks;
+mod presence;
 mod register;
 mod send;
 mod sync;
@@ -30,6 +32,8 @@ use futures_util::FutureExt;
 use crate::app::App;
 use crate::delivery::PullRequest;
 use crate::error::Result;
+use crate::model::now_ms;
+use crate::presence::{PresenceEvent, Targets};
 use crate::session::ops::{Call, Done, Finished, Op};
 use crate::session::{Backend, Identity};
 use crate::store::Page;
@@ -71,8 +75,14 @@ impl Backend for Handlers {
         let app = self.app.clone();
         let route = who.route(&app.pod);
         tokio::spawn(async move {
-            if let Err(e) = app.routes.refresh(&route).await {
-                tracing::warn!(error = %e, "route refresh failed");
+            match app.routes.refresh(&route).await {
+                // Its route had been reaped (this pod was cut off): the user is back.
+                Ok(Some(watchers)) => app.presence.announce(
+                    Targets::Pods(watchers),
+                    vec![PresenceEvent::online(&route.user, now_ms())],
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "route refresh failed"),
             }
         });
     }
@@ -121,6 +131,8 @@ async fn handle(
             state,
         } => marks::typing(app, who, conversation_id, state).await,
         Op::Recall { message_id } => marks::recall(app, who, message_id, rid).await,
+        Op::SubscribePresence { users } => presence::subscribe(app, who, users, rid).await,
+        Op::Block { user_id, on } => presence::block(app, who, user_id, on, rid).await,
         Op::CreateGroup { name, members } => groups::create(app, who, &name, &members, rid).await,
         Op::AddMembers { group_id, members } => {
             groups::add_members(app, who, &group_id, &members, rid).await

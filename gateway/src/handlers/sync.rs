@@ -22,7 +22,15 @@ pub(super) async fn conversations(
 ) -> Result<Done> {
     let list = app.store.conversations(who.user.as_str()).await?;
     let conversations = list.into_iter().map(info).collect();
-    let reply = Reply::Sync(SyncReply::List { conversations });
+    let blocked = app.store.blocked(who.user.as_str()).await?;
+    let blocked = blocked
+        .into_iter()
+        .filter_map(|u| UserId::parse(u).ok())
+        .collect();
+    let reply = Reply::Sync(SyncReply::List {
+        conversations,
+        blocked,
+    });
     Ok(Done::Frame(reply_json(&reply, rid)))
 }
 

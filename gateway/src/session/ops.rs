@@ -92,6 +92,19 @@ pub enum Op {
         /// The message.
         message_id: MessageId,
     },
+    /// 26 SUBSCRIBE PRESENCE: watch these users (replacing the connection's set) and answer
+    /// with their presence now.
+    SubscribePresence {
+        /// The users, each once.
+        users: Vec<UserId>,
+    },
+    /// 34 BLOCK (`on`) / 35 UNBLOCK `user_id`.
+    Block {
+        /// The other user (never the caller: the core refuses that with 400).
+        user_id: UserId,
+        /// BLOCK or UNBLOCK.
+        on: bool,
+    },
     /// The user's backlog (catch-up): on connect and after a resync. The client did not ask:
     /// its failure is logged, not answered.
     Backlog,

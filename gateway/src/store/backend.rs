@@ -70,8 +70,15 @@ pub trait Backend: Database {
         conversations: &[&str],
     ) -> Result<Vec<(String, String)>>;
 
-    /// `(user id, display name)` of those of `ids` that have one.
-    async fn names(conn: &mut Self::Writer, ids: &[&str]) -> Result<Vec<(String, String)>>;
+    /// `(user id, display name, blocks anyone)` of those of `ids` that have one.
+    async fn names(conn: &mut Self::Writer, ids: &[&str]) -> Result<Vec<(String, String, bool)>>;
+
+    /// Those of the `(blocker, blocked)` pairs that are blocks: asked only for sends to users
+    /// who block someone.
+    async fn blocked_pairs(
+        conn: &mut Self::Writer,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>>;
 
     /// Creates the 1:1 conversations (id → its two users) that do not exist yet, with their
     /// memberships. One that another transaction is creating is waited for, not duplicated.
@@ -204,6 +211,16 @@ pub trait Backend: Database {
         seq: i64,
     ) -> Result<Option<(i64, i64)>>;
 
+    /// BLOCK (`on`) or UNBLOCK: records or removes the block, and keeps `users.blocking` in
+    /// step; returns whether `blocker` blocks anyone now.
+    async fn set_block(
+        conn: &mut Self::Writer,
+        blocker: &str,
+        blocked: &str,
+        on: bool,
+        now: i64,
+    ) -> Result<bool>;
+
     // Reads.
 
     /// Messages above `after_seq` (and above the user's join point), oldest first. Not an
@@ -229,6 +246,12 @@ pub trait Backend: Database {
 
     /// Conversations where the user has messages above its `ackedSeq` and its join point.
     async fn backlog(pool: &Pool<Self>, user: &str) -> Result<Vec<Backlog>>;
+
+    /// The users `user` blocks, sorted.
+    async fn blocked_users(pool: &Pool<Self>, user: &str) -> Result<Vec<String>>;
+
+    /// Those of `users` that share an active conversation with `viewer` and do not block it.
+    async fn visible(pool: &Pool<Self>, viewer: &str, users: &[&str]) -> Result<Vec<String>>;
 
     /// Does the database answer a query?
     async fn ping(pool: &Pool<Self>) -> Result<()>;

@@ -1,7 +1,8 @@
 //! The writer-local cache: what the writer knows without asking the database again.
 //!
 //! Conversations known to exist (they are never deleted, so this holds whatever other writers
-//! do) and users' display names (trusted for the backend's `NAMES_TTL`). The writer clears it
+//! do) and users' display names and whether each blocks anyone (trusted for the backend's
+//! `NAMES_TTL`: a block stored by another pod's writer counts here within it). The writer clears it
 //! whenever a batch rolls back (it may hold what the rollback undid) and it starts over when it
 //! grows past its limit.
 
@@ -14,6 +15,8 @@ const CACHE_LIMIT: usize = 1 << 20;
 pub(super) struct Cache {
     conversations: HashSet<String>,
     names: HashMap<String, String>,
+    /// Whether each user blocks anyone, read with its name (and trusted as long).
+    blocking: HashMap<String, bool>,
     names_since: Instant,
     names_ttl: Option<Duration>,
 }
@@ -24,6 +27,7 @@ impl Cache {
         Self {
             conversations: HashSet::new(),
             names: HashMap::new(),
+            blocking: HashMap::new(),
             names_since: Instant::now(),
             names_ttl,
         }
@@ -51,6 +55,23 @@ impl Cache {
         self.names.extend(names);
     }
 
+    pub(super) fn blocking(&self) -> &HashMap<String, bool> {
+        &self.blocking
+    }
+
+    /// Names read from the database, with whether each user blocks anyone.
+    pub(super) fn add_users(&mut self, users: impl IntoIterator<Item = (String, String, bool)>) {
+        for (id, name, blocking) in users {
+            self.blocking.insert(id.clone(), blocking);
+            self.names.insert(id, name);
+        }
+    }
+
+    /// A BLOCK or UNBLOCK this writer stored: whether `user` blocks anyone now.
+    pub(super) fn set_blocking(&mut self, user: &str, blocking: bool) {
+        self.blocking.insert(user.to_owned(), blocking);
+    }
+
     /// Drops what is too old or too much; runs before each transaction.
     pub(super) fn trim(&mut self) {
         if self.conversations.len() > CACHE_LIMIT {
@@ -61,6 +82,7 @@ impl Cache {
             .is_some_and(|ttl| self.names_since.elapsed() > ttl);
         if expired || self.names.len() > CACHE_LIMIT {
             self.names.clear();
+            self.blocking.clear();
             self.names_since = Instant::now();
         }
     }

@@ -38,7 +38,7 @@ pub(super) enum MessageCommand {
     },
 }
 
-/// Display names and group management: rare, run one by one ([`super::groups`]).
+/// Display names, group management, READ and BLOCK: rare, run one by one ([`super::groups`]).
 #[derive(Debug)]
 pub(super) enum ManageCommand {
     UpsertUser {
@@ -78,6 +78,12 @@ pub(super) enum ManageCommand {
     EraseUser {
         user: String,
         reply: Pending<Erased>,
+    },
+    Block {
+        blocker: String,
+        blocked: String,
+        on: bool,
+        reply: Pending<()>,
     },
 }
 
@@ -151,7 +157,9 @@ impl MessageCommand {
 impl ManageCommand {
     pub(super) fn answer(self) {
         match self {
-            ManageCommand::UpsertUser { reply, .. } => reply.send(),
+            ManageCommand::UpsertUser { reply, .. } | ManageCommand::Block { reply, .. } => {
+                reply.send()
+            }
             ManageCommand::CreateGroup { reply, .. } | ManageCommand::ChangeGroup { reply, .. } => {
                 reply.send()
             }
@@ -164,7 +172,9 @@ impl ManageCommand {
 
     pub(super) fn fail(self, cause: &Arc<Error>) {
         match self {
-            ManageCommand::UpsertUser { reply, .. } => reply.reply.fail(cause),
+            ManageCommand::UpsertUser { reply, .. } | ManageCommand::Block { reply, .. } => {
+                reply.reply.fail(cause)
+            }
             ManageCommand::CreateGroup { reply, .. } | ManageCommand::ChangeGroup { reply, .. } => {
                 reply.reply.fail(cause)
             }

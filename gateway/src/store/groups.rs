@@ -1,5 +1,5 @@
 //! The writer's rare commands, run one by one between SEND/ACK runs: display names, groups and
-//! their administration (v1.1), READ marks and RECALL ([`super::marks`]).
+//! their administration (v1.1), READ marks and RECALL ([`super::marks`]), blocks ([`super::blocks`]).
 //!
 //! Every membership change is also stored as a group event — a message from `system` in the
 //! group's conversation, with its seq (DESIGN §11) — in the transaction that makes the change,
@@ -12,7 +12,7 @@ use chat_protocol::{GroupEvent, Role, SystemEvent, UserId};
 use super::backend::Backend;
 use super::cache::Cache;
 use super::command::ManageCommand;
-use super::{lifecycle, marks, Announcement, Group, GroupChange};
+use super::{blocks, lifecycle, marks, Announcement, Group, GroupChange};
 use crate::error::{Error, Result};
 use crate::model::{group_conversation_id, new_id, now_ms, StoredMessage};
 
@@ -59,6 +59,12 @@ pub(super) async fn run<DB: Backend>(
         ManageCommand::EraseUser { user, reply } => {
             reply.hold(lifecycle::erase::<DB>(conn, user).await)
         }
+        ManageCommand::Block {
+            blocker,
+            blocked,
+            on,
+            reply,
+        } => reply.hold(blocks::block::<DB>(conn, cache, blocker, blocked, *on).await),
     }
 }
 

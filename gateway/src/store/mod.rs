@@ -20,6 +20,7 @@
 
 pub mod acks;
 mod backend;
+mod blocks;
 mod cache;
 mod command;
 mod groups;
@@ -302,6 +303,17 @@ pub trait Store: Send + Sync + 'static {
     /// The active members of a conversation `user` takes part in, `user` included. Not a
     /// participant: 403.
     async fn participants(&self, user: &str, conversation_id: &str) -> Result<Vec<String>>;
+
+    /// BLOCK (`on`) or UNBLOCK `other` for `user`: idempotent. While blocked, `other`'s 1:1
+    /// sends to `user` are refused (403).
+    async fn block(&self, user: &str, other: &str, on: bool) -> Result<()>;
+
+    /// The users `user` blocks, sorted (SYNC's conversation list).
+    async fn blocked(&self, user: &str) -> Result<Vec<String>>;
+
+    /// Those of `users` whose presence `viewer` may see: they share an active conversation with
+    /// it and do not block it.
+    async fn visible(&self, viewer: &str, users: &[String]) -> Result<Vec<String>>;
 
     /// The user's conversations with their last, acked and read seqs.
     async fn conversations(&self, user: &str) -> Result<Vec<ConversationSummary>>;

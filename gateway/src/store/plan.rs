@@ -20,7 +20,7 @@ pub(crate) use acks::{
     check_acks, first_deliveries, fold_acks, marks_by_pair, AckPosition, AckTarget, AckWrites,
 };
 pub(crate) use sends::{
-    addressed_groups, build_messages, direct_conversations, idempotency_keys, new_sends,
+    addressed_groups, blockable, build_messages, direct_conversations, idempotency_keys, new_sends,
     plan_sends, seq_counts, unnamed_recipients, Lookups, Plan, SendRequest,
 };
 

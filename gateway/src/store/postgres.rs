@@ -190,7 +190,24 @@ impl Backend for Postgres {
         Statements::active_members(conn, conversations).await
     }
 
-    async fn names(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<(String, String)>> {
+    async fn blocked_pairs(
+        conn: &mut PgConnection,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>> {
+        Statements::blocked_pairs(conn, pairs).await
+    }
+
+    async fn set_block(
+        conn: &mut PgConnection,
+        blocker: &str,
+        blocked: &str,
+        on: bool,
+        now: i64,
+    ) -> Result<bool> {
+        Statements::set_block(conn, blocker, blocked, on, now).await
+    }
+
+    async fn names(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<(String, String, bool)>> {
         Statements::names(conn, ids).await
     }
 
@@ -359,6 +376,14 @@ impl Backend for Postgres {
 
     async fn backlog(pool: &Pool<Postgres>, user: &str) -> Result<Vec<Backlog>> {
         Statements::backlog(pool, user).await
+    }
+
+    async fn blocked_users(pool: &Pool<Postgres>, user: &str) -> Result<Vec<String>> {
+        Statements::blocked_users(pool, user).await
+    }
+
+    async fn visible(pool: &Pool<Postgres>, viewer: &str, users: &[&str]) -> Result<Vec<String>> {
+        Statements::visible(pool, viewer, users).await
     }
 
     async fn ping(pool: &Pool<Postgres>) -> Result<()> {

@@ -103,7 +103,8 @@ async fn store<DB: Backend>(
 }
 
 /// Everything planning needs: stored duplicates, the addressed groups and their active members,
-/// and the display names of 1:1 recipients not in the cache (added to it); and the acked
+/// the display names of 1:1 recipients not in the cache (added to it, with whether each blocks
+/// anyone), the blocks of those who do; and the acked
 /// messages. An ack never names a message of its own run: a message is acked after it was
 /// delivered, so after the transaction that stored it committed.
 async fn look_up<DB: Backend>(
@@ -116,13 +117,17 @@ async fn look_up<DB: Backend>(
     let groups = DB::find_groups(conn, &plan::addressed_groups(sends)).await?;
     let conversations: Vec<&str> = groups.iter().map(|(_, c)| c.as_str()).collect();
     let members = DB::active_members(conn, &conversations).await?;
-    let unnamed = plan::unnamed_recipients(sends, cache.names());
+    let unnamed = plan::unnamed_recipients(sends, cache.names(), cache.blocking());
     let names = DB::names(conn, &unnamed).await?;
-    cache.add_names(names);
+    cache.add_users(names);
+    // Only sends to users who block someone cost a lookup more.
+    let blockable = plan::blockable(sends, cache.blocking());
+    let blocked = DB::blocked_pairs(conn, &blockable).await?;
     let lookups = Lookups {
         existing,
         groups,
         members,
+        blocked,
     };
     Ok((lookups, found))
 }

@@ -170,6 +170,26 @@ impl<DB: Backend> Store for SqlStore<DB> {
         .await
     }
 
+    async fn block(&self, user: &str, other: &str, on: bool) -> Result<()> {
+        let (blocker, blocked) = (user.to_owned(), other.to_owned());
+        self.manage(|reply| ManageCommand::Block {
+            blocker,
+            blocked,
+            on,
+            reply,
+        })
+        .await
+    }
+
+    async fn blocked(&self, user: &str) -> Result<Vec<String>> {
+        DB::blocked_users(&self.readers, user).await
+    }
+
+    async fn visible(&self, viewer: &str, users: &[String]) -> Result<Vec<String>> {
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+        DB::visible(&self.readers, viewer, &users).await
+    }
+
     async fn read(
         &self,
         user: &str,

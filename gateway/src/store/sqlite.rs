@@ -192,7 +192,24 @@ impl Backend for Sqlite {
         conn.active_members(conversations)
     }
 
-    async fn names(conn: &mut SqliteWriter, ids: &[&str]) -> Result<Vec<(String, String)>> {
+    async fn blocked_pairs(
+        conn: &mut SqliteWriter,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>> {
+        conn.blocked_pairs(pairs)
+    }
+
+    async fn set_block(
+        conn: &mut SqliteWriter,
+        blocker: &str,
+        blocked: &str,
+        on: bool,
+        now: i64,
+    ) -> Result<bool> {
+        conn.set_block(blocker, blocked, on, now)
+    }
+
+    async fn names(conn: &mut SqliteWriter, ids: &[&str]) -> Result<Vec<(String, String, bool)>> {
         conn.names(ids)
     }
 
@@ -362,6 +379,14 @@ impl Backend for Sqlite {
 
     async fn backlog(pool: &Pool<Sqlite>, user: &str) -> Result<Vec<Backlog>> {
         Statements::backlog(pool, user).await
+    }
+
+    async fn blocked_users(pool: &Pool<Sqlite>, user: &str) -> Result<Vec<String>> {
+        Statements::blocked_users(pool, user).await
+    }
+
+    async fn visible(pool: &Pool<Sqlite>, viewer: &str, users: &[&str]) -> Result<Vec<String>> {
+        Statements::visible(pool, viewer, users).await
     }
 
     async fn ping(pool: &Pool<Sqlite>) -> Result<()> {

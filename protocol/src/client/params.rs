@@ -9,7 +9,8 @@ use crate::groups::Role;
 use crate::ids::{ConversationId, IdError, UserId};
 use crate::kind;
 use crate::limits::{
-    MAX_CLIENT_MSG_ID, MAX_FILE_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_SYNC_LIMIT,
+    MAX_CLIENT_MSG_ID, MAX_FILE_ID, MAX_GROUP_MEMBERS, MAX_GROUP_NAME, MAX_PRESENCE_USERS,
+    MAX_SYNC_LIMIT,
 };
 
 pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
@@ -87,6 +88,15 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
         },
         kind::RECALL => Request::Recall {
             message_id: req_id(p, "messageId")?,
+        },
+        kind::SUBSCRIBE_PRESENCE => Request::SubscribePresence {
+            users: user_list(p, "users", true, MAX_PRESENCE_USERS)?,
+        },
+        kind::BLOCK => Request::Block {
+            user_id: req_id(p, "userId")?,
+        },
+        kind::UNBLOCK => Request::Unblock {
+            user_id: req_id(p, "userId")?,
         },
         kind::HEARTBEAT => Request::Heartbeat,
         kind::RENEW => Request::Renew,
@@ -223,13 +233,18 @@ fn sync_limit(p: &Params) -> Result<u32, String> {
 }
 
 fn members(p: &Params, required: bool) -> Result<Vec<UserId>, String> {
-    let list = match p.get("members") {
+    user_list(p, "members", required, MAX_GROUP_MEMBERS)
+}
+
+/// An array of user ids under `key`, each kept once, at most `max` of them.
+fn user_list(p: &Params, key: &str, required: bool, max: usize) -> Result<Vec<UserId>, String> {
+    let list = match p.get(key) {
         None | Some(Value::Null) if !required => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
-        _ => return Err("\"members\" must be an array of user ids".into()),
+        _ => return Err(format!("\"{key}\" must be an array of user ids")),
     };
-    if list.len() > MAX_GROUP_MEMBERS {
-        return Err(format!("at most {MAX_GROUP_MEMBERS} members at once"));
+    if list.len() > max {
+        return Err(format!("at most {max} {key} at once"));
     }
     let mut out: Vec<UserId> = Vec::with_capacity(list.len());
     for m in list {
@@ -237,7 +252,7 @@ fn members(p: &Params, required: bool) -> Result<Vec<UserId>, String> {
             Value::String(s) => UserId::parse(s.as_str()).ok(),
             _ => None,
         }
-        .ok_or("\"members\" must be an array of user ids (1-128 bytes)")?;
+        .ok_or_else(|| format!("\"{key}\" must be an array of user ids (1-128 bytes)"))?;
         if !out.contains(&id) {
             out.push(id);
         }

@@ -129,6 +129,12 @@ impl Serialize for ClientFrame {
             Request::Recall { message_id } => {
                 map.serialize_entry("params", &RecallParams { message_id })?
             }
+            Request::SubscribePresence { users } => {
+                map.serialize_entry("params", &UsersParams { users })?
+            }
+            Request::Block { user_id } | Request::Unblock { user_id } => {
+                map.serialize_entry("params", &UserParams { user_id })?
+            }
             Request::Sync {
                 conversation_id: None,
                 ..
@@ -224,6 +230,11 @@ struct RecallParams<'a> {
 }
 
 #[derive(Serialize)]
+struct UsersParams<'a> {
+    users: &'a [UserId],
+}
+
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RenameParams<'a> {
     group_id: &'a GroupId,
@@ -236,4 +247,10 @@ struct RoleParams<'a> {
     group_id: &'a GroupId,
     user_id: &'a UserId,
     role: Role,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserParams<'a> {
+    user_id: &'a UserId,
 }

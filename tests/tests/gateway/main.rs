@@ -10,4 +10,5 @@ mod frames;
 mod http_api;
 mod lifecycle;
 mod lifecycle_data;
+mod presence;
 mod v11;

@@ -115,6 +115,15 @@ impl Connection {
                 state,
             },
             Request::Recall { message_id } => Op::Recall { message_id },
+            Request::SubscribePresence { users } => Op::SubscribePresence { users },
+            Request::Block { user_id } | Request::Unblock { user_id }
+                if user_id == self.who.user =>
+            {
+                let e = Error::BadRequest("you cannot block yourself".into());
+                return self.error(&e, rid.as_ref());
+            }
+            Request::Block { user_id } => Op::Block { user_id, on: true },
+            Request::Unblock { user_id } => Op::Block { user_id, on: false },
             Request::Sync {
                 conversation_id: None,
                 ..

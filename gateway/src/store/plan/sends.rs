@@ -32,6 +32,9 @@ pub(crate) struct Lookups {
     pub groups: Vec<(String, String)>,
     /// `(conversation id, user id)` of every active member of those groups.
     pub members: Vec<(String, String)>,
+    /// `(blocker, blocked)`: 1:1 recipients that block the sender (looked up only for
+    /// recipients who block someone, [`blockable`]).
+    pub blocked: Vec<(String, String)>,
 }
 
 /// The `(sender, clientMsgId)` pairs to look for among stored messages.
@@ -52,21 +55,41 @@ pub(crate) fn addressed_groups<'a>(sends: &[SendRequest<'a>]) -> Vec<&'a str> {
     ids.into_iter().collect()
 }
 
-/// The 1:1 recipients whose display names are not in `names` yet, sorted and unique.
+/// The 1:1 recipients whose display names, or whether they block anyone, are not known yet
+/// (in `names`, `blocking`), sorted and unique.
 pub(crate) fn unnamed_recipients<'a>(
     sends: &[SendRequest<'a>],
     names: &HashMap<String, String>,
+    blocking: &HashMap<String, bool>,
 ) -> Vec<&'a str> {
     let ids: BTreeSet<&str> = sends
         .iter()
-        .filter(|(m, group)| !*group && !names.contains_key(&m.to))
+        .filter(|(m, group)| {
+            let known = names.contains_key(&m.to) && blocking.contains_key(&m.to);
+            !*group && !known
+        })
         .map(|(m, _)| m.to.as_str())
         .collect();
     ids.into_iter().collect()
 }
 
+/// `(recipient, sender)` of the 1:1 sends whose recipient blocks someone, sorted and unique:
+/// the only pairs whose block is looked up (a run to users who block no one asks nothing).
+pub(crate) fn blockable<'a>(
+    sends: &[SendRequest<'a>],
+    blocking: &HashMap<String, bool>,
+) -> Vec<(&'a str, &'a str)> {
+    let pairs: BTreeSet<(&str, &str)> = sends
+        .iter()
+        .filter(|(m, group)| !*group && blocking.get(&m.to).copied().unwrap_or(false))
+        .map(|(m, _)| (m.to.as_str(), m.from.as_str()))
+        .collect();
+    pairs.into_iter().collect()
+}
+
 /// Decides every send of the run: duplicate (stored before, or earlier in this run), refused
-/// (unknown group: 404; sender not an active member: 403), or new. `names` are the users'
+/// (unknown group: 404; sender not an active member, or blocked by the 1:1 recipient: 403), or
+/// new. `names` are the users'
 /// display names known so far; a 1:1 recipient without one is shown by id.
 pub(crate) fn plan_sends(
     sends: &[SendRequest<'_>],
@@ -81,6 +104,7 @@ pub(crate) fn plan_sends(
         );
     }
     let group_conv: HashMap<String, String> = lookups.groups.into_iter().collect();
+    let blocked: HashSet<(String, String)> = lookups.blocked.into_iter().collect();
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
     for (conv, user) in lookups.members {
         members.entry(conv).or_default().push(user);
@@ -102,6 +126,8 @@ pub(crate) fn plan_sends(
         }
         let plan = if *group {
             plan_group_send(m, &group_conv, &members)
+        } else if blocked.contains(&(m.to.clone(), m.from.clone())) {
+            Plan::Refused(Error::Forbidden("the recipient blocked you".into()))
         } else {
             Plan::New {
                 conversation_id: direct_conversation_id(&m.from, &m.to),

@@ -64,6 +64,7 @@ fn sends_are_duplicates_refused_or_new() {
             ("grp:g2".into(), "dave".into()),
             ("grp:g2".into(), "carol".into()),
         ],
+        blocked: Vec::new(),
     };
     let names = HashMap::from([("bob".to_owned(), "Bob".to_owned())]);
     let plans = plan_sends(&sends, lookups, &names);
@@ -74,6 +75,44 @@ fn sends_are_duplicates_refused_or_new() {
     assert!(matches!(plans[2], Plan::DuplicateOf(1)));
     assert!(matches!(&plans[3], Plan::Refused(e) if e.status() == 404));
     assert!(matches!(&plans[4], Plan::New { members, .. } if members == &["carol", "dave"]));
+}
+
+#[test]
+fn only_recipients_who_block_someone_are_looked_up_and_blocked_senders_refused() {
+    let (a, b, c, g) = (
+        msg("mallory", "alice", None),
+        msg("bob", "alice", None),
+        msg("mallory", "carol", None),
+        msg("mallory", "alice", None),
+    );
+    let sends: Vec<SendRequest<'_>> = vec![(&a, false), (&b, false), (&c, false), (&g, true)];
+    let names = HashMap::from([
+        ("alice".to_owned(), "Alice".to_owned()),
+        ("carol".to_owned(), "Carol".to_owned()),
+    ]);
+    // Carol's blocking flag is not known yet: she is looked up again, with it.
+    let blocking = HashMap::from([("alice".to_owned(), true)]);
+    assert_eq!(unnamed_recipients(&sends, &names, &blocking), vec!["carol"]);
+    let blocking = HashMap::from([("alice".to_owned(), true), ("carol".to_owned(), false)]);
+    assert!(unnamed_recipients(&sends, &names, &blocking).is_empty());
+    assert_eq!(
+        blockable(&sends, &blocking),
+        vec![("alice", "bob"), ("alice", "mallory")]
+    );
+    let lookups = Lookups {
+        groups: vec![("alice".into(), "grp:alice".into())],
+        members: vec![("grp:alice".into(), "mallory".into())],
+        blocked: vec![("alice".into(), "mallory".into())],
+        ..Lookups::default()
+    };
+    let plans = plan_sends(&sends, lookups, &names);
+    assert!(matches!(&plans[0], Plan::Refused(e) if e.status() == 403));
+    assert!(matches!(&plans[1], Plan::New { .. }));
+    assert!(matches!(&plans[2], Plan::New { .. }));
+    assert!(
+        matches!(&plans[3], Plan::New { .. }),
+        "a block does not reach group messages"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 pub(super) mod rows;
 
+mod blocks;
 mod groups;
 mod reads;
 mod writes;

@@ -80,14 +80,6 @@ where
         Self::pairs_in(conn, select, conversations).await
     }
 
-    /// `(user id, display name)` of those of `ids` that have one.
-    pub(in crate::store) async fn names(
-        conn: &mut DB::Connection,
-        ids: &[&str],
-    ) -> Result<Vec<(String, String)>> {
-        Self::pairs_in(conn, "SELECT id, name FROM users WHERE id IN ", ids).await
-    }
-
     /// Creates the 1:1 conversations (id → its two users) that do not exist yet, with their
     /// memberships. One that another transaction is creating is waited for, not duplicated.
     pub(in crate::store) async fn create_direct(

@@ -20,6 +20,8 @@ use crate::model::StoredMessage;
 use crate::store::plan::{AckPosition, AckTarget, AckWrites};
 use crate::store::sql::rows::{target_columns, MessageRow};
 
+mod blocks;
+
 /// Prepared statements kept: every statement the writer runs, with room to spare.
 const STATEMENTS: usize = 64;
 
@@ -151,10 +153,6 @@ impl SqliteWriter {
     }
 
     /// `(user id, display name)` of those of `ids` that have one.
-    pub(super) fn names(&mut self, ids: &[&str]) -> Result<Vec<(String, String)>> {
-        self.pairs("SELECT id, name FROM users WHERE id = ?1", ids)
-    }
-
     /// Creates the 1:1 conversations (id → its two users) that do not exist yet, with their
     /// memberships.
     pub(super) fn create_direct(
