@@ -52,6 +52,7 @@ pub(super) async fn erase_rows(
     .await?;
     for sql in [
         "DELETE FROM acks WHERE user_id = $1",
+        "DELETE FROM blocks WHERE blocker = $1 OR blocked = $1",
         "DELETE FROM memberships WHERE user_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {

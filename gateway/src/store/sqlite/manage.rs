@@ -248,6 +248,7 @@ impl SqliteWriter {
             .execute(params![user, now])?;
         for sql in [
             "DELETE FROM acks WHERE user_id = ?1",
+            "DELETE FROM blocks WHERE blocker = ?1 OR blocked = ?1",
             "DELETE FROM memberships WHERE user_id = ?1",
             "DELETE FROM users WHERE id = ?1",
         ] {
