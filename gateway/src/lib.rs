@@ -5,7 +5,7 @@
 //! that needs the store) → [`routing`] (events to devices on any pod) → [`hub`] (this process's
 //! connections), [`routes`] / [`bus`] / [`store`] (one trait each, two backends). [`delivery`]
 //! (ack window, fan-out planning) and [`model`] are pure; [`app`] holds the dependencies,
-//! [`server`] assembles them. The wire protocol is the `chat-protocol` crate.
+//! [`server`] assembles them; [`webhook`] posts offline pushes. The wire protocol is the `chat-protocol` crate.
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
 
@@ -29,5 +29,6 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod webhook;
 
 pub use error::{Error, Result};

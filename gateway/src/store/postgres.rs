@@ -122,6 +122,16 @@ impl SqlStore<Postgres> {
     }
 }
 
+/// A small pool on the store's database for what is kept beside the messages and written outside
+/// the writer (the webhook's pending deliveries). Migrations have run.
+pub async fn side_pool(url: &str) -> Result<Pool<Postgres>> {
+    Ok(PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options(url)?)
+        .await?)
+}
+
 /// The statements PostgreSQL runs as SQLite does.
 type Statements = Shared<Postgres>;
 
