@@ -9,6 +9,7 @@
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bus;

@@ -334,6 +334,15 @@ impl Backend for Postgres {
         Statements::read(pool, user, conversation, after_seq, limit).await
     }
 
+    async fn history(
+        pool: &Pool<Postgres>,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        Statements::history(pool, conversation, after_seq, limit).await
+    }
+
     async fn position(pool: &Pool<Postgres>, user: &str, conversation: &str) -> Result<Position> {
         Statements::position(pool, user, conversation).await
     }

@@ -338,6 +338,15 @@ impl Backend for Sqlite {
         Statements::read(pool, user, conversation, after_seq, limit).await
     }
 
+    async fn history(
+        pool: &Pool<Sqlite>,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        Statements::history(pool, conversation, after_seq, limit).await
+    }
+
     async fn position(pool: &Pool<Sqlite>, user: &str, conversation: &str) -> Result<Position> {
         Statements::position(pool, user, conversation).await
     }
