@@ -2,6 +2,7 @@
 //! One test binary for all of them keeps link time down.
 
 mod admin;
+mod backend_api;
 mod bad_input;
 mod delivery;
 mod durability;
@@ -10,3 +11,5 @@ mod frames;
 mod http_api;
 mod lifecycle;
 mod v11;
+mod webhook;
+mod webhook_queue;
