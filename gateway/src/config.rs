@@ -235,7 +235,7 @@ impl ServeConfig {
 /// device (or none that acked it after the retry) is announced, signed, at least once.
 #[derive(Debug, Clone, Args)]
 pub struct WebhookArgs {
-    /// URL the gateway POSTs `message.offline` events to; unset: no offline push.
+    /// http:// URL the gateway POSTs `message.offline` events to; unset: no offline push.
     #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_URL")]
     pub offline_webhook_url: Option<String>,
 

@@ -54,6 +54,17 @@ impl Webhook {
         let Some(url) = args.offline_webhook_url.clone() else {
             return Ok(None);
         };
+        match reqwest::Url::parse(&url) {
+            Ok(u) if u.scheme() == "http" => {}
+            // reqwest is built without a TLS stack here (one per crate, chosen on purpose):
+            // an https:// receiver would fail every attempt, so refuse it at start-up.
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "--offline-webhook-url must be an http:// URL, not {url:?} (no TLS client \
+                     is built in: put a TLS-originating proxy or sidecar in front of an https receiver)"
+                )))
+            }
+        }
         let secret = args
             .offline_webhook_secret
             .clone()
@@ -202,4 +213,48 @@ enum Outcome {
     Delivered,
     Retry(String),
     Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: Option<&str>, secret: Option<&str>) -> WebhookArgs {
+        WebhookArgs {
+            offline_webhook_url: url.map(Into::into),
+            offline_webhook_secret: secret.map(Into::into),
+            offline_webhook_retry_seconds: 3600,
+            offline_webhook_timeout_ms: 10_000,
+            offline_webhook_backoff_ms: 1_000,
+        }
+    }
+
+    fn queue() -> Arc<dyn Queue> {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_lazy("sqlite::memory:")
+            .unwrap();
+        Arc::new(queue::SqlQueue::new(pool))
+    }
+
+    #[tokio::test]
+    async fn off_without_a_url_and_refused_without_a_secret_or_over_https() {
+        assert!(Webhook::from_args(&args(None, None), "p", queue())
+            .unwrap()
+            .is_none());
+        let ok = Webhook::from_args(&args(Some("http://push:8080/x"), Some("k")), "p", queue());
+        assert!(ok.unwrap().is_some());
+        for (url, secret) in [
+            ("http://push:8080/x", None),
+            ("http://push:8080/x", Some("")),
+            ("https://push.example/x", Some("k")),
+            ("not a url", Some("k")),
+        ] {
+            let refused = Webhook::from_args(&args(Some(url), secret), "p", queue());
+            assert_eq!(
+                refused.err().map(|e| e.status()),
+                Some(400),
+                "{url} {secret:?}"
+            );
+        }
+    }
 }
