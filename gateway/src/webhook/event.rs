@@ -36,7 +36,7 @@ pub struct OfflineEvent<'a> {
     pub seq: i64,
     /// The sender's user id.
     pub from_user: &'a str,
-    /// The text's first [`PREVIEW_CHARS`] code points.
+    /// The text's first [`PREVIEW_CHARS`] code points; empty for a recalled message.
     pub preview: &'a str,
     /// The message's `fileType`.
     pub file_type: i64,
@@ -54,7 +54,11 @@ impl<'a> OfflineEvent<'a> {
             conversation_id: &message.conversation_id,
             seq: message.seq,
             from_user: &message.from,
-            preview: preview(&message.body),
+            preview: if message.recalled {
+                ""
+            } else {
+                preview(&message.body)
+            },
             file_type: message.file_type,
             ts: message.created_at,
         }
@@ -145,6 +149,7 @@ mod tests {
             client_msg_id: None,
             created_at: 1_700_000_000_000,
             request_id: "r".into(),
+            recalled: false,
         };
         let v: serde_json::Value =
             serde_json::from_str(&OfflineEvent::new(&m, "bob").body()).unwrap();
@@ -154,5 +159,10 @@ mod tests {
                 "conversationId": "c1", "seq": 7, "fromUser": "alice", "preview": "hello",
                 "fileType": 1, "ts": 1_700_000_000_000i64})
         );
+        let recalled = StoredMessage {
+            recalled: true,
+            ..m.clone()
+        };
+        assert_eq!(OfflineEvent::new(&recalled, "bob").preview, "");
     }
 }

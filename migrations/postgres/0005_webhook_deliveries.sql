@@ -4,8 +4,8 @@
 -- retry window ran out. `body` is the exact JSON posted (and signed) on every attempt.
 -- Every pod's dispatcher claims due rows with `FOR UPDATE SKIP LOCKED` and sets `lease_until`
 -- (ms): a pod that dies mid-delivery leaves a lease that runs out, and any other pod finishes
--- the row. A new table only: old pods keep running beside it. Numbered 0004: 0003 is taken by
--- another branch's migration, and versions need not be contiguous.
+-- the row. A new table only: old pods keep running beside it. Numbered 0005: the next free
+-- number after main's 0004_recall.
 CREATE TABLE webhook_deliveries (
     message_id   TEXT NOT NULL,
     user_id      TEXT NOT NULL,

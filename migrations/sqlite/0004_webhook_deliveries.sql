@@ -2,8 +2,8 @@
 -- (message, recipient user), written when the message found the user with no online device or
 -- its devices left it unacked after the retry, deleted once the receiver answered 2xx or the
 -- retry window ran out. `body` is the exact JSON posted (and signed) on every attempt.
--- `lease_until` (ms) fences a row while one dispatcher posts it. Numbered 0003: 0002 is taken
--- by another branch's migration, and versions need not be contiguous.
+-- `lease_until` (ms) fences a row while one dispatcher posts it. The next free number after main's
+-- 0003_recall.
 CREATE TABLE webhook_deliveries (
     message_id   TEXT NOT NULL,
     user_id      TEXT NOT NULL,
