@@ -39,6 +39,37 @@ where
     usize: ColumnIndex<DB::Row>,
     for<'n> &'n str: ColumnIndex<DB::Row>,
 {
+    /// Up to `limit` messages of `conversation` in `(after_seq, up_to]`, and whether more follow.
+    async fn page(
+        conn: &mut DB::Connection,
+        conversation: &str,
+        after_seq: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        let sql = format!(
+            "SELECT {READ_COLUMNS_M}, {FILE_COLUMNS_F} FROM messages m
+             LEFT JOIN files f ON f.id = m.file_id AND m.recalled_at IS NULL
+             WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(conversation)
+            .bind(after_seq)
+            .bind(up_to)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let has_more = rows.len() > limit as usize;
+        Ok(Page {
+            messages: rows
+                .into_iter()
+                .take(limit as usize)
+                .map(StoredMessage::from)
+                .collect(),
+            has_more,
+        })
+    }
+
     /// Messages above `after_seq`, oldest first, whoever takes part. No such conversation: 404.
     pub(in crate::store) async fn history(
         pool: &Pool<DB>,
@@ -55,7 +86,7 @@ where
         if found.is_none() {
             return Err(Error::NotFound(format!("no conversation {conversation}")));
         }
-        page(&mut conn, conversation, after_seq, i64::MAX, limit).await
+        Self::page(&mut conn, conversation, after_seq, i64::MAX, limit).await
     }
 
     /// Messages above `after_seq` (and above the user's join point), oldest first. Not an
@@ -80,7 +111,7 @@ where
         let Some((joined, left)) = joined else {
             return Err(not_a_participant());
         };
-        page(
+        Self::page(
             &mut conn,
             conversation,
             after_seq.max(joined),
@@ -214,46 +245,6 @@ where
         sqlx::query::<DB>("SELECT 1").execute(pool).await?;
         Ok(())
     }
-}
-
-/// Up to `limit` messages of `conversation` in `(after_seq, up_to]`, and whether more follow.
-async fn page<DB>(
-    conn: &mut DB::Connection,
-    conversation: &str,
-    after_seq: i64,
-    up_to: i64,
-    limit: u32,
-) -> Result<Page>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'n> &'n str: ColumnIndex<DB::Row>,
-{
-    let sql = format!(
-        "SELECT {READ_COLUMNS_M}, {FILE_COLUMNS_F} FROM messages m
-         LEFT JOIN files f ON f.id = m.file_id AND m.recalled_at IS NULL
-         WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
-    );
-    let rows: Vec<MessageRow> = sqlx::query_as(&sql)
-        .bind(conversation)
-        .bind(after_seq)
-        .bind(up_to)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&mut *conn)
-        .await?;
-    let has_more = rows.len() > limit as usize;
-    Ok(Page {
-        messages: rows
-            .into_iter()
-            .take(limit as usize)
-            .map(StoredMessage::from)
-            .collect(),
-        has_more,
-    })
 }
 
 fn not_a_participant() -> Error {
