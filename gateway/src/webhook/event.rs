@@ -150,6 +150,8 @@ mod tests {
             created_at: 1_700_000_000_000,
             request_id: "r".into(),
             recalled: false,
+            system: None,
+            file: None,
         };
         let v: serde_json::Value =
             serde_json::from_str(&OfflineEvent::new(&m, "bob").body()).unwrap();
