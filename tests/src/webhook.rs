@@ -118,13 +118,16 @@ impl Receiver {
 }
 
 /// Points `cfg` at `url` with test timings: a 300 ms POST timeout, a 50 ms first backoff, a
-/// 60 s retry window.
+/// 60 s retry window, and a 60 s ack timeout.
 pub fn configure(cfg: &mut chat_gateway::config::ServeConfig, url: &str) {
     cfg.webhook.offline_webhook_url = Some(url.to_owned());
     cfg.webhook.offline_webhook_secret = Some(WEBHOOK_SECRET.to_owned());
     cfg.webhook.offline_webhook_timeout_ms = 300;
     cfg.webhook.offline_webhook_backoff_ms = 50;
     cfg.webhook.offline_webhook_retry_seconds = 60;
+    // No device gives a push up unacked during a test unless the test says so: that, too,
+    // would post an event (group creation events reach the creator's device, unacked).
+    cfg.ack_timeout_ms = 60_000;
 }
 
 /// `X-Chat-Delivery` of `message_id` for `user`.
