@@ -17,6 +17,7 @@ use crate::routes::RouteTable;
 use crate::routing::Router;
 use crate::session::core::Settings;
 use crate::store::Store;
+use crate::webhook::Webhook;
 
 /// The process's shared state.
 pub struct App {
@@ -47,6 +48,8 @@ pub struct App {
     pub session: Arc<Settings>,
     /// Uploads: SEND checks the file it carries here, the file endpoints serve them.
     pub files: Arc<Files>,
+    /// The offline-push webhook, with `--offline-webhook-url`.
+    pub webhook: Option<Arc<Webhook>>,
 }
 
 impl App {
@@ -92,6 +95,7 @@ impl App {
             session,
             files,
             config,
+            webhook: None,
         }
     }
 }

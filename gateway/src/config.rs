@@ -171,6 +171,10 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub files: crate::files::FileArgs,
 
+    /// The offline-push webhook (off unless `--offline-webhook-url` is set).
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+
     /// Log as JSON lines instead of human-readable text (optional boolean, as `--dev-login`).
     #[arg(
         long,
@@ -211,6 +215,11 @@ impl ServeConfig {
         Duration::from_millis(self.ack_timeout_ms)
     }
 
+    /// `--offline-webhook-timeout-ms`: how long one webhook POST may take.
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook.offline_webhook_timeout_ms)
+    }
+
     /// The pod name, defaulting to the hostname, then to "gateway".
     pub fn pod(&self) -> String {
         self.pod_name
@@ -224,6 +233,31 @@ impl ServeConfig {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "gateway".to_owned())
     }
+}
+
+/// The offline-push webhook (DESIGN §11): where a stored message's recipient with no online
+/// device (or none that acked it after the retry) is announced, signed, at least once.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// http:// URL the gateway POSTs `message.offline` events to; unset: no offline push.
+    #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_URL")]
+    pub offline_webhook_url: Option<String>,
+
+    /// HMAC-SHA256 key of the `X-Chat-Signature` header (`sha256=<hex>` of the exact body).
+    #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub offline_webhook_secret: Option<String>,
+
+    /// How long a delivery is retried (exponential backoff with jitter on errors, timeouts and 5xx) before it is dropped and counted failed.
+    #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_RETRY_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub offline_webhook_retry_seconds: u64,
+
+    /// How long one POST may take before it counts as failed and is retried.
+    #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=120_000))]
+    pub offline_webhook_timeout_ms: u64,
+
+    /// The first retry's delay; each further one doubles it (up to 5 minutes), with full jitter.
+    #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_BACKOFF_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub offline_webhook_backoff_ms: u64,
 }
 
 /// What `chat-gateway token` signs: the claims, the lifetime, and where the secret is.

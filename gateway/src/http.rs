@@ -1,5 +1,5 @@
-//! HTTP: the WebSocket upgrade (authenticated before upgrading), the push/kick API, the browser
-//! page, and the admin port (health, readiness, metrics, status, drain).
+//! HTTP: the WebSocket upgrade (authenticated before upgrading), the push/kick API, the backend
+//! API ([`crate::api`]), the browser page, and the admin port (health, readiness, metrics, status, drain).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use crate::config::DuplicateLogin;
 use crate::error::{Error, Result};
 use crate::handlers::Handlers;
 use crate::hub::{next_epoch, Conn, Outbound};
-use crate::model::{new_id, now_ms, HttpPush};
+use crate::model::{new_id, now_ms, HttpPush, SYSTEM_USER};
 use crate::presence::{PresenceEvent, Targets};
 use crate::session::core::Connection;
 use crate::session::{self, Identity};
@@ -53,6 +53,7 @@ pub fn public_router(app: Arc<App>) -> Router {
         )
         .route("/dev/login", post(dev_login))
         .merge(crate::files::http::routes())
+        .merge(crate::api::router())
         .with_state(app)
 }
 
@@ -99,6 +100,11 @@ async fn upgrade(
         .or_else(|| bearer(&headers))
         .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
     let claims = app.auth.verify(token)?;
+    if claims.sub == SYSTEM_USER {
+        return Err(Error::Forbidden(format!(
+            "\"{SYSTEM_USER}\" is the backend API's sender; no client may connect as it"
+        )));
+    }
     if app.drain.is_draining() {
         return Err(Error::Unavailable(
             "server is draining; connect again".into(),
@@ -233,7 +239,8 @@ pub(crate) fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
     Ok(claims)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+/// A JSON body of at most 64 KiB (413), well formed for `T` (400).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     if body.len() > MAX_FRAME_BYTES {
         return Err(Error::TooLarge("body larger than 64 KiB".into()));
     }
@@ -325,6 +332,11 @@ async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resu
     }
     let body: LoginBody = parse_json(&body)?;
     UserId::parse(body.user.as_str()).map_err(|e| Error::BadRequest(format!("user {e}")))?;
+    if body.user == SYSTEM_USER {
+        return Err(Error::BadRequest(format!(
+            "\"{SYSTEM_USER}\" is reserved for the backend API"
+        )));
+    }
     let token = app.auth.issue(
         &body.user,
         body.name.as_deref().filter(|n| !n.is_empty()),

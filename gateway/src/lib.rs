@@ -5,11 +5,12 @@
 //! that needs the store) → [`routing`] (events to devices on any pod) → [`hub`] (this process's
 //! connections), [`routes`] / [`bus`] / [`store`] (one trait each, two backends). [`delivery`]
 //! (ack window, fan-out planning) and [`model`] are pure; [`presence`] keeps who watches whose
-//! presence here; [`app`] holds the dependencies,
-//! [`server`] assembles them. The wire protocol is the `chat-protocol` crate.
+//! presence here; [`app`] holds the dependencies, [`server`] assembles them; [`webhook`] posts
+//! offline pushes. The wire protocol is the `chat-protocol` crate.
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bus;
@@ -32,5 +33,6 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod webhook;
 
 pub use error::{Error, Result};

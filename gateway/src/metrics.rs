@@ -109,4 +109,16 @@ fn describe() {
         "chat_recent_cache_errors_total",
         "Recent cache failures by op (read, write, queue); each one falls back to the database"
     );
+    metrics::describe_counter!(
+        "chat_webhook_sent_total",
+        "Offline-push webhook deliveries the receiver took (2xx)"
+    );
+    metrics::describe_counter!(
+        "chat_webhook_retried_total",
+        "Offline-push webhook attempts that failed (error, timeout, 5xx, 408, 429) and were rescheduled"
+    );
+    metrics::describe_counter!(
+        "chat_webhook_failed_total",
+        "Offline-push webhook deliveries given up: the retry window ran out, or the receiver refused (4xx)"
+    );
 }

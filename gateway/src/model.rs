@@ -102,7 +102,8 @@ pub struct StoredMessage {
     pub system: Option<Box<SystemEvent>>,
 }
 
-/// The sender of group events: a user id no token may carry.
+/// The sender of group events, and of messages a backend posts for no user (`POST /api/messages`
+/// with `from: "system"`): a user id no token may carry, so no client can connect or send as it.
 pub const SYSTEM_USER: &str = "system";
 
 impl StoredMessage {

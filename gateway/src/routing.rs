@@ -7,7 +7,7 @@
 //! carries it, so that pod writes the same text around its devices' fields. Notices are
 //! prepared once per pod (their envelope ids are fresh per device anyway).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chat_protocol::KickReason;
@@ -112,12 +112,37 @@ impl Router {
         users: &[String],
         skip: Option<(&str, &str)>,
     ) -> Result<()> {
+        self.deliver_noting(payload, users, skip, &[])
+            .await
+            .map(drop)
+    }
+
+    /// [`Router::deliver`], and which of `watch` had no connected device, from the same route
+    /// lookup (the offline push: no second lookup on a send's path; nothing more when `watch`
+    /// is empty).
+    pub async fn deliver_noting(
+        &self,
+        payload: Payload,
+        users: &[String],
+        skip: Option<(&str, &str)>,
+        watch: &[&str],
+    ) -> Result<Vec<String>> {
         let started = std::time::Instant::now();
         let routes = self.routes.lookup(users).await?;
         metrics::histogram!("chat_route_lookup_seconds").record(started.elapsed().as_secs_f64());
+        let offline = if watch.is_empty() {
+            Vec::new()
+        } else {
+            let online: HashSet<&str> = routes.iter().map(|r| r.user.as_str()).collect();
+            watch
+                .iter()
+                .filter(|u| !online.contains(**u))
+                .map(|u| (*u).to_owned())
+                .collect()
+        };
         self.dispatch(payload, routes, skip, 0).await;
         metrics::histogram!("chat_fanout_seconds").record(started.elapsed().as_secs_f64());
-        Ok(())
+        Ok(offline)
     }
 
     /// Local devices get the payload in-process; each other pod gets one event for its devices.

@@ -21,6 +21,8 @@ use crate::presence::{PresenceEvent, Targets};
 use crate::routes::redis::POD_STALE_MS;
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
+use crate::webhook::queue::{Queue, SqlQueue};
+use crate::webhook::Webhook;
 
 /// Listen backlog: tokio's default (1024) overflows in connect bursts. The kernel caps it at
 /// `net.core.somaxconn` (docs/operations.md: reconnect storms), so ask for the most it allows.
@@ -130,17 +132,21 @@ pub async fn run(
     let auth = Auth::new(secret.as_bytes());
     let files = Arc::new(Files::from_config(&config, &secret).await?);
     let store = Arc::new(SigningStore::new(backends.store, files.clone()));
-    let app = Arc::new(App::new(
+    let webhook = webhook(&config).await?;
+    let mut app = App::new(
         config,
         auth,
         store,
         backends.routes,
         backends.bus,
         files.clone(),
-    ));
+    );
+    app.webhook = webhook.clone();
+    let app = Arc::new(app);
     let pod = app.pod.clone();
     crate::metrics::handle();
     let stop_serving = CancellationToken::new();
+    let dispatcher = webhook.map(|w| w.spawn(stop_serving.clone()));
 
     let consumer = consume_inbox(app.clone()).await?;
     // Routes this pod held before a restart (same name, no clean exit) go first: their users
@@ -186,11 +192,30 @@ pub async fn run(
     }
     forwarder.abort();
     consumer.abort();
+    if let Some(dispatcher) = dispatcher {
+        // Its batch in flight finishes (each POST has its timeout) and its leases are released.
+        let _ = tokio::time::timeout(CLOSE_GRACE + app.config.webhook_timeout(), dispatcher).await;
+    }
     if let Ok(Ok(Err(e))) = tokio::time::timeout(CLOSE_GRACE, servers).await {
         return Err(Error::internal("server", e));
     }
     tracing::info!("chat-gateway stopped");
     Ok(())
+}
+
+/// The offline-push webhook, when `--offline-webhook-url` is set: its pending deliveries are kept
+/// in the store's database (migrations ran when the store opened).
+async fn webhook(config: &ServeConfig) -> Result<Option<Arc<Webhook>>> {
+    if config.webhook.offline_webhook_url.is_none() {
+        return Ok(None);
+    }
+    let queue: Arc<dyn Queue> = match &config.store.database_url {
+        Some(url) => Arc::new(SqlQueue::new(crate::store::postgres::side_pool(url).await?)),
+        None => Arc::new(SqlQueue::new(
+            crate::store::sqlite::side_pool(&config.store.data_dir).await?,
+        )),
+    };
+    Ok(Webhook::from_args(&config.webhook, &config.pod(), queue)?.map(Arc::new))
 }
 
 /// Consumes this pod's inbox on the bus: each event is delivered to devices here (or re-routed).

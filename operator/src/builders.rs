@@ -285,6 +285,13 @@ impl<'a> Blueprint<'a> {
             data.insert(env::DATABASE_URL.into(), url.clone());
         }
         self.file_settings(&mut data);
+        if let Some(hook) = &spec.offline_webhook {
+            data.insert(env::OFFLINE_WEBHOOK_URL.into(), hook.url.clone());
+            data.insert(
+                env::OFFLINE_WEBHOOK_RETRY_SECONDS.into(),
+                hook.retry_seconds.to_string(),
+            );
+        }
         data
     }
 
@@ -460,6 +467,9 @@ impl<'a> Blueprint<'a> {
                     env_vars.push(secret_env(name, secret));
                 }
             }
+        }
+        if let Some(hook) = &spec.offline_webhook {
+            env_vars.push(secret_env(env::OFFLINE_WEBHOOK_SECRET, &hook.secret_ref));
         }
         Container {
             name: "gateway".into(),

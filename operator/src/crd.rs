@@ -80,6 +80,10 @@ pub struct ChatClusterSpec {
     /// Uploads: their size limit and the S3-compatible store that keeps them.
     #[serde(default, skip_serializing_if = "FilesSpec::is_default")]
     pub files: FilesSpec,
+    /// The offline-push webhook (`message.offline` events for recipients with no online
+    /// device); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_webhook: Option<OfflineWebhookSpec>,
 }
 
 /// Three pods: one can drain while another fails and the cluster still serves.
@@ -242,6 +246,26 @@ pub struct AuthSpec {
     /// Secret key holding the HS256 secret; every pod must share it, so it cannot be generated
     /// per pod as in embedded mode.
     pub jwt_secret_ref: SecretKeyRef,
+}
+
+/// The offline-push webhook: where events go, the key they are signed with, how long each is
+/// retried.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OfflineWebhookSpec {
+    /// URL the gateways POST `message.offline` events to.
+    pub url: String,
+    /// Secret key holding the HMAC-SHA256 key of the `X-Chat-Signature` header.
+    pub secret_ref: SecretKeyRef,
+    /// How long a delivery is retried (with backoff) before it is given up.
+    #[serde(default = "default_webhook_retry_seconds")]
+    #[schemars(range(min = 1, max = 604_800))]
+    pub retry_seconds: i32,
+}
+
+/// The gateway's `--offline-webhook-retry-seconds` default: an hour.
+fn default_webhook_retry_seconds() -> i32 {
+    3600
 }
 
 /// Ingress for the WebSocket port (the admin port is never exposed).

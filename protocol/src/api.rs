@@ -60,6 +60,31 @@ pub struct ErasedUser {
     pub kicked: usize,
 }
 
+/// `POST /api/messages`'s content: where the message was stored (the first one, for a repeated
+/// `clientMsgId`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostedMessage {
+    /// The stored message's id (32 hex chars).
+    pub message_id: String,
+    /// Its seq in its conversation.
+    pub seq: i64,
+    /// Its conversation.
+    pub conversation_id: String,
+}
+
+/// `GET /api/conversations/{id}/messages`'s content: a page of history, as SYNC's reply 14.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// The conversation read.
+    pub conversation_id: String,
+    /// The messages above `afterSeq`, oldest first, as the envelopes devices are pushed.
+    pub messages: Vec<serde_json::Value>,
+    /// Whether more follow: read again from the last one's seq.
+    pub has_more: bool,
+}
+
 /// `POST /dev/login`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DevToken {

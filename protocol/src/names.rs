@@ -203,6 +203,12 @@ pub mod env {
     pub const STORE_COMMIT_INTERVAL_MS: &str = "CHAT_STORE_COMMIT_INTERVAL_MS";
     /// `--log-json`.
     pub const LOG_JSON: &str = "CHAT_LOG_JSON";
+    /// `--offline-webhook-url`.
+    pub const OFFLINE_WEBHOOK_URL: &str = "CHAT_OFFLINE_WEBHOOK_URL";
+    /// `--offline-webhook-secret`.
+    pub const OFFLINE_WEBHOOK_SECRET: &str = "CHAT_OFFLINE_WEBHOOK_SECRET";
+    /// `--offline-webhook-retry-seconds`.
+    pub const OFFLINE_WEBHOOK_RETRY_SECONDS: &str = "CHAT_OFFLINE_WEBHOOK_RETRY_SECONDS";
 }
 
 #[cfg(test)]

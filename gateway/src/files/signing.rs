@@ -104,6 +104,17 @@ impl Store for SigningStore {
         Ok(page)
     }
 
+    async fn history(&self, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page> {
+        let mut page = self
+            .inner
+            .history(conversation_id, after_seq, limit)
+            .await?;
+        for m in &mut page.messages {
+            self.sign(m).await?;
+        }
+        Ok(page)
+    }
+
     async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
         self.inner.position(user, conversation_id).await
     }

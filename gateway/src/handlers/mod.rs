@@ -21,9 +21,10 @@ pub(crate) mod groups;
 mod marks;
 mod presence;
 mod register;
-mod send;
+pub mod send;
 mod sync;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -34,9 +35,11 @@ use crate::delivery::PullRequest;
 use crate::error::Result;
 use crate::model::now_ms;
 use crate::presence::{PresenceEvent, Targets};
+use crate::model::Prepared;
 use crate::session::ops::{Call, Done, Finished, Op};
 use crate::session::{Backend, Identity};
 use crate::store::Page;
+use crate::webhook::Webhook;
 
 /// Runs a connection's calls against the process's store, route table and bus.
 pub struct Handlers {
@@ -71,6 +74,14 @@ impl Backend for Handlers {
         async move { sync::page(&app, &who, &req).await }.boxed()
     }
 
+    fn unacked(&self, who: &Identity, messages: Vec<Arc<Prepared>>) {
+        let Some(webhook) = self.app.webhook.clone() else {
+            return;
+        };
+        let (app, user) = (self.app.clone(), who.user.as_str().to_owned());
+        tokio::spawn(async move { unacked(&app, &webhook, &user, messages).await });
+    }
+
     fn refresh_route(&self, who: &Identity) {
         let app = self.app.clone();
         let route = who.route(&app.pod);
@@ -85,6 +96,32 @@ impl Backend for Handlers {
                 Err(e) => tracing::warn!(error = %e, "route refresh failed"),
             }
         });
+    }
+}
+
+/// Messages one of `user`'s devices left unacked after the retry: each one from someone else
+/// that none of the user's devices acked (its `ackedSeq` is below it) gets an offline push.
+async fn unacked(app: &App, webhook: &Webhook, user: &str, messages: Vec<Arc<Prepared>>) {
+    let messages: Vec<_> = messages.iter().filter(|m| m.message.from != user).collect();
+    if messages.is_empty() {
+        return;
+    }
+    let acked: HashMap<String, i64> = match app.store.conversations(user).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|c| (c.conversation_id, c.acked_seq))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading ack positions failed; pushing anyway");
+            HashMap::new()
+        }
+    };
+    let users = [user.to_owned()];
+    for m in messages {
+        let m = &m.message;
+        if acked.get(&m.conversation_id).is_none_or(|a| *a < m.seq) {
+            webhook.offline(m, &users).await;
+        }
     }
 }
 

@@ -83,6 +83,9 @@ pub enum Effect {
     Read(PullRequest),
     /// Extend the device's route (heartbeat, renew).
     RefreshRoute,
+    /// These messages were not acked after their retry either (an app suspended in the
+    /// background): the offline push may announce them.
+    Unacked(Vec<Arc<Prepared>>),
     /// Close, and stop.
     Close(Ending),
 }
@@ -310,6 +313,7 @@ impl Connection {
                 count = expired.gave_up.len(),
                 "unacked after retry; left for catch-up"
             );
+            self.effects.push_back(Effect::Unacked(expired.gave_up));
         }
     }
 

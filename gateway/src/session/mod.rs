@@ -26,6 +26,7 @@ use self::ops::{Call, Finished};
 use crate::delivery::{DeviceRoute, PullRequest};
 use crate::error::Result;
 use crate::hub::Outbound;
+use crate::model::Prepared;
 use crate::store::Page;
 
 /// Who is on a connection.
@@ -65,6 +66,9 @@ pub trait Backend: Send + Sync + 'static {
     fn read(&self, who: Arc<Identity>, req: PullRequest) -> BoxFuture<'static, Result<Page>>;
     /// Extends the device's route, in the background.
     fn refresh_route(&self, who: &Identity);
+    /// Messages the device left unacked after their retry, handed over in the background (the
+    /// offline push).
+    fn unacked(&self, who: &Identity, messages: Vec<Arc<Prepared>>);
 }
 
 /// Runs the connection until it closes. Calls still in flight then finish on a task of their own:
@@ -200,6 +204,7 @@ impl<B: Backend> Shell<B> {
                     self.read = Some((req, page));
                 }
                 Effect::RefreshRoute => self.backend.refresh_route(self.conn.identity()),
+                Effect::Unacked(messages) => self.backend.unacked(self.conn.identity(), messages),
                 Effect::Close(ending) => return Ok(Some(ending)),
             }
         }

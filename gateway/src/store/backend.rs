@@ -233,6 +233,14 @@ pub trait Backend: Database {
         limit: u32,
     ) -> Result<Page>;
 
+    /// Messages above `after_seq`, oldest first, whoever takes part. No such conversation: 404.
+    async fn history(
+        pool: &Pool<Self>,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page>;
+
     /// The user's join point and the conversation's last seq, read in one statement (so every
     /// message up to that seq is committed). Not an active member: 403.
     async fn position(pool: &Pool<Self>, user: &str, conversation: &str) -> Result<Position>;

@@ -295,6 +295,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Page>;
 
+    /// Messages of a conversation above `after_seq`, oldest first, whoever takes part (the
+    /// backend API, with a service token). No such conversation: 404.
+    async fn history(&self, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page>;
+
     /// Where `user` stands in a conversation it takes part in (its join point, the last seq),
     /// in one indexed lookup: lets a reader know the exact range a `read` would return before
     /// reading it. Not a participant: 403, as `read`.

@@ -123,6 +123,16 @@ impl SqlStore<Postgres> {
     }
 }
 
+/// A small pool on the store's database for what is kept beside the messages and written outside
+/// the writer (the webhook's pending deliveries). Migrations have run.
+pub async fn side_pool(url: &str) -> Result<Pool<Postgres>> {
+    Ok(PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options(url)?)
+        .await?)
+}
+
 /// The statements PostgreSQL runs as SQLite does.
 type Statements = Shared<Postgres>;
 
@@ -356,6 +366,15 @@ impl Backend for Postgres {
         limit: u32,
     ) -> Result<Page> {
         Statements::read(pool, user, conversation, after_seq, limit).await
+    }
+
+    async fn history(
+        pool: &Pool<Postgres>,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        Statements::history(pool, conversation, after_seq, limit).await
     }
 
     async fn position(pool: &Pool<Postgres>, user: &str, conversation: &str) -> Result<Position> {

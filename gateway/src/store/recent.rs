@@ -271,6 +271,11 @@ impl Store for RecentCache {
         self.inner.mark_read(user, conversation_id, seq).await
     }
 
+    /// Straight from the database: the backend API's reads are rare, and not a user's.
+    async fn history(&self, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page> {
+        self.inner.history(conversation_id, after_seq, limit).await
+    }
+
     async fn read(
         &self,
         user: &str,

@@ -200,6 +200,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
         DB::read(&self.readers, user, conversation_id, after_seq, limit).await
     }
 
+    async fn history(&self, conversation_id: &str, after_seq: i64, limit: u32) -> Result<Page> {
+        DB::history(&self.readers, conversation_id, after_seq, limit).await
+    }
+
     async fn position(&self, user: &str, conversation_id: &str) -> Result<Position> {
         DB::position(&self.readers, user, conversation_id).await
     }

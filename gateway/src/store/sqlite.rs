@@ -103,6 +103,16 @@ impl SqlStore<Sqlite> {
     }
 }
 
+/// A small pool of writing connections on the store's file for what is kept beside the messages
+/// and written outside the writer (the webhook's pending deliveries): each waits for the writer's
+/// transaction through the busy timeout, as the writer waits for it. Migrations have run.
+pub async fn side_pool(data_dir: &Path) -> Result<Pool<Sqlite>> {
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options(&data_dir.join("chat.db")))
+        .await?)
+}
+
 /// PASSIVE checkpoints never block the writer or readers; they copy whatever frames no reader
 /// still needs. But the WAL is reused from its start only once a checkpoint has caught up with
 /// the writer, and under steady writes a PASSIVE one never does — the writer appends while it
@@ -359,6 +369,15 @@ impl Backend for Sqlite {
         limit: u32,
     ) -> Result<Page> {
         Statements::read(pool, user, conversation, after_seq, limit).await
+    }
+
+    async fn history(
+        pool: &Pool<Sqlite>,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        Statements::history(pool, conversation, after_seq, limit).await
     }
 
     async fn position(pool: &Pool<Sqlite>, user: &str, conversation: &str) -> Result<Position> {

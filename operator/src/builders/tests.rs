@@ -535,3 +535,36 @@ fn needs_apply_compares_the_spec_hash() {
         "never applied by us"
     );
 }
+
+#[test]
+fn the_offline_webhook_url_goes_in_the_config_map_and_its_secret_by_reference() {
+    let mut cc = demo();
+    cc.spec.offline_webhook = Some(crate::crd::OfflineWebhookSpec {
+        url: "https://push.example/hook".into(),
+        secret_ref: SecretKeyRef {
+            name: "chat-webhook".into(),
+            key: "secret".into(),
+        },
+        retry_seconds: 600,
+    });
+    let b = Blueprint::new(&cc).unwrap();
+    let data = b.config_map().data.unwrap();
+    assert_eq!(
+        data["CHAT_OFFLINE_WEBHOOK_URL"],
+        "https://push.example/hook"
+    );
+    assert_eq!(data["CHAT_OFFLINE_WEBHOOK_RETRY_SECONDS"], "600");
+    assert!(!data.contains_key("CHAT_OFFLINE_WEBHOOK_SECRET"));
+    let sts = to_json(&b.stateful_set(3));
+    let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"];
+    let secret = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "CHAT_OFFLINE_WEBHOOK_SECRET")
+        .expect("the webhook secret's env var");
+    assert_eq!(
+        secret["valueFrom"],
+        json!({"secretKeyRef": {"name": "chat-webhook", "key": "secret"}})
+    );
+}

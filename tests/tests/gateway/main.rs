@@ -2,6 +2,7 @@
 //! One test binary for all of them keeps link time down.
 
 mod admin;
+mod backend_api;
 mod bad_input;
 mod delivery;
 mod durability;
@@ -12,3 +13,5 @@ mod lifecycle;
 mod lifecycle_data;
 mod presence;
 mod v11;
+mod webhook;
+mod webhook_queue;

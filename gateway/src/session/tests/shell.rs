@@ -87,6 +87,7 @@ impl Backend for FakeBackend {
     }
 
     fn refresh_route(&self, _: &Identity) {}
+    fn unacked(&self, _: &Identity, _: Vec<Arc<crate::model::Prepared>>) {}
 }
 
 struct Running {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::Mark;
 use crate::error::{Error, Result};
-use crate::model::{direct_conversation_id, new_id, StoredMessage, Target};
+use crate::model::{direct_conversation_id, new_id, StoredMessage, Target, SYSTEM_USER};
 use crate::store::NewMessage;
 
 /// A send of the run: the message and whether it goes to a group.
@@ -88,8 +88,8 @@ pub(crate) fn blockable<'a>(
 }
 
 /// Decides every send of the run: duplicate (stored before, or earlier in this run), refused
-/// (unknown group: 404; sender not an active member, or blocked by the 1:1 recipient: 403), or
-/// new. `names` are the users'
+/// (unknown group: 404; sender not an active member, unless it is `system`, or blocked by the
+/// 1:1 recipient: 403), or new. `names` are the users'
 /// display names known so far; a 1:1 recipient without one is shown by id.
 pub(crate) fn plan_sends(
     sends: &[SendRequest<'_>],
@@ -155,7 +155,8 @@ fn plan_group_send(
         return Plan::Refused(Error::NotFound(format!("no group {}", m.to)));
     };
     let list = members.get(conv).cloned().unwrap_or_default();
-    if list.binary_search(&m.from).is_err() {
+    // `system` (the backend API's sender, which no token carries) posts to any group.
+    if m.from != SYSTEM_USER && list.binary_search(&m.from).is_err() {
         return Plan::Refused(Error::Forbidden("not a member of this group".into()));
     }
     Plan::New {

@@ -39,6 +39,56 @@ where
     usize: ColumnIndex<DB::Row>,
     for<'n> &'n str: ColumnIndex<DB::Row>,
 {
+    /// Up to `limit` messages of `conversation` in `(after_seq, up_to]`, and whether more follow.
+    async fn page(
+        conn: &mut DB::Connection,
+        conversation: &str,
+        after_seq: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        let sql = format!(
+            "SELECT {READ_COLUMNS_M}, {FILE_COLUMNS_F} FROM messages m
+             LEFT JOIN files f ON f.id = m.file_id AND m.recalled_at IS NULL
+             WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(conversation)
+            .bind(after_seq)
+            .bind(up_to)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let has_more = rows.len() > limit as usize;
+        Ok(Page {
+            messages: rows
+                .into_iter()
+                .take(limit as usize)
+                .map(StoredMessage::from)
+                .collect(),
+            has_more,
+        })
+    }
+
+    /// Messages above `after_seq`, oldest first, whoever takes part. No such conversation: 404.
+    pub(in crate::store) async fn history(
+        pool: &Pool<DB>,
+        conversation: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Page> {
+        let mut conn = pool.acquire().await?;
+        let found: Option<(i64,)> =
+            sqlx::query_as("SELECT last_seq FROM conversations WHERE id = $1")
+                .bind(conversation)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if found.is_none() {
+            return Err(Error::NotFound(format!("no conversation {conversation}")));
+        }
+        Self::page(&mut conn, conversation, after_seq, i64::MAX, limit).await
+    }
+
     /// Messages above `after_seq` (and above the user's join point), oldest first. Not an
     /// active member: 403.
     pub(in crate::store) async fn read(
@@ -61,27 +111,14 @@ where
         let Some((joined, left)) = joined else {
             return Err(not_a_participant());
         };
-        let sql = format!(
-            "SELECT {READ_COLUMNS_M}, {FILE_COLUMNS_F} FROM messages m
-             LEFT JOIN files f ON f.id = m.file_id AND m.recalled_at IS NULL
-             WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
-        );
-        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
-            .bind(conversation)
-            .bind(after_seq.max(joined))
-            .bind(left.unwrap_or(i64::MAX))
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&mut *conn)
-            .await?;
-        let has_more = rows.len() > limit as usize;
-        Ok(Page {
-            messages: rows
-                .into_iter()
-                .take(limit as usize)
-                .map(StoredMessage::from)
-                .collect(),
-            has_more,
-        })
+        Self::page(
+            &mut conn,
+            conversation,
+            after_seq.max(joined),
+            left.unwrap_or(i64::MAX),
+            limit,
+        )
+        .await
     }
 
     /// The user's join point and the conversation's last seq, read in one statement (so every
