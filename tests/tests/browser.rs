@@ -436,6 +436,26 @@ async fn two_browsers_show_read_marks_typing_recall_and_group_administration() -
         "read me: {states}"
     );
 
+    // Presence: each page shows the other as online in its list.
+    for (page, peer) in [(&alice, "bob"), (&bob, "alice")] {
+        let expr = format!(
+            "document.querySelector('#conversations li[data-peer=\"{peer}\"] .dot')?.dataset.online ?? null"
+        );
+        page.wait_for(&format!("{peer} shown online"), &expr, |v| v == "true")
+            .await?;
+    }
+
+    // Files: alice sends an image; bob's page shows it, loaded through its signed URL.
+    alice
+        .eval("(async () => { const png = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='), (c) => c.charCodeAt(0)); await chat.sendFile(new File([png], 'dot.png', { type: 'image/png' })); return true; })()")
+        .await?;
+    bob.wait_for(
+        "the image on bob's page",
+        "[...document.querySelectorAll('#messages > li.msg img')].map((img) => ({ alt: img.alt, loaded: img.complete && img.naturalWidth > 0 }))",
+        |v| v.as_array().is_some_and(|l| l.iter().any(|i| i["alt"] == "dot.png" && i["loaded"] == true)),
+    )
+    .await?;
+
     // Typing: bob types, alice's page says so; sending clears it.
     bob.type_into("#text", "typing…").await?;
     alice
