@@ -473,3 +473,52 @@ async fn a_block_applies_across_pods_on_postgresql() {
         .await;
     assert_eq!(r["type"], 0, "{r}");
 }
+
+#[tokio::test]
+async fn group_administration_across_pods_on_postgresql() {
+    let c = TestCluster::start_postgres(2).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    let mut bob = c.connect(1, "bob", "d").await;
+    let mut carol = c.connect(1, "carol", "d").await;
+    let gid = alice.create_group("team", &["bob", "carol"]).await;
+    let r = alice
+        .request(
+            31,
+            json!({"groupId": gid, "userId": "bob", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(r["params"]["roles"]["bob"], "admin", "{r}");
+    let r = bob
+        .request(29, json!({"groupId": gid, "name": "core"}))
+        .await;
+    assert_eq!(r["params"]["name"], "core", "{r}");
+    let r = bob
+        .request(28, json!({"groupId": gid, "members": ["carol"]}))
+        .await;
+    assert_eq!(r["params"]["members"], json!(["alice", "bob"]), "{r}");
+    let removed = carol.group_event("removed").await;
+    assert_eq!(removed["msg"]["params"]["system"]["actor"], "bob");
+    let renamed = alice.group_event("renamed").await;
+    assert_eq!(renamed["msg"]["params"]["system"]["name"], "core");
+    let r = alice
+        .request(
+            31,
+            json!({"groupId": gid, "userId": "bob", "role": "owner"}),
+        )
+        .await;
+    assert_eq!(
+        r["params"]["roles"],
+        json!({"alice": "admin", "bob": "owner"}),
+        "{r}"
+    );
+    let r = bob.request(30, json!({"groupId": gid})).await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        alice.group_event("dissolved").await["msg"]["params"]["seq"],
+        6
+    );
+    let e = alice
+        .request(9, json!({"toMessageId": gid, "message": "gone?"}))
+        .await;
+    assert_eq!(e["status"], 404, "{e}");
+}
