@@ -28,6 +28,11 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// User ids as the store takes them.
+pub fn user_strings(users: &[UserId]) -> Vec<String> {
+    users.iter().map(|u| u.as_str().to_owned()).collect()
+}
+
 /// The conversation of two users (see [`ConversationId::direct`]).
 pub fn direct_conversation_id(a: &str, b: &str) -> String {
     match (UserId::parse(a), UserId::parse(b)) {

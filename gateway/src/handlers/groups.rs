@@ -11,6 +11,7 @@ use chat_protocol::{GroupId, Reply, RequestId, Role, UserId};
 
 use crate::app::App;
 use crate::error::Result;
+use crate::model::user_strings;
 use crate::routing::Payload;
 use crate::session::ops::Done;
 use crate::session::Identity;
@@ -23,7 +24,7 @@ pub(super) async fn create(
     members: &[UserId],
     rid: Option<&RequestId>,
 ) -> Result<Done> {
-    let members = strings(members);
+    let members = user_strings(members);
     let group = app
         .store
         .create_group(who.user.as_str(), name, &members)
@@ -42,7 +43,7 @@ pub(super) async fn add_members(
     members: &[UserId],
     rid: Option<&RequestId>,
 ) -> Result<Done> {
-    let change = GroupChange::Add(strings(members));
+    let change = GroupChange::Add(user_strings(members));
     change_group(app, who, group_id.clone(), change, rid).await
 }
 
@@ -88,10 +89,6 @@ pub(crate) async fn announce(app: &App, group: &Group) {
             tracing::warn!(error = %e, group = %group.group_id, "group event not delivered now; devices catch up");
         }
     }
-}
-
-fn strings(users: &[UserId]) -> Vec<String> {
-    users.iter().map(|u| u.as_str().to_owned()).collect()
 }
 
 /// The store's group as the wire shows it. Its ids were validated when they were stored.

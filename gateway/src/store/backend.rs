@@ -125,13 +125,6 @@ pub trait Backend: Database {
     /// One group's conversation id and name.
     async fn group(conn: &mut Self::Writer, id: &str) -> Result<Option<(String, String)>>;
 
-    /// Is `user` an active member of the conversation?
-    async fn is_active_member(
-        conn: &mut Self::Writer,
-        user: &str,
-        conversation: &str,
-    ) -> Result<bool>;
-
     /// Creates a group `(id, name, owner)`, its conversation, and its members' memberships.
     async fn create_group(
         conn: &mut Self::Writer,

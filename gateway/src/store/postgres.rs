@@ -263,14 +263,6 @@ impl Backend for Postgres {
         Statements::group(conn, id).await
     }
 
-    async fn is_active_member(
-        conn: &mut PgConnection,
-        user: &str,
-        conversation: &str,
-    ) -> Result<bool> {
-        Statements::is_active_member(conn, user, conversation).await
-    }
-
     async fn create_group(
         conn: &mut PgConnection,
         group: (&str, &str, &str),

@@ -266,14 +266,6 @@ impl Backend for Sqlite {
         conn.group(id)
     }
 
-    async fn is_active_member(
-        conn: &mut SqliteWriter,
-        user: &str,
-        conversation: &str,
-    ) -> Result<bool> {
-        conn.is_active_member(user, conversation)
-    }
-
     async fn create_group(
         conn: &mut SqliteWriter,
         group: (&str, &str, &str),

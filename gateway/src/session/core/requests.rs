@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::{Connection, Effect, Ending};
 use crate::error::Error;
+use crate::model::user_strings;
 use crate::session::ops::Op;
 use crate::store::GroupChange;
 use chat_protocol::close;
@@ -82,7 +83,7 @@ impl Connection {
             Request::LeaveGroup { group_id } => Op::LeaveGroup { group_id },
             Request::RemoveMembers { group_id, members } => Op::ChangeGroup {
                 group_id,
-                change: GroupChange::Remove(strings(&members)),
+                change: GroupChange::Remove(user_strings(&members)),
             },
             Request::UpdateGroup { group_id, name } => Op::ChangeGroup {
                 group_id,
@@ -197,8 +198,4 @@ impl Connection {
             name: self.who.name.clone(),
         })
     }
-}
-
-fn strings(users: &[chat_protocol::UserId]) -> Vec<String> {
-    users.iter().map(|u| u.as_str().to_owned()).collect()
 }

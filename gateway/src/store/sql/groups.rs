@@ -1,4 +1,4 @@
-//! Group management's statements (find a group, check a membership, create a group, join,
+//! Group management's statements (find a group, create a group, join,
 //! roles, end memberships, update a group, store its events), READ's and RECALL's, for
 //! PostgreSQL's writer.
 
@@ -34,22 +34,6 @@ where
             .bind(id)
             .fetch_optional(conn)
             .await?)
-    }
-
-    /// Is `user` an active member of the conversation?
-    pub(in crate::store) async fn is_active_member(
-        conn: &mut DB::Connection,
-        user: &str,
-        conversation: &str,
-    ) -> Result<bool> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT user_id FROM memberships WHERE user_id = $1 AND conversation_id = $2 AND active = 1",
-        )
-        .bind(user)
-        .bind(conversation)
-        .fetch_optional(conn)
-        .await?;
-        Ok(row.is_some())
     }
 
     /// Creates a group `(id, name, owner)`, its conversation, and its members' memberships.

@@ -92,16 +92,6 @@ impl SqliteWriter {
             .optional()?)
     }
 
-    /// Is `user` an active member of the conversation?
-    pub(super) fn is_active_member(&mut self, user: &str, conversation: &str) -> Result<bool> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT 1 FROM memberships WHERE user_id = ?1 AND conversation_id = ?2 AND active = 1",
-            )?
-            .exists(params![user, conversation])?)
-    }
-
     /// Creates a group `(id, name, owner)`, its conversation, and its members' memberships.
     pub(super) fn create_group(
         &mut self,
