@@ -1,19 +1,18 @@
 //! HTTP: the WebSocket upgrade (authenticated before upgrading), the push/kick API, the backend
-//! API ([`crate::api`]), the browser page, and the admin port (health, readiness, metrics, status, drain).
+//! API ([`crate::api`]) and the browser page; the admin port (health, readiness, metrics,
+//! status, drain) is `admin_port.rs`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use chat_protocol::admin::{self, DrainRequest, DrainStarted, Status, MAX_DRAIN_SECONDS};
 use chat_protocol::api::{DevToken, KickedUser, Pushed, Wrapped};
 use chat_protocol::limits::MAX_FRAME_BYTES;
 use chat_protocol::{DeviceId, KickReason, UserId};
@@ -35,6 +34,10 @@ const WS_READ_BUFFER: usize = 1024;
 /// Hard cap on what tungstenite reads before erroring. Frames between the protocol's 64 KiB and
 /// this are read whole so the server can close them cleanly with 1009 instead of resetting.
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
+mod admin_port;
+
+pub use admin_port::admin_router;
+
 const PAGE: &str = include_str!("../static/index.html");
 
 /// The public port: the browser page, WebSocket upgrades (at `/ws`, and at the seeds' path
@@ -54,18 +57,6 @@ pub fn public_router(app: Arc<App>) -> Router {
         .route("/dev/login", post(dev_login))
         .merge(crate::files::http::routes())
         .merge(crate::api::router())
-        .with_state(app)
-}
-
-/// The admin port, for the kubelet, Prometheus and the operator: health, readiness, metrics,
-/// `/admin/status` and `/admin/drain`.
-pub fn admin_router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route(admin::STATUS_PATH, get(status))
-        .route(admin::DRAIN_PATH, post(drain))
         .with_state(app)
 }
 
@@ -344,66 +335,4 @@ async fn dev_login(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resu
         86_400,
     )?;
     Ok(Json(DevToken { token }))
-}
-
-/// Ready when not draining and every backend answers.
-async fn readiness(app: &App) -> std::result::Result<(), String> {
-    if app.drain.is_draining() {
-        return Err("draining".into());
-    }
-    app.store.ping().await.map_err(|e| format!("store: {e}"))?;
-    app.routes
-        .ping()
-        .await
-        .map_err(|e| format!("route table: {e}"))?;
-    app.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
-    Ok(())
-}
-
-async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match readiness(&app).await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
-    }
-}
-
-async fn metrics(State(app): State<Arc<App>>) -> Response {
-    metrics::gauge!("chat_draining").set(if app.drain.is_draining() { 1.0 } else { 0.0 });
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::handle().render(),
-    )
-        .into_response()
-}
-
-async fn status(State(app): State<Arc<App>>) -> Json<Status> {
-    Json(Status {
-        pod: app.pod.clone(),
-        connections: app.hub.len() as u64,
-        draining: app.drain.is_draining(),
-    })
-}
-
-/// `POST /admin/drain {"deadlineSeconds": 30}`: start draining; answers at once (202).
-async fn drain(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Response> {
-    let body: DrainRequest = if body.is_empty() {
-        DrainRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let secs = body.deadline_seconds.unwrap_or(app.config.drain_seconds);
-    if secs > MAX_DRAIN_SECONDS {
-        return Err(Error::BadRequest(format!(
-            "deadlineSeconds must be at most {MAX_DRAIN_SECONDS}"
-        )));
-    }
-    let (deadline, told) = app.drain.start(&app.hub, Duration::from_secs(secs));
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let body = DrainStarted {
-        pod: app.pod.clone(),
-        draining: true,
-        connections: told as u64,
-        deadline_seconds: left.as_secs_f64().ceil() as u64,
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

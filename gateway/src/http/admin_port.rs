@@ -1,0 +1,91 @@
+//! The admin port, for the kubelet, Prometheus and the operator: `/healthz`, `/readyz`,
+//! `/metrics`, `/admin/status` and `/admin/drain`. Never exposed publicly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use chat_protocol::admin::{self, DrainRequest, DrainStarted, Status, MAX_DRAIN_SECONDS};
+
+use super::parse_json;
+use crate::app::App;
+use crate::error::{Error, Result};
+
+/// The admin port, for the kubelet, Prometheus and the operator: health, readiness, metrics,
+/// `/admin/status` and `/admin/drain`.
+pub fn admin_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(admin::STATUS_PATH, get(status))
+        .route(admin::DRAIN_PATH, post(drain))
+        .with_state(app)
+}
+
+/// Ready when not draining and every backend answers.
+async fn readiness(app: &App) -> std::result::Result<(), String> {
+    if app.drain.is_draining() {
+        return Err("draining".into());
+    }
+    app.store.ping().await.map_err(|e| format!("store: {e}"))?;
+    app.routes
+        .ping()
+        .await
+        .map_err(|e| format!("route table: {e}"))?;
+    app.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
+    Ok(())
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match readiness(&app).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    metrics::gauge!("chat_draining").set(if app.drain.is_draining() { 1.0 } else { 0.0 });
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<Status> {
+    Json(Status {
+        pod: app.pod.clone(),
+        connections: app.hub.len() as u64,
+        draining: app.drain.is_draining(),
+    })
+}
+
+/// `POST /admin/drain {"deadlineSeconds": 30}`: start draining; answers at once (202).
+async fn drain(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Response> {
+    let body: DrainRequest = if body.is_empty() {
+        DrainRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let secs = body.deadline_seconds.unwrap_or(app.config.drain_seconds);
+    if secs > MAX_DRAIN_SECONDS {
+        return Err(Error::BadRequest(format!(
+            "deadlineSeconds must be at most {MAX_DRAIN_SECONDS}"
+        )));
+    }
+    let (deadline, told) = app.drain.start(&app.hub, Duration::from_secs(secs));
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let body = DrainStarted {
+        pod: app.pod.clone(),
+        draining: true,
+        connections: told as u64,
+        deadline_seconds: left.as_secs_f64().ceil() as u64,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
