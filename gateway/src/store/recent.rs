@@ -127,7 +127,7 @@ impl RecentCache {
     async fn replace(&self, tombstone: &StoredMessage) {
         if self
             .writes
-            .try_send(CacheWrite::Put(tombstone.clone()))
+            .try_send(CacheWrite::Replace(tombstone.clone()))
             .is_ok()
         {
             return;

@@ -11,12 +11,10 @@ use super::{recent_key, RECENT_MAX_ENTRIES, RECENT_TTL_SECONDS, WRITE_BATCH};
 use crate::model::{now_ms, StoredMessage};
 
 /// KEYS: a conversation's recent set. ARGV: TTL seconds, most entries kept, oldest `createdAt`
-/// (ms) kept, then seq/JSON pairs. Adds each in place of what is cached at its seq (a recalled
-/// message's tombstone replaces it), trims from the oldest end (so what stays is still the
+/// (ms) kept, then seq/JSON pairs. Adds, trims from the oldest end (so what stays is still the
 /// newest run of seqs), refreshes the TTL.
 const WRITE: &str = r#"
 for i = 4, #ARGV, 2 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
@@ -31,12 +29,15 @@ return 1
 "#;
 
 /// What the write task does, in order.
-// Put is every cached message, Forget a rare erasure: boxing the message would cost an
-// allocation per message to save room in a queue of puts.
+// Put is every cached message, Replace and Forget are rare (recall, erasure): boxing the
+// message would cost an allocation per message to save room in a queue of puts.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum CacheWrite {
-    /// Cache a committed message (in place of what is cached at its seq).
+    /// Cache a committed message.
     Put(StoredMessage),
+    /// Cache a recalled message's tombstone in place of what is cached at its seq (rare: the
+    /// puts, every message, do not pay for the removal).
+    Replace(StoredMessage),
     /// Drop a conversation's key (an erased user's messages are in it): its reads go to the
     /// database until it fills again.
     Forget(String),
@@ -51,11 +52,25 @@ pub(super) async fn write_loop(
     let script = Script::new(WRITE);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        // Runs of puts are pipelined together; a forget comes after the puts queued before it.
+        // Runs of puts are pipelined together; a replace or a forget comes after the puts queued
+        // before it.
         let mut puts = Vec::new();
         for item in batch.drain(..) {
             match item {
                 CacheWrite::Put(m) => puts.push(m),
+                CacheWrite::Replace(m) => {
+                    flush(&mut conn, &script, &prefix, &mut puts).await;
+                    let key = recent_key(&prefix, &m.conversation_id);
+                    let removed: redis::RedisResult<()> = conn.zrembyscore(key, m.seq, m.seq).await;
+                    if removed.is_ok() {
+                        puts.push(m);
+                        flush(&mut conn, &script, &prefix, &mut puts).await;
+                    } else {
+                        metrics::counter!("chat_recent_cache_errors_total", "op" => "replace")
+                            .increment(1);
+                        tracing::error!(conversation = %m.conversation_id, "recent cache: a recalled message could not be replaced; it may be served until its key expires");
+                    }
+                }
                 CacheWrite::Forget(conversation) => {
                     flush(&mut conn, &script, &prefix, &mut puts).await;
                     let deleted: redis::RedisResult<()> =
