@@ -164,6 +164,22 @@ impl Hub {
             .cloned()
     }
 
+    /// A snapshot of `user`'s connections here as (device, conn): the fan-out's local part when
+    /// the route table does not answer.
+    pub fn of_user(&self, user: &str) -> Vec<(String, Conn)> {
+        self.conns
+            .lock()
+            .expect("hub lock")
+            .get(user)
+            .map(|devices| {
+                devices
+                    .iter()
+                    .map(|(d, c)| (d.clone(), c.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A snapshot of every local connection as (user, device, conn).
     pub fn all(&self) -> Vec<(String, String, Conn)> {
         let conns = self.conns.lock().expect("hub lock");

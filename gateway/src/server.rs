@@ -157,6 +157,10 @@ pub async fn run(
         app.bus.clone(),
     ));
     let heartbeat = tokio::spawn(announce(app.clone(), stop_serving.clone()));
+    let retries = {
+        let (app, stop) = (app.clone(), stop_serving.clone());
+        tokio::spawn(async move { app.router.run_retries(stop).await })
+    };
     let sweeper = tokio::spawn(files.run_sweeper(stop_serving.clone()));
     let retention = app.config.retention_days.map(|days| {
         let (store, files) = (app.store.clone(), app.files.clone());
@@ -186,6 +190,7 @@ pub async fn run(
     drain(&app).await;
     stop_serving.cancel();
     heartbeat.abort();
+    retries.abort();
     sweeper.abort();
     if let Some(retention) = retention {
         retention.abort();
@@ -237,8 +242,12 @@ async fn announce(app: Arc<App>, stop: CancellationToken) {
         tokio::select! {
             _ = tick.tick() => {
                 match app.routes.heartbeat(&app.pod).await {
-                    Ok(true) => app.router.reannounce().await,
-                    Ok(false) => {}
+                    Ok(lost) => {
+                        app.router.set_routes_down(false);
+                        if lost {
+                            app.router.reannounce().await;
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
                 }
                 reap_silent(&app).await;

@@ -44,6 +44,8 @@ pub struct TestCluster {
     pub database_url: Option<String>,
     pub broker: BrokerHandle,
     pub prefix: String,
+    /// The Redis every pod uses: the shared test server unless a test brought its own.
+    pub redis_url: String,
     pub store: Arc<dyn Store>,
     _dir: TempDir,
 }
@@ -60,7 +62,16 @@ impl TestCluster {
         Self::start_with(n, Some(url)).await
     }
 
+    /// Starts `n` pods sharing one SQLite store, on a Redis of the test's own (outage tests).
+    pub async fn start_on_redis(n: usize, redis_url: String) -> Self {
+        Self::start_on(n, None, redis_url).await
+    }
+
     async fn start_with(n: usize, database_url: Option<String>) -> Self {
+        Self::start_on(n, database_url, crate::redis::server().url()).await
+    }
+
+    async fn start_on(n: usize, database_url: Option<String>, redis_url: String) -> Self {
         crate::init_logging();
         let dir = TempDir::new("cluster");
         let broker = start_broker(TENANT, NAMESPACE).await;
@@ -71,6 +82,7 @@ impl TestCluster {
             database_url,
             broker,
             prefix,
+            redis_url,
             store,
             _dir: dir,
         };
@@ -88,7 +100,7 @@ impl TestCluster {
         let mut cfg = test_config(self._dir.path());
         cfg.pod_name = Some(name.to_owned());
         cfg.key_prefix = self.prefix.clone();
-        cfg.redis_url = Some(crate::redis::server().url());
+        cfg.redis_url = Some(self.redis_url.clone());
         cfg.pulsar_url = Some(self.broker.service_url().to_owned());
         cfg.pulsar_admin_url = Some(self.broker.admin_url().to_owned());
         cfg.pulsar_tenant = TENANT.into();

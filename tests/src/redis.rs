@@ -127,6 +127,18 @@ impl RedisServer {
         );
     }
 
+    /// SIGSTOPs (`true`) or SIGCONTs redis-server: it keeps its keys and connections but answers
+    /// nothing meanwhile (a hung server, or a partition that heals).
+    pub fn pause(&self, paused: bool) {
+        let (pid, _) = self.running.as_ref().expect("redis-server running");
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} redis-server");
+    }
+
     /// Stops and starts again, empty, on the same port.
     pub fn restart(&mut self) {
         self.stop();

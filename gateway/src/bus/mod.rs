@@ -83,6 +83,21 @@ pub enum BusEvent {
         /// The posted notification.
         push: HttpPush,
     },
+    /// These devices re-read their backlog from the store: a message they may lack was stored
+    /// (a resent `clientMsgId` whose first fan-out may have died with its pod). Pods of earlier
+    /// builds drop it; their devices catch up at their next reconnect, as before.
+    Resync {
+        /// The devices on the receiving pod, each with the epoch it was routed at.
+        devices: Vec<DeviceRoute>,
+        /// Times the event was already passed on because its device had moved to another pod (at
+        /// most [`MAX_HOPS`]).
+        hops: u8,
+    },
+    /// Never on the wire: this pod's inbox consumer was rebuilt after a failure, so events sent
+    /// to it meanwhile may be gone (a restarted broker): every local session re-reads its
+    /// backlog.
+    #[serde(skip)]
+    InboxRestored,
     /// Close these connections (only the exact epochs named) with KICKED (23).
     Kick {
         /// The connections to close; a device's newer connection (another epoch) stays.

@@ -219,6 +219,7 @@ async fn consume(
     tx: mpsc::Sender<BusEvent>,
     consuming: Arc<AtomicBool>,
 ) {
+    let mut rebuilt = false;
     loop {
         let mut consumer = match PulsarBus::consumer(&client, &topic, &pod).await {
             Ok(c) => c,
@@ -230,6 +231,14 @@ async fn consume(
         };
         consuming.store(true, Ordering::SeqCst);
         tracing::info!(topic, "consuming this pod's inbox");
+        if std::mem::replace(&mut rebuilt, true) {
+            // What was published while it was down may be gone (a restarted broker keeps
+            // nothing): the sessions read it back from the store.
+            if tx.send(BusEvent::InboxRestored).await.is_err() {
+                consuming.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
         // The watchdog: one timer, moved only when it fires (a timeout around every `next()`
         // took the runtime's timer lock twice per consumed message).
         let mut last_message = Instant::now();

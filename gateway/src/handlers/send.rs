@@ -1,6 +1,8 @@
 //! SEND (1) and SEND GROUP (9): store, fan out to every online device of the recipients (and the
 //! sender's other devices), then reply 0. A resend of a stored `clientMsgId` gets the first reply
-//! and delivers nothing again (DESIGN §4.3). The backend API's `POST /api/messages` stores and
+//! and pushes nothing again itself (DESIGN §4.3); its recipients' devices re-read their backlog,
+//! so one that lacks the message gets it (the first attempt's pod may have died between commit
+//! and fan-out) and one that has it or acked it gets nothing twice. The backend API's `POST /api/messages` stores and
 //! delivers through the same [`store_and_deliver`].
 
 use std::sync::Arc;
@@ -79,6 +81,7 @@ pub async fn store_and_deliver(
         app.store.send_direct(msg).await?
     };
     if sent.duplicate {
+        resync_recipients(app, &sent.message, group, skip).await;
         return Ok(Stored {
             message: Arc::new(sent.message),
             duplicate: true,
@@ -132,4 +135,36 @@ pub async fn store_and_deliver(
         tokio::spawn(async move { webhook.offline(&message, &offline).await });
     }
     Ok(stored)
+}
+
+/// A resent `clientMsgId` found its message stored: the first attempt may have died between its
+/// commit and its fan-out (its pod killed), so the recipients' devices, and the sender's other
+/// devices, re-read their backlog. Those that acked it get nothing again.
+async fn resync_recipients(
+    app: &App,
+    message: &StoredMessage,
+    group: bool,
+    skip: Option<(&str, &str)>,
+) {
+    let users = if group {
+        match app
+            .store
+            .participants(&message.from, &message.conversation_id)
+            .await
+        {
+            Ok(users) => users,
+            Err(e) => {
+                tracing::warn!(error = %e, "members of a resent group message not read");
+                return;
+            }
+        }
+    } else {
+        let mut users = vec![message.from.clone()];
+        users.extend(message.target_user().map(str::to_owned));
+        users.dedup();
+        users
+    };
+    if let Err(e) = app.router.deliver(Payload::Resync, &users, skip).await {
+        tracing::warn!(error = %e, "resync after a resend waits for the route table");
+    }
 }

@@ -7,19 +7,24 @@
 //! carries it, so that pod writes the same text around its devices' fields. Notices are
 //! prepared once per pod (their envelope ids are fresh per device anyway).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+mod control;
+mod retry;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use chat_protocol::KickReason;
+use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusEvent, MAX_HOPS};
 use crate::delivery::{plan_fanout, DeviceRoute};
-use crate::error::Result;
-use crate::hub::{Hub, Outbound};
-use crate::model::{now_ms, DeliveredNotice, HttpPush, Prepared, StoredMessage};
+use crate::error::{Error, Result};
+use crate::hub::{Conn, Hub, Outbound};
+use crate::model::{DeliveredNotice, HttpPush, Prepared, StoredMessage};
 use crate::notice::Notice;
-use crate::presence::{Presence, PresenceEvent, Targets};
+use crate::presence::Presence;
 use crate::routes::RouteTable;
+use retry::{Retries, Retry, FIRST_BACKOFF, MAX_BACKOFF};
 
 /// Something to hand to devices.
 #[derive(Clone)]
@@ -32,6 +37,9 @@ pub enum Payload {
     Push(Arc<HttpPush>),
     /// A v1.1 notification (READ, TYPING): written, not acked.
     Notice(Arc<Notice>),
+    /// Not a frame: the devices re-read their backlog from the store (a resent `clientMsgId`
+    /// whose first fan-out may not have happened).
+    Resync,
 }
 
 impl Payload {
@@ -40,14 +48,25 @@ impl Payload {
         Payload::Message(Arc::new(Prepared::new(Arc::new(message))))
     }
 
-    /// What local sessions get: the push serialised once, shared by every device here.
-    fn outbound(&self) -> Outbound {
-        match self {
+    /// What local sessions get: the push serialised once, shared by every device here (none for
+    /// a resync, which is not written).
+    fn outbound(&self) -> Option<Outbound> {
+        Some(match self {
             Payload::Message(m) => Outbound::Message(m.clone()),
             Payload::Delivered(n) => Outbound::Notice(Arc::new(n.prepare())),
             Payload::Push(p) => Outbound::Notice(Arc::new(p.prepare())),
             Payload::Notice(n) => Outbound::Notice(Arc::new(n.prepare())),
-        }
+            Payload::Resync => return None,
+        })
+    }
+
+    /// Whether a failed fan-out of it is tried again: what the devices must get (a stored
+    /// message, its DELIVERED, a resync), not notifications that are never stored.
+    fn must_arrive(&self) -> bool {
+        matches!(
+            self,
+            Payload::Message(_) | Payload::Delivered(_) | Payload::Resync
+        )
     }
 
     fn event(&self, devices: Vec<DeviceRoute>, hops: u8) -> BusEvent {
@@ -73,7 +92,16 @@ impl Payload {
                 devices,
                 hops,
             },
+            Payload::Resync => BusEvent::Resync { devices, hops },
         }
+    }
+}
+
+/// Hands `outbound` to one local session (`None`: tells it to re-read its backlog).
+fn hand(conn: &Conn, outbound: &Option<Outbound>) {
+    match outbound {
+        Some(event) => conn.send(event.clone()),
+        None => conn.resync(),
     }
 }
 
@@ -85,6 +113,12 @@ pub struct Router {
     routes: Arc<dyn RouteTable>,
     bus: Arc<dyn Bus>,
     presence: Arc<Presence>,
+    /// Fan-outs of stored messages that failed, waiting to be tried again.
+    retries: Retries,
+    /// Set when a route lookup failed, until one succeeds again: meanwhile fan-outs go to the
+    /// retry queue at once instead of each waiting out the lookup's timeout (a hung or
+    /// unreachable Redis must not hold every reply 0 back by seconds).
+    routes_down: AtomicBool,
 }
 
 impl Router {
@@ -102,6 +136,8 @@ impl Router {
             routes,
             bus,
             presence,
+            retries: Retries::default(),
+            routes_down: AtomicBool::new(false),
         }
     }
 
@@ -127,8 +163,21 @@ impl Router {
         skip: Option<(&str, &str)>,
         watch: &[&str],
     ) -> Result<Vec<String>> {
+        if self.routes_down.load(Ordering::Relaxed) {
+            self.route_failed(payload, users, skip);
+            return Err(Error::Unavailable(
+                "route table down: the fan-out waits for it".into(),
+            ));
+        }
         let started = std::time::Instant::now();
-        let routes = self.routes.lookup(users).await?;
+        let routes = match self.routes.lookup(users).await {
+            Ok(routes) => routes,
+            Err(e) => {
+                self.set_routes_down(true);
+                self.route_failed(payload, users, skip);
+                return Err(e);
+            }
+        };
         metrics::histogram!("chat_route_lookup_seconds").record(started.elapsed().as_secs_f64());
         let offline = if watch.is_empty() {
             Vec::new()
@@ -158,15 +207,120 @@ impl Router {
             let outbound = payload.outbound();
             for r in &plan.local {
                 if let Some(conn) = self.hub.get(&r.user, &r.device) {
-                    conn.send(outbound.clone());
+                    hand(&conn, &outbound);
                 }
             }
         }
         for (pod, devices) in plan.remote {
-            if let Err(e) = self.bus.publish(&pod, payload.event(devices, hops)).await {
-                // The message itself is stored; the device catches up when it reconnects.
-                tracing::warn!(pod, error = %e, "forwarding failed");
+            let event = payload.event(devices, hops);
+            // Only a failure costs the clone: the event is kept for another attempt.
+            let kept = payload.must_arrive().then(|| event.clone());
+            if let Err(e) = self.bus.publish(&pod, event).await {
+                tracing::warn!(pod, error = %e, "forwarding failed; trying again");
+                if let Some(event) = kept {
+                    self.retries.push(Retry::Publish {
+                        pod,
+                        event: Box::new(event),
+                    });
+                }
             }
+        }
+    }
+
+    /// The route table did not answer a fan-out: this pod's own devices of `users` get it now
+    /// (a Redis outage must not stop local delivery), and the whole fan-out is tried again
+    /// until the table answers (devices here drop what they already have).
+    fn route_failed(&self, payload: Payload, users: &[String], skip: Option<(&str, &str)>) {
+        if !payload.must_arrive() {
+            return;
+        }
+        let outbound = payload.outbound();
+        for user in users {
+            for (device, conn) in self.hub.of_user(user) {
+                if skip != Some((user.as_str(), device.as_str())) {
+                    hand(&conn, &outbound);
+                }
+            }
+        }
+        self.retries.push(Retry::Route {
+            payload,
+            users: users.to_vec(),
+            skip: skip.map(|(u, d)| (u.to_owned(), d.to_owned())),
+        });
+    }
+
+    /// Records whether the route table answers; logged and exported when it changes.
+    pub fn set_routes_down(&self, down: bool) {
+        if self.routes_down.swap(down, Ordering::Relaxed) != down {
+            metrics::gauge!("chat_route_table_down").set(if down { 1.0 } else { 0.0 });
+            if down {
+                tracing::warn!("route table not answering: local devices still get their messages, the rest wait");
+            } else {
+                tracing::info!("route table answering again: waiting fan-outs go out");
+            }
+        }
+    }
+
+    /// Whether the route table failed its last lookup (readiness reports it).
+    pub fn routes_down(&self) -> bool {
+        self.routes_down.load(Ordering::Relaxed)
+    }
+
+    /// Tries failed fan-outs again, in order, until `stop`: after a failure it waits
+    /// [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`] while the backend stays down.
+    pub async fn run_retries(&self, stop: CancellationToken) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            tokio::select! {
+                () = self.retries.wait() => {}
+                () = stop.cancelled() => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stop.cancelled() => return,
+            }
+            let mut pending = self.retries.take().into_iter();
+            let mut failed = Vec::new();
+            for (at, retry) in pending.by_ref() {
+                if let Err(retry) = self.try_again(retry).await {
+                    failed.push((at, retry));
+                    break;
+                }
+            }
+            failed.extend(pending);
+            backoff = if failed.is_empty() {
+                FIRST_BACKOFF
+            } else {
+                (backoff * 2).min(MAX_BACKOFF)
+            };
+            self.retries.put_back(failed);
+        }
+    }
+
+    /// One attempt at a failed fan-out; gives it back when it fails again.
+    async fn try_again(&self, retry: Retry) -> std::result::Result<(), Retry> {
+        match retry {
+            Retry::Route {
+                payload,
+                users,
+                skip,
+            } => match self.routes.lookup(&users).await {
+                Ok(routes) => {
+                    self.set_routes_down(false);
+                    let skip = skip.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
+                    self.dispatch(payload, routes, skip, 0).await;
+                    Ok(())
+                }
+                Err(_) => Err(Retry::Route {
+                    payload,
+                    users,
+                    skip,
+                }),
+            },
+            Retry::Publish { pod, event } => match self.bus.publish(&pod, (*event).clone()).await {
+                Ok(()) => Ok(()),
+                Err(_) => Err(Retry::Publish { pod, event }),
+            },
         }
     }
 
@@ -211,6 +365,19 @@ impl Router {
                 self.deliver_here(Payload::Notice(Arc::new(notice)), devices, hops)
                     .await
             }
+            BusEvent::Resync { devices, hops } => {
+                self.deliver_here(Payload::Resync, devices, hops).await
+            }
+            BusEvent::InboxRestored => {
+                let conns = self.hub.all();
+                tracing::info!(
+                    connections = conns.len(),
+                    "inbox consumer rebuilt: every session re-reads its backlog"
+                );
+                for (_, _, conn) in conns {
+                    conn.resync();
+                }
+            }
             BusEvent::Presence { events } => self.presence.apply(&events),
             BusEvent::PushAll { push } => self.push_local(&push),
             BusEvent::Kick { devices, reason } => self.kick_local(&devices, reason),
@@ -223,7 +390,7 @@ impl Router {
         let mut outbound = None;
         for d in devices {
             match self.hub.get(&d.user, &d.device) {
-                Some(conn) => conn.send(outbound.get_or_insert_with(|| payload.outbound()).clone()),
+                Some(conn) => hand(&conn, outbound.get_or_insert_with(|| payload.outbound())),
                 None => {
                     moved.insert((d.user, d.device));
                 }
@@ -251,129 +418,6 @@ impl Router {
             Err(e) => {
                 tracing::warn!(error = %e, "re-routing failed; devices catch up on reconnect")
             }
-        }
-    }
-
-    /// After the route table lost this pod (a Redis restarted or flushed): registers every
-    /// connection here again — never over a newer connection's route — and has each session
-    /// re-read its backlog, so what was stored while the routes were missing arrives now instead
-    /// of at the device's next reconnect.
-    pub async fn reannounce(&self) {
-        let conns = self.hub.all();
-        if conns.is_empty() {
-            return;
-        }
-        let mut back = Vec::new();
-        let mut to = Vec::new();
-        for (user, device, conn) in &conns {
-            let route = DeviceRoute {
-                user: user.clone(),
-                device: device.clone(),
-                pod: self.pod.clone(),
-                epoch: conn.epoch,
-            };
-            match self.routes.refresh(&route).await {
-                Ok(Some(watchers)) => {
-                    back.push(PresenceEvent::online(user, now_ms()));
-                    to.extend(watchers);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // The next heartbeat finds the pod missing again and tries once more.
-                    tracing::warn!(error = %e, "re-registering routes failed");
-                    break;
-                }
-            }
-        }
-        // Users whose routes were reaped while this pod was cut off are online again.
-        to.sort();
-        to.dedup();
-        self.presence.announce(Targets::Pods(to), back);
-        for (_, _, conn) in &conns {
-            conn.resync();
-        }
-        tracing::info!(
-            connections = conns.len(),
-            "the route table had lost this pod: routes registered again, backlogs re-read"
-        );
-    }
-
-    /// Kicks the exact connections named (by epoch) that live on this process.
-    pub fn kick_local(&self, devices: &[DeviceRoute], reason: KickReason) {
-        for d in devices {
-            if let Some(conn) = self
-                .hub
-                .get(&d.user, &d.device)
-                .filter(|c| c.epoch == d.epoch)
-            {
-                conn.send(Outbound::Kick(reason));
-            }
-        }
-    }
-
-    /// Kicks the given connections wherever they are.
-    pub async fn kick(&self, devices: Vec<DeviceRoute>, reason: KickReason) -> Result<()> {
-        let mut by_pod: BTreeMap<String, Vec<DeviceRoute>> = BTreeMap::new();
-        for d in devices {
-            by_pod.entry(d.pod.clone()).or_default().push(d);
-        }
-        for (pod, devices) in by_pod {
-            if pod == self.pod {
-                self.kick_local(&devices, reason);
-            } else {
-                self.bus
-                    .publish(&pod, BusEvent::Kick { devices, reason })
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes every device of `user`, cluster-wide. Returns how many connections were told.
-    pub async fn kick_user(&self, user: &str, reason: KickReason) -> Result<usize> {
-        let routes = self.routes.lookup(&[user.to_owned()]).await?;
-        let n = routes.len();
-        self.kick(routes, reason).await?;
-        Ok(n)
-    }
-
-    /// `/message/send`: pushes to every online device of `users`; returns the users with none.
-    pub async fn push(&self, push: HttpPush, users: &[String]) -> Result<Vec<String>> {
-        // Each user once, whatever the caller passed: one push per device, a sorted notExist.
-        let users: Vec<String> = users
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let routes = self.routes.lookup(&users).await?;
-        let online: BTreeSet<&str> = routes.iter().map(|r| r.user.as_str()).collect();
-        let not_exist: Vec<String> = users
-            .iter()
-            .filter(|u| !online.contains(u.as_str()))
-            .cloned()
-            .collect();
-        self.dispatch(Payload::Push(Arc::new(push)), routes, None, 0)
-            .await;
-        Ok(not_exist)
-    }
-
-    /// `/message/send` with `sendToAll`: every device on every pod, one event per pod.
-    pub async fn push_all(&self, push: HttpPush) -> Result<()> {
-        self.push_local(&push);
-        for pod in self.routes.pods().await? {
-            if pod != self.pod {
-                let event = BusEvent::PushAll { push: push.clone() };
-                self.bus.publish(&pod, event).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn push_local(&self, push: &HttpPush) {
-        let notice = Arc::new(push.prepare());
-        for (_, _, conn) in self.hub.all() {
-            conn.send(Outbound::Notice(notice.clone()));
         }
     }
 }

@@ -1,0 +1,110 @@
+//! Fan-outs that failed after their message was committed, tried again until they go through.
+//!
+//! A message that got reply 0 is stored, but its live delivery can still fail: the route table
+//! does not answer (Redis restarting, or this pod cut off from it), or the bus refuses a target
+//! pod's event (the broker restarting). Recipients that stay online would then see it only at
+//! their next reconnect. Instead the fan-out waits here, in order, and is tried again every
+//! [`FIRST_BACKOFF`]…[`MAX_BACKOFF`] until it goes through; the devices de-duplicate by
+//! `messageId` what reaches them twice (their window drops what is in flight or acked).
+//!
+//! Bounded: past [`CAPACITY`] the oldest is dropped, and one older than [`MAX_AGE`] is given up
+//! (its recipients catch up from the store when they reconnect or SYNC). Both are counted
+//! (`chat_fanout_retries_dropped_total`).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::Payload;
+use crate::bus::BusEvent;
+
+/// Fan-outs kept waiting at most.
+const CAPACITY: usize = 65_536;
+/// A fan-out still failing after this long is given up: its recipients catch up from the store.
+const MAX_AGE: Duration = Duration::from_secs(600);
+/// Wait after a failure before the first new attempt.
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait between attempts while the backend stays down.
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// One fan-out to try again.
+pub(super) enum Retry {
+    /// Look the users' devices up and hand them the payload (the route lookup failed).
+    Route {
+        payload: Payload,
+        users: Vec<String>,
+        /// The sending device, which has the message already.
+        skip: Option<(String, String)>,
+    },
+    /// Publish this event to `pod`'s inbox (the bus refused it).
+    Publish { pod: String, event: Box<BusEvent> },
+}
+
+/// The waiting fan-outs, oldest first.
+#[derive(Default)]
+pub(super) struct Retries {
+    queue: Mutex<VecDeque<(Instant, Retry)>>,
+    wake: Notify,
+}
+
+impl Retries {
+    /// Keeps `retry` for the retry loop.
+    pub(super) fn push(&self, retry: Retry) {
+        let mut queue = self.queue.lock().expect("retry queue lock");
+        if queue.len() >= CAPACITY {
+            queue.pop_front();
+            metrics::counter!("chat_fanout_retries_dropped_total").increment(1);
+        }
+        queue.push_back((Instant::now(), retry));
+        metrics::gauge!("chat_fanout_retries_waiting").set(queue.len() as f64);
+        drop(queue);
+        metrics::counter!("chat_fanout_retries_total").increment(1);
+        self.wake.notify_one();
+    }
+
+    /// Waits until something is queued.
+    pub(super) async fn wait(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if !self.queue.lock().expect("retry queue lock").is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes everything queued, dropping what is too old.
+    pub(super) fn take(&self) -> Vec<(Instant, Retry)> {
+        let mut queue = self.queue.lock().expect("retry queue lock");
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(queue.len());
+        for (at, retry) in queue.drain(..) {
+            if now.saturating_duration_since(at) > MAX_AGE {
+                metrics::counter!("chat_fanout_retries_dropped_total").increment(1);
+            } else {
+                out.push((at, retry));
+            }
+        }
+        metrics::gauge!("chat_fanout_retries_waiting").set(0.0);
+        out
+    }
+
+    /// Puts back what still failed, ahead of anything queued since, keeping the order.
+    pub(super) fn put_back(&self, failed: Vec<(Instant, Retry)>) {
+        if failed.is_empty() {
+            return;
+        }
+        let mut queue = self.queue.lock().expect("retry queue lock");
+        for entry in failed.into_iter().rev() {
+            queue.push_front(entry);
+        }
+        while queue.len() > CAPACITY {
+            queue.pop_front();
+            metrics::counter!("chat_fanout_retries_dropped_total").increment(1);
+        }
+        metrics::gauge!("chat_fanout_retries_waiting").set(queue.len() as f64);
+    }
+}
