@@ -50,6 +50,8 @@ pub struct App {
     pub files: Arc<Files>,
     /// The offline-push webhook, with `--offline-webhook-url`.
     pub webhook: Option<Arc<Webhook>>,
+    /// Each backend's last known state, so its outages are logged when they start and end.
+    pub health: crate::health::Tracker,
 }
 
 impl App {
@@ -96,6 +98,7 @@ impl App {
             files,
             config,
             webhook: None,
+            health: crate::health::Tracker::default(),
         }
     }
 }

@@ -5,7 +5,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Cli, Command, ServeConfig};
-use crate::server::{bind, run, termination_signal, Backends};
+use crate::server::{bind, run, termination_signal};
+use crate::startup::{connect_backends, SharedListener};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
@@ -51,15 +52,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     init_tracing(config.log_json);
     let public =
         bind(config.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
-    let admin = bind(config.admin_listen)
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.admin_listen))?;
-    let backends = Backends::from_config(&config).await?;
+    let admin: SharedListener = bind(config.admin_listen)
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.admin_listen))?
+        .into();
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         termination_signal().await;
         trigger.cancel();
     });
+    // A backend that is down delays the start (unready, the admin port says why) instead of
+    // failing it.
+    let Some(backends) = connect_backends(&config, &admin, &shutdown).await? else {
+        return Ok(());
+    };
     eprintln!(
         "chat-gateway: open http://{} in a browser (admin on http://{})",
         config.listen, config.admin_listen

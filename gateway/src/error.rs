@@ -117,6 +117,7 @@ impl Error {
             Error::TooLarge(_) => 413,
             Error::RateLimited(_) => 429,
             Error::Unavailable(_) => 503,
+            Error::Database(e) if database_away(e) => 503,
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => 500,
             Error::StoreWrite(_) | Error::UnavailableFrom { .. } => 503,
             Error::InternalFrom { .. } => 500,
@@ -134,6 +135,7 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::RateLimited(_) => "rate_limited",
             Error::Unavailable(_) => "unavailable",
+            Error::Database(e) if database_away(e) => "unavailable",
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
             Error::StoreWrite(_) | Error::UnavailableFrom { .. } => "unavailable",
             Error::InternalFrom { .. } => "internal",
@@ -143,6 +145,7 @@ impl Error {
     /// What the client is told. Internal details stay in the log.
     pub fn client_message(&self) -> String {
         match self {
+            Error::Database(e) if database_away(e) => "store unavailable; try again".to_owned(),
             Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
                 "internal error; try again".to_owned()
             }
@@ -163,6 +166,9 @@ impl Error {
     pub fn record(&self) {
         match self {
             Error::Unavailable(_) => tracing::warn!(error = %self, "unavailable"),
+            Error::Database(e) if database_away(e) => {
+                tracing::warn!(error = %self, "store unavailable")
+            }
             Error::StoreWrite(_) | Error::UnavailableFrom { .. } => {
                 tracing::warn!(error = %self, "unavailable")
             }
@@ -187,4 +193,18 @@ impl IntoResponse for Error {
         )
             .into_response()
     }
+}
+
+/// Whether a database error says the database cannot be reached (down, restarting, cut off, its
+/// pool exhausted waiting for it) rather than that a statement failed: 503, the client tries
+/// again, as DESIGN's "degrade, don't lie" wants.
+fn database_away(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
 }

@@ -21,6 +21,7 @@ pub mod drain;
 pub mod error;
 pub mod files;
 pub mod handlers;
+pub mod health;
 pub mod http;
 pub mod hub;
 pub mod lifecycle;
@@ -32,6 +33,7 @@ pub mod routes;
 pub mod routing;
 pub mod server;
 pub mod session;
+pub mod startup;
 pub mod store;
 pub mod webhook;
 

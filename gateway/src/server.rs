@@ -20,6 +20,7 @@ use crate::model::now_ms;
 use crate::presence::{PresenceEvent, Targets};
 use crate::routes::redis::POD_STALE_MS;
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
+use crate::startup::SharedListener;
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 use crate::webhook::queue::{Queue, SqlQueue};
 use crate::webhook::Webhook;
@@ -125,7 +126,7 @@ pub async fn run(
     config: ServeConfig,
     backends: Backends,
     public: TcpListener,
-    admin: TcpListener,
+    admin: SharedListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let secret = crate::auth::resolve_secret(&config.store)?;
@@ -247,9 +248,15 @@ async fn announce(app: Arc<App>, stop: CancellationToken) {
                         if lost {
                             app.router.reannounce().await;
                         }
+                        let consuming = app.bus.ping().await.is_ok();
+                        if let Err(e) = app.routes.inbox_health(&app.pod, consuming).await {
+                            tracing::debug!(error = %e, "recording the inbox's health failed");
+                        }
                     }
-                    Err(e) => tracing::warn!(error = %e, "pod heartbeat failed"),
+                    Err(e) => tracing::debug!(error = %e, "pod heartbeat failed"),
                 }
+                // Gauges and the log follow the backends even when nobody probes readiness.
+                crate::health::check(&app).await;
                 reap_silent(&app).await;
             }
             _ = stop.cancelled() => break,
@@ -331,7 +338,13 @@ impl Running {
             admin.local_addr().map_err(io)?,
         );
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(run(config, backends, public, admin, shutdown.clone()));
+        let handle = tokio::spawn(run(
+            config,
+            backends,
+            public,
+            admin.into(),
+            shutdown.clone(),
+        ));
         Ok(Self {
             addr,
             admin_addr,

@@ -64,6 +64,12 @@ impl Keys {
         format!("{}:servers", self.prefix)
     }
 
+    /// `{p}:consuming`, the ZSET pod → last ms it reported its inbox consumer working: a pod
+    /// whose consumer is down tells its own fault from a broker outage every pod shares.
+    pub fn consuming(&self) -> String {
+        format!("{}:consuming", self.prefix)
+    }
+
     /// `{p}:recent:{conversation}`, the ZSET seq → message of the recent cache.
     pub fn recent(&self, conversation_id: &str) -> String {
         format!("{}:recent:{conversation_id}", self.prefix)

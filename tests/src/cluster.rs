@@ -97,6 +97,15 @@ impl TestCluster {
     /// `Backends` for its config (the Redis route table and recent cache, the Pulsar bus, and
     /// PostgreSQL when set), around the shared SQLite store otherwise.
     pub async fn start_pod(&self, name: &str) -> Pod {
+        self.start_pod_with(name, |_| {}).await
+    }
+
+    /// [`TestCluster::start_pod`] with the config adjusted by `tune` (another broker, timers).
+    pub async fn start_pod_with(
+        &self,
+        name: &str,
+        tune: impl FnOnce(&mut chat_gateway::config::ServeConfig),
+    ) -> Pod {
         let mut cfg = test_config(self._dir.path());
         cfg.pod_name = Some(name.to_owned());
         cfg.key_prefix = self.prefix.clone();
@@ -106,6 +115,7 @@ impl TestCluster {
         cfg.pulsar_tenant = TENANT.into();
         cfg.pulsar_namespace = NAMESPACE.into();
         cfg.store.database_url = self.database_url.clone();
+        tune(&mut cfg);
         let backends = match &self.database_url {
             Some(_) => Backends::from_config(&cfg).await,
             None => Backends::with_store(&cfg, self.store.clone()).await,

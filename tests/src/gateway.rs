@@ -104,6 +104,14 @@ impl GatewayProcess {
         pod_name: &str,
         extra: &[&str],
     ) -> Self {
+        let mut me = Self::spawn_unready(binary, data_dir, pod_name, extra);
+        me.wait_ready().await;
+        me
+    }
+
+    /// [`GatewayProcess::spawn_named`] without waiting for readiness (start-up while a backend
+    /// is down).
+    pub fn spawn_unready(binary: &str, data_dir: &Path, pod_name: &str, extra: &[&str]) -> Self {
         let (port, admin_port) = (free_port(), free_port());
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
@@ -134,9 +142,7 @@ impl GatewayProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn gateway process");
-        let mut me = Self { child, addr, admin };
-        me.wait_ready().await;
-        me
+        Self { child, addr, admin }
     }
 
     /// Waits for /readyz to answer 200; fails at once if the process exited.

@@ -195,12 +195,23 @@ async fn redis_restarted_mid_traffic_recovers_routes_and_loses_nothing() {
     tokio::task::block_in_place(|| redis.stop());
     let down = Instant::now();
     let before_outage = traffic.stored();
-    // Every pod reports the lost route table at once: /readyz 503, not a hang.
+    // Every pod reports the lost route table at once, not a hang — and stays in the Service:
+    // an outage every pod shares degrades them all alike (issue 17, "degrade, don't lie").
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     for i in 0..3 {
-        assert_eq!(
-            c.readyz(i, Duration::from_secs(2)).await,
-            503,
-            "pod-{i} /readyz with Redis down"
+        let r = http
+            .get(c.pods[i].admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("pod-{i} /readyz with Redis down: {e}"));
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert!(
+            status == 200 && body.contains("route table"),
+            "pod-{i} /readyz with Redis down: {status} {body}"
         );
     }
     // Traffic goes on without Redis: sends are stored and answered (recipients catch up later).

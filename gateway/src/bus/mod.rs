@@ -129,4 +129,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Is this pod's inbox being consumed? (readiness)
     async fn ping(&self) -> Result<()>;
+
+    /// Since when (ms since the epoch) this pod's inbox consumer has been down; `None` while it
+    /// consumes (or for a bus without a consumer to lose).
+    fn down_since(&self) -> Option<i64> {
+        None
+    }
 }

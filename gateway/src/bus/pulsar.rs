@@ -13,7 +13,7 @@
 //! while idle, it is rebuilt, and readiness reports the bus down until it is.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ pub use chat_protocol::names::Topics;
 
 use super::{Bus, BusEvent};
 use crate::error::{Error, Result};
+use crate::model::now_ms;
 
 /// Frames queued per broker connection before a send waits for room (the crate's default is 100).
 const OUTBOUND_QUEUE: usize = 4096;
@@ -61,7 +62,8 @@ pub struct PulsarBus {
     admin_url: Option<String>,
     /// The forwarder of each target pod's topic.
     forwarders: std::sync::Mutex<HashMap<String, mpsc::Sender<Queued>>>,
-    consuming: Arc<AtomicBool>,
+    /// 0 while the inbox consumer works; else since when (ms) it has been down.
+    down_since: Arc<AtomicI64>,
 }
 
 /// An event waiting in a forwarder, with the way to tell its publisher how the send went.
@@ -92,7 +94,7 @@ impl PulsarBus {
             topics,
             admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
             forwarders: std::sync::Mutex::new(HashMap::new()),
-            consuming: Arc::new(AtomicBool::new(false)),
+            down_since: Arc::new(AtomicI64::new(now_ms())),
         })
     }
 
@@ -217,7 +219,7 @@ async fn consume(
     topic: String,
     pod: String,
     tx: mpsc::Sender<BusEvent>,
-    consuming: Arc<AtomicBool>,
+    down_since: Arc<AtomicI64>,
 ) {
     let mut rebuilt = false;
     loop {
@@ -229,13 +231,13 @@ async fn consume(
                 continue;
             }
         };
-        consuming.store(true, Ordering::SeqCst);
+        down_since.store(0, Ordering::SeqCst);
         tracing::info!(topic, "consuming this pod's inbox");
         if std::mem::replace(&mut rebuilt, true) {
             // What was published while it was down may be gone (a restarted broker keeps
             // nothing): the sessions read it back from the store.
             if tx.send(BusEvent::InboxRestored).await.is_err() {
-                consuming.store(false, Ordering::SeqCst);
+                down_since.store(now_ms(), Ordering::SeqCst);
                 return;
             }
         }
@@ -284,7 +286,7 @@ async fn consume(
                 Ok(events) => {
                     for event in events {
                         if tx.send(event).await.is_err() {
-                            consuming.store(false, Ordering::SeqCst);
+                            down_since.store(now_ms(), Ordering::SeqCst);
                             return;
                         }
                     }
@@ -296,7 +298,7 @@ async fn consume(
                 tracing::debug!(topic, error = %e, "ack failed");
             }
         }
-        consuming.store(false, Ordering::SeqCst);
+        down_since.store(now_ms(), Ordering::SeqCst);
         let _ = consumer.close().await;
         tokio::time::sleep(REBUILD_DELAY).await;
     }
@@ -328,18 +330,25 @@ impl Bus for PulsarBus {
             self.topics.pod_topic(pod),
             pod.to_owned(),
             tx,
-            self.consuming.clone(),
+            self.down_since.clone(),
         ));
         Ok(rx)
     }
 
     async fn ping(&self) -> Result<()> {
-        if self.consuming.load(Ordering::SeqCst) {
+        if self.down_since.load(Ordering::SeqCst) == 0 {
             Ok(())
         } else {
             Err(Error::Unavailable(
                 "this pod's pulsar consumer is down".into(),
             ))
+        }
+    }
+
+    fn down_since(&self) -> Option<i64> {
+        match self.down_since.load(Ordering::SeqCst) {
+            0 => None,
+            since => Some(since),
         }
     }
 }

@@ -28,25 +28,16 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Ready when not draining and every backend answers.
-async fn readiness(app: &App) -> std::result::Result<(), String> {
-    if app.drain.is_draining() {
-        return Err("draining".into());
-    }
-    app.store.ping().await.map_err(|e| format!("store: {e}"))?;
-    app.routes
-        .ping()
-        .await
-        .map_err(|e| format!("route table: {e}"))?;
-    app.bus.ping().await.map_err(|e| format!("bus: {e}"))?;
-    Ok(())
-}
-
+/// 200 when this pod should get traffic (its body lists what is degraded), 503 when it should
+/// not, with the reason ([`crate::health`]).
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match readiness(&app).await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
-    }
+    let readiness = crate::health::check(&app).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, readiness.detail).into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -110,6 +110,18 @@ pub trait RouteTable: Send + Sync + 'static {
     /// registers its connections again ([`crate::server::App::reannounce`]).
     async fn heartbeat(&self, pod: &str) -> Result<bool>;
 
+    /// Records, at each heartbeat, whether `pod`'s inbox consumer works, so that a pod whose
+    /// consumer is down can tell its own fault from a broker outage every pod shares. One
+    /// process has no peers: nothing to record.
+    async fn inbox_health(&self, _pod: &str, _consuming: bool) -> Result<()> {
+        Ok(())
+    }
+
+    /// How many pods but `pod` reported a working inbox consumer at or after `since_ms`.
+    async fn consuming_peers(&self, _pod: &str, _since_ms: i64) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Is the table reachable? (readiness)
     async fn ping(&self) -> Result<()>;
 }

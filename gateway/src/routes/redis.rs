@@ -6,6 +6,7 @@
 //! | `{p}:online:{user}` | SET of devices | 3600 s |
 //! | `{p}:pod:{pod}` | SET of `user:device` held by that pod | none (the operator deletes it) |
 //! | `{p}:servers` | ZSET pod → last-seen ms | none (the operator trims it; pods reap silent ones) |
+//! | `{p}:consuming` | ZSET pod → last ms its inbox consumer worked | none (a pod removes itself when its consumer is down) |
 //! | `{p}:seen:{user}` | ms when the user's last device left (`lastSeen`) | 90 days |
 //! | `{p}:watchers:{user}` | HASH pod → count: pods watching the user's presence | none (reaped with the pod) |
 //! | `{p}:watching:{pod}` | SET of users the pod watches | none (reaped with the pod) |
@@ -292,6 +293,26 @@ impl RouteTable for RedisRoutes {
             .await
             .map_err(unavailable)?;
         Ok(added == 1)
+    }
+
+    async fn inbox_health(&self, pod: &str, consuming: bool) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.consuming();
+        if consuming {
+            conn.zadd::<_, _, _, ()>(key, pod, now_ms()).await
+        } else {
+            conn.zrem::<_, _, ()>(key, pod).await
+        }
+        .map_err(unavailable)
+    }
+
+    async fn consuming_peers(&self, pod: &str, since_ms: i64) -> Result<usize> {
+        let mut conn = self.conn.clone();
+        let pods: Vec<String> = conn
+            .zrangebyscore(self.keys.consuming(), since_ms, "+inf")
+            .await
+            .map_err(unavailable)?;
+        Ok(pods.iter().filter(|p| *p != pod).count())
     }
 
     async fn ping(&self) -> Result<()> {
