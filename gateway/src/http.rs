@@ -184,7 +184,8 @@ fn run_connection(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "route registration failed; deliveries to this device wait for a heartbeat")
+                tracing::warn!(error = %e, "route registration failed; registered again at the next good heartbeat");
+                app.router.reannounce_later();
             }
         }
         let (store, name) = (app.store.clone(), who.name.clone());

@@ -245,7 +245,8 @@ async fn announce(app: Arc<App>, stop: CancellationToken) {
                 match app.routes.heartbeat(&app.pod).await {
                     Ok(lost) => {
                         app.router.set_routes_down(false);
-                        if lost {
+                        // `take_reannounce` first: it must be cleared whatever `lost` says.
+                        if app.router.take_reannounce() | lost {
                             app.router.reannounce().await;
                         }
                         let consuming = app.bus.ping().await.is_ok();
@@ -253,7 +254,10 @@ async fn announce(app: Arc<App>, stop: CancellationToken) {
                             tracing::debug!(error = %e, "recording the inbox's health failed");
                         }
                     }
-                    Err(e) => tracing::debug!(error = %e, "pod heartbeat failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pod heartbeat failed");
+                        app.router.set_routes_down(true);
+                    }
                 }
                 // Gauges and the log follow the backends even when nobody probes readiness.
                 crate::health::check(&app).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chat_gateway::delivery::DeviceRoute;
 use chat_gateway::routes::memory::MemoryRoutes;
 use chat_gateway::routes::redis::RedisRoutes;
-use chat_gateway::routes::{Registered, Removed, RouteTable, UserPresence};
+use chat_gateway::routes::{Refreshed, Registered, Removed, RouteTable, UserPresence};
 use chat_tests::redis::{client, server, unique_prefix};
 use chat_tests::{fixtures, TestGateway};
 use redis::AsyncCommands;
@@ -311,12 +311,24 @@ async fn presence_turns_on_with_the_first_device_and_off_with_the_last() {
         // A heartbeat's refresh re-creating the route brings the user back.
         assert_eq!(
             t.refresh(&r("u", "web", "p1", 3)).await.unwrap(),
-            Some(vec![]),
+            Refreshed {
+                created: true,
+                back_online: Some(vec![])
+            },
             "{name}"
         );
         assert_eq!(
             t.refresh(&r("u", "web", "p1", 3)).await.unwrap(),
-            None,
+            Refreshed::default(),
+            "{name}"
+        );
+        // A second device re-created while the user is online already: created, not back.
+        assert_eq!(
+            t.refresh(&r("u", "tab", "p1", 4)).await.unwrap(),
+            Refreshed {
+                created: true,
+                back_online: None
+            },
             "{name}"
         );
         assert_eq!(t.presence(&users).await.unwrap()[0], online, "{name}");

@@ -87,13 +87,29 @@ impl Backend for Handlers {
         let route = who.route(&app.pod);
         tokio::spawn(async move {
             match app.routes.refresh(&route).await {
-                // Its route had been reaped (this pod was cut off): the user is back.
-                Ok(Some(watchers)) => app.presence.announce(
-                    Targets::Pods(watchers),
-                    vec![PresenceEvent::online(&route.user, now_ms())],
-                ),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "route refresh failed"),
+                Ok(refreshed) => {
+                    // Its route had been reaped or lost: the user is back...
+                    if let Some(watchers) = refreshed.back_online {
+                        app.presence.announce(
+                            Targets::Pods(watchers),
+                            vec![PresenceEvent::online(&route.user, now_ms())],
+                        );
+                    }
+                    // ...and what was sent while the device had no route comes from the store.
+                    if refreshed.created {
+                        if let Some(conn) = app
+                            .hub
+                            .get(&route.user, &route.device)
+                            .filter(|c| c.epoch == route.epoch)
+                        {
+                            conn.resync();
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "route refresh failed");
+                    app.router.reannounce_later();
+                }
             }
         });
     }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Departed, Registered, Removed, RouteTable, UserPresence};
+use super::{Departed, Refreshed, Registered, Removed, RouteTable, UserPresence};
 use crate::delivery::DeviceRoute;
 use crate::error::Result;
 use crate::model::now_ms;
@@ -129,16 +129,21 @@ impl RouteTable for MemoryRoutes {
         Ok(())
     }
 
-    async fn refresh(&self, route: &DeviceRoute) -> Result<Option<Vec<String>>> {
+    async fn refresh(&self, route: &DeviceRoute) -> Result<Refreshed> {
         let mut routes = self.routes.lock().expect("route table lock");
         let devices = routes.entry(route.user.clone()).or_default();
         let first = devices.is_empty();
         // Re-create only if absent: a newer connection elsewhere must not be overwritten.
-        devices
-            .entry(route.device.clone())
-            .or_insert_with(|| (route.pod.clone(), route.epoch));
+        let mut created = false;
+        devices.entry(route.device.clone()).or_insert_with(|| {
+            created = true;
+            (route.pod.clone(), route.epoch)
+        });
         drop(routes);
-        Ok(first.then(|| self.watchers_of(&route.user)))
+        Ok(Refreshed {
+            created,
+            back_online: first.then(|| self.watchers_of(&route.user)),
+        })
     }
 
     async fn presence(&self, users: &[String]) -> Result<Vec<UserPresence>> {

@@ -58,6 +58,16 @@ pub struct UserPresence {
     pub last_seen: Option<i64>,
 }
 
+/// What [`RouteTable::refresh`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Refreshed {
+    /// The route was missing and is registered again: deliveries meanwhile did not find the
+    /// device, so its session should re-read its backlog.
+    pub created: bool,
+    /// The device is the user's only online one again: the pods watching the user.
+    pub back_online: Option<Vec<String>>,
+}
+
 /// The seam that says where a device is connected: written by the connection's pod, read by whoever
 /// delivers to it. Implemented by [`memory::MemoryRoutes`] (one process) and [`redis::RedisRoutes`]
 /// (cluster).
@@ -74,7 +84,7 @@ pub trait RouteTable: Send + Sync + 'static {
     /// Extends the route's lifetime (heartbeat, renew). Re-creates it if it expired meanwhile;
     /// when that made the device the user's only online one (the user came back online), the
     /// pods watching the user.
-    async fn refresh(&self, route: &DeviceRoute) -> Result<Option<Vec<String>>>;
+    async fn refresh(&self, route: &DeviceRoute) -> Result<Refreshed>;
 
     /// Counts `pod`'s interest in users' presence: each `(user, delta)` adds +1 when a
     /// connection there starts watching the user where none did, -1 when the last one stops.

@@ -31,7 +31,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use self::scripts::{LOOKUP, PRESENCE, REAP, REFRESH, REGISTER, UNREGISTER, WATCH};
-use super::{Departed, Registered, Removed, RouteTable, UserPresence};
+use super::{Departed, Refreshed, Registered, Removed, RouteTable, UserPresence};
 use crate::delivery::DeviceRoute;
 use crate::error::{Error, Result};
 use crate::model::now_ms;
@@ -168,10 +168,13 @@ impl RouteTable for RedisRoutes {
         })
     }
 
-    async fn refresh(&self, route: &DeviceRoute) -> Result<Option<Vec<String>>> {
+    async fn refresh(&self, route: &DeviceRoute) -> Result<Refreshed> {
         let mut out: Vec<String> = self.run(&self.refresh, route).await?;
-        let watchers = out.split_off(1.min(out.len()));
-        Ok((out.first().map(String::as_str) == Some("2")).then_some(watchers))
+        let watchers = out.split_off(2.min(out.len()));
+        Ok(Refreshed {
+            created: out.get(1).map(String::as_str) == Some("1"),
+            back_online: (out.first().map(String::as_str) == Some("2")).then_some(watchers),
+        })
     }
 
     async fn watch(&self, pod: &str, deltas: &[(String, i64)]) -> Result<()> {

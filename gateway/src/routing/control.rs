@@ -15,10 +15,12 @@ use crate::model::{now_ms, HttpPush};
 use crate::presence::{PresenceEvent, Targets};
 
 impl Router {
-    /// After the route table lost this pod (a Redis restarted or flushed): registers every
-    /// connection here again — never over a newer connection's route — and has each session
-    /// re-read its backlog, so what was stored while the routes were missing arrives now instead
-    /// of at the device's next reconnect.
+    /// After the route table lost this pod (a Redis restarted or flushed) or failed a write
+    /// (a route registration or refresh while it was down): registers every connection here
+    /// again — never over a newer connection's route — and has each session whose route was
+    /// missing re-read its backlog, so what was stored meanwhile arrives now instead of at the
+    /// device's next reconnect. Sessions whose routes were there lost nothing (failed lookups
+    /// wait in the senders' retry queues).
     pub async fn reannounce(&self) {
         let conns = self.hub.all();
         if conns.is_empty() {
@@ -26,6 +28,7 @@ impl Router {
         }
         let mut back = Vec::new();
         let mut to = Vec::new();
+        let mut created = 0usize;
         for (user, device, conn) in &conns {
             let route = DeviceRoute {
                 user: user.clone(),
@@ -34,14 +37,20 @@ impl Router {
                 epoch: conn.epoch,
             };
             match self.routes.refresh(&route).await {
-                Ok(Some(watchers)) => {
-                    back.push(PresenceEvent::online(user, now_ms()));
-                    to.extend(watchers);
+                Ok(refreshed) => {
+                    if let Some(watchers) = refreshed.back_online {
+                        back.push(PresenceEvent::online(user, now_ms()));
+                        to.extend(watchers);
+                    }
+                    if refreshed.created {
+                        created += 1;
+                        conn.resync();
+                    }
                 }
-                Ok(None) => {}
                 Err(e) => {
-                    // The next heartbeat finds the pod missing again and tries once more.
+                    // The next heartbeat tries once more.
                     tracing::warn!(error = %e, "re-registering routes failed");
+                    self.reannounce_later();
                     break;
                 }
             }
@@ -50,13 +59,13 @@ impl Router {
         to.sort();
         to.dedup();
         self.presence.announce(Targets::Pods(to), back);
-        for (_, _, conn) in &conns {
-            conn.resync();
+        if created > 0 {
+            tracing::info!(
+                connections = conns.len(),
+                registered_again = created,
+                "routes missing from the route table registered again; their backlogs re-read"
+            );
         }
-        tracing::info!(
-            connections = conns.len(),
-            "the route table had lost this pod: routes registered again, backlogs re-read"
-        );
     }
 
     /// Kicks the exact connections named (by epoch) that live on this process.

@@ -119,6 +119,9 @@ pub struct Router {
     /// retry queue at once instead of each waiting out the lookup's timeout (a hung or
     /// unreachable Redis must not hold every reply 0 back by seconds).
     routes_down: AtomicBool,
+    /// Set when a route-table write failed (a registration, a refresh, the pod's heartbeat):
+    /// the next good heartbeat registers every local connection again ([`Router::reannounce`]).
+    reannounce: AtomicBool,
 }
 
 impl Router {
@@ -138,6 +141,7 @@ impl Router {
             presence,
             retries: Retries::default(),
             routes_down: AtomicBool::new(false),
+            reannounce: AtomicBool::new(false),
         }
     }
 
@@ -249,8 +253,23 @@ impl Router {
         });
     }
 
-    /// Records whether the route table answers; logged and exported when it changes.
+    /// A route-table write failed: the next good heartbeat registers every local connection
+    /// again.
+    pub fn reannounce_later(&self) {
+        self.reannounce.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a route-table write failed since the last call (and clears it).
+    pub fn take_reannounce(&self) -> bool {
+        self.reannounce.swap(false, Ordering::Relaxed)
+    }
+
+    /// Records whether the route table answers; logged and exported when it changes. Down also
+    /// means routes may have been missed: the next good heartbeat registers them again.
     pub fn set_routes_down(&self, down: bool) {
+        if down {
+            self.reannounce_later();
+        }
         if self.routes_down.swap(down, Ordering::Relaxed) != down {
             metrics::gauge!("chat_route_table_down").set(if down { 1.0 } else { 0.0 });
             if down {

@@ -48,20 +48,22 @@ return {cur and '1' or '0'}
 /// refreshed; `{'0'}`: not ours.
 pub(super) const REFRESH: &str = r#"
 local cur = redis.call('GET', KEYS[1])
+local created = '0'
 if cur == ARGV[1] then
   redis.call('EXPIRE', KEYS[1], ARGV[4])
 elseif not cur then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
   redis.call('SADD', KEYS[3], ARGV[3])
+  created = '1'
 else
-  return {'0'}
+  return {'0', '0'}
 end
 local back = redis.call('SADD', KEYS[2], ARGV[2]) == 1 and redis.call('SCARD', KEYS[2]) == 1
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 if not back then
-  return {'1'}
+  return {'1', created}
 end
-local out = {'2'}
+local out = {'2', created}
 for _, pod in ipairs(redis.call('HKEYS', KEYS[5])) do out[#out + 1] = pod end
 return out
 "#;
