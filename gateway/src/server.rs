@@ -189,6 +189,18 @@ pub async fn run(
 
     shutdown.cancelled().await;
     drain(&app).await;
+    // Fan-outs still waiting for a backend get a last chance before the process (and its
+    // in-memory queue) goes.
+    let flush_until = tokio::time::Instant::now() + CLOSE_GRACE;
+    while app.router.retries_waiting() > 0 && tokio::time::Instant::now() < flush_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if app.router.retries_waiting() > 0 {
+        tracing::warn!(
+            waiting = app.router.retries_waiting(),
+            "stopping with fan-outs still waiting for a backend: their recipients catch up on reconnect"
+        );
+    }
     stop_serving.cancel();
     heartbeat.abort();
     retries.abort();

@@ -285,6 +285,11 @@ impl Router {
         self.routes_down.load(Ordering::Relaxed)
     }
 
+    /// How many failed fan-outs wait to be tried again (a pod going away waits for them).
+    pub fn retries_waiting(&self) -> usize {
+        self.retries.len()
+    }
+
     /// Tries failed fan-outs again, in order, until `stop`: after a failure it waits
     /// [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`] while the backend stays down.
     pub async fn run_retries(&self, stop: CancellationToken) {

@@ -65,6 +65,11 @@ impl Retries {
         self.wake.notify_one();
     }
 
+    /// How many fan-outs wait.
+    pub(super) fn len(&self) -> usize {
+        self.queue.lock().expect("retry queue lock").len()
+    }
+
     /// Waits until something is queued.
     pub(super) async fn wait(&self) {
         loop {
