@@ -1,6 +1,7 @@
 //! Opening a connection: TCP (optionally bound to a source address, round-robin, so one machine
 //! can open more sockets to one server than one address has ephemeral ports), the WebSocket
-//! upgrade with the token in the query or an `Authorization: Bearer` header, and the WELCOME that
+//! upgrade with the token in the query, an `Authorization: Bearer` header or the
+//! `Sec-WebSocket-Protocol` offer, and the WELCOME that
 //! proves the session is up. Also how a connection loop reads its stream ([`classify`]) and how
 //! a well-behaved client closes ([`close`]).
 
@@ -29,7 +30,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a connect may take by default, WELCOME included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the token goes in the upgrade request (DESIGN §3: either is accepted).
+/// Where the token goes in the upgrade request (any is accepted; the server prefers the header,
+/// then the subprotocol, then the query, which ends up in proxies' access logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TokenIn {
     /// `?token=<JWT>`.
@@ -37,6 +39,9 @@ pub enum TokenIn {
     Query,
     /// `Authorization: Bearer <JWT>`.
     Header,
+    /// `Sec-WebSocket-Protocol: chatcluster.v1, bearer.<JWT>` (what a browser can send; the server
+    /// selects `chatcluster.v1`).
+    Subprotocol,
 }
 
 /// Where and how to connect; resolved once, so thousands of connects do no DNS.
@@ -176,6 +181,15 @@ impl Connector {
             let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| Error::Url(self.url_prefix.clone(), "token is not header text"))?;
             request.headers_mut().insert("Authorization", bearer);
+        }
+        if self.token_in == TokenIn::Subprotocol {
+            use chat_protocol::names::{BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL};
+            let offer = format!("{SUBPROTOCOL}, {BEARER_SUBPROTOCOL_PREFIX}{token}");
+            let offer = HeaderValue::from_str(&offer)
+                .map_err(|_| Error::Url(self.url_prefix.clone(), "token is not header text"))?;
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", offer);
         }
         let (mut ws, _) =
             tokio_tungstenite::client_async_with_config(request, tcp, Some(self.config)).await?;

@@ -60,7 +60,7 @@ async fn post_message(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Wrapped<PostedMessage>>> {
-    service(&app, &headers)?;
+    service(&app, &headers).await?;
     let (msg, group) = new_message(parse_json(&body)?)?;
     let stored = store_and_deliver(&app, msg, group, None).await?;
     let m = &stored.message;
@@ -145,7 +145,7 @@ async fn history(
     Path(conversation_id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Wrapped<History>>> {
-    service(&app, &headers)?;
+    service(&app, &headers).await?;
     let after_seq = match q.after_seq.as_deref() {
         None | Some("") => 0,
         Some(s) => s

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
+use crate::auth::revoke::Revocations;
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::ServeConfig;
@@ -27,6 +28,10 @@ pub struct App {
     pub pod: String,
     /// Verifies the tokens of WebSocket upgrades and HTTP API calls.
     pub auth: Auth,
+    /// Not-before times of tokens (kicks, logouts), checked at each upgrade.
+    pub revocations: Arc<dyn Revocations>,
+    /// `--allowed-origins`, normalized; empty: every origin.
+    pub origins: Vec<String>,
     /// Where messages, groups and ack positions are kept (SQLite or PostgreSQL, perhaps behind the
     /// Redis recent-message cache), signing the file URLs of the messages it hands out.
     pub store: Arc<dyn Store>,
@@ -59,6 +64,7 @@ impl App {
     pub fn new(
         config: ServeConfig,
         auth: Auth,
+        revocations: Arc<dyn Revocations>,
         store: Arc<dyn Store>,
         routes: Arc<dyn RouteTable>,
         bus: Arc<dyn Bus>,
@@ -86,6 +92,8 @@ impl App {
         Self {
             pod,
             auth,
+            revocations,
+            origins: config.auth.origins().unwrap_or_default(),
             store,
             routes,
             bus,

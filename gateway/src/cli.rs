@@ -50,6 +50,7 @@ fn init_tracing(json: bool) {
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     init_tracing(config.log_json);
+    crate::server::check_config(&config)?;
     let public =
         bind(config.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
     let admin: SharedListener = bind(config.admin_listen)

@@ -51,6 +51,14 @@ pub struct StoreArgs {
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// The HS256 secret --jwt-secret replaced: user tokens signed with it are still accepted (never issued), so a rotation logs nobody out. Drop it once the longest token lifetime has passed.
+    #[arg(long, env = "CHAT_JWT_PREVIOUS_SECRET", hide_env_values = true)]
+    pub jwt_previous_secret: Option<String>,
+
+    /// HS256 secret of service tokens (`role: "service"`, the HTTP API's). When set, service tokens must be signed with it, it signs nothing else, and a user-key token claiming the service role is refused. `chat-gateway token --service` signs with it.
+    #[arg(long, env = "CHAT_SERVICE_JWT_SECRET", hide_env_values = true)]
+    pub service_jwt_secret: Option<String>,
+
     /// The least time in ms between the starts of two of this process's store transactions (group commit under load: fewer, fuller transactions cost far less CPU; a write waits at most this long, and not at all after a quiet spell). 0 starts the next as soon as the last committed. Default: 15 on PostgreSQL (each transaction costs the database ~2 ms of CPU), 1 on SQLite (each costs a WAL write and an fsync).
     #[arg(long, env = "CHAT_STORE_COMMIT_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub store_commit_interval_ms: Option<u64>,
@@ -166,6 +174,10 @@ pub struct ServeConfig {
     /// Burst of frames above the sustained rate one connection may send.
     #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 200)]
     pub rate_burst: u32,
+
+    /// Identity-provider keys, allowed browser origins, the admin token.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
 
     /// Uploads: size limit, object store, signed URLs, unsent-upload lifetime.
     #[command(flatten)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -35,8 +35,10 @@ const WS_READ_BUFFER: usize = 1024;
 /// this are read whole so the server can close them cleanly with 1009 instead of resetting.
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
 mod admin_port;
+mod handshake;
 
 pub use admin_port::admin_router;
+pub(crate) use handshake::bearer;
 
 const PAGE: &str = include_str!("../static/index.html");
 
@@ -70,27 +72,21 @@ struct WsQuery {
     device: Option<String>,
 }
 
-/// The token of an `Authorization: Bearer …` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// `GET /ws?token=…&device=…`: authenticate, then upgrade. No valid token: 401 and no upgrade.
+/// `GET /ws?token=…&device=…`: check the origin and the token (header, subprotocol or query;
+/// `handshake.rs`), then upgrade. Origin not allowed: 403; no valid token: 401; no upgrade.
 async fn upgrade(
     State(app): State<Arc<App>>,
     Query(q): Query<WsQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let token = q
-        .token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .or_else(|| bearer(&headers))
-        .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
-    let claims = app.auth.verify(token)?;
+    handshake::check_origin(&app, &headers)?;
+    let token = handshake::token(&headers, q.token.as_deref())?;
+    let device = match q.device {
+        Some(d) => DeviceId::parse(d).map_err(|e| Error::BadRequest(format!("device {e}")))?,
+        None => DeviceId::parse(format!("d-{}", &new_id()[..12])).expect("a valid device id"),
+    };
+    let claims = handshake::authenticate(&app, token, device.as_str()).await?;
     if claims.sub == SYSTEM_USER {
         return Err(Error::Forbidden(format!(
             "\"{SYSTEM_USER}\" is the backend API's sender; no client may connect as it"
@@ -101,10 +97,6 @@ async fn upgrade(
             "server is draining; connect again".into(),
         ));
     }
-    let device = match q.device {
-        Some(d) => DeviceId::parse(d).map_err(|e| Error::BadRequest(format!("device {e}")))?,
-        None => DeviceId::parse(format!("d-{}", &new_id()[..12])).expect("a valid device id"),
-    };
     if app.hub.len() >= app.config.max_connections {
         return Err(Error::Unavailable(
             "connection limit reached; try another server".into(),
@@ -119,6 +111,7 @@ async fn upgrade(
     let ws = ws.map_err(|e| Error::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
     let app2 = app.clone();
     let response = ws
+        .protocols([handshake::SUBPROTOCOL])
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(WS_MAX_MESSAGE)
         .max_frame_size(WS_MAX_MESSAGE)
@@ -149,8 +142,9 @@ fn accept(
         device,
         epoch,
         session_id: format!("{}_{}_{:x}", app.pod, claims.sub, epoch),
+        token_expires_ms: claims.expires_at_ms(),
     });
-    run_connection(app, socket, who)
+    run_connection(app, socket, who, claims.issued_at_ms())
 }
 
 /// The connection from registration to removal: route, session, unregistering.
@@ -162,6 +156,7 @@ fn run_connection(
     app: Arc<App>,
     socket: axum::extract::ws::WebSocket,
     who: Arc<Identity>,
+    issued_at_ms: Option<i64>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         let epoch = who.epoch;
@@ -188,12 +183,12 @@ fn run_connection(
                 app.router.reannounce_later();
             }
         }
-        let (store, name) = (app.store.clone(), who.name.clone());
-        let user_id = who.user.clone();
+        let (app2, who2) = (app.clone(), who.clone());
         tokio::spawn(async move {
-            if let Err(e) = store.upsert_user(user_id.as_str(), &name).await {
+            if let Err(e) = app2.store.upsert_user(who2.user.as_str(), &who2.name).await {
                 tracing::warn!(error = %e, "recording the user's name failed");
             }
+            recheck_revocation(&app2, &who2, issued_at_ms).await;
         });
         let core = Connection::new(
             app.session.clone(),
@@ -218,11 +213,30 @@ fn run_connection(
     }
 }
 
+/// A kick that committed after the upgrade's check but looked the routes up before this
+/// connection registered would miss it: checked once more now that the route is there, and
+/// kicked if so (the kick's own pass catches every later case).
+async fn recheck_revocation(app: &App, who: &Identity, issued_at_ms: Option<i64>) {
+    let (user, device) = (who.user.as_str(), who.device.as_str());
+    let check =
+        crate::auth::revoke::check_issued(&*app.revocations, user, device, issued_at_ms).await;
+    match check {
+        Ok(()) => {}
+        Err(e) if e.status() == 401 => {
+            let route = who.route(&app.pod);
+            if let Err(e) = app.router.kick(vec![route], KickReason::Logout).await {
+                tracing::warn!(error = %e, "could not kick a connection whose token was revoked");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "revocation re-check failed"),
+    }
+}
+
 /// The service token of the HTTP API.
-pub(crate) fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
+pub(crate) async fn service(app: &App, headers: &HeaderMap) -> Result<Claims> {
     let token =
         bearer(headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
-    let claims = app.auth.verify(token)?;
+    let claims = app.auth.verify(token).await?;
     if !claims.is_service() {
         return Err(Error::Forbidden(
             "a service token is required (chat-gateway token NAME --service)".into(),
@@ -254,7 +268,7 @@ async fn message_send(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Wrapped<Pushed>>> {
-    service(&app, &headers)?;
+    service(&app, &headers).await?;
     let body: SendBody = parse_json(&body)?;
     if !body.send_to_all && body.to.is_empty() {
         return Err(Error::BadRequest(
@@ -288,7 +302,7 @@ async fn kick_user(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Wrapped<KickedUser>>> {
-    service(&app, &headers)?;
+    service(&app, &headers).await?;
     let body: KickBody = if body.is_empty() {
         KickBody::default()
     } else {
@@ -304,6 +318,11 @@ async fn kick_user(
             )));
         }
     };
+    // Every token issued until now is refused from here on, on every pod (the time is in the
+    // database), before the live connections are kicked: a reconnect cannot slip between.
+    app.revocations
+        .revoke(&id, None, crate::auth::now_ms())
+        .await?;
     let kicked = app.router.kick_user(&id, reason).await?;
     Ok(Json(Wrapped::ok(KickedUser { kicked })))
 }

@@ -30,7 +30,7 @@ pub async fn erase_user(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Wrapped<ErasedUser>>> {
-    crate::http::service(&app, &headers)?;
+    crate::http::service(&app, &headers).await?;
     let kicked = app.router.kick_user(&id, KickReason::Logout).await?;
     let erased = app.store.erase_user(&id).await?;
     for group in &erased.groups {

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::auth::revoke::{Revocations, SqlRevocations};
 use crate::auth::Auth;
 use crate::bus::pulsar::{PulsarBus, Topics};
 use crate::bus::{memory::MemoryBus, Bus};
@@ -130,13 +131,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let secret = crate::auth::resolve_secret(&config.store)?;
-    let auth = Auth::new(secret.as_bytes());
+    let auth = Auth::from_config(&config.store, &config.auth).await?;
+    let revocations = revocations(&config).await?;
     let files = Arc::new(Files::from_config(&config, &secret).await?);
     let store = Arc::new(SigningStore::new(backends.store, files.clone()));
     let webhook = webhook(&config).await?;
     let mut app = App::new(
         config,
         auth,
+        revocations,
         store,
         backends.routes,
         backends.bus,
@@ -218,6 +221,32 @@ pub async fn run(
         return Err(Error::internal("server", e));
     }
     tracing::info!("chat-gateway stopped");
+    Ok(())
+}
+
+/// The token revocations, on the store's database (migrations ran when the store opened).
+async fn revocations(config: &ServeConfig) -> Result<Arc<dyn Revocations>> {
+    Ok(match &config.store.database_url {
+        Some(url) => Arc::new(SqlRevocations(
+            crate::store::postgres::side_pool(url).await?,
+        )),
+        None => Arc::new(SqlRevocations(
+            crate::store::sqlite::side_pool(&config.store.data_dir).await?,
+        )),
+    })
+}
+
+/// Refuses settings that would leave a door open: an admin port reachable from other hosts
+/// without `--admin-token`, an `--allowed-origins` entry that is not an origin.
+pub fn check_config(config: &ServeConfig) -> Result<()> {
+    config.auth.origins()?;
+    if !config.admin_listen.ip().is_loopback() && config.auth.admin_token().is_none() {
+        return Err(Error::BadRequest(format!(
+            "--admin-listen {} is not a loopback address: set --admin-token (CHAT_ADMIN_TOKEN) so \
+             /admin/* is not open to everyone who can reach the port",
+            config.admin_listen
+        )));
+    }
     Ok(())
 }
 
@@ -345,6 +374,7 @@ pub struct Running {
 impl Running {
     /// Starts `config` on its `listen`/`admin_listen` addresses (use port 0 in tests).
     pub async fn start(config: ServeConfig, backends: Backends) -> Result<Self> {
+        check_config(&config)?;
         let public = bind(config.listen)
             .map_err(|e| Error::internal(format!("binding {}", config.listen), e))?;
         let admin = bind(config.admin_listen)

@@ -224,8 +224,12 @@ pub enum Request {
     },
     /// 3: heartbeat.
     Heartbeat,
-    /// 21: renew the timelife.
-    Renew,
+    /// 21: renew the timelife, perhaps with a fresh token (`params.token`) that moves the cap
+    /// the token's `exp` puts on it.
+    Renew {
+        /// A fresh token of the same user, or none.
+        token: Option<String>,
+    },
 }
 
 impl Request {
@@ -251,15 +255,16 @@ impl Request {
             Request::Block { .. } => kind::BLOCK,
             Request::Unblock { .. } => kind::UNBLOCK,
             Request::Heartbeat => kind::HEARTBEAT,
-            Request::Renew => kind::RENEW,
+            Request::Renew { .. } => kind::RENEW,
         }
     }
 
-    /// Counted against the connection's rate limit? ACK, HEARTBEAT and RENEW are not.
+    /// Counted against the connection's rate limit? ACK, HEARTBEAT and RENEW without a token
+    /// are not (a token costs a verification).
     pub fn is_rate_limited(&self) -> bool {
         !matches!(
             self,
-            Request::Ack { .. } | Request::Heartbeat | Request::Renew
+            Request::Ack { .. } | Request::Heartbeat | Request::Renew { token: None }
         )
     }
 }

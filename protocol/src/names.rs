@@ -215,7 +215,27 @@ pub mod env {
     pub const OFFLINE_WEBHOOK_SECRET: &str = "CHAT_OFFLINE_WEBHOOK_SECRET";
     /// `--offline-webhook-retry-seconds`.
     pub const OFFLINE_WEBHOOK_RETRY_SECONDS: &str = "CHAT_OFFLINE_WEBHOOK_RETRY_SECONDS";
+    /// `--jwt-previous-secret`.
+    pub const JWT_PREVIOUS_SECRET: &str = "CHAT_JWT_PREVIOUS_SECRET";
+    /// `--service-jwt-secret`.
+    pub const SERVICE_JWT_SECRET: &str = "CHAT_SERVICE_JWT_SECRET";
+    /// `--jwt-jwks`.
+    pub const JWT_JWKS: &str = "CHAT_JWT_JWKS";
+    /// `--jwt-issuer`.
+    pub const JWT_ISSUER: &str = "CHAT_JWT_ISSUER";
+    /// `--jwt-audience`.
+    pub const JWT_AUDIENCE: &str = "CHAT_JWT_AUDIENCE";
+    /// `--allowed-origins`.
+    pub const ALLOWED_ORIGINS: &str = "CHAT_ALLOWED_ORIGINS";
+    /// `--admin-token`.
+    pub const ADMIN_TOKEN: &str = "CHAT_ADMIN_TOKEN";
 }
+
+/// The WebSocket subprotocol of this protocol: a client may offer it with its token as a second
+/// one (`Sec-WebSocket-Protocol: chatcluster.v1, bearer.<JWT>`), and the server selects it.
+pub const SUBPROTOCOL: &str = "chatcluster.v1";
+/// The prefix of a token offered as a subprotocol (`bearer.<JWT>`).
+pub const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";
 
 #[cfg(test)]
 mod tests {

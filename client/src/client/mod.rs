@@ -261,7 +261,13 @@ impl Client {
 
     /// Renews the timelife now (the client also does on its own, every half timelife).
     pub async fn renew(&mut self) -> Result<Renewed> {
-        match self.request(Request::Renew).await? {
+        self.renew_with(None).await
+    }
+
+    /// Renews the timelife with a fresh token (`params.token`): the server checks it is the same
+    /// user's and lets the session live up to its `exp` instead of the old token's.
+    pub async fn renew_with(&mut self, token: Option<String>) -> Result<Renewed> {
+        match self.request(Request::Renew { token }).await? {
             Reply::Renew(r) => Ok(r),
             other => Err(unexpected(other)),
         }

@@ -52,15 +52,16 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// A user's token, as the WebSocket takes it: `?token=` or `Authorization: Bearer`.
-fn user(app: &App, headers: &HeaderMap, query: &TokenQuery) -> Result<Claims> {
-    let token = query
-        .token
-        .as_deref()
+/// A user's token, as the WebSocket takes it: `Authorization: Bearer` or `?token=`; refused
+/// once the user was kicked (a device's logout does not reach here: no device is named).
+async fn user(app: &App, headers: &HeaderMap, query: &TokenQuery) -> Result<Claims> {
+    let token = crate::http::bearer(headers)
         .filter(|t| !t.is_empty())
-        .or_else(|| crate::http::bearer(headers))
+        .or_else(|| query.token.as_deref().filter(|t| !t.is_empty()))
         .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
-    app.auth.verify(token)
+    let claims = app.auth.verify(token).await?;
+    crate::auth::revoke::check(&*app.revocations, &claims, "").await?;
+    Ok(claims)
 }
 
 /// `POST /api/files`: the raw body, its `Content-Type`, its name in `X-File-Name`.
@@ -70,7 +71,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Uploaded>> {
-    let claims = user(&app, &headers, &query)?;
+    let claims = user(&app, &headers, &query).await?;
     let max = app.files.max_bytes();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -134,7 +135,7 @@ async fn download(
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let claims = user(&app, &headers, &query)?;
+    let claims = user(&app, &headers, &query).await?;
     let file = app.files.readable(&claims.sub, &id).await?;
     serve(&app, &file).await
 }

@@ -10,7 +10,7 @@
 //! | 18 READ, 24 TYPING, 32 RECALL | `Op::MarkRead`, `Op::Typing`, `Op::Recall` | [`marks`] |
 //! | 26 SUBSCRIBE PRESENCE, 34 BLOCK, 35 UNBLOCK | `Op::SubscribePresence`, `Op::Block` | [`presence`] |
 //! | 8, 11, 12, 28–31 groups | `Op::CreateGroup`, `Op::AddMembers`, `Op::LeaveGroup`, `Op::ChangeGroup` | [`groups`] |
-//! | 7 REGISTER | `Op::Register` | [`register`] |
+//! | 7 REGISTER, 21 RENEW with a token | `Op::Register`, `Op::Logout`, `Op::Renew` | [`register`] |
 //! | (catch-up) | `Op::Backlog`, pages | [`sync`] |
 //!
 //! HEARTBEAT, RENEW, REGISTER's logout and every parse or rate-limit error are answered by the
@@ -195,5 +195,7 @@ async fn handle(
             groups::change_group(app, who, group_id, change, rid).await
         }
         Op::Register { name } => register::handle(app, who, name, rid).await,
+        Op::Logout => register::logout(app, who, rid).await,
+        Op::Renew { token } => register::renew(app, who, &token.0).await,
     }
 }

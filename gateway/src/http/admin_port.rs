@@ -1,11 +1,13 @@
 //! The admin port, for the kubelet, Prometheus and the operator: `/healthz`, `/readyz`,
-//! `/metrics`, `/admin/status` and `/admin/drain`. Never exposed publicly.
+//! `/metrics`, `/admin/status` and `/admin/drain`. Never exposed publicly; with `--admin-token`
+//! (required off loopback) everything but the three probes wants `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,7 +27,42 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route(admin::STATUS_PATH, get(status))
         .route(admin::DRAIN_PATH, post(drain))
+        // Every path, unknown ones too (nothing is learned without the token), but the probes.
+        .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .with_state(app)
+}
+
+/// What the kubelet and Prometheus call without a token.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// `--admin-token`, when set: the request's `Authorization: Bearer` must equal it (compared in
+/// constant time), else 401.
+async fn require_token(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let open = OPEN_PATHS.contains(&request.uri().path());
+    if let Some(expected) = app.config.auth.admin_token().filter(|_| !open) {
+        let given = super::bearer(request.headers()).unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            metrics::counter!("chat_admin_unauthorized_total").increment(1);
+            return Error::Unauthorized(
+                "admin endpoints need Authorization: Bearer <--admin-token>".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Equal bytes, in time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
+    diff == 0
 }
 
 /// 200 when this pod should get traffic (its body lists what is degraded), 503 when it should

@@ -114,6 +114,8 @@ pub struct Connection {
     started: (Instant, i64),
     idle_deadline: Instant,
     expires_at: Instant,
+    /// The token's `exp`: the session ends there (4002) whatever RENEW says.
+    token_expires: Instant,
     close_at: Option<Instant>,
     pull_paused_until: Option<Instant>,
     calls_in_flight: usize,
@@ -125,13 +127,18 @@ impl Connection {
     /// A new connection at `now` (`wall_ms`: the wall clock then). Its first effects are
     /// WELCOME and the catch-up read.
     pub fn new(settings: Arc<Settings>, who: Arc<Identity>, now: Instant, wall_ms: i64) -> Self {
+        let token_expires = wall_instant(who.token_expires_ms, now, wall_ms);
+        let timelife = settings
+            .timelife
+            .min(token_expires.saturating_duration_since(now));
         let mut c = Self {
             outbox: Outbox::new(settings.ack_window, settings.ack_timeout),
             rate: RateLimit::new(settings.rate_limit, settings.rate_burst, now),
             typing: TypingGate::default(),
             started: (now, wall_ms),
             idle_deadline: now + settings.heartbeat * 3,
-            expires_at: now + settings.timelife,
+            expires_at: now + timelife,
+            token_expires,
             close_at: None,
             pull_paused_until: None,
             calls_in_flight: 0,
@@ -145,9 +152,9 @@ impl Connection {
             user_id: c.who.user.clone(),
             device_id: c.who.device.clone(),
             server: c.settings.pod.clone(),
-            timelife: c.settings.timelife.as_secs(),
+            timelife: timelife.as_secs(),
             heartbeat: c.settings.heartbeat.as_secs(),
-            expires_at: wall_ms + c.settings.timelife.as_millis() as i64,
+            expires_at: wall_ms + timelife.as_millis() as i64,
         };
         c.reply(Reply::Welcome(welcome), None);
         c.call(Op::Backlog, None);
@@ -243,10 +250,19 @@ impl Connection {
     }
 
     /// A store call finished (in the order the calls were made).
-    pub fn handle_finished(&mut self, finished: Finished) {
+    pub fn handle_finished(&mut self, finished: Finished, now: Instant) {
         self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
         match finished.result {
             Ok(Done::Frame(frame)) => self.effects.push_back(Effect::Write(frame)),
+            Ok(Done::Token { expires_ms }) => {
+                let (start, wall) = self.started;
+                self.token_expires = wall_instant(expires_ms, start, wall);
+                self.renew(finished.request_id, now);
+            }
+            Ok(Done::LoggedOut(frame)) => {
+                self.effects.push_back(Effect::Write(frame));
+                self.close(Ending::with(close::NORMAL, "logged out"));
+            }
             Ok(Done::Quiet) => {}
             Ok(Done::Backlog(list)) => {
                 for b in list {
@@ -296,7 +312,12 @@ impl Connection {
             });
         }
         if self.expires_at <= now {
-            return self.close(Ending::with(close::TIMELIFE_EXPIRED, "timelife expired"));
+            let why = if self.token_expires <= now {
+                "token expired"
+            } else {
+                "timelife expired"
+            };
+            return self.close(Ending::with(close::TIMELIFE_EXPIRED, why));
         }
         if self.idle_deadline <= now {
             return self.close(Ending::with(close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
@@ -362,6 +383,18 @@ impl Connection {
     fn write_notice(&mut self, push: &PreparedPush) {
         let frame = push.render(&self.who.session_id, self.who.user.as_str(), false, new_id);
         self.effects.push_back(Effect::Write(frame));
+    }
+}
+
+/// The instant of the wall-clock time `at_ms`, given that `now` was `wall_ms`; far in the future
+/// when it does not fit.
+fn wall_instant(at_ms: i64, now: Instant, wall_ms: i64) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
+    match u64::try_from(at_ms.saturating_sub(wall_ms)) {
+        Ok(ahead) => now
+            .checked_add(Duration::from_millis(ahead).min(FAR))
+            .unwrap_or(now + Duration::from_secs(86_400)),
+        Err(_) => now,
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Identity {
     /// WELCOME's `sessionId`, `{pod}_{user}_{epoch in hex}`, stamped on every push to this
     /// connection.
     pub session_id: String,
+    /// The token's `exp` in ms: the session never outlives it (WELCOME and RENEW are capped at
+    /// it; a RENEW with a fresh token moves it).
+    pub token_expires_ms: i64,
 }
 
 impl Identity {
@@ -164,7 +167,7 @@ impl<B: Backend> Shell<B> {
                 },
                 Some(event) = inbox.recv() => self.conn.handle_event(event, Instant::now()),
                 Some(done) = self.calls.next(), if !self.calls.is_empty() => {
-                    self.conn.handle_finished(done)
+                    self.conn.handle_finished(done, Instant::now())
                 }
                 page = async { (&mut self.read.as_mut().expect("guarded").1).await }, if self.read.is_some() => {
                     let (req, _) = self.read.take().expect("guarded");

@@ -108,6 +108,25 @@ pub enum Op {
     /// The user's backlog (catch-up): on connect and after a resync. The client did not ask:
     /// its failure is logged, not answered.
     Backlog,
+    /// 21 RENEW with `params.token`: verify it (same user, not revoked); its `exp` becomes the
+    /// session's cap ([`Done::Token`]).
+    Renew {
+        /// The fresh token.
+        token: Token,
+    },
+    /// 7 REGISTER with `loginStatus: "0"`: revoke the device's tokens, then answer and close
+    /// ([`Done::LoggedOut`]).
+    Logout,
+}
+
+/// A token on its way to verification: its `Debug` does not show it (logs must not carry it).
+#[derive(Clone, PartialEq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
 }
 
 /// An [`Op`] with the request id its reply echoes.
@@ -128,6 +147,13 @@ pub enum Done {
     Backlog(Vec<Backlog>),
     /// Done; nothing to answer (TYPING).
     Quiet,
+    /// RENEW's token verified: it expires at `expires_ms` (wall clock); the core answers.
+    Token {
+        /// The new token's `exp`, in ms.
+        expires_ms: i64,
+    },
+    /// The logout is recorded: write this reply, then close (1000).
+    LoggedOut(String),
 }
 
 /// A finished [`Call`].

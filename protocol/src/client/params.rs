@@ -99,7 +99,9 @@ pub(super) fn parse_request(kind: u16, p: &Params) -> Result<Request, String> {
             user_id: req_id(p, "userId")?,
         },
         kind::HEARTBEAT => Request::Heartbeat,
-        kind::RENEW => Request::Renew,
+        kind::RENEW => Request::Renew {
+            token: opt_str(p, "token")?.filter(|t| !t.is_empty()),
+        },
         other => return Err(format!("unknown frame type {other}")),
     })
 }

@@ -176,7 +176,10 @@ fn every_request_round_trips_through_its_json() {
             limit: 200,
         },
         Request::Heartbeat,
-        Request::Renew,
+        Request::Renew { token: None },
+        Request::Renew {
+            token: Some("a.b.c".into()),
+        },
     ];
     for (i, request) in requests.into_iter().enumerate() {
         let frame = ClientFrame::new(request, Some(RequestId::from(i as u64)));

@@ -140,13 +140,21 @@ impl Serialize for ClientFrame {
                 ..
             }
             | Request::Heartbeat
-            | Request::Renew => {}
+            | Request::Renew { token: None } => {}
+            Request::Renew { token: Some(token) } => {
+                map.serialize_entry("params", &TokenParams { token })?
+            }
         }
         if let Some(id) = &self.request_id {
             map.serialize_entry("requestId", id)?;
         }
         map.end()
     }
+}
+
+#[derive(Serialize)]
+struct TokenParams<'a> {
+    token: &'a str,
 }
 
 #[derive(Serialize)]

@@ -185,6 +185,7 @@ async fn bad_tokens_get_401_without_upgrade() {
             sub: "alice".into(),
             name: None,
             exp: 1_000_000_000,
+            iat: None,
             role: None,
         })
         .unwrap();

@@ -2,6 +2,9 @@
 //! One test binary for all of them keeps link time down.
 
 mod admin;
+mod auth;
+mod auth_jwks;
+mod auth_ports;
 mod backend_api;
 mod bad_input;
 mod delivery;

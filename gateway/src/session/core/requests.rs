@@ -1,19 +1,18 @@
 //! Requests from the client: which are answered here at once (HEARTBEAT, RENEW, REGISTER's
 //! refusal and logout, parse and rate-limit errors) and which become store calls.
 
-use chat_protocol::server::{HeartbeatAck, Registered, Renewed};
+use chat_protocol::server::{HeartbeatAck, Renewed};
 use chat_protocol::{date::date_string, limits, ClientFrame, LoginStatus};
 use chat_protocol::{Reply, Request, RequestId};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use super::{Connection, Effect, Ending};
+use super::{Connection, Effect};
 use crate::error::Error;
 use crate::model::user_strings;
-use crate::session::ops::Op;
+use crate::session::ops::{Op, Token};
 use crate::store::GroupChange;
-use chat_protocol::close;
 
 impl Connection {
     pub(super) fn handle_request(&mut self, frame: ClientFrame, now: Instant) {
@@ -33,7 +32,10 @@ impl Connection {
         }
         let op = match frame.request {
             Request::Heartbeat => return self.heartbeat(rid, now),
-            Request::Renew => return self.renew(rid, now),
+            Request::Renew { token: None } => return self.renew(rid, now),
+            Request::Renew { token: Some(token) } => Op::Renew {
+                token: Token(token),
+            },
             Request::Register {
                 openid,
                 user_name,
@@ -148,13 +150,20 @@ impl Connection {
         self.reply(Reply::HeartbeatAck(HeartbeatAck { date }), rid.as_ref());
     }
 
-    fn renew(&mut self, rid: Option<RequestId>, now: Instant) {
-        let mut timelife = self.settings.timelife;
+    /// RENEW (or RENEW with a token, once verified): a new timelife, never past the token's
+    /// `exp`.
+    pub(super) fn renew(&mut self, rid: Option<RequestId>, now: Instant) {
+        let token_left = self.token_expires.saturating_duration_since(now);
+        let mut timelife = self.settings.timelife.min(token_left);
         self.expires_at = now + timelife;
         if let Some(close_at) = self.close_at {
-            // Draining: tell the client the time left; the drain deadline closes (1012).
+            // Draining: tell the client the time left; the drain deadline closes (1012) unless
+            // the token ends first.
             timelife = timelife.min(close_at.saturating_duration_since(now));
-            self.expires_at = self.expires_at.max(close_at + Duration::from_secs(1));
+            self.expires_at = self
+                .expires_at
+                .max(close_at + Duration::from_secs(1))
+                .min(self.token_expires);
         }
         self.effects.push_back(Effect::RefreshRoute);
         let renewed = Renewed {
@@ -178,14 +187,8 @@ impl Connection {
             return None;
         }
         if login_status == LoginStatus::Offline {
-            let reply = Registered {
-                openid,
-                user_name: None,
-                login_status,
-            };
-            self.reply(Reply::Register(reply), rid);
-            self.close(Ending::with(close::NORMAL, "logged out"));
-            return None;
+            // The device's tokens are revoked first; the reply and the close follow.
+            return Some(Op::Logout);
         }
         if let Some(name) =
             user_name.filter(|n| !n.is_empty() && n.len() <= limits::MAX_USER_NAME_BYTES)

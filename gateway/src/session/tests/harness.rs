@@ -56,11 +56,14 @@ impl Harness {
         request_id: Option<RequestId>,
         silent: bool,
     ) -> Vec<Effect> {
-        self.c.handle_finished(Finished {
-            request_id,
-            silent,
-            result,
-        });
+        self.c.handle_finished(
+            Finished {
+                request_id,
+                silent,
+                result,
+            },
+            self.now,
+        );
         self.effects()
     }
 

@@ -41,6 +41,7 @@ fn bob() -> Arc<Identity> {
         device: DeviceId::parse("phone").unwrap(),
         epoch: 7,
         session_id: "gw-0_bob_7".into(),
+        token_expires_ms: i64::MAX,
     })
 }
 
