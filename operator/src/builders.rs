@@ -19,7 +19,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, ServiceBackendPort,
+    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, NetworkPolicy,
+    ServiceBackendPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -105,6 +106,8 @@ pub struct Children {
     /// `<cc>-gateway`, only when `spec.ingress` is set. When it is `None` and one exists, the
     /// reconciler deletes it.
     pub ingress: Option<Ingress>,
+    /// `<cc>-gateway`, only when `spec.networkPolicy.enabled`; deleted like the Ingress.
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 impl<'a> Blueprint<'a> {
@@ -238,6 +241,7 @@ impl<'a> Blueprint<'a> {
             stateful_set: self.stateful_set(replicas),
             pod_disruption_budget: self.pod_disruption_budget(),
             ingress: self.ingress(),
+            network_policy: self.network_policy(),
         }
     }
 
@@ -285,6 +289,9 @@ impl<'a> Blueprint<'a> {
             data.insert(env::DATABASE_URL.into(), url.clone());
         }
         self.file_settings(&mut data);
+        if let Some(origins) = self.allowed_origins() {
+            data.insert(env::ALLOWED_ORIGINS.into(), origins);
+        }
         if let Some(hook) = &spec.offline_webhook {
             data.insert(env::OFFLINE_WEBHOOK_URL.into(), hook.url.clone());
             data.insert(
@@ -444,6 +451,8 @@ impl<'a> Blueprint<'a> {
                 value: None,
             },
             secret_env(env::JWT_SECRET, &spec.auth.jwt_secret_ref),
+            // Required: the admin port listens on every address.
+            secret_env(env::ADMIN_TOKEN, &self.admin_token_ref()),
         ];
         if let Some(secret) = &spec.database.url_secret_ref {
             env_vars.push(secret_env(env::DATABASE_URL, secret));
@@ -692,6 +701,9 @@ fn empty_dir(name: &str) -> Volume {
         ..Volume::default()
     }
 }
+
+mod security;
+pub use security::ADMIN_TOKEN_KEY;
 
 #[cfg(test)]
 mod tests;

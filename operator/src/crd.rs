@@ -21,6 +21,9 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod security;
+pub use security::{NetworkPolicySpec, PeerSpec};
+
 /// Desired state of a chat cluster: a StatefulSet of `chat-gateway` pods in cluster mode, sharing
 /// Redis (routes), Pulsar (one inbox topic per pod) and PostgreSQL (messages).
 #[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -84,6 +87,9 @@ pub struct ChatClusterSpec {
     /// device); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_webhook: Option<OfflineWebhookSpec>,
+    /// A NetworkPolicy on the gateway pods (off unless `enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
 }
 
 /// Three pods: one can drain while another fails and the cluster still serves.
@@ -246,6 +252,16 @@ pub struct AuthSpec {
     /// Secret key holding the HS256 secret; every pod must share it, so it cannot be generated
     /// per pod as in embedded mode.
     pub jwt_secret_ref: SecretKeyRef,
+    /// Secret key holding the bearer token of the gateways' admin port (`CHAT_ADMIN_TOKEN`),
+    /// which the operator also sends on its drain and status calls. When absent the operator
+    /// creates the Secret `<cc>-admin-token` (key `token`, random, owned by the ChatCluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_secret_ref: Option<SecretKeyRef>,
+    /// Origins browsers may open WebSockets from (`CHAT_ALLOWED_ORIGINS`, `scheme://host[:port]`).
+    /// When absent: the ingress host (`https://host` with `tlsSecretName`, else `http://host`),
+    /// or every origin without an ingress. An empty list allows every origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The offline-push webhook: where events go, the key they are signed with, how long each is

@@ -18,12 +18,18 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// One gateway's admin API. `admin_url` is the pod's base URL, `http://<pod>.<headless>.<ns>.svc:9090`.
 #[async_trait]
 pub trait GatewayAdmin: Send + Sync {
-    /// `GET /admin/status`: open connections and whether the gateway drains.
-    async fn status(&self, admin_url: &str) -> Result<AdminStatus>;
+    /// `GET /admin/status`: open connections and whether the gateway drains. `token`: the
+    /// gateways' `--admin-token`, sent as `Authorization: Bearer`.
+    async fn status(&self, admin_url: &str, token: Option<&str>) -> Result<AdminStatus>;
 
     /// `POST /admin/drain {"deadlineSeconds": n}`: go unready and move the clients away within
     /// `deadline_seconds`. Idempotent: a gateway keeps the earlier of two deadlines.
-    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()>;
+    async fn drain(
+        &self,
+        admin_url: &str,
+        deadline_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<()>;
 }
 
 /// [`GatewayAdmin`] over HTTP.
@@ -46,10 +52,9 @@ impl HttpGatewayAdmin {
 
 #[async_trait]
 impl GatewayAdmin for HttpGatewayAdmin {
-    async fn status(&self, admin_url: &str) -> Result<AdminStatus> {
+    async fn status(&self, admin_url: &str, token: Option<&str>) -> Result<AdminStatus> {
         let url = format!("{admin_url}{}", admin::STATUS_PATH);
-        self.http
-            .get(&url)
+        with_token(self.http.get(&url), token)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -60,19 +65,30 @@ impl GatewayAdmin for HttpGatewayAdmin {
             .map_err(|err| gateway_error(&url, err))
     }
 
-    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()> {
+    async fn drain(
+        &self,
+        admin_url: &str,
+        deadline_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<()> {
         let url = format!("{admin_url}{}", admin::DRAIN_PATH);
         let body = DrainRequest {
             deadline_seconds: Some(deadline_seconds),
         };
-        self.http
-            .post(&url)
+        with_token(self.http.post(&url), token)
             .json(&body)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|err| gateway_error(&url, err))?;
         Ok(())
+    }
+}
+
+fn with_token(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
     }
 }
 

@@ -28,6 +28,7 @@
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
 
+pub mod admin_token;
 pub mod builders;
 pub mod context;
 pub mod crd;

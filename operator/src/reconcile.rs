@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -102,6 +102,7 @@ struct Objects {
     stateful_sets: Api<StatefulSet>,
     pod_disruption_budgets: Api<PodDisruptionBudget>,
     ingresses: Api<Ingress>,
+    network_policies: Api<NetworkPolicy>,
     pods: Api<Pod>,
     secrets: Api<Secret>,
 }
@@ -116,6 +117,7 @@ impl Objects {
             stateful_sets: Api::namespaced(client(), namespace),
             pod_disruption_budgets: Api::namespaced(client(), namespace),
             ingresses: Api::namespaced(client(), namespace),
+            network_policies: Api::namespaced(client(), namespace),
             pods: Api::namespaced(client(), namespace),
             secrets: Api::namespaced(client(), namespace),
         }
@@ -153,6 +155,14 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         return Ok(Requeue::await_change());
     }
     let bp = Blueprint::new(&cc)?;
+    // Before the pods, which read it from the Secret.
+    let admin_token = crate::admin_token::ensure(&bp, &objects.secrets)
+        .await
+        .unwrap_or_else(|err| {
+            warn!(%err, "reading or creating the admin token Secret; calling without it");
+            None
+        });
+    let admin_token = admin_token.as_deref();
     let applied = apply_children(&cc, &bp, &objects).await;
     let stateful_set = match &applied {
         Ok(live) => live.clone(),
@@ -178,6 +188,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         stateful_set.as_ref(),
         &pods,
         redis_url.as_deref(),
+        admin_token,
         now,
     )
     .await;
@@ -197,6 +208,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
                 objects: &objects,
                 observed: &observed,
                 redis_url: redis_url.as_deref(),
+                admin_token,
             };
             step.execute(&plan.action, &mut topics).await
         }
@@ -267,6 +279,18 @@ async fn apply_children(
                 if owned_by(&live, cc) {
                     info!(ingress = %name, "deleting the Ingress spec.ingress no longer asks for");
                     delete_ignoring_absent(&objects.ingresses, &name).await?;
+                }
+            }
+        }
+    }
+    match &children.network_policy {
+        Some(policy) => apply_object(&objects.network_policies, policy).await?,
+        None => {
+            let name = bp.stateful_set_name();
+            if let Some(live) = objects.network_policies.get_opt(&name).await? {
+                if owned_by(&live, cc) {
+                    info!(policy = %name, "deleting the NetworkPolicy no longer enabled");
+                    delete_ignoring_absent(&objects.network_policies, &name).await?;
                 }
             }
         }
@@ -351,10 +375,15 @@ async fn observe(
     stateful_set: Option<&StatefulSet>,
     pods: &[Pod],
     redis_url: Option<&str>,
+    admin_token: Option<&str>,
     now: Timestamp,
 ) -> Observed {
     let sts_name = bp.stateful_set_name();
-    let admin = join_all(pods.iter().map(|pod| admin_status(ctx, bp, pod))).await;
+    let admin = join_all(
+        pods.iter()
+            .map(|pod| admin_status(ctx, bp, pod, admin_token)),
+    )
+    .await;
     let pods = pods
         .iter()
         .zip(admin)
@@ -394,7 +423,12 @@ async fn observe(
 }
 
 /// A pod's `/admin/status`, `None` when it has no IP yet or does not answer.
-async fn admin_status(ctx: &Context, bp: &Blueprint<'_>, pod: &Pod) -> Option<AdminStatus> {
+async fn admin_status(
+    ctx: &Context,
+    bp: &Blueprint<'_>,
+    pod: &Pod,
+    admin_token: Option<&str>,
+) -> Option<AdminStatus> {
     let has_ip = pod
         .status
         .as_ref()
@@ -404,7 +438,8 @@ async fn admin_status(ctx: &Context, bp: &Blueprint<'_>, pod: &Pod) -> Option<Ad
         return None;
     }
     let name = pod.name_any();
-    match ctx.backends.gateway.status(&bp.admin_url(&name)).await {
+    let url = bp.admin_url(&name);
+    match ctx.backends.gateway.status(&url, admin_token).await {
         Ok(status) => Some(status),
         Err(err) => {
             debug!(pod = %name, %err, "admin status unavailable");
@@ -421,6 +456,8 @@ struct Step<'a> {
     objects: &'a Objects,
     observed: &'a Observed,
     redis_url: Option<&'a str>,
+    /// The gateways' admin token, sent on the drain calls.
+    admin_token: Option<&'a str>,
 }
 
 impl Step<'_> {
@@ -485,7 +522,7 @@ impl Step<'_> {
                 self.ctx
                     .backends
                     .gateway
-                    .drain(&self.bp.admin_url(pod), seconds)
+                    .drain(&self.bp.admin_url(pod), seconds, self.admin_token)
                     .await?;
             }
             Action::DeletePod { pod } => {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
+use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use chat_operator::gateway::{GatewayAdmin, HttpGatewayAdmin};
@@ -204,6 +205,7 @@ async fn pulsar_admin_creates_what_is_missing_and_treats_409_and_404_as_done() {
 #[tokio::test]
 async fn gateway_admin_reads_status_and_posts_the_drain() {
     let drains = Arc::new(Mutex::new(Vec::<Value>::new()));
+    // As a gateway with --admin-token "tok": anything else is 401.
     let router = Router::new()
         .route(
             "/admin/status",
@@ -220,11 +222,22 @@ async fn gateway_admin_reads_status_and_posts_the_drain() {
                 },
             ),
         )
+        .layer(axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                let auth = request.headers().get("authorization").cloned();
+                if auth.as_ref().and_then(|v| v.to_str().ok()) != Some("Bearer tok") {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                next.run(request).await
+            },
+        ))
         .with_state(drains.clone());
     let url = serve(router).await;
     let gateway = HttpGatewayAdmin::new().unwrap();
 
-    let status = gateway.status(&url).await.unwrap();
+    assert!(gateway.status(&url, None).await.is_err(), "no token: 401");
+    assert!(gateway.drain(&url, 25, Some("wrong")).await.is_err());
+    let status = gateway.status(&url, Some("tok")).await.unwrap();
     assert_eq!(
         status,
         AdminStatus {
@@ -232,7 +245,7 @@ async fn gateway_admin_reads_status_and_posts_the_drain() {
             draining: false
         }
     );
-    gateway.drain(&url, 25).await.unwrap();
+    gateway.drain(&url, 25, Some("tok")).await.unwrap();
     assert_eq!(
         drains.lock().unwrap().as_slice(),
         [json!({"deadlineSeconds": 25})]
@@ -240,8 +253,8 @@ async fn gateway_admin_reads_status_and_posts_the_drain() {
 
     let down =
         serve(Router::new().fallback(any(|| async { StatusCode::SERVICE_UNAVAILABLE }))).await;
-    assert!(gateway.status(&down).await.is_err());
-    assert!(gateway.drain(&down, 25).await.is_err());
+    assert!(gateway.status(&down, Some("tok")).await.is_err());
+    assert!(gateway.drain(&down, 25, Some("tok")).await.is_err());
 }
 
 #[tokio::test]

@@ -415,3 +415,49 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over_when_it_leave
     b.stop().await;
     assert_eq!(holder(&h), None, "the last holder released the Lease");
 }
+
+/// The admin token: the operator creates `demo-admin-token` (owned, once), the pods get it from
+/// the Secret, and every status and drain call carries it (the fake gateways answer 401
+/// otherwise, journaled as `admin 401`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_is_created_once_and_sent_on_every_admin_call() {
+    let h = Harness::start();
+    h.create(2, "chat-gateway:1").await;
+    h.wait_until("2 Ready pods", |h| h.converged(2)).await;
+    let uid = h.cluster().unwrap().metadata.uid.unwrap();
+    let secret = h
+        .object("v1", "Secret", "demo-admin-token")
+        .expect("created");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    let token = secret["data"]["token"].clone();
+    assert!(token.as_str().is_some_and(|t| t.len() > 40), "{secret}");
+    let status = h.cluster().unwrap().status.unwrap();
+    assert_eq!(
+        status.connections,
+        2 * support::CONNECTIONS,
+        "status calls were answered"
+    );
+
+    h.patch_spec(json!({"image": "chat-gateway:2"})).await;
+    let old = h.cluster().unwrap().status.unwrap().update_revision;
+    h.wait_until("rolled out", |h| {
+        h.converged(2) && h.cluster().unwrap().status.unwrap().update_revision != old
+    })
+    .await;
+    assert_eq!(
+        h.journal.starting_with(0, "drain ").len(),
+        2,
+        "both pods drained"
+    );
+    assert!(
+        h.journal.starting_with(0, "admin 401").is_empty(),
+        "{:#?}",
+        h.journal.entries()
+    );
+    let again = h.object("v1", "Secret", "demo-admin-token").unwrap();
+    assert_eq!(again["data"]["token"], token, "never rewritten");
+    h.stop().await;
+}

@@ -90,17 +90,19 @@ ClusterRole so both modes grant exactly the same. */}}
   resources: ["poddisruptionbudgets"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
+  resources: ["ingresses", "networkpolicies"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
 # Gateway pods: watched for readiness and revision, annotated with their drain deadline (patch),
 # deleted one at a time after they drained.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "patch", "delete"]
-# Redis/PostgreSQL URLs given as urlSecretRef, read for cleanup; never listed or written.
+# Redis/PostgreSQL URLs given as urlSecretRef, read for cleanup; the gateways' admin token, read
+# for the drain and status calls and created once (<cc>-admin-token) when the spec names none.
+# Never listed, updated or deleted (the ChatCluster's owner reference deletes the created one).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create"]
 # Kubernetes Events on the ChatClusters (both APIs: core/v1 and events.k8s.io/v1).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]

@@ -121,6 +121,7 @@ fn config_map_holds_the_gateway_settings_as_env_vars() {
     assert_eq!(
         cm["data"],
         json!({
+            "CHAT_ALLOWED_ORIGINS": "https://chat.example.com",
             "CHAT_DRAIN_SECONDS": "30",
             "CHAT_HEARTBEAT_SECONDS": "30",
             "CHAT_KEY_PREFIX": "demo",
@@ -316,6 +317,8 @@ fn gateway_container() {
             {"name": "CHAT_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "CHAT_JWT_SECRET",
              "valueFrom": {"secretKeyRef": {"name": "chat-jwt", "key": "secret"}}},
+            {"name": "CHAT_ADMIN_TOKEN",
+             "valueFrom": {"secretKeyRef": {"name": "demo-admin-token", "key": "token"}}},
             {"name": "CHAT_DATABASE_URL",
              "valueFrom": {"secretKeyRef": {"name": "chat-db", "key": "url"}}}
         ])
@@ -567,4 +570,109 @@ fn the_offline_webhook_url_goes_in_the_config_map_and_its_secret_by_reference() 
         secret["valueFrom"],
         json!({"secretKeyRef": {"name": "chat-webhook", "key": "secret"}})
     );
+}
+
+#[test]
+fn allowed_origins_follow_the_ingress_unless_the_spec_says() {
+    let origins = |patch: Value| {
+        let mut value = to_json(&demo());
+        json_patch(&mut value["spec"], patch);
+        let cc: ChatCluster = serde_json::from_value(value).unwrap();
+        Blueprint::new(&cc).unwrap().allowed_origins()
+    };
+    assert_eq!(
+        origins(json!({})).as_deref(),
+        Some("https://chat.example.com")
+    );
+    let plain = json!({"ingress": {"tlsSecretName": null}});
+    assert_eq!(origins(plain).as_deref(), Some("http://chat.example.com"));
+    assert_eq!(
+        origins(json!({"ingress": null})),
+        None,
+        "no ingress: every origin"
+    );
+    let listed = json!({"auth": {"jwtSecretRef": {"name": "chat-jwt", "key": "secret"},
+                                 "allowedOrigins": ["https://a.example", "https://b.example:8443"]}});
+    assert_eq!(
+        origins(listed).as_deref(),
+        Some("https://a.example,https://b.example:8443")
+    );
+}
+
+#[test]
+fn the_admin_token_secret_is_generated_unless_the_spec_names_one() {
+    let cc = demo();
+    let b = Blueprint::new(&cc).unwrap();
+    assert!(b.generates_admin_token());
+    let secret = to_json(&b.admin_token_secret("abc"));
+    assert_eq!(secret["metadata"]["name"], "demo-admin-token");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], "1234-abcd");
+    assert_eq!(secret["stringData"], json!({"token": "abc"}));
+    let mut value = to_json(&demo());
+    value["spec"]["auth"]["adminTokenSecretRef"] = json!({"name": "ops", "key": "admin"});
+    let named: ChatCluster = serde_json::from_value(value).unwrap();
+    let b = Blueprint::new(&named).unwrap();
+    assert!(!b.generates_admin_token());
+    let env =
+        to_json(&b.stateful_set(1))["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let admin = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "CHAT_ADMIN_TOKEN")
+        .unwrap();
+    assert_eq!(
+        admin["valueFrom"]["secretKeyRef"],
+        json!({"name": "ops", "key": "admin"})
+    );
+}
+
+#[test]
+fn the_network_policy_is_off_by_default_and_lists_the_allowed_sources() {
+    let cc = demo();
+    assert!(Blueprint::new(&cc)
+        .unwrap()
+        .children(3)
+        .network_policy
+        .is_none());
+    let mut value = to_json(&demo());
+    value["spec"]["networkPolicy"] = json!({
+        "enabled": true,
+        "clients": [{"namespace": "backend", "podLabels": {"app": "api"}}, {"podLabels": {"app": "bot"}}]
+    });
+    let cc: ChatCluster = serde_json::from_value(value).unwrap();
+    let policy = to_json(&Blueprint::new(&cc).unwrap().network_policy().unwrap());
+    assert_eq!(policy["metadata"]["name"], "demo-gateway");
+    let ns = |n: &str| json!({"matchLabels": {"kubernetes.io/metadata.name": n}});
+    assert_eq!(
+        policy["spec"],
+        json!({
+            "podSelector": selector(),
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"ports": [{"port": 8080, "protocol": "TCP"}], "from": [
+                    {"namespaceSelector": ns("ingress-nginx"), "podSelector": {}},
+                    {"namespaceSelector": ns("backend"), "podSelector": {"matchLabels": {"app": "api"}}},
+                    {"namespaceSelector": ns("chat"), "podSelector": {"matchLabels": {"app": "bot"}}}
+                ]},
+                {"ports": [{"port": 9090, "protocol": "TCP"}], "from": [
+                    {"namespaceSelector": ns("chat-operator"),
+                     "podSelector": {"matchLabels": {"app.kubernetes.io/component": "operator"}}},
+                    {"namespaceSelector": ns("monitoring"), "podSelector": {}}
+                ]}
+            ]
+        })
+    );
+}
+
+/// Merges `patch` into `target` (objects key by key; anything else replaces).
+fn json_patch(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                json_patch(t.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p,
+    }
 }

@@ -524,9 +524,9 @@ impl PodNetwork {
 
 #[async_trait]
 impl GatewayAdmin for PodNetwork {
-    async fn status(&self, admin_url: &str) -> Result<AdminStatus> {
+    async fn status(&self, admin_url: &str, token: Option<&str>) -> Result<AdminStatus> {
         let (pod, url) = self.resolve(admin_url)?;
-        let status = self.http.status(&url).await?;
+        let status = self.http.status(&url, token).await?;
         self.journal.record(format!(
             "status {pod} connections={} draining={}",
             status.connections, status.draining
@@ -534,9 +534,14 @@ impl GatewayAdmin for PodNetwork {
         Ok(status)
     }
 
-    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()> {
+    async fn drain(
+        &self,
+        admin_url: &str,
+        deadline_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<()> {
         let (pod, url) = self.resolve(admin_url)?;
-        self.http.drain(&url, deadline_seconds).await?;
+        self.http.drain(&url, deadline_seconds, token).await?;
         self.journal
             .record(format!("drain {pod} deadlineSeconds={deadline_seconds}"));
         lock(&self.drains).push((Instant::now(), pod, deadline_seconds));

@@ -255,12 +255,69 @@ impl FakeGateway {
         let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
         Ok(((*pod).to_owned(), uid.to_owned()))
     }
+
+    /// As a gateway started with `CHAT_ADMIN_TOKEN` from its pod's env: the bearer token must be
+    /// the one in the Secret the pod's container names (401 otherwise).
+    fn check_token(&self, admin_url: &str, token: Option<&str>) -> Result<()> {
+        let host = admin_url.trim_start_matches("http://");
+        let labels: Vec<&str> = host.split(['.', ':']).collect();
+        let (pod, namespace) = (labels[0], labels[2]);
+        let object = self
+            .api
+            .get("v1", "Pod", namespace, pod)
+            .unwrap_or_default();
+        let reference = object["spec"]["containers"][0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == "CHAT_ADMIN_TOKEN")
+            .map(|e| e["valueFrom"]["secretKeyRef"].clone());
+        let Some(reference) = reference else {
+            return Ok(()); // a pod without the variable: no token required
+        };
+        let secret_name = reference["name"].as_str().unwrap_or_default();
+        let key = reference["key"].as_str().unwrap_or_default();
+        let secret = self
+            .api
+            .get("v1", "Secret", namespace, secret_name)
+            .unwrap_or_default();
+        let expected = secret["data"][key]
+            .as_str()
+            .and_then(|b64| decode_base64(b64))
+            .or_else(|| secret["stringData"][key].as_str().map(str::to_owned));
+        if expected.is_some() && expected.as_deref() == token {
+            return Ok(());
+        }
+        self.journal.record(format!("admin 401 {pod}"));
+        Err(Error::Gateway {
+            url: admin_url.to_owned(),
+            reason: "HTTP status client error (401 Unauthorized)".into(),
+        })
+    }
+}
+
+/// Standard base64 (what `data` of a Secret holds).
+fn decode_base64(s: &str) -> Option<String> {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().filter(|c| *c != b'=') {
+        bits = (bits << 6) | ABC.iter().position(|a| *a == c)? as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[async_trait]
 impl GatewayAdmin for FakeGateway {
-    async fn status(&self, admin_url: &str) -> Result<AdminStatus> {
+    async fn status(&self, admin_url: &str, token: Option<&str>) -> Result<AdminStatus> {
         let (pod, uid) = self.pod(admin_url)?;
+        self.check_token(admin_url, token)?;
         let mut gateways = lock(&self.gateways);
         let gateway = gateways.entry(uid).or_insert_with(|| {
             self.redis.register(&self.key_prefix, &pod);
@@ -275,8 +332,14 @@ impl GatewayAdmin for FakeGateway {
         })
     }
 
-    async fn drain(&self, admin_url: &str, deadline_seconds: u64) -> Result<()> {
+    async fn drain(
+        &self,
+        admin_url: &str,
+        deadline_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<()> {
         let (pod, uid) = self.pod(admin_url)?;
+        self.check_token(admin_url, token)?;
         self.journal
             .record(format!("drain {pod} deadlineSeconds={deadline_seconds}"));
         let mut gateways = lock(&self.gateways);

@@ -18,6 +18,13 @@ const TYPES: &[(&str, &str, &str, bool, bool)] = &[
         true,
     ),
     ("networking.k8s.io/v1", "Ingress", "ingresses", true, true),
+    (
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        false,
+    ),
     ("events.k8s.io/v1", "Event", "events", true, false),
     ("coordination.k8s.io/v1", "Lease", "leases", true, false),
     (
