@@ -251,12 +251,17 @@ fn register_checks_the_user_and_logs_out() {
         json!({"type": 500, "status": 403, "requestId": "x",
                "params": {"code": "forbidden", "message": "openid does not match the token's user"}})
     );
+    // The device's tokens are revoked (a store call) before the reply and the close.
     let effects = h
         .text(json!({"type": 7, "params": {"openid": "bob", "loginStatus": 0}, "requestId": "lo"}));
-    assert_eq!(
-        written(&effects)[0],
-        json!({"type": 7, "status": 200, "params": {"openid": "bob", "loginStatus": "0"}, "requestId": "lo"})
+    assert_eq!(effects, vec![call(Op::Logout, "lo")]);
+    let reply = json!({"type": 7, "status": 200, "params": {"openid": "bob", "loginStatus": "0"}, "requestId": "lo"});
+    let effects = h.finish(
+        Ok(Done::LoggedOut(reply.to_string())),
+        Some(RequestId::from("lo")),
+        false,
     );
+    assert_eq!(written(&effects)[0], reply);
     assert_eq!(effects.last(), Some(&close(1000, "logged out")));
     assert!(!h.c.wants_frames(), "nothing is read after the close");
 }

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::harness::{close, Harness};
-use super::{live, written, HEARTBEAT, TIMELIFE};
+use chat_protocol::RequestId;
+
+use super::harness::{call, close, Harness};
+use super::{live, written, HEARTBEAT, TIMELIFE, WALL};
 use crate::error::Error;
 use crate::session::core::{Effect, Incoming, MAX_OPS};
-use crate::session::ops::{Call, Done, Op};
+use crate::session::ops::{Call, Done, Op, Token};
 use crate::store::Backlog;
 
 #[test]
@@ -114,4 +116,67 @@ fn a_failed_catch_up_read_waits_then_tries_again() {
         h.advance(Duration::from_millis(200))[..],
         [Effect::Read(_)]
     ));
+}
+
+#[test]
+fn welcome_and_renew_stop_at_the_tokens_exp_which_closes_4002() {
+    let (mut h, first) = Harness::with_token_expiring(WALL + 5_000);
+    let welcome = &written(&first)[0]["params"];
+    assert_eq!(
+        (welcome["timelife"].as_u64(), welcome["expiresAt"].as_i64()),
+        (Some(5), Some(WALL + 5_000))
+    );
+    h.now += Duration::from_secs(1);
+    let renewed = written(&h.text(json!({"type": 21, "requestId": "r"})))[0].clone();
+    assert_eq!(
+        renewed["params"],
+        json!({"timelife": 4, "expiresAt": WALL + 5_000})
+    );
+    h.text(json!({"type": 3}));
+    assert_eq!(
+        h.advance(Duration::from_secs(4)),
+        vec![close(4002, "token expired")]
+    );
+}
+
+#[test]
+fn renew_with_a_token_waits_for_its_check_then_moves_the_cap() {
+    let (mut h, _) = Harness::with_token_expiring(WALL + 5_000);
+    let token = "a.b.c".to_owned();
+    let effects = h.text(json!({"type": 21, "params": {"token": token}, "requestId": "r"}));
+    assert_eq!(
+        effects,
+        vec![call(
+            Op::Renew {
+                token: Token(token)
+            },
+            "r"
+        )]
+    );
+    // Refused (another user): the error, and the cap stays.
+    let refused = h.finish(
+        Err(Error::Forbidden("other user".into())),
+        Some(RequestId::from("r")),
+        false,
+    );
+    assert_eq!(written(&refused)[0]["status"], 403);
+    h.text(json!({"type": 21, "params": {"token": "d.e.f"}, "requestId": "r"}));
+    let ok = h.finish(
+        Ok(Done::Token {
+            expires_ms: WALL + 3_600_000,
+        }),
+        Some(RequestId::from("r")),
+        false,
+    );
+    let reply = &written(&ok)[0];
+    assert_eq!(
+        reply["params"],
+        json!({"timelife": 1800, "expiresAt": WALL + 1_800_000}),
+        "{reply}"
+    );
+    h.text(json!({"type": 3}));
+    assert!(
+        h.advance(Duration::from_secs(6)).is_empty(),
+        "past the first token's exp"
+    );
 }

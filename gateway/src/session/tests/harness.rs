@@ -35,6 +35,20 @@ impl Harness {
         }
     }
 
+    /// A connection past WELCOME (returned) whose token expires at `token_expires_ms`.
+    pub(super) fn with_token_expiring(token_expires_ms: i64) -> (Self, Vec<Effect>) {
+        let now = Instant::now();
+        let mut who = (*bob()).clone();
+        who.token_expires_ms = token_expires_ms;
+        let mut h = Self {
+            c: Connection::new(settings(), std::sync::Arc::new(who), now, WALL),
+            now,
+        };
+        let first = h.effects();
+        h.finish(Ok(Done::Backlog(vec![])), None, true);
+        (h, first)
+    }
+
     pub(super) fn effects(&mut self) -> Vec<Effect> {
         std::iter::from_fn(|| self.c.poll_effect()).collect()
     }
