@@ -29,7 +29,8 @@ ENV CHAT_LISTEN=0.0.0.0:8080 \
 USER 65532:65532
 WORKDIR /var/lib/chat-gateway
 # 8080: WebSocket /ws, push/kick HTTP API, browser page. 9090: admin (health, metrics, drain);
-# never expose 9090 outside the cluster.
+# never expose 9090 outside the cluster. It listens on every address here, so `serve` needs
+# CHAT_ADMIN_TOKEN (the operator sets it from a Secret; with plain docker, pass -e).
 EXPOSE 8080 9090
 # SIGTERM drains (DRAIN to every client, then close 1012 at the deadline): give the pod a
 # termination grace period longer than --drain-seconds.

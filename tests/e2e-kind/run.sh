@@ -191,7 +191,12 @@ chat_check() {
   BACKGROUND+=($!)
   wait_for "the admin port-forward on 127.0.0.1:$ADMIN_PORT" port_open "$ADMIN_PORT"
   curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || die "$pod /readyz is not ready"
-  say "$pod /admin/status: $(curl -fsS "http://127.0.0.1:$ADMIN_PORT/admin/status")"
+  # /admin/* wants the token the operator generated into demo-admin-token (the probes do not).
+  local admin_token
+  admin_token=$(kn get secret demo-admin-token -o json | json "__import__('base64').b64decode(d['data']['token']).decode()")
+  curl -fsS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/admin/status" 2>/dev/null | grep -qx 401 \
+    || die "$pod /admin/status answers without the admin token"
+  say "$pod /admin/status: $(curl -fsS -H "Authorization: Bearer $admin_token" "http://127.0.0.1:$ADMIN_PORT/admin/status")"
   curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -q '^chat_connections' \
     || die "$pod /metrics has no chat_connections"
   stop_background
