@@ -187,8 +187,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         ctx,
         stateful_set.as_ref(),
         &pods,
-        redis_url.as_deref(),
-        admin_token,
+        (redis_url.as_deref(), admin_token),
         now,
     )
     .await;
@@ -367,15 +366,15 @@ async fn redis_url(cc: &ChatCluster, secrets: &Api<Secret>) -> Result<Option<Str
     Ok(value)
 }
 
-/// Everything [`rollout::plan`] decides on.
+/// Everything [`rollout::plan`] decides on. `(redis_url, admin_token)`: how to reach Redis and
+/// the gateways' admin ports.
 async fn observe(
     cc: &ChatCluster,
     bp: &Blueprint<'_>,
     ctx: &Context,
     stateful_set: Option<&StatefulSet>,
     pods: &[Pod],
-    redis_url: Option<&str>,
-    admin_token: Option<&str>,
+    (redis_url, admin_token): (Option<&str>, Option<&str>),
     now: Timestamp,
 ) -> Observed {
     let sts_name = bp.stateful_set_name();

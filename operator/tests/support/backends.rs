@@ -283,7 +283,7 @@ impl FakeGateway {
             .unwrap_or_default();
         let expected = secret["data"][key]
             .as_str()
-            .and_then(|b64| decode_base64(b64))
+            .and_then(decode_base64)
             .or_else(|| secret["stringData"][key].as_str().map(str::to_owned));
         if expected.is_some() && expected.as_deref() == token {
             return Ok(());
