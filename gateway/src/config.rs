@@ -43,7 +43,7 @@ pub struct StoreArgs {
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./chat-data")]
     pub data_dir: PathBuf,
 
-    /// PostgreSQL URL; without it messages are stored in SQLite in the data dir.
+    /// PostgreSQL URL; without it messages are stored in SQLite in the data dir. TLS as libpq spells it: `?sslmode=verify-full&sslrootcert=/path/ca.pem` (or `PGSSLMODE`, `PGSSLROOTCERT`).
     #[arg(long, env = "CHAT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
@@ -89,17 +89,21 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Redis URL for the shared route table and recent-message cache (cluster mode).
+    /// Redis URL for the shared route table and recent-message cache (cluster mode); `rediss://` for TLS.
     #[arg(long, env = "CHAT_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Pulsar service URL for forwarding between pods (cluster mode).
+    /// Pulsar service URL for forwarding between pods (cluster mode); `pulsar+ssl://` for TLS.
     #[arg(long, env = "CHAT_PULSAR_URL")]
     pub pulsar_url: Option<String>,
 
-    /// Pulsar admin REST URL, used to create this pod's topic when the operator has not.
+    /// Pulsar admin REST URL (`http://` or `https://`), used to create this pod's topic when the operator has not.
     #[arg(long, env = "CHAT_PULSAR_ADMIN_URL")]
     pub pulsar_admin_url: Option<String>,
+
+    /// Redis and Pulsar credentials and CA files (TLS itself is the URL's scheme: `rediss://`, `pulsar+ssl://`, `https://`).
+    #[command(flatten)]
+    pub backend_tls: crate::tls::BackendTlsArgs,
 
     /// Pulsar tenant of the pods' topics.
     #[arg(long, env = "CHAT_PULSAR_TENANT", default_value = "public")]
@@ -251,9 +255,13 @@ impl ServeConfig {
 /// device (or none that acked it after the retry) is announced, signed, at least once.
 #[derive(Debug, Clone, Args)]
 pub struct WebhookArgs {
-    /// http:// URL the gateway POSTs `message.offline` events to; unset: no offline push.
+    /// http:// or https:// URL the gateway POSTs `message.offline` events to; unset: no offline push.
     #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_URL")]
     pub offline_webhook_url: Option<String>,
+
+    /// PEM file of a CA to trust, besides the public roots, for an https:// webhook.
+    #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_CA_FILE")]
+    pub offline_webhook_ca_file: Option<PathBuf>,
 
     /// HMAC-SHA256 key of the `X-Chat-Signature` header (`sha256=<hex>` of the exact body).
     #[arg(long, env = "CHAT_OFFLINE_WEBHOOK_SECRET", hide_env_values = true)]

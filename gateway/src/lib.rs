@@ -35,6 +35,7 @@ pub mod server;
 pub mod session;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod webhook;
 
 pub use error::{Error, Result};

@@ -78,11 +78,15 @@ impl Backends {
     /// start this way. With `--redis-url` the recent-message cache goes in front of `store`.
     pub async fn with_store(config: &ServeConfig, mut store: Arc<dyn Store>) -> Result<Self> {
         // Redis also holds the recent-message cache in front of the store's reads.
+        let tls = &config.backend_tls;
         if let Some(url) = &config.redis_url {
-            store = Arc::new(RecentCache::connect(store, url, &config.key_prefix).await?);
+            let client = tls.redis_client(url)?;
+            store = Arc::new(RecentCache::connect_client(store, client, &config.key_prefix).await?);
         }
         let routes: Arc<dyn RouteTable> = match &config.redis_url {
-            Some(url) => Arc::new(RedisRoutes::connect(url, &config.key_prefix).await?),
+            Some(url) => Arc::new(
+                RedisRoutes::connect_client(tls.redis_client(url)?, &config.key_prefix).await?,
+            ),
             None => Arc::new(MemoryRoutes::new()),
         };
         let bus: Arc<dyn Bus> = match &config.pulsar_url {
@@ -92,7 +96,8 @@ impl Backends {
                     namespace: config.pulsar_namespace.clone(),
                     key_prefix: config.key_prefix.clone(),
                 };
-                Arc::new(PulsarBus::connect(url, config.pulsar_admin_url.as_deref(), topics).await?)
+                let admin = config.pulsar_admin_url.as_deref();
+                Arc::new(PulsarBus::connect_with(url, admin, topics, tls.pulsar()?).await?)
             }
             None => Arc::new(MemoryBus::new()),
         };

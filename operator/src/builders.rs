@@ -424,11 +424,16 @@ impl<'a> Blueprint<'a> {
                 label_selector: Some(self.selector()),
                 ..TopologySpreadConstraint::default()
             }]),
-            volumes: Some(vec![
-                empty_dir("data"),
-                // readOnlyRootFilesystem: whatever wants a scratch file gets a writable /tmp.
-                empty_dir("tmp"),
-            ]),
+            volumes: Some(
+                [
+                    empty_dir("data"),
+                    // readOnlyRootFilesystem: whatever wants a scratch file gets a writable /tmp.
+                    empty_dir("tmp"),
+                ]
+                .into_iter()
+                .chain(backend_tls::volumes(&self.cc.spec))
+                .collect(),
+            ),
             ..PodSpec::default()
         }
     }
@@ -480,6 +485,20 @@ impl<'a> Blueprint<'a> {
         if let Some(hook) = &spec.offline_webhook {
             env_vars.push(secret_env(env::OFFLINE_WEBHOOK_SECRET, &hook.secret_ref));
         }
+        env_vars.extend(backend_tls::env_vars(spec));
+        let mut volume_mounts = vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ];
+        volume_mounts.extend(backend_tls::mounts(spec));
         Container {
             name: "gateway".into(),
             image: Some(spec.image.clone()),
@@ -513,18 +532,7 @@ impl<'a> Blueprint<'a> {
                 }),
                 ..SecurityContext::default()
             }),
-            volume_mounts: Some(vec![
-                VolumeMount {
-                    name: "data".into(),
-                    mount_path: DATA_DIR.into(),
-                    ..VolumeMount::default()
-                },
-                VolumeMount {
-                    name: "tmp".into(),
-                    mount_path: "/tmp".into(),
-                    ..VolumeMount::default()
-                },
-            ]),
+            volume_mounts: Some(volume_mounts),
             ..Container::default()
         }
     }
@@ -705,5 +713,6 @@ fn empty_dir(name: &str) -> Volume {
 mod security;
 pub use security::ADMIN_TOKEN_KEY;
 
+mod backend_tls;
 #[cfg(test)]
 mod tests;

@@ -199,6 +199,17 @@ pub struct RedisSpec {
     /// Secret key holding the Redis URL, for URLs with a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding the Redis ACL user name (`CHAT_REDIS_USERNAME`); replaces a user in
+    /// the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding the Redis password (`CHAT_REDIS_PASSWORD`); replaces one in the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding the PEM CA that signed a `rediss://` server's certificate, for a
+    /// private CA (the public roots are trusted without it). Mounted in the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
     /// Prefix of every Redis key of this cluster, so clusters can share one Redis. When absent the
     /// ChatCluster's name is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,10 +220,24 @@ pub struct RedisSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PulsarSpec {
-    /// Binary-protocol URL the gateways connect to, e.g. `pulsar://pulsar:6650`.
+    /// Binary-protocol URL the gateways connect to, e.g. `pulsar://pulsar:6650`, or
+    /// `pulsar+ssl://pulsar:6651` for TLS.
     pub service_url: String,
-    /// Admin REST URL the operator creates and deletes topics through, e.g. `http://pulsar:8080`.
+    /// Admin REST URL the operator creates and deletes topics through, e.g. `http://pulsar:8080`
+    /// or `https://pulsar:8443`.
     pub admin_url: String,
+    /// Secret key holding the token (a JWT) the gateways authenticate with, to the broker and
+    /// to the admin API (`CHAT_PULSAR_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding the token the operator sends to the admin API (it creates and deletes
+    /// topics, which the gateways' role may not). Default: `tokenSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding a PEM CA to trust, besides the public roots, for `pulsar+ssl://` and
+    /// an `https://` admin API; mounted in the pods and read by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
     /// Pulsar tenant of the topics.
     #[serde(default = "default_pulsar_tenant")]
     pub tenant: String,
@@ -240,9 +265,14 @@ pub struct DatabaseSpec {
     /// PostgreSQL URL in plain text, e.g. `postgres://chat@postgres/chat`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Secret key holding the PostgreSQL URL, for URLs with a password.
+    /// Secret key holding the PostgreSQL URL, for URLs with a password. TLS is set in the URL:
+    /// `?sslmode=require`, or `verify-full` to check the server's certificate and name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_secret_ref: Option<SecretKeyRef>,
+    /// Secret key holding the PEM CA of `sslmode=verify-ca|verify-full` (a private or cloud
+    /// CA): mounted in the pods and named by `PGSSLROOTCERT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Client authentication.
@@ -273,6 +303,10 @@ pub struct OfflineWebhookSpec {
     pub url: String,
     /// Secret key holding the HMAC-SHA256 key of the `X-Chat-Signature` header.
     pub secret_ref: SecretKeyRef,
+    /// Secret key holding a PEM CA to trust, besides the public roots, for an `https://`
+    /// receiver with a private CA; mounted in the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
     /// How long a delivery is retried (with backoff) before it is given up.
     #[serde(default = "default_webhook_retry_seconds")]
     #[schemars(range(min = 1, max = 604_800))]

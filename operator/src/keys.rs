@@ -2,7 +2,8 @@
 //! [`chat_protocol::names::Keys`] as the gateway names them.
 //!
 //! [`KeyStore`] is what the reconciler needs; [`RedisKeyStore`] is the one implementation, with
-//! one `ConnectionManager` per Redis URL (each ChatCluster may name its own Redis).
+//! one `ConnectionManager` per [`RedisTarget`] (each ChatCluster may name its own Redis, with its
+//! own credentials and CA).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,25 +22,83 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 /// not to block Redis.
 const SCAN_COUNT: usize = 500;
 
-/// The cluster's keys in Redis. `url` is the cluster's Redis URL, `prefix` its `keyPrefix`.
+/// A ChatCluster's Redis: its URL (`rediss://` for TLS) and what its Secrets give besides
+/// (`usernameSecretRef`, `passwordSecretRef`, `caSecretRef`), as the gateways use them.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct RedisTarget {
+    /// The Redis URL.
+    pub url: String,
+    /// The ACL user, replacing the URL's.
+    pub username: Option<String>,
+    /// The password, replacing the URL's.
+    pub password: Option<String>,
+    /// A PEM CA replacing the public roots (`rediss://` only).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("url", &"<redacted>")
+            .field("username", &self.username)
+            .field("ca", &self.ca_pem.is_some())
+            .finish()
+    }
+}
+
+impl RedisTarget {
+    /// `url` alone.
+    pub fn plain(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// A client with the credentials and CA applied.
+    fn client(&self) -> Result<redis::Client> {
+        use redis::IntoConnectionInfo;
+        let mut info = self.url.as_str().into_connection_info()?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(user) = &self.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password);
+        }
+        info = info.set_redis_settings(settings);
+        Ok(match &self.ca_pem {
+            Some(ca) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )?,
+            None => redis::Client::open(info)?,
+        })
+    }
+}
+
+/// The cluster's keys in Redis. `redis` is the cluster's Redis, `prefix` its `keyPrefix`.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// The pods registered in `{prefix}:servers`.
-    async fn servers(&self, url: &str, prefix: &str) -> Result<Vec<String>>;
+    async fn servers(&self, redis: &RedisTarget, prefix: &str) -> Result<Vec<String>>;
 
     /// Forgets pods that are gone for good: `DEL {prefix}:pod:{pod}` and
     /// `ZREM {prefix}:servers {pod}` for each. Idempotent.
-    async fn remove_pods(&self, url: &str, prefix: &str, pods: &[String]) -> Result<()>;
+    async fn remove_pods(&self, redis: &RedisTarget, prefix: &str, pods: &[String]) -> Result<()>;
 
     /// Deletes every key starting with `{prefix}:` (`SCAN MATCH` + `DEL`), for a deleted
     /// ChatCluster. Returns how many keys were deleted.
-    async fn delete_prefix(&self, url: &str, prefix: &str) -> Result<u64>;
+    async fn delete_prefix(&self, redis: &RedisTarget, prefix: &str) -> Result<u64>;
 }
 
 /// [`KeyStore`] on real Redis.
 #[derive(Default)]
 pub struct RedisKeyStore {
-    connections: Mutex<HashMap<String, ConnectionManager>>,
+    connections: Mutex<HashMap<RedisTarget, ConnectionManager>>,
 }
 
 impl RedisKeyStore {
@@ -48,26 +107,26 @@ impl RedisKeyStore {
         Self::default()
     }
 
-    async fn connection(&self, url: &str) -> Result<ConnectionManager> {
+    async fn connection(&self, redis: &RedisTarget) -> Result<ConnectionManager> {
         let mut connections = self.connections.lock().await;
-        if let Some(conn) = connections.get(url) {
+        if let Some(conn) = connections.get(redis) {
             return Ok(conn.clone());
         }
-        let client = redis::Client::open(url)?;
+        let client = redis.client()?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
         let conn = ConnectionManager::new_with_config(client, config).await?;
-        connections.insert(url.to_owned(), conn.clone());
+        connections.insert(redis.clone(), conn.clone());
         Ok(conn)
     }
 }
 
 #[async_trait]
 impl KeyStore for RedisKeyStore {
-    async fn servers(&self, url: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut conn = self.connection(url).await?;
+    async fn servers(&self, redis: &RedisTarget, prefix: &str) -> Result<Vec<String>> {
+        let mut conn = self.connection(redis).await?;
         let pods: Vec<String> = redis::cmd("ZRANGE")
             .arg(Keys::new(prefix).servers())
             .arg(0)
@@ -77,12 +136,12 @@ impl KeyStore for RedisKeyStore {
         Ok(pods)
     }
 
-    async fn remove_pods(&self, url: &str, prefix: &str, pods: &[String]) -> Result<()> {
+    async fn remove_pods(&self, redis: &RedisTarget, prefix: &str, pods: &[String]) -> Result<()> {
         if pods.is_empty() {
             return Ok(());
         }
         let keys = Keys::new(prefix);
-        let mut conn = self.connection(url).await?;
+        let mut conn = self.connection(redis).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         for pod in pods {
@@ -93,8 +152,8 @@ impl KeyStore for RedisKeyStore {
         Ok(())
     }
 
-    async fn delete_prefix(&self, url: &str, prefix: &str) -> Result<u64> {
-        let mut conn = self.connection(url).await?;
+    async fn delete_prefix(&self, redis: &RedisTarget, prefix: &str) -> Result<u64> {
+        let mut conn = self.connection(redis).await?;
         let pattern = Keys::new(prefix).all_pattern();
         let mut cursor: u64 = 0;
         let mut deleted = 0;

@@ -41,6 +41,7 @@ pub mod operator;
 pub mod pulsar;
 pub mod reconcile;
 pub mod rollout;
+pub mod secrets;
 pub mod status;
 
 /// Everything that can go wrong in this crate.
@@ -74,6 +75,20 @@ pub enum Error {
     RedisUrl {
         /// The ChatCluster.
         cluster: String,
+    },
+    /// A Secret key the ChatCluster names for the operator's own use is missing.
+    #[error(
+        "ChatCluster {cluster}: {field} names key {key:?} of Secret {secret:?}, which is missing"
+    )]
+    SecretMissing {
+        /// The ChatCluster.
+        cluster: String,
+        /// The spec field naming it.
+        field: String,
+        /// The Secret.
+        secret: String,
+        /// The key.
+        key: String,
     },
     /// A gateway's admin API call failed.
     #[error("gateway admin {url}: {reason}")]
@@ -110,6 +125,7 @@ impl Error {
             Self::Kube(_) => "kubernetes",
             Self::Finalizer(_) => "finalizer",
             Self::Pulsar { .. } => "pulsar",
+            Self::SecretMissing { .. } => "secret",
             Self::Redis(_) | Self::RedisUrl { .. } => "redis",
             Self::Gateway { .. } => "gateway",
             Self::CleanupWaiting { .. } => "cleanup_waiting",

@@ -43,10 +43,11 @@ use tracing::{debug, info, instrument, warn};
 use crate::builders::{needs_apply, Blueprint};
 use crate::context::{Context, FIELD_MANAGER, FINALIZER};
 use crate::crd::{ChatCluster, ChatClusterStatus};
+use crate::keys::RedisTarget;
 use crate::observed::{drain_deadline_patch, AdminStatus, PodState, StatefulSetState};
 use crate::rollout::{self, drain_seconds_left, retry_backoff, Action, Observed, Plan, WAIT_POLL};
 use crate::status::{self, StatusInput};
-use crate::{metrics, Error, Result};
+use crate::{metrics, secrets, Error, Result};
 
 /// How soon an unchanged cluster is looked at again. Watches bring every change sooner; this only
 /// refreshes `status.connections` and catches what no watch reports (a gateway's admin status).
@@ -174,7 +175,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         }
     };
     let pods = objects.gateway_pods(&bp).await?;
-    let redis_url = redis_url(&cc, &objects.secrets)
+    let redis = secrets::redis_target(&cc, &objects.secrets)
         .await
         .unwrap_or_else(|err| {
             warn!(%err, "reading the Redis URL Secret; going on without Redis");
@@ -187,7 +188,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         ctx,
         stateful_set.as_ref(),
         &pods,
-        (redis_url.as_deref(), admin_token),
+        (redis.as_ref(), admin_token),
         now,
     )
     .await;
@@ -206,7 +207,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
                 bp: &bp,
                 objects: &objects,
                 observed: &observed,
-                redis_url: redis_url.as_deref(),
+                redis: redis.as_ref(),
                 admin_token,
             };
             step.execute(&plan.action, &mut topics).await
@@ -345,28 +346,7 @@ fn owned_by<K: Resource>(object: &K, cc: &ChatCluster) -> bool {
         .any(|owner| owner.uid == uid)
 }
 
-/// The Redis URL: `spec.redis.url`, or the Secret key `urlSecretRef` names. `Ok(None)` when the
-/// Secret or its key is missing.
-async fn redis_url(cc: &ChatCluster, secrets: &Api<Secret>) -> Result<Option<String>> {
-    let redis = &cc.spec.redis;
-    if let Some(url) = &redis.url {
-        return Ok(Some(url.clone()));
-    }
-    let Some(reference) = &redis.url_secret_ref else {
-        return Ok(None);
-    };
-    let Some(secret) = secrets.get_opt(&reference.name).await? else {
-        return Ok(None);
-    };
-    let value = secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get(&reference.key))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).trim().to_owned());
-    Ok(value)
-}
-
-/// Everything [`rollout::plan`] decides on. `(redis_url, admin_token)`: how to reach Redis and
+/// Everything [`rollout::plan`] decides on. `(redis, admin_token)`: how to reach Redis and
 /// the gateways' admin ports.
 async fn observe(
     cc: &ChatCluster,
@@ -374,7 +354,7 @@ async fn observe(
     ctx: &Context,
     stateful_set: Option<&StatefulSet>,
     pods: &[Pod],
-    (redis_url, admin_token): (Option<&str>, Option<&str>),
+    (redis, admin_token): (Option<&RedisTarget>, Option<&str>),
     now: Timestamp,
 ) -> Observed {
     let sts_name = bp.stateful_set_name();
@@ -388,11 +368,11 @@ async fn observe(
         .zip(admin)
         .filter_map(|(pod, admin)| PodState::from_pod(&sts_name, pod, admin))
         .collect();
-    let registered_pods = match redis_url {
-        Some(url) => ctx
+    let registered_pods = match redis {
+        Some(redis) => ctx
             .backends
             .keys
-            .servers(url, bp.key_prefix())
+            .servers(redis, bp.key_prefix())
             .await
             .unwrap_or_else(|err| {
                 warn!(%err, "reading the registered pods from Redis; treating as none");
@@ -454,7 +434,7 @@ struct Step<'a> {
     bp: &'a Blueprint<'a>,
     objects: &'a Objects,
     observed: &'a Observed,
-    redis_url: Option<&'a str>,
+    redis: Option<&'a RedisTarget>,
     /// The gateways' admin token, sent on the drain calls.
     admin_token: Option<&'a str>,
 }
@@ -471,12 +451,13 @@ impl Step<'_> {
         match action {
             Action::CreateTopics { ordinals } => {
                 let admin = &self.ctx.backends.pulsar;
+                let endpoint = secrets::pulsar_admin(self.cc, &self.objects.secrets).await?;
                 admin
-                    .ensure_namespace(&pulsar.admin_url, &pulsar.tenant, &pulsar.namespace)
+                    .ensure_namespace(&endpoint, &pulsar.tenant, &pulsar.namespace)
                     .await?;
                 for &n in ordinals {
                     let topic = self.bp.topic(n);
-                    admin.create_topic(&pulsar.admin_url, &topic).await?;
+                    admin.create_topic(&endpoint, &topic).await?;
                     if !topics.contains(&topic) {
                         topics.push(topic);
                     }
@@ -484,12 +465,13 @@ impl Step<'_> {
                 }
             }
             Action::DeleteTopics { ordinals } => {
+                let endpoint = secrets::pulsar_admin(self.cc, &self.objects.secrets).await?;
                 for &n in ordinals {
                     let topic = self.bp.topic(n);
                     self.ctx
                         .backends
                         .pulsar
-                        .delete_topic(&pulsar.admin_url, &topic)
+                        .delete_topic(&endpoint, &topic)
                         .await?;
                     topics.retain(|t| *t != topic);
                 }
@@ -528,13 +510,13 @@ impl Step<'_> {
                 delete_ignoring_absent(&self.objects.pods, pod).await?;
             }
             Action::CleanupRedisKeys { pods } => {
-                let url = self.redis_url.ok_or_else(|| Error::RedisUrl {
+                let redis = self.redis.ok_or_else(|| Error::RedisUrl {
                     cluster: self.bp.name().to_owned(),
                 })?;
                 self.ctx
                     .backends
                     .keys
-                    .remove_pods(url, self.bp.key_prefix(), pods)
+                    .remove_pods(redis, self.bp.key_prefix(), pods)
                     .await?;
             }
             Action::Steady
@@ -644,24 +626,37 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Requeue> {
     if !pods.is_empty() {
         return Err(Error::CleanupWaiting { pods: pods.len() });
     }
-    let pulsar = &cc.spec.pulsar;
+    let endpoint = match secrets::pulsar_admin(cc, &objects.secrets).await {
+        Ok(endpoint) => Some(endpoint),
+        // As with Redis below: a Secret that went first must not hold the ChatCluster forever.
+        Err(err @ Error::SecretMissing { .. }) => {
+            warn!(%err, "leaving the Pulsar topics");
+            None
+        }
+        Err(err) => return Err(err),
+    };
     let mut topics: BTreeSet<String> = cc
         .status
         .iter()
         .flat_map(|s| s.topics.iter().cloned())
         .collect();
     topics.extend(bp.topics(cc.spec.replicas));
-    for topic in &topics {
-        ctx.backends
-            .pulsar
-            .delete_topic(&pulsar.admin_url, topic)
-            .await?;
+    if let Some(endpoint) = &endpoint {
+        for topic in &topics {
+            ctx.backends.pulsar.delete_topic(endpoint, topic).await?;
+        }
+    } else {
+        topics.clear();
     }
-    let keys = match redis_url(cc, &objects.secrets).await? {
-        Some(url) => {
+    let redis = match secrets::redis_target(cc, &objects.secrets).await {
+        Err(Error::SecretMissing { .. }) => None,
+        other => other?,
+    };
+    let keys = match redis {
+        Some(redis) => {
             ctx.backends
                 .keys
-                .delete_prefix(&url, bp.key_prefix())
+                .delete_prefix(&redis, bp.key_prefix())
                 .await?
         }
         None => {

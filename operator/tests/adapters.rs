@@ -21,9 +21,9 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use chat_operator::gateway::{GatewayAdmin, HttpGatewayAdmin};
 use chat_operator::http::Health;
-use chat_operator::keys::{KeyStore, RedisKeyStore};
+use chat_operator::keys::{KeyStore, RedisKeyStore, RedisTarget};
 use chat_operator::observed::AdminStatus;
-use chat_operator::pulsar::{HttpPulsarAdmin, PulsarAdmin};
+use chat_operator::pulsar::{AdminEndpoint, HttpPulsarAdmin, PulsarAdmin};
 use chat_tests::fixtures::free_port;
 use chat_tests::redis::RedisServer;
 use serde_json::{json, Value};
@@ -70,6 +70,7 @@ async fn redis_key_store_reads_servers_removes_pods_and_deletes_only_its_prefix(
         seed(args).query_async::<()>(&mut conn).await.unwrap();
     }
     let store = RedisKeyStore::new();
+    let url = RedisTarget::plain(&url);
 
     let servers = store.servers(&url, "demo").await.unwrap();
     assert_eq!(servers, ["demo-gateway-0", "demo-gateway-3"]);
@@ -99,7 +100,10 @@ async fn redis_key_store_reads_servers_removes_pods_and_deletes_only_its_prefix(
 async fn redis_key_store_fails_fast_when_redis_is_unreachable() {
     let started = Instant::now();
     let result = RedisKeyStore::new()
-        .servers(&format!("redis://127.0.0.1:{}/", free_port()), "demo")
+        .servers(
+            &RedisTarget::plain(&format!("redis://127.0.0.1:{}/", free_port())),
+            "demo",
+        )
         .await;
     assert!(result.is_err());
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -162,7 +166,7 @@ fn pulsar_stub(calls: Calls) -> Router {
 #[tokio::test]
 async fn pulsar_admin_creates_what_is_missing_and_treats_409_and_404_as_done() {
     let calls = Calls::default();
-    let url = serve(pulsar_stub(calls.clone())).await;
+    let url = AdminEndpoint::plain(&serve(pulsar_stub(calls.clone())).await);
     let admin = HttpPulsarAdmin::new().unwrap();
     let topic = "persistent://public/chat/demo-pod-demo-gateway-0";
 

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_operator::pulsar::{HttpPulsarAdmin, PulsarAdmin};
+use chat_operator::pulsar::{AdminEndpoint, HttpPulsarAdmin, PulsarAdmin};
 use chat_operator::Error;
 use chat_tests::fixtures::free_port;
 use futures_util::StreamExt;
@@ -58,7 +58,7 @@ async fn broker() -> BrokerHandle {
 #[tokio::test]
 async fn provisioning_twice_creates_the_namespace_and_topics_once() {
     let broker = broker().await;
-    let url = broker.admin_url();
+    let url = &AdminEndpoint::plain(broker.admin_url());
     let admin = HttpPulsarAdmin::new().unwrap();
 
     // An existing tenant (public) and a new one (acme, created with the broker's cluster).
@@ -132,7 +132,7 @@ async fn provisioning_twice_creates_the_namespace_and_topics_once() {
 #[tokio::test]
 async fn a_forced_delete_removes_a_topic_with_a_subscription_and_a_missing_one_is_done() {
     let broker = broker().await;
-    let url = broker.admin_url();
+    let url = &AdminEndpoint::plain(broker.admin_url());
     let admin = HttpPulsarAdmin::new().unwrap();
     admin.ensure_namespace(url, "public", "chat").await.unwrap();
     let (doomed, kept) = (inbox("public", "chat", 2), inbox("public", "chat", 0));
@@ -156,7 +156,8 @@ async fn a_forced_delete_removes_a_topic_with_a_subscription_and_a_missing_one_i
         .unwrap();
     let plain = reqwest::Client::new()
         .delete(format!(
-            "{url}/admin/v2/persistent/public/chat/demo-pod-demo-gateway-2"
+            "{}/admin/v2/persistent/public/chat/demo-pod-demo-gateway-2",
+            url.url
         ))
         .send()
         .await
@@ -203,7 +204,10 @@ async fn broker_refusals_and_an_unreachable_broker_are_pulsar_errors_naming_the_
 
     // A namespace that was never provisioned: the broker's 404 and reason come through.
     let err = admin
-        .create_topic(broker.admin_url(), &inbox("public", "nowhere", 0))
+        .create_topic(
+            &AdminEndpoint::plain(broker.admin_url()),
+            &inbox("public", "nowhere", 0),
+        )
         .await
         .unwrap_err();
     let Error::Pulsar { url, reason } = &err else {
@@ -217,11 +221,16 @@ async fn broker_refusals_and_an_unreachable_broker_are_pulsar_errors_naming_the_
 
     // Nothing listens: every call fails fast with the URL it tried.
     let down = format!("http://127.0.0.1:{}", free_port());
+    let endpoint = AdminEndpoint::plain(&down);
     let started = std::time::Instant::now();
     let failures = [
-        admin.ensure_namespace(&down, "public", "chat").await,
-        admin.create_topic(&down, &inbox("public", "chat", 0)).await,
-        admin.delete_topic(&down, &inbox("public", "chat", 0)).await,
+        admin.ensure_namespace(&endpoint, "public", "chat").await,
+        admin
+            .create_topic(&endpoint, &inbox("public", "chat", 0))
+            .await,
+        admin
+            .delete_topic(&endpoint, &inbox("public", "chat", 0))
+            .await,
     ];
     for failure in failures {
         match failure {
@@ -286,4 +295,56 @@ async fn the_controller_provisions_and_removes_topics_on_the_broker() {
     h.delete_cluster().await;
     assert!(listed(&broker, "public", "chat").await.is_empty());
     h.stop().await;
+}
+
+/// A broker on `https://` with a private CA and token authentication: the operator gets in with
+/// the ChatCluster's token and CA (`adminTokenSecretRef`, `caSecretRef`), and is refused without
+/// either, with the reason in the error.
+#[tokio::test]
+async fn the_admin_api_over_https_wants_the_ca_and_the_token() {
+    let ca = chat_tests::tls::TestCa::new("operator");
+    let config = pulsar_test_broker::BrokerConfig {
+        tls: Some(ca.server_tls()),
+        auth_token: Some("operator-token".into()),
+        ..Default::default()
+    };
+    let broker = Broker::start_with(config, "127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .unwrap();
+    assert!(broker.admin_url().starts_with("https://"));
+    let admin = HttpPulsarAdmin::new().unwrap();
+    let topic = inbox("public", "chat", 0);
+    let endpoint = AdminEndpoint {
+        url: broker.admin_url().to_owned(),
+        token: Some("operator-token".into()),
+        ca_pem: Some(ca.ca_pem.clone().into_bytes()),
+    };
+
+    let no_ca = AdminEndpoint {
+        ca_pem: None,
+        ..endpoint.clone()
+    };
+    let err = admin.ensure_namespace(&no_ca, "public", "chat").await;
+    let Err(Error::Pulsar { reason, .. }) = err else {
+        panic!("an unknown CA must be refused: {err:?}");
+    };
+    assert!(!reason.is_empty());
+    let no_token = AdminEndpoint {
+        token: None,
+        ..endpoint.clone()
+    };
+    let err = admin.ensure_namespace(&no_token, "public", "chat").await;
+    let Err(Error::Pulsar { reason, .. }) = err else {
+        panic!("no token must be refused: {err:?}");
+    };
+    assert!(reason.contains("401"), "{reason}");
+
+    admin
+        .ensure_namespace(&endpoint, "public", "chat")
+        .await
+        .unwrap();
+    admin.create_topic(&endpoint, &topic).await.unwrap();
+    assert!(broker.topics().contains(&topic), "{:?}", broker.topics());
+    admin.delete_topic(&endpoint, &topic).await.unwrap();
+    assert!(!broker.topics().contains(&topic));
 }

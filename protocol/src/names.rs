@@ -229,6 +229,21 @@ pub mod env {
     pub const ALLOWED_ORIGINS: &str = "CHAT_ALLOWED_ORIGINS";
     /// `--admin-token`.
     pub const ADMIN_TOKEN: &str = "CHAT_ADMIN_TOKEN";
+    /// `--offline-webhook-ca-file`.
+    pub const OFFLINE_WEBHOOK_CA_FILE: &str = "CHAT_OFFLINE_WEBHOOK_CA_FILE";
+    /// `--redis-username`.
+    pub const REDIS_USERNAME: &str = "CHAT_REDIS_USERNAME";
+    /// `--redis-password`.
+    pub const REDIS_PASSWORD: &str = "CHAT_REDIS_PASSWORD";
+    /// `--redis-ca-file`.
+    pub const REDIS_CA_FILE: &str = "CHAT_REDIS_CA_FILE";
+    /// `--pulsar-token`.
+    pub const PULSAR_TOKEN: &str = "CHAT_PULSAR_TOKEN";
+    /// `--pulsar-ca-file`.
+    pub const PULSAR_CA_FILE: &str = "CHAT_PULSAR_CA_FILE";
+    /// libpq's CA file for `sslmode=verify-ca|verify-full`, which sqlx reads too (the gateway's
+    /// `--database-url` and `migrate` alike).
+    pub const PG_SSL_ROOT_CERT: &str = "PGSSLROOTCERT";
 }
 
 /// The WebSocket subprotocol of this protocol: a client may offer it with its token as a second

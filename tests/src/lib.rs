@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod process_cluster;
 pub mod redis;
 pub mod s3;
+pub mod tls;
 pub mod webhook;
 
 pub use chat_client::raw::{Closed, RawClient as Client};

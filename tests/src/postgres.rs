@@ -128,6 +128,15 @@ struct Running {
 impl DataDir {
     /// `initdb` into a new temp dir owned by the server's user.
     fn init() -> Self {
+        Self::init_with(None)
+    }
+
+    /// [`DataDir::init`], giving the `postgres` user `password`.
+    fn init_with_password(password: &str) -> Self {
+        Self::init_with(Some(password))
+    }
+
+    fn init_with(password: Option<&str>) -> Self {
         let bin = binaries();
         let user = server_user();
         let dir = std::env::temp_dir().join(format!("chat-pg-{}", unique_id()));
@@ -136,7 +145,16 @@ impl DataDir {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .expect("chown the postgres temp dir");
         }
-        let initdb = as_server_user(&bin.join("initdb"), user, &dir)
+        let mut initdb = as_server_user(&bin.join("initdb"), user, &dir);
+        if let Some(password) = password {
+            let file = dir.join("pwfile");
+            std::fs::write(&file, password).expect("write the password file");
+            if let Some((uid, gid)) = user {
+                std::os::unix::fs::chown(&file, Some(uid), Some(gid)).expect("chown pwfile");
+            }
+            initdb.arg(format!("--pwfile={}", file.display()));
+        }
+        let initdb = initdb
             .arg("-D")
             .arg(dir.join("data"))
             .args([
@@ -256,6 +274,8 @@ impl PostgresServer {
             port,
             data,
             running,
+            password: None,
+            settings: OWN_SETTINGS.to_owned(),
         }
     }
 }
@@ -266,12 +286,19 @@ pub struct OwnPostgresServer {
     pub port: u16,
     data: DataDir,
     running: Option<Running>,
+    /// The `postgres` user's password, when the server wants one.
+    password: Option<String>,
+    /// `-c` settings it runs with.
+    settings: String,
 }
 
 impl OwnPostgresServer {
-    /// The URL of the server's own `postgres` database.
+    /// The URL of the server's own `postgres` database (with the password, if it has one).
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        match &self.password {
+            Some(pw) => format!("postgres://postgres:{pw}@127.0.0.1:{}/postgres", self.port),
+            None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+        }
     }
 
     /// Stops the server as a crash would: SIGQUIT, PostgreSQL's immediate shutdown (every
@@ -302,7 +329,51 @@ impl OwnPostgresServer {
     /// Starts the server again on the same port and data; waits until it accepts connections.
     pub fn start(&mut self) {
         assert!(self.running.is_none(), "postgres already running");
-        self.running = Some(self.data.launch(self.port, false, OWN_SETTINGS));
+        self.running = Some(self.data.launch(self.port, false, &self.settings));
+    }
+}
+
+impl PostgresServer {
+    /// A server of the calling test's own that takes only TLS connections over TCP
+    /// (`hostnossl … reject`), with `ca`'s server certificate, and wants the `postgres` user's
+    /// password (`scram-sha-256`): [`OwnPostgresServer::url`] carries it, the test adds
+    /// `sslmode` and `sslrootcert`.
+    pub fn start_tls(ca: &crate::tls::TestCa) -> OwnPostgresServer {
+        let password = format!("pw{}", unique_id());
+        let data = DataDir::init_with_password(&password);
+        let copy = |from: &Path, name: &str| {
+            let to = data.dir.join(name);
+            std::fs::copy(from, &to).expect("copy the server certificate");
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod the server certificate");
+            if let Some((uid, gid)) = data.user {
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid)).expect("chown");
+            }
+            to
+        };
+        let cert = copy(&ca.cert_file(), "server.pem");
+        let key = copy(&ca.key_file(), "server.key");
+        std::fs::write(
+            data.dir.join("data").join("pg_hba.conf"),
+            "local all all trust\n\
+             hostnossl all all 0.0.0.0/0 reject\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .expect("write pg_hba.conf");
+        let settings = format!(
+            "{OWN_SETTINGS} -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        );
+        let port = free_port();
+        let running = Some(data.launch(port, false, &settings));
+        OwnPostgresServer {
+            port,
+            data,
+            running,
+            password: Some(password),
+            settings,
+        }
     }
 }
 

@@ -53,6 +53,18 @@ pub struct RedisServer {
     pub port: u16,
     /// redis-server's pid and the watchdog shell that stops it if this process dies.
     running: Option<(u32, std::process::Child)>,
+    /// TLS only, with an ACL user (see [`RedisServer::start_tls`]).
+    tls: Option<RedisTls>,
+}
+
+/// How a TLS redis-server runs: its certificate files, and the one ACL user that may log in
+/// (the `default` user is off).
+pub struct RedisTls {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    pub ca_file: std::path::PathBuf,
+    pub user: String,
+    pub password: String,
 }
 
 impl RedisServer {
@@ -63,13 +75,52 @@ impl RedisServer {
         let mut me = RedisServer {
             port: free_port(),
             running: None,
+            tls: None,
         };
         me.start();
         me
     }
 
+    /// A redis-server of the calling test's own that speaks only TLS (`--port 0`, `--tls-port`)
+    /// with `tls`'s certificate, and lets in only `tls.user` with `tls.password`.
+    pub fn start_tls(tls: RedisTls) -> RedisServer {
+        require_redis_server();
+        let mut me = RedisServer {
+            port: free_port(),
+            running: None,
+            tls: Some(tls),
+        };
+        me.start();
+        me
+    }
+
+    /// `redis://127.0.0.1:PORT/`, or `rediss://` for a TLS server (credentials not included).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's command line after `redis-server`.
+    fn args(&self) -> String {
+        let port = self.port;
+        let common = "--bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning";
+        match &self.tls {
+            None => format!("--port {port} {common}"),
+            Some(t) => format!(
+                "--port 0 --tls-port {port} --tls-cert-file '{}' --tls-key-file '{}' \
+                 --tls-ca-cert-file '{}' --tls-auth-clients no \
+                 --user default off --user '{}' on '>{}' '~*' '&*' '+@all' {common}",
+                t.cert_file.display(),
+                t.key_file.display(),
+                t.ca_file.display(),
+                t.user,
+                t.password
+            ),
+        }
     }
 
     /// Starts redis-server on this server's port and waits until it accepts connections.
@@ -81,8 +132,9 @@ impl RedisServer {
         // is redis-server's pid, so `stop` can kill just the server.
         // (redis-server's own output goes to /dev/null: the pipe closes after that line.)
         let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning >/dev/null & r=$!; echo $r; \
+            "redis-server {args} >/dev/null & r=$!; echo $r; \
              trap 'kill $r 2>/dev/null' EXIT; while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done",
+            args = self.args(),
             parent = std::process::id()
         );
         let mut watchdog = Command::new("sh")
@@ -97,7 +149,12 @@ impl RedisServer {
         let pid: u32 = line.trim().parse().expect("redis-server pid");
         self.running = Some((pid, watchdog));
         for _ in 0..200 {
-            if ping(port) {
+            // a TLS server is up once its port accepts (PING would need the handshake)
+            let up = match self.tls {
+                None => ping(port),
+                Some(_) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            };
+            if up {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -147,11 +204,18 @@ impl RedisServer {
 
     /// A plain client for assertions on keys.
     pub async fn client(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        let client = match &self.tls {
+            None => redis::Client::open(self.url()).unwrap(),
+            Some(t) => chat_gateway::tls::BackendTlsArgs {
+                redis_username: Some(t.user.clone()),
+                redis_password: Some(t.password.clone()),
+                redis_ca_file: Some(t.ca_file.clone()),
+                ..Default::default()
+            }
+            .redis_client(&self.url())
+            .unwrap(),
+        };
+        client.get_multiplexed_async_connection().await.unwrap()
     }
 }
 

@@ -55,6 +55,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(mode: Mode) -> Self {
+        Self::start_with(mode, None).await
+    }
+
+    /// An `https://` receiver with `tls`'s certificate (a CA made by the test).
+    pub async fn start_tls(mode: Mode, tls: pulsar_test_broker::ServerTls) -> Self {
+        Self::start_with(mode, Some(tls)).await
+    }
+
+    async fn start_with(mode: Mode, tls: Option<pulsar_test_broker::ServerTls>) -> Self {
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),
             seen: Mutex::default(),
@@ -66,8 +75,18 @@ impl Receiver {
             .route("/hook", post(receive))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(tls) => {
+                let listener = pulsar_test_broker::TlsListener::new(listener, tls);
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                format!("https://localhost:{port}/hook")
+            }
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                format!("http://127.0.0.1:{port}/hook")
+            }
+        };
         Self { url, shared }
     }
 

@@ -21,7 +21,8 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use pulsar::consumer::InitialPosition;
 use pulsar::{
-    Consumer, ConsumerOptions, Producer, ProducerOptions, Pulsar, SubType, TokioExecutor,
+    Authentication, Consumer, ConsumerOptions, Producer, ProducerOptions, Pulsar, SubType,
+    TokioExecutor,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -31,6 +32,7 @@ pub use chat_protocol::names::Topics;
 use super::{Bus, BusEvent};
 use crate::error::{Error, Result};
 use crate::model::now_ms;
+use crate::tls::PulsarAccess;
 
 /// Frames queued per broker connection before a send waits for room (the crate's default is 100).
 const OUTBOUND_QUEUE: usize = 4096;
@@ -45,6 +47,8 @@ const INBOX_CAPACITY: usize = 65_536;
 const WATCHDOG_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a connection check may take before the consumer counts as hung.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one admin API call may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts to rebuild a failed consumer.
 const REBUILD_DELAY: Duration = Duration::from_millis(500);
 
@@ -60,6 +64,9 @@ pub struct PulsarBus {
     consumer_client: Pulsar<TokioExecutor>,
     topics: Topics,
     admin_url: Option<String>,
+    /// The admin API's client (the CA of `access`) and the token it sends.
+    admin_http: reqwest::Client,
+    access: PulsarAccess,
     /// The forwarder of each target pod's topic.
     forwarders: std::sync::Mutex<HashMap<String, mpsc::Sender<Queued>>>,
     /// 0 while the inbox consumer works; else since when (ms) it has been down.
@@ -81,18 +88,47 @@ impl PulsarBus {
         admin_url: Option<&str>,
         topics: Topics,
     ) -> Result<Self> {
+        Self::connect_with(service_url, admin_url, topics, PulsarAccess::default()).await
+    }
+
+    /// [`PulsarBus::connect`] with a token and a CA (`pulsar+ssl://`, an `https://` admin API).
+    pub async fn connect_with(
+        service_url: &str,
+        admin_url: Option<&str>,
+        topics: Topics,
+        access: PulsarAccess,
+    ) -> Result<Self> {
         let connect = || async {
-            Pulsar::builder(service_url, TokioExecutor)
-                .with_outbound_channel_size(OUTBOUND_QUEUE)
-                .build()
-                .await
-                .map_err(|e| unavailable("connect", e))
+            let mut builder = Pulsar::builder(service_url, TokioExecutor)
+                .with_outbound_channel_size(OUTBOUND_QUEUE);
+            if let Some(ca) = &access.ca_pem {
+                builder = builder.with_certificate_chain(ca.clone());
+            }
+            if let Some(token) = &access.token {
+                builder = builder.with_auth(Authentication {
+                    name: "token".into(),
+                    data: token.clone().into_bytes(),
+                });
+            }
+            builder.build().await.map_err(|e| match e {
+                // pulsar-rs logs the cause of a refused connection (`InvalidCertificate(
+                // UnknownIssuer)`, `AuthenticationError`) and returns only "fatal error": say
+                // where to look.
+                pulsar::Error::Connection(_) => unavailable(
+                    "connect (refused: check --pulsar-ca-file and --pulsar-token; the TLS \
+                     handshake's or the broker's reason is logged just before)",
+                    e,
+                ),
+                e => unavailable("connect", e),
+            })
         };
         Ok(Self {
             client: connect().await?,
             consumer_client: connect().await?,
             topics,
             admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
+            admin_http: access.admin_client(ADMIN_TIMEOUT)?,
+            access,
             forwarders: std::sync::Mutex::new(HashMap::new()),
             down_since: Arc::new(AtomicI64::new(now_ms())),
         })
@@ -121,9 +157,9 @@ impl PulsarBus {
             self.topics.namespace,
             self.topics.local_name(pod)
         );
-        let resp = reqwest::Client::new()
-            .put(&url)
-            .timeout(Duration::from_secs(10))
+        let resp = self
+            .access
+            .authorize(self.admin_http.put(&url))
             .send()
             .await
             .map_err(|e| unavailable("admin", e))?;

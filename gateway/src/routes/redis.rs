@@ -86,6 +86,11 @@ impl RedisRoutes {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::BadRequest(format!("--redis-url: {e}")))?;
+        Self::connect_client(client, prefix).await
+    }
+
+    /// [`RedisRoutes::connect`] with a client already built (TLS, credentials: `crate::tls`).
+    pub async fn connect_client(client: redis::Client, prefix: &str) -> Result<Self> {
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_connection_timeout(Some(CONNECT_TIMEOUT))

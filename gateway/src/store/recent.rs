@@ -76,6 +76,15 @@ impl RecentCache {
     pub async fn connect(inner: Arc<dyn Store>, url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::BadRequest(format!("--redis-url: {e}")))?;
+        Self::connect_client(inner, client, prefix).await
+    }
+
+    /// [`RecentCache::connect`] with a client already built (TLS, credentials: `crate::tls`).
+    pub async fn connect_client(
+        inner: Arc<dyn Store>,
+        client: redis::Client,
+        prefix: &str,
+    ) -> Result<Self> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_number_of_retries(CONNECT_RETRIES);

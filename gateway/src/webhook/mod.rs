@@ -55,13 +55,10 @@ impl Webhook {
             return Ok(None);
         };
         match reqwest::Url::parse(&url) {
-            Ok(u) if u.scheme() == "http" => {}
-            // reqwest is built without a TLS stack here (one per crate, chosen on purpose):
-            // an https:// receiver would fail every attempt, so refuse it at start-up.
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             _ => {
                 return Err(Error::BadRequest(format!(
-                    "--offline-webhook-url must be an http:// URL, not {url:?} (no TLS client \
-                     is built in: put a TLS-originating proxy or sidecar in front of an https receiver)"
+                    "--offline-webhook-url must be an http:// or https:// URL, not {url:?}"
                 )))
             }
         }
@@ -76,10 +73,11 @@ impl Webhook {
                 )
             })?;
         let timeout = Duration::from_millis(args.offline_webhook_timeout_ms);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::internal("webhook HTTP client", e))?;
+        let http = crate::tls::http_client(
+            "--offline-webhook-ca-file",
+            args.offline_webhook_ca_file.as_deref(),
+            timeout,
+        )?;
         Ok(Some(Self {
             url,
             secret: secret.into_bytes(),
@@ -224,6 +222,7 @@ mod tests {
             offline_webhook_url: url.map(Into::into),
             offline_webhook_secret: secret.map(Into::into),
             offline_webhook_retry_seconds: 3600,
+            offline_webhook_ca_file: None,
             offline_webhook_timeout_ms: 10_000,
             offline_webhook_backoff_ms: 1_000,
         }
@@ -237,16 +236,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn off_without_a_url_and_refused_without_a_secret_or_over_https() {
+    async fn off_without_a_url_and_refused_without_a_secret_or_an_http_url() {
         assert!(Webhook::from_args(&args(None, None), "p", queue())
             .unwrap()
             .is_none());
-        let ok = Webhook::from_args(&args(Some("http://push:8080/x"), Some("k")), "p", queue());
-        assert!(ok.unwrap().is_some());
+        for url in ["http://push:8080/x", "https://push.example/x"] {
+            let ok = Webhook::from_args(&args(Some(url), Some("k")), "p", queue());
+            assert!(ok.unwrap().is_some(), "{url}");
+        }
         for (url, secret) in [
             ("http://push:8080/x", None),
             ("http://push:8080/x", Some("")),
-            ("https://push.example/x", Some("k")),
+            ("ftp://push.example/x", Some("k")),
             ("not a url", Some("k")),
         ] {
             let refused = Webhook::from_args(&args(Some(url), secret), "p", queue());

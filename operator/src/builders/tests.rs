@@ -549,6 +549,7 @@ fn the_offline_webhook_url_goes_in_the_config_map_and_its_secret_by_reference() 
             key: "secret".into(),
         },
         retry_seconds: 600,
+        ca_secret_ref: None,
     });
     let b = Blueprint::new(&cc).unwrap();
     let data = b.config_map().data.unwrap();

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_operator::gateway::GatewayAdmin;
-use chat_operator::keys::KeyStore;
+use chat_operator::keys::{KeyStore, RedisTarget};
 use chat_operator::observed::AdminStatus;
-use chat_operator::pulsar::PulsarAdmin;
+use chat_operator::pulsar::{AdminEndpoint, PulsarAdmin};
 use chat_operator::{Error, Result};
 use chat_protocol::names::Keys;
 
@@ -62,7 +62,7 @@ impl FakePulsar {
 impl PulsarAdmin for FakePulsar {
     async fn ensure_namespace(
         &self,
-        _admin_url: &str,
+        _admin: &AdminEndpoint,
         tenant: &str,
         namespace: &str,
     ) -> Result<()> {
@@ -70,14 +70,14 @@ impl PulsarAdmin for FakePulsar {
         Ok(())
     }
 
-    async fn create_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
-        self.check(admin_url)?;
+    async fn create_topic(&self, admin: &AdminEndpoint, topic: &str) -> Result<()> {
+        self.check(&admin.url)?;
         lock(&self.topics).insert(topic.to_owned());
         Ok(())
     }
 
-    async fn delete_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
-        self.check(admin_url)?;
+    async fn delete_topic(&self, admin: &AdminEndpoint, topic: &str) -> Result<()> {
+        self.check(&admin.url)?;
         lock(&self.topics).remove(topic);
         Ok(())
     }
@@ -99,23 +99,28 @@ impl JournaledPulsar {
 
 #[async_trait]
 impl PulsarAdmin for JournaledPulsar {
-    async fn ensure_namespace(&self, admin_url: &str, tenant: &str, namespace: &str) -> Result<()> {
+    async fn ensure_namespace(
+        &self,
+        admin: &AdminEndpoint,
+        tenant: &str,
+        namespace: &str,
+    ) -> Result<()> {
         self.admin
-            .ensure_namespace(admin_url, tenant, namespace)
+            .ensure_namespace(admin, tenant, namespace)
             .await?;
         self.journal
             .record(format!("pulsar ensure {tenant}/{namespace}"));
         Ok(())
     }
 
-    async fn create_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
-        self.admin.create_topic(admin_url, topic).await?;
+    async fn create_topic(&self, admin: &AdminEndpoint, topic: &str) -> Result<()> {
+        self.admin.create_topic(admin, topic).await?;
         self.journal.record(format!("pulsar create {topic}"));
         Ok(())
     }
 
-    async fn delete_topic(&self, admin_url: &str, topic: &str) -> Result<()> {
-        self.admin.delete_topic(admin_url, topic).await?;
+    async fn delete_topic(&self, admin: &AdminEndpoint, topic: &str) -> Result<()> {
+        self.admin.delete_topic(admin, topic).await?;
         self.journal.record(format!("pulsar delete {topic}"));
         Ok(())
     }
@@ -163,14 +168,14 @@ impl FakeRedis {
 
 #[async_trait]
 impl KeyStore for FakeRedis {
-    async fn servers(&self, _url: &str, prefix: &str) -> Result<Vec<String>> {
+    async fn servers(&self, _redis: &RedisTarget, prefix: &str) -> Result<Vec<String>> {
         Ok(self
             .members(&Keys::new(prefix).servers())
             .into_iter()
             .collect())
     }
 
-    async fn remove_pods(&self, _url: &str, prefix: &str, pods: &[String]) -> Result<()> {
+    async fn remove_pods(&self, _redis: &RedisTarget, prefix: &str, pods: &[String]) -> Result<()> {
         self.journal
             .record(format!("redis remove {}", pods.join(",")));
         let names = Keys::new(prefix);
@@ -184,7 +189,7 @@ impl KeyStore for FakeRedis {
         Ok(())
     }
 
-    async fn delete_prefix(&self, _url: &str, prefix: &str) -> Result<u64> {
+    async fn delete_prefix(&self, _redis: &RedisTarget, prefix: &str) -> Result<u64> {
         self.journal.record(format!("redis delete-prefix {prefix}"));
         let mut keys = lock(&self.keys);
         let before = keys.len();

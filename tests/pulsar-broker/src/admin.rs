@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
+    extract::{Path, Query, Request, State},
+    http::{header, StatusCode},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, put},
     Json, Router,
@@ -21,8 +22,33 @@ type Result<T> = std::result::Result<T, Error>;
 /// The one cluster this broker belongs to, named as a standalone Pulsar names its own.
 const CLUSTER: &str = "standalone";
 
-/// The admin routes over the shared broker state.
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+/// The admin routes over the shared broker state; with `token`, every call wants
+/// `Authorization: Bearer <token>` (401 otherwise), as Pulsar's token authentication does.
+pub(crate) fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
+    let routes = routes(shared);
+    match token {
+        Some(token) => routes.layer(middleware::from_fn(move |request, next| {
+            bearer(token.clone(), request, next)
+        })),
+        None => routes,
+    }
+}
+
+/// Lets a request through only with the broker's token.
+async fn bearer(token: String, request: Request, next: Next) -> Response {
+    let sent = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match sent {
+        Some(sent) if sent == token => next.run(request).await,
+        Some(_) => Error::Authentication("wrong token".into()).into_response(),
+        None => Error::Authentication("no bearer token".into()).into_response(),
+    }
+}
+
+fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/admin/v2/clusters", get(list_clusters))
         .route("/admin/v2/tenants", get(list_tenants))
@@ -119,7 +145,8 @@ impl IntoResponse for Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) | Error::ConsumerBusy(_) => StatusCode::CONFLICT,
             Error::InvalidTopicName(_) | Error::NotAllowed(_) => StatusCode::PRECONDITION_FAILED,
-            Error::Io(_) | Error::Codec(_) | Error::Handshake(_) => {
+            Error::Authentication(_) => StatusCode::UNAUTHORIZED,
+            Error::Io(_) | Error::Codec(_) | Error::Handshake(_) | Error::Tls(_) => {
                 tracing::error!(error = %self, "admin request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }

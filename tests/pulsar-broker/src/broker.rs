@@ -20,6 +20,7 @@ use crate::{
     admin, connection,
     error::Result,
     state::{Outbound, State},
+    tls::{ServerTls, TlsListener},
     topic::TopicStats,
 };
 
@@ -41,6 +42,12 @@ pub struct BrokerConfig {
     /// Host that LOOKUP answers point clients at. Default: the bound address, or 127.0.0.1
     /// when bound to an unspecified address (0.0.0.0 or ::).
     pub advertised_host: Option<String>,
+    /// Serve both listeners over TLS with this certificate: `pulsar+ssl://` and `https://`.
+    pub tls: Option<ServerTls>,
+    /// Want this token: on CONNECT (auth method `token`; anything else gets an
+    /// `AuthenticationError` and the connection closes) and as `Authorization: Bearer` on every
+    /// admin call (401 otherwise).
+    pub auth_token: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -48,6 +55,8 @@ impl Default for BrokerConfig {
         BrokerConfig {
             keepalive_interval: DEFAULT_KEEPALIVE,
             advertised_host: None,
+            tls: None,
+            auth_token: None,
         }
     }
 }
@@ -75,11 +84,15 @@ impl Broker {
         let admin_listener = TcpListener::bind(admin_addr).await?;
         let service_addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
-        let service_url = match &config.advertised_host {
-            Some(host) => format!("pulsar://{host}:{}", service_addr.port()),
-            None => format!("pulsar://{}", reachable(service_addr)),
+        let (pulsar, http) = match config.tls {
+            Some(_) => ("pulsar+ssl", "https"),
+            None => ("pulsar", "http"),
         };
-        let admin_url = format!("http://{}", reachable(admin_addr));
+        let service_url = match &config.advertised_host {
+            Some(host) => format!("{pulsar}://{host}:{}", service_addr.port()),
+            None => format!("{pulsar}://{}", reachable(service_addr)),
+        };
+        let admin_url = format!("{http}://{}", reachable(admin_addr));
 
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -89,19 +102,33 @@ impl Broker {
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let session = connection::Settings {
+            keepalive: config.keepalive_interval,
+            token: config.auth_token.clone(),
+        };
         tracker.spawn(accept_loop(
             listener,
             shared.clone(),
             cancel.clone(),
             tracker.clone(),
-            config.keepalive_interval,
+            session,
+            config.tls.clone(),
         ));
-        let router = admin::router(shared.clone());
-        let admin_cancel = cancel.clone();
+        let router = admin::router(shared.clone(), config.auth_token);
+        let admin_cancel = cancel.clone().cancelled_owned();
         tracker.spawn(async move {
-            let served = axum::serve(admin_listener, router)
-                .with_graceful_shutdown(admin_cancel.cancelled_owned())
-                .await;
+            let served = match config.tls {
+                Some(tls) => {
+                    axum::serve(TlsListener::new(admin_listener, tls), router)
+                        .with_graceful_shutdown(admin_cancel)
+                        .await
+                }
+                None => {
+                    axum::serve(admin_listener, router)
+                        .with_graceful_shutdown(admin_cancel)
+                        .await
+                }
+            };
             if let Err(error) = served {
                 tracing::error!(%error, "admin server failed");
             }
@@ -291,7 +318,8 @@ async fn accept_loop(
     shared: Arc<Shared>,
     cancel: CancellationToken,
     tracker: TaskTracker,
-    keepalive: Duration,
+    settings: connection::Settings,
+    tls: Option<ServerTls>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -302,14 +330,22 @@ async fn accept_loop(
             Ok((socket, peer)) => {
                 // latency over throughput: frames are small and tests wait on them
                 let _ = socket.set_nodelay(true);
-                let session = connection::serve(
-                    socket,
-                    peer,
-                    shared.clone(),
-                    cancel.child_token(),
-                    keepalive,
-                );
-                tracker.spawn(session);
+                let (shared, cancel, settings) =
+                    (shared.clone(), cancel.child_token(), settings.clone());
+                match tls.clone() {
+                    // the handshake runs in the connection's task, not in this loop
+                    Some(tls) => tracker.spawn(async move {
+                        match tls.accept(socket).await {
+                            Ok(stream) => {
+                                connection::serve(stream, peer, shared, cancel, settings).await
+                            }
+                            Err(error) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        }
+                    }),
+                    None => {
+                        tracker.spawn(connection::serve(socket, peer, shared, cancel, settings))
+                    }
+                };
             }
             Err(error) => {
                 tracing::warn!(%error, "accept failed");

@@ -106,7 +106,9 @@ pub fn lookup_response(request_id: u64, result: Result<&str, &Error>) -> Message
     let response = match result {
         Ok(service_url) => proto::CommandLookupTopicResponse {
             request_id,
+            // the client takes the field of its own scheme: `pulsar+ssl://` reads the TLS one
             broker_service_url: Some(service_url.to_owned()),
+            broker_service_url_tls: Some(service_url.to_owned()),
             response: Some(LookupType::Connect as i32),
             authoritative: Some(true),
             proxy_through_service_url: Some(false),

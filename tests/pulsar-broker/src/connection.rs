@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use futures_util::{SinkExt, StreamExt};
 use pulsar::message::{proto::BaseCommand, Codec, Message};
 use tokio::{
-    net::TcpStream,
+    io::{AsyncRead, AsyncWrite},
     sync::mpsc,
     time::{Instant, MissedTickBehavior},
 };
@@ -25,31 +25,46 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written before one flush, so a burst of MESSAGE pushes costs few syscalls.
 const MAX_FRAMES_PER_FLUSH: usize = 256;
 
-type Frames = Framed<TcpStream, Codec>;
+type Frames<S> = Framed<S, Codec>;
+
+/// What every connection is served with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// How often the broker PINGs the client.
+    pub(crate) keepalive: Duration,
+    /// The token CONNECT must carry (`BrokerConfig::auth_token`).
+    pub(crate) token: Option<String>,
+}
 
 /// Serves one connection until the client leaves, a frame fails, the client leaves a PING
 /// unanswered for a keepalive interval, or `cancel` fires (shutdown or [`drop_all_connections`]).
 ///
 /// [`drop_all_connections`]: crate::BrokerHandle::drop_all_connections
 #[tracing::instrument(name = "connection", skip_all, fields(peer = %peer, connection.id))]
-pub(crate) async fn serve(
-    socket: TcpStream,
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     cancel: CancellationToken,
-    keepalive: Duration,
+    settings: Settings,
 ) {
     let mut frames = Framed::new(socket, Codec);
     let protocol_version = tokio::select! {
         _ = cancel.cancelled() => return,
-        handshake = handshake(&mut frames) => match handshake {
+        handshake = handshake(&mut frames, settings.token.as_deref()) => match handshake {
             Ok(version) => version,
+            Err(error @ Error::Authentication(_)) => {
+                tracing::info!(%error, "CONNECT refused");
+                let _ = frames.send(commands::error(0, &error)).await;
+                return;
+            }
             Err(error) => {
                 tracing::debug!(%error, "handshake failed");
                 return;
             }
         },
     };
+    let keepalive = settings.keepalive;
     if let Err(error) = frames.send(commands::connected(protocol_version)).await {
         tracing::debug!(%error, "could not answer CONNECT");
         return;
@@ -66,9 +81,12 @@ pub(crate) async fn serve(
     }
 }
 
-/// Waits for CONNECT and returns the client's protocol version. Authentication data is
-/// accepted as it is: the test broker does not check credentials.
-async fn handshake(frames: &mut Frames) -> Result<Option<i32>> {
+/// Waits for CONNECT and returns the client's protocol version. With `token`, CONNECT must
+/// carry it (auth method `token`); without, any authentication data is accepted.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    frames: &mut Frames<S>,
+    token: Option<&str>,
+) -> Result<Option<i32>> {
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next())
         .await
         .map_err(|_| Error::Handshake("no CONNECT in time".into()))?;
@@ -80,7 +98,21 @@ async fn handshake(frames: &mut Frames) -> Result<Option<i32>> {
                     ..
                 },
             ..
-        })) => Ok(connect.protocol_version),
+        })) => {
+            if let Some(token) = token {
+                let method = connect.auth_method_name.as_deref().unwrap_or("none");
+                let data = connect.auth_data.as_deref().unwrap_or_default();
+                if method != "token" {
+                    return Err(Error::Authentication(format!(
+                        "auth method {method:?}, want \"token\""
+                    )));
+                }
+                if data != token.as_bytes() {
+                    return Err(Error::Authentication("wrong token".into()));
+                }
+            }
+            Ok(connect.protocol_version)
+        }
         Some(Ok(other)) => Err(Error::Handshake(format!(
             "expected CONNECT, got command type {}",
             other.command.r#type
@@ -90,8 +122,8 @@ async fn handshake(frames: &mut Frames) -> Result<Option<i32>> {
     }
 }
 
-async fn session(
-    frames: &mut Frames,
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    frames: &mut Frames<S>,
     shared: &Shared,
     id: u64,
     to_client: &mut mpsc::UnboundedReceiver<Message>,

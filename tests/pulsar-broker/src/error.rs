@@ -28,6 +28,12 @@ pub enum Error {
     /// Another consumer holds the subscription (exclusive, or a different subscription type).
     #[error("consumer busy: {0}")]
     ConsumerBusy(String),
+    /// A TLS certificate or key that cannot be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// CONNECT carried no token, or not the broker's (`BrokerConfig::auth_token`).
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     /// The request is valid but the current state does not allow it.
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -45,7 +51,10 @@ impl Error {
             Error::NotFound(_) => ServerError::TopicNotFound,
             Error::ConsumerBusy(_) => ServerError::ConsumerBusy,
             Error::Conflict(_) | Error::NotAllowed(_) => ServerError::NotAllowedError,
-            Error::Io(_) | Error::Codec(_) | Error::Handshake(_) => ServerError::UnknownError,
+            Error::Authentication(_) => ServerError::AuthenticationError,
+            Error::Io(_) | Error::Codec(_) | Error::Handshake(_) | Error::Tls(_) => {
+                ServerError::UnknownError
+            }
         }
     }
 }

@@ -16,7 +16,9 @@
 //! Layout: `topic` (one topic's log and subscription cursors) and `state` (tenants,
 //! namespaces, topics, who owns which producer and consumer) are synchronous and hold every
 //! decision; `commands` builds the frames; `connection` (one socket), `broker` (listeners,
-//! [`BrokerHandle`]) and `admin` (REST) are the I/O around them.
+//! [`BrokerHandle`]) and `admin` (REST) are the I/O around them; `tls` puts both listeners
+//! behind TLS (`pulsar+ssl://`, `https://`) when [`BrokerConfig::tls`] is set, and
+//! [`BrokerConfig::auth_token`] makes both want a token.
 
 #![allow(
     missing_docs,
@@ -31,8 +33,10 @@ mod connection;
 mod error;
 mod name;
 mod state;
+mod tls;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig, BrokerHandle};
 pub use error::{Error, Result};
+pub use tls::{ServerTls, TlsListener};
 pub use topic::{SubscriptionStats, TopicStats};

@@ -7,16 +7,16 @@
     reason = "test support and tools, not a library API: the workspace lints are for the libraries"
 )]
 
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
-use pulsar_test_broker::{Broker, BrokerConfig};
+use pulsar_test_broker::{Broker, BrokerConfig, ServerTls};
 use tracing_subscriber::EnvFilter;
 
 /// A Pulsar-protocol test broker: in-memory topics, the binary protocol the `pulsar` crate
 /// speaks, and the admin REST API for tenants, namespaces and topics. Test support, not a
-/// product: nothing is persisted, there is no authentication.
+/// product: nothing is persisted; TLS and one token are optional.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Config {
@@ -37,6 +37,23 @@ struct Config {
     /// interval after a PING is disconnected.
     #[arg(long, env = "PULSAR_TEST_BROKER_KEEPALIVE_SECS", default_value_t = 30)]
     keepalive_secs: u64,
+    /// PEM certificate chain: serve pulsar+ssl:// and https:// (needs --tls-key-file).
+    #[arg(
+        long,
+        env = "PULSAR_TEST_BROKER_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(
+        long,
+        env = "PULSAR_TEST_BROKER_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    tls_key_file: Option<PathBuf>,
+    /// Token clients must present: on CONNECT (auth method `token`) and as `Authorization: Bearer` to the admin API.
+    #[arg(long, env = "PULSAR_TEST_BROKER_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
     /// Log JSON lines instead of text (the level comes from RUST_LOG, default info).
     #[arg(long, env = "LOG_JSON")]
     log_json: bool,
@@ -59,6 +76,14 @@ async fn main() -> anyhow::Result<()> {
     let broker_config = BrokerConfig {
         keepalive_interval: Duration::from_secs(config.keepalive_secs.max(1)),
         advertised_host: config.advertised_host,
+        tls: match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => Some(ServerTls::from_pem(
+                &std::fs::read_to_string(cert).with_context(|| format!("{}", cert.display()))?,
+                &std::fs::read_to_string(key).with_context(|| format!("{}", key.display()))?,
+            )?),
+            _ => None,
+        },
+        auth_token: config.auth_token,
     };
     let broker = Broker::start_with(
         broker_config,

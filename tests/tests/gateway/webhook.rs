@@ -234,3 +234,40 @@ async fn postgres_another_pod_finishes_what_a_stopped_pod_left_pending() {
     let body = &rx.bodies(expected.first().unwrap())[0];
     assert_eq!(body["event"], json!("message.offline"));
 }
+
+/// An https:// receiver whose certificate a CA made by the test signed: trusted through
+/// `--offline-webhook-ca-file`, the push arrives signed; without that file the same receiver
+/// is refused at the TLS handshake (no request reaches it), and the delivery waits to be retried.
+#[tokio::test]
+async fn https_receiver_is_reached_with_its_ca_file_and_refused_without() {
+    let ca = chat_tests::tls::TestCa::new("webhook");
+    let rx = Receiver::start_tls(Mode::Accept, ca.server_tls()).await;
+    assert!(rx.url.starts_with("https://"), "{}", rx.url);
+
+    let untrusting = TestGateway::start_with(|c| configure(c, &rx.url)).await;
+    let mut alice = untrusting.connect("alice", "phone").await;
+    alice.send_to("bob", "over https, untrusted", None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        rx.requests(),
+        0,
+        "no request past a handshake with an unknown CA"
+    );
+    assert!(
+        metric(&untrusting, "chat_webhook_retried_total").await >= 1.0,
+        "the refused attempts are retried"
+    );
+    drop(alice);
+    drop(untrusting);
+
+    let gw = TestGateway::start_with(|c| {
+        configure(c, &rx.url);
+        c.webhook.offline_webhook_ca_file = Some(ca.ca_file());
+    })
+    .await;
+    let mut alice = gw.connect("alice", "phone").await;
+    let reply = alice.send_to("bob", "over https", None).await;
+    let expected = BTreeSet::from([delivery(&id(&reply), "bob")]);
+    rx.wait_for(&expected, Duration::from_secs(10)).await;
+    assert_eq!(rx.bad_signatures(), 0);
+}
