@@ -2,6 +2,7 @@
 //! One test binary for all of them keeps link time down.
 
 mod admin;
+mod authz;
 mod backend_api;
 mod bad_input;
 mod delivery;
