@@ -12,6 +12,7 @@ use crate::config::ServeConfig;
 use crate::drain::Drain;
 use crate::files::Files;
 use crate::hub::Hub;
+use crate::limits::Limits;
 use crate::presence::Presence;
 use crate::routes::RouteTable;
 use crate::routing::Router;
@@ -52,6 +53,8 @@ pub struct App {
     pub webhook: Option<Arc<Webhook>>,
     /// Each backend's last known state, so its outages are logged when they start and end.
     pub health: crate::health::Tracker,
+    /// Connection slots and the per-address and per-user rates.
+    pub limits: Limits,
 }
 
 impl App {
@@ -83,6 +86,7 @@ impl App {
             rate_limit: config.rate_limit_per_second,
             rate_burst: config.rate_burst,
         });
+        let limits = Limits::new(config.max_connections, &config.limits);
         Self {
             pod,
             auth,
@@ -99,6 +103,7 @@ impl App {
             config,
             webhook: None,
             health: crate::health::Tracker::default(),
+            limits,
         }
     }
 }

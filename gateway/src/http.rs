@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ use crate::config::DuplicateLogin;
 use crate::error::{Error, Result};
 use crate::handlers::Handlers;
 use crate::hub::{next_epoch, Conn, Outbound};
+use crate::limits::Peer;
 use crate::model::{new_id, now_ms, HttpPush, SYSTEM_USER};
 use crate::presence::{PresenceEvent, Targets};
 use crate::session::core::Connection;
@@ -80,10 +82,13 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// `GET /ws?token=…&device=…`: authenticate, then upgrade. No valid token: 401 and no upgrade.
 async fn upgrade(
     State(app): State<Arc<App>>,
+    Peer(peer): Peer,
     Query(q): Query<WsQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
+    // First: a flood from one address is refused before any other work.
+    app.limits.check_address(peer, &headers)?;
     let token = q
         .token
         .as_deref()
@@ -105,11 +110,7 @@ async fn upgrade(
         Some(d) => DeviceId::parse(d).map_err(|e| Error::BadRequest(format!("device {e}")))?,
         None => DeviceId::parse(format!("d-{}", &new_id()[..12])).expect("a valid device id"),
     };
-    if app.hub.len() >= app.config.max_connections {
-        return Err(Error::Unavailable(
-            "connection limit reached; try another server".into(),
-        ));
-    }
+    let slot = app.limits.connection_slot()?;
     if app.config.duplicate_login == DuplicateLogin::Reject {
         let online = app.routes.lookup(std::slice::from_ref(&claims.sub)).await?;
         if online.iter().any(|r| r.device == device.as_str()) {
@@ -124,8 +125,9 @@ async fn upgrade(
         .max_frame_size(WS_MAX_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
         .on_upgrade(move |socket| {
-            app2.tracker
-                .track_future(accept(app2.clone(), socket, claims, device))
+            // The slot is held until the connection ends (or given back if the upgrade fails).
+            let connection = accept(app2.clone(), socket, claims, device).map(move |()| drop(slot));
+            app2.tracker.track_future(connection)
         });
     Ok(response)
 }
@@ -195,12 +197,15 @@ fn run_connection(
                 tracing::warn!(error = %e, "recording the user's name failed");
             }
         });
-        let core = Connection::new(
+        let mut core = Connection::new(
             app.session.clone(),
             who.clone(),
             tokio::time::Instant::now(),
             now_ms(),
         );
+        if let Some(bucket) = app.limits.user_sends(user) {
+            core.share_user_sends(bucket);
+        }
         let handlers = Arc::new(Handlers::new(app.clone()));
         session::run(socket, core, handlers, inbox, resync).await;
         app.hub.remove(user, device, epoch);

@@ -99,7 +99,7 @@ impl Conn {
     }
 }
 
-/// This process's connections by user and device, counted for the connection limit and the gauge.
+/// This process's connections by user and device, counted for `/admin/status` and the gauge.
 #[derive(Default)]
 pub struct Hub {
     conns: Mutex<HashMap<String, HashMap<String, Conn>>>,
@@ -112,7 +112,7 @@ impl Hub {
         Self::default()
     }
 
-    /// How many connections this process holds (the `--max-connections` check, `/admin/status`).
+    /// How many connections this process holds (`/admin/status`, the drain).
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }

@@ -1,6 +1,7 @@
 //! Gateway integration tests: a real server on port 0 (or a real process), real WebSocket clients.
 //! One test binary for all of them keeps link time down.
 
+mod abuse;
 mod admin;
 mod authz;
 mod backend_api;
