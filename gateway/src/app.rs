@@ -85,6 +85,7 @@ impl App {
             ack_window: config.ack_window as usize,
             rate_limit: config.rate_limit_per_second,
             rate_burst: config.rate_burst,
+            write_timeout: std::time::Duration::from_secs(config.limits.write_timeout_seconds),
         });
         let limits = Limits::new(config.max_connections, &config.limits);
         Self {

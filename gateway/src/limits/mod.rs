@@ -1,7 +1,8 @@
 //! What one client may take of a pod: connection slots (`--max-connections`, taken atomically at
 //! the upgrade), upgrades per client address (`--connect-rate-per-ip`, keyed on
 //! `X-Forwarded-For` only behind `--trusted-proxies`), SENDs per user across its devices
-//! (`--user-send-rate`), and the size limits the handlers check (`--max-group-members`).
+//! (`--user-send-rate`), and the size limits the handlers check (`--max-group-members`). The
+//! outbound side — a client that stops reading — is the session's (`--write-timeout-seconds`).
 //!
 //! Everything here is per pod: a user's devices on two pods have a bucket on each, and an
 //! address spread over N pods by the ingress gets N times the rate. Counting across pods would
@@ -53,6 +54,10 @@ pub struct LimitArgs {
     /// Most members a group may have; CREATE GROUP or ADD MEMBERS that would pass it gets ERROR 413.
     #[arg(long, env = "CHAT_MAX_GROUP_MEMBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(2..))]
     pub max_group_members: u32,
+
+    /// How long one write to a client may wait for the client to read (its socket buffers full) before the connection closes with 1013; stored messages come back by catch-up.
+    #[arg(long, env = "CHAT_WRITE_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub write_timeout_seconds: u64,
 }
 
 /// A connection slot under `--max-connections`, held for the connection's life.
@@ -205,5 +210,6 @@ mod tests {
             "the group scenario's 10,000 members"
         );
         assert!(a.trusted_proxies.is_empty());
+        assert!(a.write_timeout_seconds <= 10);
     }
 }

@@ -51,6 +51,8 @@ pub struct Settings {
     pub rate_limit: u32,
     /// How many frames above the sustained rate a burst may send.
     pub rate_burst: u32,
+    /// How long one write may wait for the client to read before the connection closes 1013.
+    pub write_timeout: Duration,
 }
 
 /// How the connection ends: the close frame to send (none when the peer is gone or closed
@@ -161,6 +163,11 @@ impl Connection {
     /// Who is on this connection.
     pub fn identity(&self) -> &Arc<Identity> {
         &self.who
+    }
+
+    /// The numbers this connection runs by.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Shares `bucket` with the user's other connections on this pod: each SEND (1, 9) takes

@@ -1,12 +1,152 @@
-//! Abusive clients (issue 17 point 5), over real sockets: one user sending from many devices,
-//! one address connecting in a loop (directly or behind a trusted proxy), concurrent upgrades
-//! racing for the last slot, and the size limits of groups, member lists and SYNC pages.
+//! Abusive clients (issue 17 point 5), over real sockets: a client that stops reading, one user
+//! sending from many devices, one address connecting in a loop (directly or behind a trusted
+//! proxy), concurrent upgrades racing for the last slot, and the size limits of groups, member
+//! lists and SYNC pages.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chat_tests::fixtures::{get_json, user_token, wait_until};
+use chat_tests::fixtures::{connect, get_json, service_token, user_token, wait_until, TempDir};
+use chat_tests::gateway::GatewayProcess;
 use chat_tests::{Client, TestGateway};
 use serde_json::{json, Value};
+use tokio::net::TcpSocket;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gateway-under-test");
+
+/// The gateway process's resident memory, in bytes.
+fn rss(gw: &GatewayProcess) -> u64 {
+    let pid = gw.child.id().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// The value of the counter `name` on the admin port's /metrics (0 when not yet counted).
+async fn counter(admin_url: &str, name: &str) -> f64 {
+    let text = reqwest::get(admin_url).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A WebSocket to `url` for `user` that never reads: the TCP receive buffer is made small, so
+/// the server's writes back up at once.
+async fn never_reading(addr: std::net::SocketAddr, user: &str, device: &str) -> impl Send {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/ws?token={}&device={device}", user_token(user));
+    let (ws, response) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    assert_eq!(response.status().as_u16(), 101);
+    ws
+}
+
+/// A client that stops reading is closed (1013) once its writes wait past the write timeout;
+/// meanwhile what is sent to it is bounded (notices beyond its queue are dropped, the server's
+/// memory does not follow the flood), and every stored message reaches the user by catch-up
+/// when it reconnects.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_its_user_loses_nothing() {
+    let dir = TempDir::new("slow-reader");
+    let args = [
+        "--write-timeout-seconds",
+        "5",
+        "--rate-limit-per-second",
+        "100000",
+        "--rate-burst",
+        "100000",
+        "--user-send-rate",
+        "0",
+    ];
+    let gw = GatewayProcess::spawn(BIN, dir.path(), &args).await;
+    let mut alice = connect(&gw.ws_url(), "alice", "phone").await;
+    let stalled = never_reading(gw.addr, "bob", "stalled").await;
+    let status = gw.admin_url("/admin/status");
+    assert_eq!(get_json(&status).await["connections"], 2);
+
+    // Stored messages (big enough to fill the socket buffers), then a flood of HTTP pushes.
+    let text = "m".repeat(30_000);
+    for i in 0..40 {
+        let r = alice
+            .send_to("bob", &format!("{i}:{text}"), Some(&format!("c{i}")))
+            .await;
+        assert_eq!(r["type"], 0, "{r}");
+    }
+    let before = rss(&gw);
+    // Pushes answered while bob's stalled device was still online (`notExist` empty).
+    let pushed = Arc::new(AtomicU64::new(0));
+    let push_url = format!("http://{}/message/send", gw.addr);
+    let body = json!({"to": ["bob"], "msg": {"pad": "p".repeat(8_000)}});
+    let flood: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, body, pushed) = (push_url.clone(), body.clone(), pushed.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let token = service_token();
+                for _ in 0..1000 {
+                    let resp = http.post(&url).bearer_auth(&token).json(&body).send().await;
+                    let answer: Value = resp.unwrap().json().await.unwrap();
+                    assert_eq!(answer["success"], true, "{answer}");
+                    if answer["content"]["notExist"] == json!([]) {
+                        pushed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut peak = before;
+    let closed = wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        async || {
+            peak = peak.max(rss(&gw));
+            get_json(&status).await["connections"] == 1
+        },
+    )
+    .await;
+    for task in flood {
+        task.await.unwrap();
+    }
+    peak = peak.max(rss(&gw));
+    assert!(closed, "the client that stopped reading is still connected");
+    let admin_metrics = gw.admin_url("/metrics");
+    assert!(counter(&admin_metrics, "chat_slow_clients_total").await >= 1.0);
+    // What reached the stalled connection beyond its bound — the 1024-event inbox, and what
+    // the kernel's send buffer took before the writes blocked (at most 4 MiB, ~520 pushes) —
+    // was dropped, not kept: the queue did not grow with the flood.
+    const BOUND: u64 = 1024 + 576;
+    let offered = pushed.load(Ordering::Relaxed);
+    let dropped = counter(&admin_metrics, "chat_dropped_notices_total").await as u64;
+    assert!(
+        offered > BOUND,
+        "only {offered} pushes reached the stalled device; flood too slow"
+    );
+    assert!(
+        dropped + BOUND >= offered,
+        "{offered} pushes offered while stalled, only {dropped} dropped: the queue grew"
+    );
+    assert!(
+        peak < before + 24 * 1024 * 1024,
+        "memory followed the flood: {before} → {peak} bytes, {offered} pushes of 8 kB"
+    );
+    drop(stalled);
+
+    // Nothing stored is lost for bob: catch-up brings all 40, in order.
+    let mut bob = connect(&gw.ws_url(), "bob", "stalled").await;
+    for i in 0..40 {
+        let env = bob.user_push(2).await;
+        let message = env["msg"]["params"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{i}:")), "#{i}: {message:.20}");
+        bob.ack(&env).await;
+    }
+}
 
 /// A user's SENDs are counted across its devices: past the per-user burst a SEND gets ERROR
 /// 429 on whichever device, the connection stays, and other users are not affected.
