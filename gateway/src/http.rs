@@ -37,8 +37,10 @@ const WS_READ_BUFFER: usize = 1024;
 /// this are read whole so the server can close them cleanly with 1009 instead of resetting.
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
 mod admin_port;
+mod listen;
 
 pub use admin_port::admin_router;
+pub use listen::serve_public;
 
 const PAGE: &str = include_str!("../static/index.html");
 

@@ -58,6 +58,10 @@ pub struct LimitArgs {
     /// How long one write to a client may wait for the client to read (its socket buffers full) before the connection closes with 1013; stored messages come back by catch-up.
     #[arg(long, env = "CHAT_WRITE_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub write_timeout_seconds: u64,
+
+    /// How long a new connection to the public port has to send its first complete HTTP request head (a WebSocket upgrade, an API call); slower ones, and ones that send nothing, are disconnected.
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_seconds: u64,
 }
 
 /// A connection slot under `--max-connections`, held for the connection's life.
@@ -210,6 +214,6 @@ mod tests {
             "the group scenario's 10,000 members"
         );
         assert!(a.trusted_proxies.is_empty());
-        assert!(a.write_timeout_seconds <= 10);
+        assert!(a.write_timeout_seconds <= 10 && a.header_timeout_seconds <= 10);
     }
 }

@@ -1,7 +1,7 @@
 //! Abusive clients (issue 17 point 5), over real sockets: a client that stops reading, one user
 //! sending from many devices, one address connecting in a loop (directly or behind a trusted
-//! proxy), concurrent upgrades racing for the last slot, and the size limits of groups, member
-//! lists and SYNC pages.
+//! proxy), slow or incomplete requests, concurrent upgrades racing for the last slot, and the
+//! size limits of groups, member lists and SYNC pages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use chat_tests::fixtures::{connect, get_json, service_token, user_token, wait_un
 use chat_tests::gateway::GatewayProcess;
 use chat_tests::{Client, TestGateway};
 use serde_json::{json, Value};
-use tokio::net::TcpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway-under-test");
 
@@ -265,6 +266,32 @@ async fn upgrades_per_address_are_limited_and_forwarded_for_counts_only_from_tru
     Client::connect(&gw.ws_url(), &user_token("ivy"), Some("d"))
         .await
         .expect("the proxy itself");
+}
+
+/// A connection that sends nothing, and one that stops in the middle of its request head, are
+/// closed by the server after the header timeout.
+#[tokio::test]
+async fn slow_or_incomplete_requests_are_cut_off() {
+    let gw = TestGateway::start_with(|c| c.limits.header_timeout_seconds = 1).await;
+    let silent = TcpStream::connect(gw.addr).await.unwrap();
+    let mut partial = TcpStream::connect(gw.addr).await.unwrap();
+    partial
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    for (what, mut tcp) in [("silent", silent), ("partial head", partial)] {
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "{what}: still open after 5 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    }
+    // A complete request on time is served as before.
+    assert_eq!(upgrade_status(&gw, None).await, 400);
 }
 
 /// `--max-connections` is taken atomically: of many upgrades at once, exactly the cap gets in.
