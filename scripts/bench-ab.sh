@@ -25,7 +25,8 @@ ADMIN=19290
 # One saturation run of gateway `$1`: prints delivered msg/s.
 run() {
   rm -rf "$WORK/data"
-  "$1" serve --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN --data-dir "$WORK/data" \
+  # Env, not flags: the build compared may predate them (the load comes from one address).
+  CHAT_CONNECT_RATE_PER_IP=0 CHAT_USER_SEND_RATE=0 "$1" serve --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN --data-dir "$WORK/data" \
     --jwt-secret "$SECRET" --drain-seconds 0 --max-connections 60000 >"$WORK/gateway.log" 2>&1 &
   GW_PID=$!
   for _ in $(seq 100); do

@@ -34,7 +34,7 @@ ADMIN=19190
 run() {
   local seconds=$1 out="$WORK/callgrind.$1"
   rm -rf "$WORK/data"
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$GATEWAY_BIN" serve \
+  CHAT_CONNECT_RATE_PER_IP=0 CHAT_USER_SEND_RATE=0 valgrind --tool=callgrind --callgrind-out-file="$out" "$GATEWAY_BIN" serve \
     --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN --data-dir "$WORK/data" \
     --jwt-secret "$SECRET" --drain-seconds 0 >"$WORK/gateway.$seconds.log" 2>&1 &
   GW_PID=$!

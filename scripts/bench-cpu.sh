@@ -31,7 +31,8 @@ trap 'kill "${GW_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # One run of gateway `$1`: prints its JSON line.
 run() {
   rm -rf "$WORK/data"
-  "$1" serve --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN --data-dir "$WORK/data" \
+  # Env, not flags: the build measured may predate them (the load comes from one address).
+  CHAT_CONNECT_RATE_PER_IP=0 CHAT_USER_SEND_RATE=0 "$1" serve --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN --data-dir "$WORK/data" \
     --jwt-secret "$SECRET" --drain-seconds 0 >"$WORK/gateway.log" 2>&1 &
   GW_PID=$!
   for _ in $(seq 100); do

@@ -70,7 +70,8 @@ PG_OPTS=""
 PG_STATS=0
 PG_WARM_WAL=1
 # Rate limiting is per connection and would throttle the load, not measure the server.
-GATEWAY_FLAGS=(--drain-seconds 0 --rate-limit-per-second 1000000 --rate-burst 1000000)
+GATEWAY_FLAGS=(--drain-seconds 0 --rate-limit-per-second 1000000 --rate-burst 1000000
+  --user-send-rate 0 --connect-rate-per-ip 0)
 
 TMP=$(mktemp -d -t chat-peers.XXXXXX)
 # PostgreSQL runs as its own user and must reach its directory under here.

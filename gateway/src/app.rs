@@ -13,6 +13,7 @@ use crate::config::ServeConfig;
 use crate::drain::Drain;
 use crate::files::Files;
 use crate::hub::Hub;
+use crate::limits::Limits;
 use crate::presence::Presence;
 use crate::routes::RouteTable;
 use crate::routing::Router;
@@ -57,6 +58,8 @@ pub struct App {
     pub webhook: Option<Arc<Webhook>>,
     /// Each backend's last known state, so its outages are logged when they start and end.
     pub health: crate::health::Tracker,
+    /// Connection slots and the per-address and per-user rates.
+    pub limits: Limits,
 }
 
 impl App {
@@ -88,7 +91,9 @@ impl App {
             ack_window: config.ack_window as usize,
             rate_limit: config.rate_limit_per_second,
             rate_burst: config.rate_burst,
+            write_timeout: std::time::Duration::from_secs(config.limits.write_timeout_seconds),
         });
+        let limits = Limits::new(config.max_connections, &config.limits);
         Self {
             pod,
             auth,
@@ -107,6 +112,7 @@ impl App {
             config,
             webhook: None,
             health: crate::health::Tracker::default(),
+            limits,
         }
     }
 }

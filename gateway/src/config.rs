@@ -167,7 +167,7 @@ pub struct ServeConfig {
     #[arg(long, env = "CHAT_DUPLICATE_LOGIN", value_enum, default_value_t = DuplicateLogin::Replace)]
     pub duplicate_login: DuplicateLogin,
 
-    /// Most WebSocket connections this process holds; further upgrades get HTTP 503.
+    /// Most WebSocket connections this process holds (a slot is taken atomically at the upgrade); further upgrades get HTTP 503.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
 
@@ -186,6 +186,10 @@ pub struct ServeConfig {
     /// Uploads: size limit, object store, signed URLs, unsent-upload lifetime.
     #[command(flatten)]
     pub files: crate::files::FileArgs,
+
+    /// What one client may take: per-user and per-address rates, group size, slow clients.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 
     /// The offline-push webhook (off unless `--offline-webhook-url` is set).
     #[command(flatten)]

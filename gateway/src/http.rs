@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ use crate::config::DuplicateLogin;
 use crate::error::{Error, Result};
 use crate::handlers::Handlers;
 use crate::hub::{next_epoch, Conn, Outbound};
+use crate::limits::Peer;
 use crate::model::{new_id, now_ms, HttpPush, SYSTEM_USER};
 use crate::presence::{PresenceEvent, Targets};
 use crate::session::core::Connection;
@@ -36,9 +38,11 @@ const WS_READ_BUFFER: usize = 1024;
 const WS_MAX_MESSAGE: usize = 1024 * 1024;
 mod admin_port;
 mod handshake;
+mod listen;
 
 pub use admin_port::admin_router;
 pub(crate) use handshake::bearer;
+pub use listen::serve_public;
 
 const PAGE: &str = include_str!("../static/index.html");
 
@@ -76,10 +80,13 @@ struct WsQuery {
 /// `handshake.rs`), then upgrade. Origin not allowed: 403; no valid token: 401; no upgrade.
 async fn upgrade(
     State(app): State<Arc<App>>,
+    Peer(peer): Peer,
     Query(q): Query<WsQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
+    // First: a flood from one address is refused before any other work.
+    app.limits.check_address(peer, &headers)?;
     handshake::check_origin(&app, &headers)?;
     let token = handshake::token(&headers, q.token.as_deref())?;
     let device = match q.device {
@@ -97,11 +104,7 @@ async fn upgrade(
             "server is draining; connect again".into(),
         ));
     }
-    if app.hub.len() >= app.config.max_connections {
-        return Err(Error::Unavailable(
-            "connection limit reached; try another server".into(),
-        ));
-    }
+    let slot = app.limits.connection_slot()?;
     if app.config.duplicate_login == DuplicateLogin::Reject {
         let online = app.routes.lookup(std::slice::from_ref(&claims.sub)).await?;
         if online.iter().any(|r| r.device == device.as_str()) {
@@ -117,8 +120,9 @@ async fn upgrade(
         .max_frame_size(WS_MAX_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "upgrade failed"))
         .on_upgrade(move |socket| {
-            app2.tracker
-                .track_future(accept(app2.clone(), socket, claims, device))
+            // The slot is held until the connection ends (or given back if the upgrade fails).
+            let connection = accept(app2.clone(), socket, claims, device).map(move |()| drop(slot));
+            app2.tracker.track_future(connection)
         });
     Ok(response)
 }
@@ -190,12 +194,15 @@ fn run_connection(
             }
             recheck_revocation(&app2, &who2, issued_at_ms).await;
         });
-        let core = Connection::new(
+        let mut core = Connection::new(
             app.session.clone(),
             who.clone(),
             tokio::time::Instant::now(),
             now_ms(),
         );
+        if let Some(bucket) = app.limits.user_sends(user) {
+            core.share_user_sends(bucket);
+        }
         let handlers = Arc::new(Handlers::new(app.clone()));
         session::run(socket, core, handlers, inbox, resync).await;
         app.hub.remove(user, device, epoch);

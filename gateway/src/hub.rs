@@ -81,25 +81,34 @@ impl Conn {
     }
 
     /// Queues an event without waiting. A stored message that does not fit is not lost: the
-    /// session is told to resync from the store.
+    /// session is told to resync from the store. A notice for a session that is closing (its
+    /// inbox gone, its entry not yet) is dropped and counted like one that did not fit.
     pub fn send(&self, event: Outbound) {
-        if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
-            match event {
-                Outbound::Message(_) => self.resync.notify_one(),
-                Outbound::Kick(_) | Outbound::Drain(_) => {
-                    // Control events must arrive: wait for room off the caller's path.
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(event).await;
-                    });
+        let event = match self.tx.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+            Err(mpsc::error::TrySendError::Closed(event)) => {
+                if matches!(event, Outbound::Notice(_)) {
+                    metrics::counter!("chat_dropped_notices_total").increment(1);
                 }
-                Outbound::Notice(_) => metrics::counter!("chat_dropped_notices_total").increment(1),
+                return;
             }
+        };
+        match event {
+            Outbound::Message(_) => self.resync.notify_one(),
+            Outbound::Kick(_) | Outbound::Drain(_) => {
+                // Control events must arrive: wait for room off the caller's path.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(event).await;
+                });
+            }
+            Outbound::Notice(_) => metrics::counter!("chat_dropped_notices_total").increment(1),
         }
     }
 }
 
-/// This process's connections by user and device, counted for the connection limit and the gauge.
+/// This process's connections by user and device, counted for `/admin/status` and the gauge.
 #[derive(Default)]
 pub struct Hub {
     conns: Mutex<HashMap<String, HashMap<String, Conn>>>,
@@ -112,7 +121,7 @@ impl Hub {
         Self::default()
     }
 
-    /// How many connections this process holds (the `--max-connections` check, `/admin/status`).
+    /// How many connections this process holds (`/admin/status`, the drain).
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }

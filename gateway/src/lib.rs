@@ -5,7 +5,7 @@
 //! that needs the store) → [`routing`] (events to devices on any pod) → [`hub`] (this process's
 //! connections), [`routes`] / [`bus`] / [`store`] (one trait each, two backends). [`delivery`]
 //! (ack window, fan-out planning) and [`model`] are pure; [`presence`] keeps who watches whose
-//! presence here; [`app`] holds the dependencies, [`server`] assembles them; [`webhook`] posts
+//! presence here; [`limits`] bounds what one client may take; [`app`] holds the dependencies, [`server`] assembles them; [`webhook`] posts
 //! offline pushes. The wire protocol is the `chat-protocol` crate.
 
 // For the library only; the root Cargo.toml says why this is not in [workspace.lints].
@@ -25,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod hub;
 pub mod lifecycle;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod notice;

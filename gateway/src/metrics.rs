@@ -63,6 +63,14 @@ fn describe() {
         "Message pushes written to devices, retries included"
     );
     metrics::describe_counter!("chat_acks_total", "ACK (15) frames received");
+    metrics::describe_counter!(
+        "chat_limited_total",
+        "Requests refused by an abuse limit, by limit: connect_per_ip (429), max_connections (503), user_sends (ERROR 429)"
+    );
+    metrics::describe_counter!(
+        "chat_slow_clients_total",
+        "Connections closed 1013: a write waited --write-timeout-seconds for a client that stopped reading"
+    );
     metrics::describe_counter!("chat_retries_total", "Pushes resent after the ack timeout");
     metrics::describe_counter!(
         "chat_errors_total",

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
@@ -182,17 +181,17 @@ pub async fn run(
     });
 
     tracing::info!(pod, public = %public.local_addr().map_err(io)?, admin = %admin.local_addr().map_err(io)?, "chat-gateway serving");
-    let public_server = axum::serve(
-        public.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        }),
+    let public_server = crate::http::serve_public(
+        public,
         crate::http::public_router(app.clone()),
-    )
-    .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+        Duration::from_secs(app.config.limits.header_timeout_seconds),
+        stop_serving.clone(),
+    );
     let admin_server = axum::serve(admin, crate::http::admin_router(app.clone()))
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
     let servers = tokio::spawn(async move {
-        tokio::try_join!(async { public_server.await }, async { admin_server.await })
+        let (_, admin) = tokio::join!(public_server, admin_server);
+        admin
     });
 
     shutdown.cancelled().await;

@@ -61,6 +61,12 @@ pub const MANAGER: &str = "chat-operator";
 /// Mount point of the gateway's (unused in cluster mode, but required) data directory, an
 /// `emptyDir` so the root filesystem can stay read-only.
 const DATA_DIR: &str = "/data";
+/// `CHAT_TRUSTED_PROXIES` of the pods: the private ranges pods and ingress controllers have.
+/// Clients reach the gateways through the ingress, so the peer of every upgrade is an ingress
+/// pod; without this all clients behind one ingress pod would share one per-address connect
+/// rate. The gateway keys on the right-most `X-Forwarded-For` hop outside these ranges.
+pub const IN_CLUSTER_PROXIES: &str =
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7";
 
 /// Whether `desired` must be applied: the live object is missing or carries another
 /// [`SPEC_HASH_ANNOTATION`]. Edits made by hand to a live object are therefore only undone when the
@@ -277,6 +283,7 @@ impl<'a> Blueprint<'a> {
                 gateway.recall_seconds.to_string(),
             ),
             (env::KEY_PREFIX.into(), self.key_prefix().to_owned()),
+            (env::TRUSTED_PROXIES.into(), IN_CLUSTER_PROXIES.to_owned()),
             (env::PULSAR_URL.into(), spec.pulsar.service_url.clone()),
             (env::PULSAR_ADMIN_URL.into(), spec.pulsar.admin_url.clone()),
             (env::PULSAR_TENANT.into(), spec.pulsar.tenant.clone()),

@@ -103,6 +103,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The drain deadline was reached.
     pub const SERVICE_RESTART: u16 = 1012;
+    /// The client stopped reading: a write waited past the server's write timeout (its queue
+    /// was full). Reconnect; what was stored comes back by catch-up.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// No frame for three heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
     /// After KICKED (23).

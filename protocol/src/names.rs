@@ -205,6 +205,8 @@ pub mod env {
     pub const RATE_LIMIT: &str = "CHAT_RATE_LIMIT";
     /// `--rate-burst`.
     pub const RATE_BURST: &str = "CHAT_RATE_BURST";
+    /// `--trusted-proxies`.
+    pub const TRUSTED_PROXIES: &str = "CHAT_TRUSTED_PROXIES";
     /// `--store-commit-interval-ms`.
     pub const STORE_COMMIT_INTERVAL_MS: &str = "CHAT_STORE_COMMIT_INTERVAL_MS";
     /// `--log-json`.

@@ -110,7 +110,7 @@ start_pods() {
   URLS=""
   POD_PIDS=()
   for i in $(seq 0 $((pods - 1))); do
-    "$GATEWAY_BIN" serve --listen 127.0.0.1:$((port + i)) --admin-listen 127.0.0.1:$((admin + i)) \
+    CHAT_CONNECT_RATE_PER_IP=0 CHAT_USER_SEND_RATE=0 "$GATEWAY_BIN" serve --listen 127.0.0.1:$((port + i)) --admin-listen 127.0.0.1:$((admin + i)) \
       --pod-name pod-$i --data-dir "$WORK/pod-$i" --jwt-secret "$SECRET" --max-connections 60000 \
       --database-url "$DATABASE_URL" \
       --redis-url "redis://127.0.0.1:$REDIS_PORT" --key-prefix bench \

@@ -19,13 +19,15 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway-under-test");
 
-/// Senders here send as fast as replies come back: the per-connection rate limit is not what
-/// these tests are about.
-const UNLIMITED: [&str; 4] = [
+/// Senders here send as fast as replies come back: the per-connection and per-user rate limits
+/// are not what these tests are about.
+const UNLIMITED: [&str; 6] = [
     "--rate-limit-per-second",
     "100000",
     "--rate-burst",
     "100000",
+    "--user-send-rate",
+    "0",
 ];
 
 /// Recipients and their devices.

@@ -477,14 +477,26 @@ async fn group_membership_rules() {
             404,
             "{name}"
         );
-        s.send_group(new_message(
-            "alice",
-            &g.group_id,
-            "while bob was away",
-            None,
-        ))
-        .await
-        .unwrap();
+        let away = s
+            .send_group(new_message(
+                "alice",
+                &g.group_id,
+                "while bob was away",
+                None,
+            ))
+            .await
+            .unwrap();
+        // A former member acks what it may still read (up to its `left`), nothing after it.
+        assert_eq!(
+            status(s.ack("bob", &away.message.message_id).await),
+            403,
+            "{name}"
+        );
+        assert_eq!(
+            status(s.ack("bob", &late.message.message_id).await),
+            200,
+            "{name}"
+        );
         s.add_members("alice", &g.group_id, &members(&["bob"]))
             .await
             .unwrap();

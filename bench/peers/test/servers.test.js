@@ -96,7 +96,8 @@ test('chat-gateway: direct and group over the wire protocol', async (t) => {
   t.after(() => fs.rmSync(data, { recursive: true, force: true }));
   const gw = start(t, GATEWAY_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${admin}`,
     '--data-dir', data, '--jwt-secret', SECRET, '--drain-seconds', '0',
-    '--rate-limit-per-second', '100000', '--rate-burst', '100000']);
+    '--rate-limit-per-second', '100000', '--rate-burst', '100000',
+    '--user-send-rate', '0', '--connect-rate-per-ip', '0']);
   await ready(`http://127.0.0.1:${admin}/readyz`);
   const base = ['--target', 'gateway', '--url', `ws://127.0.0.1:${port}/ws`, '--server-pids', `${gw.pid}`];
   assertClean(load([...base, '--pairs', '5', '--window', '4']));

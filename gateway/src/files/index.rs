@@ -89,12 +89,14 @@ where
     }
 
     async fn readable_by(&self, id: &str, user: &str) -> Result<Option<FileRecord>> {
-        // Participants of the conversation, former group members included: they saw the message.
+        // Participants of the conversation, former group members included for what they saw:
+        // messages after their join point and up to the event that ended the membership.
         let sql = format!(
             "SELECT {COLUMNS} FROM files f WHERE f.id = $1 AND (f.owner = $2 OR EXISTS (
                  SELECT 1 FROM messages m JOIN memberships ms
                    ON ms.conversation_id = m.conversation_id AND ms.user_id = $2
-                 WHERE m.file_id = f.id AND m.seq > ms.joined_seq AND m.recalled_at IS NULL))"
+                 WHERE m.file_id = f.id AND m.seq > ms.joined_seq AND m.recalled_at IS NULL
+                   AND (ms.active = 1 OR m.seq <= ms.left_seq)))"
         );
         let row: Option<Row> = sqlx::query_as(&sql)
             .bind(id)

@@ -15,7 +15,7 @@ use crate::model::user_strings;
 use crate::routing::Payload;
 use crate::session::ops::Done;
 use crate::session::Identity;
-use crate::store::{Group, GroupChange};
+use crate::store::{too_many_members, Group, GroupChange};
 
 pub(super) async fn create(
     app: &App,
@@ -25,6 +25,15 @@ pub(super) async fn create(
     rid: Option<&RequestId>,
 ) -> Result<Done> {
     let members = user_strings(members);
+    let max = app.config.limits.max_group_members as usize;
+    let everyone: std::collections::BTreeSet<&str> = members
+        .iter()
+        .map(String::as_str)
+        .chain([who.user.as_str()])
+        .collect();
+    if everyone.len() > max {
+        return Err(too_many_members(max, 0, everyone.len()));
+    }
     let group = app
         .store
         .create_group(who.user.as_str(), name, &members)
@@ -43,7 +52,10 @@ pub(super) async fn add_members(
     members: &[UserId],
     rid: Option<&RequestId>,
 ) -> Result<Done> {
-    let change = GroupChange::Add(user_strings(members));
+    let change = GroupChange::Add {
+        members: user_strings(members),
+        max_size: app.config.limits.max_group_members as usize,
+    };
     change_group(app, who, group_id.clone(), change, rid).await
 }
 
@@ -65,7 +77,7 @@ pub(super) async fn change_group(
     rid: Option<&RequestId>,
 ) -> Result<Done> {
     let make_reply: fn(Group, GroupId) -> Reply = match &change {
-        GroupChange::Add(_) => |g, _| Reply::AddMembers(info(g)),
+        GroupChange::Add { .. } => |g, _| Reply::AddMembers(info(g)),
         GroupChange::Remove(_) => |g, _| Reply::RemoveMembers(info(g)),
         GroupChange::Rename(_) => |g, _| Reply::UpdateGroup(info(g)),
         GroupChange::SetRole(..) => |g, _| Reply::SetRole(info(g)),

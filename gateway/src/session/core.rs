@@ -22,6 +22,7 @@ use super::Identity;
 use crate::delivery::{Outbox, PullRequest, Push};
 use crate::error::{Error, Result};
 use crate::hub::{DrainNotice, Outbound};
+use crate::limits::SharedBucket;
 use crate::model::{new_id, Prepared};
 use crate::store::Page;
 
@@ -50,6 +51,8 @@ pub struct Settings {
     pub rate_limit: u32,
     /// How many frames above the sustained rate a burst may send.
     pub rate_burst: u32,
+    /// How long one write may wait for the client to read before the connection closes 1013.
+    pub write_timeout: Duration,
 }
 
 /// How the connection ends: the close frame to send (none when the peer is gone or closed
@@ -109,6 +112,8 @@ pub struct Connection {
     who: Arc<Identity>,
     outbox: Outbox<Prepared>,
     rate: RateLimit,
+    /// The SEND bucket the user's connections on this pod share, if sends are limited per user.
+    user_sends: Option<Arc<SharedBucket>>,
     typing: TypingGate,
     /// `now` and the wall clock (ms) at the start: wall times are derived, never read.
     started: (Instant, i64),
@@ -134,6 +139,7 @@ impl Connection {
         let mut c = Self {
             outbox: Outbox::new(settings.ack_window, settings.ack_timeout),
             rate: RateLimit::new(settings.rate_limit, settings.rate_burst, now),
+            user_sends: None,
             typing: TypingGate::default(),
             started: (now, wall_ms),
             idle_deadline: now + settings.heartbeat * 3,
@@ -164,6 +170,17 @@ impl Connection {
     /// Who is on this connection.
     pub fn identity(&self) -> &Arc<Identity> {
         &self.who
+    }
+
+    /// The numbers this connection runs by.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Shares `bucket` with the user's other connections on this pod: each SEND (1, 9) takes
+    /// from it too, and gets ERROR 429 when it is empty (`--user-send-rate`).
+    pub fn share_user_sends(&mut self, bucket: Arc<SharedBucket>) {
+        self.user_sends = Some(bucket);
     }
 
     /// May the shell read another client frame? Not while [`MAX_OPS`] calls are in flight.

@@ -16,7 +16,7 @@ use axum::extract::ws::{CloseFrame, Message};
 use chat_protocol::{close, DeviceId, UserId};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
@@ -96,6 +96,7 @@ where
     B: Backend,
 {
     let who = conn.identity().clone();
+    let stall = conn.settings().write_timeout;
     let span = tracing::info_span!("session", user.id = %who.user, device.id = %who.device, session.id = %who.session_id);
     // Built here, not in the block: the block then holds the core once, inside the shell.
     let mut shell = Shell {
@@ -103,18 +104,23 @@ where
         backend,
         calls: FuturesOrdered::new(),
         read: None,
+        stall,
     };
     async move {
         tracing::debug!("connected");
         let ending = shell.run(&mut socket, inbox, resync).await;
-        if let Some((code, reason)) = ending {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
-        }
-        let _ = socket.close().await;
+        // Bounded like any write: a client that reads nothing does not hold the task.
+        let closing = async {
+            if let Some((code, reason)) = ending {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+            }
+            let _ = socket.close().await;
+        };
+        let _ = tokio::time::timeout(stall, closing).await;
         let pending = std::mem::take(&mut shell.calls);
         if !pending.is_empty() {
             tokio::spawn(pending.for_each(|_| async {}).in_current_span());
@@ -129,6 +135,8 @@ struct Shell<B> {
     backend: Arc<B>,
     calls: FuturesOrdered<BoxFuture<'static, Finished>>,
     read: Option<(PullRequest, BoxFuture<'static, Result<Page>>)>,
+    /// How long one write may wait for the client to read (`--write-timeout-seconds`).
+    stall: std::time::Duration,
 }
 
 /// Why the loop ended: the close frame to send, if any.
@@ -197,7 +205,11 @@ impl<B: Backend> Shell<B> {
     {
         while let Some(effect) = self.conn.poll_effect() {
             match effect {
-                Effect::Write(text) => write(socket, text).await?,
+                Effect::Write(text) => match write(socket, text, self.stall).await {
+                    Ok(()) => {}
+                    Err(Unwritten::Gone) => return Err(()),
+                    Err(Unwritten::Stalled) => return Ok(Some(not_reading())),
+                },
                 Effect::Call(call) => {
                     let who = self.conn.identity().clone();
                     self.calls.push_back(self.backend.call(who, call));
@@ -233,7 +245,12 @@ impl<B: Backend> Shell<B> {
             }
             while let Some(effect) = self.conn.poll_effect() {
                 if let Effect::Write(text) = effect {
-                    write(socket, text).await.ok()?;
+                    if let Err(e) = write(socket, text, self.stall).await {
+                        return match e {
+                            Unwritten::Gone => None,
+                            Unwritten::Stalled => not_reading().close,
+                        };
+                    }
                 }
             }
         }
@@ -241,11 +258,43 @@ impl<B: Backend> Shell<B> {
     }
 }
 
-async fn write<S>(socket: &mut S, text: String) -> Result<(), ()>
+/// Why a frame was not written.
+enum Unwritten {
+    /// The socket failed: the peer is gone.
+    Gone,
+    /// The write waited `--write-timeout-seconds` for room: the client stopped reading.
+    Stalled,
+}
+
+/// Writes one frame. The connection's outbound queue is bounded — the inbox (1024 events; a
+/// message that does not fit is read back from the store), the ack window and its queue, one
+/// frame in the socket's buffer — and when the kernel's buffers toward a client are full too,
+/// a write waits; past `stall` the client is taken to have stopped reading.
+async fn write<S>(socket: &mut S, text: String, stall: std::time::Duration) -> Result<(), Unwritten>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
-    socket.send(Message::Text(text.into())).await.map_err(drop)
+    let mut send = socket.send(Message::Text(text.into()));
+    // Almost every write completes at once (the socket has room): no timer is armed for those.
+    if let Some(done) = (&mut send).now_or_never() {
+        return done.map_err(|_| Unwritten::Gone);
+    }
+    match tokio::time::timeout(stall, send).await {
+        Ok(done) => done.map_err(|_| Unwritten::Gone),
+        Err(_) => {
+            metrics::counter!("chat_slow_clients_total").increment(1);
+            tracing::info!(?stall, "client stopped reading; closing 1013");
+            Err(Unwritten::Stalled)
+        }
+    }
+}
+
+/// The ending of a connection whose client stopped reading (1013: try again later).
+fn not_reading() -> Ending {
+    Ending {
+        close: Some((close::TRY_AGAIN_LATER, "client not reading")),
+        flush_inbox: false,
+    }
 }
 
 /// A read error from the socket: too-large and invalid-UTF-8 frames get their close codes.

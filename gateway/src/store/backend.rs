@@ -54,7 +54,8 @@ pub trait Backend: Database {
 
     /// What a run's sends and acks need looked up first: the messages already stored under any
     /// of the `(sender, clientMsgId)` keys, and for each acked `(user, message id)` the message,
-    /// if it exists, and the user's `joined_seq`.
+    /// if it exists, and the user's `joined_seq` — none when it never was a member, or its
+    /// membership ended before the message (it may ack only what it may read).
     async fn look_up(
         conn: &mut Self::Writer,
         keys: &[(&str, &str)],

@@ -122,11 +122,14 @@ pub(super) async fn apply<DB: Backend>(
         return Err(Error::Forbidden("not a member of this group".into()));
     };
     match change {
-        GroupChange::Add(members) => {
+        GroupChange::Add { members, max_size } => {
             let added: Vec<&str> = unique(members)
                 .into_iter()
                 .filter(|m| g.role_of(m).is_none())
                 .collect();
+            if g.members.len() + added.len() > *max_size {
+                return Err(too_many_members(*max_size, g.members.len(), added.len()));
+            }
             if !added.is_empty() {
                 DB::join(conn, &g.conversation, &added).await?;
                 g.reload::<DB>(conn).await?;
@@ -165,6 +168,13 @@ pub(super) async fn apply<DB: Backend>(
         }
     }
     Ok(g.into_group())
+}
+
+/// 413: a group may have at most `max` members (`--max-group-members`).
+pub(crate) fn too_many_members(max: usize, has: usize, joining: usize) -> Error {
+    Error::TooLarge(format!(
+        "a group has at most {max} members: it has {has}, and {joining} more would join"
+    ))
 }
 
 /// REMOVE MEMBERS: the removed receive their removal (and can read up to it), nothing after.

@@ -42,6 +42,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::StoredMessage;
+pub(crate) use groups::too_many_members;
 pub use sql_store::SqlStore;
 
 /// A message to store, as the sender asked for it. The sender is always the token's user.
@@ -148,8 +149,14 @@ pub struct Announcement {
 /// A change to a group (v1.1 group administration, and v1's ADD and LEAVE).
 #[derive(Debug, Clone, PartialEq)]
 pub enum GroupChange {
-    /// ADD MEMBERS (11): any member.
-    Add(Vec<String>),
+    /// ADD MEMBERS (11): any member, as long as the group stays within `max_size` members
+    /// (413 otherwise).
+    Add {
+        /// The users to add; members already are left as they are.
+        members: Vec<String>,
+        /// The most members the group may have after the change (`--max-group-members`).
+        max_size: usize,
+    },
     /// REMOVE MEMBERS (28): owner or admin (an admin removes neither the owner nor an admin).
     Remove(Vec<String>),
     /// LEAVE GROUP (12): an owner hands ownership to the longest-standing admin, else member.
@@ -248,9 +255,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_group(&self, owner: &str, name: &str, members: &[String]) -> Result<Group>;
 
     /// ADD MEMBERS: `user` (an active member) adds `members`; they see only later messages,
-    /// from the event that added them.
+    /// from the event that added them. No size limit: the handler's [`GroupChange::Add`] has it.
     async fn add_members(&self, user: &str, group_id: &str, members: &[String]) -> Result<Group> {
-        let add = GroupChange::Add(members.to_vec());
+        let add = GroupChange::Add {
+            members: members.to_vec(),
+            max_size: usize::MAX,
+        };
         self.change_group(user, group_id, add).await
     }
 

@@ -133,7 +133,8 @@ fn config_map_holds_the_gateway_settings_as_env_vars() {
             "CHAT_PULSAR_URL": "pulsar://pulsar:6650",
             "CHAT_RECALL_SECONDS": "120",
             "CHAT_REDIS_URL": "redis://redis:6379",
-            "CHAT_TIMELIFE_SECONDS": "1800"
+            "CHAT_TIMELIFE_SECONDS": "1800",
+            "CHAT_TRUSTED_PROXIES": super::IN_CLUSTER_PROXIES
         })
     );
 }

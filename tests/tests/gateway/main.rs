@@ -1,10 +1,12 @@
 //! Gateway integration tests: a real server on port 0 (or a real process), real WebSocket clients.
 //! One test binary for all of them keeps link time down.
 
+mod abuse;
 mod admin;
 mod auth;
 mod auth_jwks;
 mod auth_ports;
+mod authz;
 mod backend_api;
 mod bad_input;
 mod delivery;

@@ -30,6 +30,17 @@ impl Connection {
             let e = Error::RateLimited("too many requests; slow down".into());
             return self.error(&e, rid.as_ref());
         }
+        if let (Request::Send { .. } | Request::SendGroup { .. }, Some(user)) =
+            (&frame.request, &self.user_sends)
+        {
+            if !user.allow(now) {
+                metrics::counter!("chat_limited_total", "limit" => "user_sends").increment(1);
+                let e = Error::RateLimited(
+                    "too many messages from your user across its devices; slow down".into(),
+                );
+                return self.error(&e, rid.as_ref());
+            }
+        }
         let op = match frame.request {
             Request::Heartbeat => return self.heartbeat(rid, now),
             Request::Renew { token: None } => return self.renew(rid, now),

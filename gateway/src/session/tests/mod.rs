@@ -31,6 +31,7 @@ fn settings() -> Arc<Settings> {
         ack_window: 4,
         rate_limit: 100,
         rate_burst: 200,
+        write_timeout: Duration::from_secs(10),
     })
 }
 

@@ -22,10 +22,13 @@ use crate::session::ops::{Call, Done, Finished, Op};
 use crate::session::{run, Backend, Identity};
 use crate::store::Page;
 
-/// A socket made of two channels: what the test sends, what the session writes.
+/// A socket made of two channels: what the test sends, what the session writes. With
+/// `stall_after`, the client stops reading after that many frames: later flushes never finish.
 struct Socket {
     incoming: mpsc::UnboundedReceiver<Result<Message, axum::Error>>,
     outgoing: mpsc::UnboundedSender<Message>,
+    stall_after: Option<usize>,
+    written: usize,
 }
 
 impl Stream for Socket {
@@ -40,12 +43,16 @@ impl Sink<Message> for Socket {
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
         Poll::Ready(Ok(()))
     }
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), axum::Error> {
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), axum::Error> {
+        self.written += 1;
         self.outgoing
             .send(item)
             .map_err(|_| axum::Error::new("peer gone"))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+        if self.stall_after.is_some_and(|n| self.written > n) {
+            return Poll::Pending;
+        }
         Poll::Ready(Ok(()))
     }
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
@@ -99,11 +106,21 @@ struct Running {
 
 impl Running {
     fn start() -> Self {
+        Self::start_stalling(None)
+    }
+
+    /// A session whose client stops reading after `stall_after` frames.
+    fn start_stalling(stall_after: Option<usize>) -> Self {
         let (client, incoming) = mpsc::unbounded_channel();
         let (outgoing, frames) = mpsc::unbounded_channel();
         let (inbox, inbox_rx) = mpsc::channel(16);
         let conn = Connection::new(settings(), bob(), Instant::now(), WALL);
-        let socket = Socket { incoming, outgoing };
+        let socket = Socket {
+            incoming,
+            outgoing,
+            stall_after,
+            written: 0,
+        };
         let backend = Arc::new(FakeBackend::default());
         let resync = Arc::new(Notify::new());
         let session = tokio::spawn(run(socket, conn, backend, inbox_rx, resync));
@@ -191,4 +208,21 @@ async fn at_the_drain_deadline_queued_pushes_go_out_before_1012() {
     assert_eq!(s.next_json().await["type"], 22);
     assert_eq!(s.next_json().await["msg"]["params"]["seq"], 1);
     assert_eq!(close_code(&s.next().await), Some(1012));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_is_closed_1013_after_the_write_timeout() {
+    // WELCOME is read; the push after it never leaves the socket's buffer.
+    let mut s = Running::start_stalling(Some(1));
+    assert_eq!(s.next_json().await["type"], 20);
+    s.inbox.send(live(1)).await.unwrap();
+    assert_eq!(s.next_json().await["msg"]["params"]["seq"], 1);
+    let stalled = Instant::now();
+    // The close frame is queued behind it (a client that reads on finds it), and the session
+    // ends without waiting for the client any longer than one more write timeout.
+    assert_eq!(close_code(&s.next().await), Some(1013));
+    let write_timeout = settings().write_timeout;
+    assert_eq!(stalled.elapsed(), write_timeout);
+    s.session.await.unwrap();
+    assert_eq!(stalled.elapsed(), write_timeout * 2);
 }

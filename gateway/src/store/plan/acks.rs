@@ -10,7 +10,7 @@ use crate::store::acks::AckState;
 /// An ack of the run: the acking user and the message id.
 pub(crate) type AckRequest<'a> = (&'a str, &'a str);
 /// A looked-up ack target: the acking user, the message, and the user's `joined_seq` in its
-/// conversation (`None`: never a member).
+/// conversation (`None`: never a member, or no longer one when the message was stored).
 pub(crate) type AckTarget = (String, StoredMessage, Option<i64>);
 
 /// What the acks of a run are allowed to do.

@@ -25,7 +25,9 @@ static LOOK_UP: LazyLock<String> = LazyLock::new(|| {
          FROM unnest($1::text[], $2::text[]) AS d(sender, client_msg_id)
          JOIN messages m ON m.sender = d.sender AND m.client_msg_id = d.client_msg_id
          UNION ALL
-         SELECT d.acker, ms.joined_seq, {MESSAGE_COLUMNS_M}
+         SELECT d.acker,
+             CASE WHEN ms.active = 1 OR m.seq <= ms.left_seq THEN ms.joined_seq END AS joined_seq,
+             {MESSAGE_COLUMNS_M}
          FROM unnest($3::text[], $4::text[]) AS d(acker, message_id)
          JOIN messages m ON m.message_id = d.message_id
          LEFT JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = d.acker"

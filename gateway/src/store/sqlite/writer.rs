@@ -84,7 +84,8 @@ impl SqliteWriter {
     }
 
     /// The messages stored under any of the `(sender, clientMsgId)` keys, and for each acked
-    /// `(user, message id)` the message, if it exists, and the user's `joined_seq`.
+    /// `(user, message id)` the message, if it exists, and the user's `joined_seq` (none when
+    /// the membership had ended before the message: a former member acks only what it could read).
     pub(super) fn look_up(
         &mut self,
         keys: &[(&str, &str)],
@@ -103,7 +104,8 @@ impl SqliteWriter {
             }
         }
         let mut acked = self.0.prepare_cached(
-            "SELECT ms.joined_seq, m.conversation_id, m.seq, m.message_id, m.sender,
+            "SELECT CASE WHEN ms.active = 1 OR m.seq <= ms.left_seq THEN ms.joined_seq END,
+                    m.conversation_id, m.seq, m.message_id, m.sender,
                     m.sender_name, m.recipient, m.recipient_name, m.group_id, m.body, m.file_type,
                     m.client_msg_id, m.request_id, m.created_at
              FROM messages m LEFT JOIN memberships ms
