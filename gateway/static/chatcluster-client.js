@@ -1057,7 +1057,7 @@ var ChatCluster = (() => {
         return;
       }
       if (this.current && !this.current.draining) return;
-      if (!this.current) this.setState(this.current === void 0 && this.state === "connecting" ? "connecting" : "reconnecting");
+      if (!this.current) this.setState(handover ? "draining" : this.state === "connecting" ? "connecting" : "reconnecting");
       this.scheduleReconnect();
     }
     scheduleReconnect() {
