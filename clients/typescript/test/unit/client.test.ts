@@ -266,3 +266,36 @@ test("a new conversation's messages start at its first seq; listed ones at acked
   await settle();
   assert.deepEqual(seen, ["dm:alice:bob#6", "dm:bob:carol#1"]);
 });
+
+test("catch-up: a listed conversation behind its lastSeq with no push is read with SYNC", async () => {
+  const opened = client.connect();
+  await settle();
+  const ws = FakeSocket.all.at(-1)!;
+  ws.welcome();
+  await opened;
+  const seen: number[] = [];
+  client.on("message", (m: ChatMessage) => void seen.push(m.seq));
+  ws.reply(13, 14, { conversations: [{ conversationId: "dm:alice:bob", ackedSeq: 2, lastSeq: 4 }], blocked: [] });
+  await settle();
+  ws.push(deliver(3)); // catch-up starts, then stalls
+  await tick(500);
+  assert.equal(ws.requests(13).length, 1, "progress was made: wait another round");
+  await tick(500);
+  assert.deepEqual(ws.requests(13).at(-1).params, { conversationId: "dm:alice:bob", afterSeq: 3, limit: 200 });
+  ws.reply(13, 14, { conversationId: "dm:alice:bob", hasMore: false, messages: [deliver(4)] });
+  await settle();
+  assert.deepEqual(seen, [3, 4]);
+});
+
+test("manual ack mode: nothing is acked until m.ack(), and ack() is idempotent", async () => {
+  client.close();
+  client = new ChatClient({ url: "ws://gw/ws", token: "tok", WebSocket: FakeSocket as any, ackMode: "manual" });
+  const ws = await connected();
+  const got: ChatMessage[] = [];
+  client.on("message", (m: ChatMessage) => void got.push(m));
+  ws.push(deliver(1));
+  assert.equal(ws.requests(15).length, 0);
+  got[0].ack();
+  got[0].ack();
+  assert.equal(ws.requests(15).length, 1);
+});
