@@ -12,8 +12,6 @@
 //! running, then start again with the same name; answers the new pod); `POST /stop`. It stops
 //! everything when its stdin closes (the test process ended, however it ended).
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,65 +19,38 @@ use chat_tests::gateway::GatewayProcess;
 use chat_tests::process_cluster::ProcessCluster;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
-/// Pods by index; `None` while killed.
-struct Harness {
-    cluster: ProcessCluster,
-    alive: Vec<bool>,
+/// What the control API asks of the main task, which owns the cluster (spawning a pod is not
+/// `Send`, so the HTTP handlers only pass messages).
+enum Command {
+    List(oneshot::Sender<Value>),
+    Kill(usize, oneshot::Sender<Value>),
+    Restart(usize, oneshot::Sender<Value>),
+    Stop,
 }
 
-type Shared = Arc<Mutex<Harness>>;
+type Control = mpsc::Sender<Command>;
 
 fn describe(i: usize, pod: &GatewayProcess) -> Value {
     json!({ "name": ProcessCluster::name(i), "ws": pod.ws_url(), "admin": pod.admin_url("") })
 }
 
-fn pods(h: &Harness) -> Value {
-    let list: Vec<Value> = h
-        .cluster
+/// Pods by index; `null` while killed.
+fn pods(cluster: &ProcessCluster, alive: &[bool]) -> Value {
+    let list: Vec<Value> = cluster
         .pods
         .iter()
         .enumerate()
-        .map(|(i, p)| if h.alive[i] { describe(i, p) } else { Value::Null })
+        .map(|(i, p)| if alive[i] { describe(i, p) } else { Value::Null })
         .collect();
     Value::Array(list)
 }
 
-async fn list(State(h): State<Shared>) -> Json<Value> {
-    Json(pods(&*h.lock().await))
-}
-
-async fn kill(State(h): State<Shared>, Path(i): Path<usize>) -> Json<Value> {
-    let mut h = h.lock().await;
-    if h.alive[i] {
-        h.cluster.pods[i].kill9().await;
-        h.alive[i] = false;
-    }
-    Json(pods(&h))
-}
-
-async fn restart(State(h): State<Shared>, Path(i): Path<usize>) -> Json<Value> {
-    let mut h = h.lock().await;
-    if h.alive[i] {
-        h.cluster.pods[i].kill9().await;
-    }
-    let pod = h.cluster.spawn_pod(&ProcessCluster::name(i)).await;
-    h.cluster.pods[i] = pod;
-    h.alive[i] = true;
-    Json(describe(i, &h.cluster.pods[i]))
-}
-
-/// Kills every pod (their `kill_on_drop` would not run under `process::exit`) and exits; the
-/// Redis and PostgreSQL watchdogs stop those servers when this process is gone.
-async fn shutdown(h: &Shared) -> ! {
-    let mut h = h.lock().await;
-    for i in 0..h.cluster.pods.len() {
-        if h.alive[i] {
-            h.cluster.pods[i].kill9().await;
-        }
-    }
-    std::process::exit(0)
+async fn ask(control: &Control, make: impl FnOnce(oneshot::Sender<Value>) -> Command) -> Json<Value> {
+    let (tx, rx) = oneshot::channel();
+    let _ = control.send(make(tx)).await;
+    Json(rx.await.unwrap_or(Value::Null))
 }
 
 #[tokio::main]
@@ -91,26 +62,71 @@ async fn main() -> anyhow::Result<()> {
     };
     let extra: Vec<&str> = args[2..].iter().map(String::as_str).collect();
     let redis_url = chat_tests::redis::server().url();
-    let cluster = ProcessCluster::start(&binary, n, &redis_url, &extra).await;
-    let h: Shared = Arc::new(Mutex::new(Harness { cluster, alive: vec![true; n] }));
+    let mut cluster = ProcessCluster::start(&binary, n, &redis_url, &extra).await;
+    let mut alive = vec![true; n];
+
+    let (control, mut commands) = mpsc::channel::<Command>(16);
     let app = Router::new()
-        .route("/pods", get(list))
-        .route("/pods/{i}/kill", post(kill))
-        .route("/pods/{i}/restart", post(restart))
+        .route("/pods", get(|State(c): State<Control>| async move { ask(&c, Command::List).await }))
+        .route(
+            "/pods/{i}/kill",
+            post(|State(c): State<Control>, Path(i): Path<usize>| async move {
+                ask(&c, |tx| Command::Kill(i, tx)).await
+            }),
+        )
+        .route(
+            "/pods/{i}/restart",
+            post(|State(c): State<Control>, Path(i): Path<usize>| async move {
+                ask(&c, |tx| Command::Restart(i, tx)).await
+            }),
+        )
         .route(
             "/stop",
-            post(|State(h): State<Shared>| async move { shutdown(&h).await }),
+            post(|State(c): State<Control>| async move {
+                let _ = c.send(Command::Stop).await;
+            }),
         )
-        .with_state(h.clone());
+        .with_state(control.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let control = format!("http://{}", listener.local_addr()?);
-    println!("{}", json!({ "control": control, "pods": pods(&*h.lock().await) }));
-    let watch = h.clone();
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("{}", json!({ "control": url, "pods": pods(&cluster, &alive) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
     tokio::spawn(async move {
         let mut sink = Vec::new();
         let _ = tokio::io::stdin().read_to_end(&mut sink).await;
-        shutdown(&watch).await
+        let _ = control.send(Command::Stop).await;
     });
-    axum::serve(listener, app).await?;
-    Ok(())
+
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::List(tx) => {
+                let _ = tx.send(pods(&cluster, &alive));
+            }
+            Command::Kill(i, tx) if i < n => {
+                if alive[i] {
+                    cluster.pods[i].kill9().await;
+                    alive[i] = false;
+                }
+                let _ = tx.send(pods(&cluster, &alive));
+            }
+            Command::Restart(i, tx) if i < n => {
+                if alive[i] {
+                    cluster.pods[i].kill9().await;
+                }
+                cluster.pods[i] = cluster.spawn_pod(&ProcessCluster::name(i)).await;
+                alive[i] = true;
+                let _ = tx.send(describe(i, &cluster.pods[i]));
+            }
+            Command::Kill(..) | Command::Restart(..) => {}
+            Command::Stop => break,
+        }
+    }
+    // Kill the pods here: `kill_on_drop` would not run under `process::exit`. The Redis and
+    // PostgreSQL watchdogs stop those servers once this process is gone.
+    for (i, up) in alive.iter().enumerate() {
+        if *up {
+            cluster.pods[i].kill9().await;
+        }
+    }
+    std::process::exit(0)
 }

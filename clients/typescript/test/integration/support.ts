@@ -218,7 +218,7 @@ export class Harness {
   ) {}
 
   static async start(n: number, extra: string[] = []): Promise<Harness> {
-    const child = spawn(harnessBin(), [gatewayBin(), String(n), ...extra], { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } });
+    const child = spawn(harnessBin(), [gatewayBin(), String(n), ...extra], { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "error" } });
     const line = await new Promise<string>((res, rej) => {
       const rl = createInterface({ input: child.stdout! });
       rl.once("line", res);
