@@ -42,12 +42,21 @@ fn pods(cluster: &ProcessCluster, alive: &[bool]) -> Value {
         .pods
         .iter()
         .enumerate()
-        .map(|(i, p)| if alive[i] { describe(i, p) } else { Value::Null })
+        .map(|(i, p)| {
+            if alive[i] {
+                describe(i, p)
+            } else {
+                Value::Null
+            }
+        })
         .collect();
     Value::Array(list)
 }
 
-async fn ask(control: &Control, make: impl FnOnce(oneshot::Sender<Value>) -> Command) -> Json<Value> {
+async fn ask(
+    control: &Control,
+    make: impl FnOnce(oneshot::Sender<Value>) -> Command,
+) -> Json<Value> {
     let (tx, rx) = oneshot::channel();
     let _ = control.send(make(tx)).await;
     Json(rx.await.unwrap_or(Value::Null))
@@ -67,18 +76,25 @@ async fn main() -> anyhow::Result<()> {
 
     let (control, mut commands) = mpsc::channel::<Command>(16);
     let app = Router::new()
-        .route("/pods", get(|State(c): State<Control>| async move { ask(&c, Command::List).await }))
+        .route(
+            "/pods",
+            get(|State(c): State<Control>| async move { ask(&c, Command::List).await }),
+        )
         .route(
             "/pods/{i}/kill",
-            post(|State(c): State<Control>, Path(i): Path<usize>| async move {
-                ask(&c, |tx| Command::Kill(i, tx)).await
-            }),
+            post(
+                |State(c): State<Control>, Path(i): Path<usize>| async move {
+                    ask(&c, |tx| Command::Kill(i, tx)).await
+                },
+            ),
         )
         .route(
             "/pods/{i}/restart",
-            post(|State(c): State<Control>, Path(i): Path<usize>| async move {
-                ask(&c, |tx| Command::Restart(i, tx)).await
-            }),
+            post(
+                |State(c): State<Control>, Path(i): Path<usize>| async move {
+                    ask(&c, |tx| Command::Restart(i, tx)).await
+                },
+            ),
         )
         .route(
             "/stop",
@@ -89,7 +105,10 @@ async fn main() -> anyhow::Result<()> {
         .with_state(control.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    println!("{}", json!({ "control": url, "pods": pods(&cluster, &alive) }));
+    println!(
+        "{}",
+        json!({ "control": url, "pods": pods(&cluster, &alive) })
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
     tokio::spawn(async move {
         let mut sink = Vec::new();
