@@ -1220,7 +1220,7 @@ var ChatCluster = (() => {
       if (!this.current?.send({ type: T.ACK, params: { msgid: messageId }, requestId: "ack" })) this.pendingAcks.add(messageId);
     }
   };
-  var DEFAULT_TRANSPORT = "query";
+  var DEFAULT_TRANSPORT = "subprotocol";
 
   // src/indexeddb.ts
   var STORE = "outbox";

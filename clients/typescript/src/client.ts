@@ -563,5 +563,8 @@ export class ChatClient extends GroupApi {
   }
 }
 
-/** The token transport used when the options name none. */
-export const DEFAULT_TRANSPORT: "subprotocol" | "query" = "query";
+/**
+ * The token transport used when the options name none: the subprotocol, which the gateway
+ * selects since it accepts `bearer.<JWT>` offers (tokens stay out of URLs and access logs).
+ */
+export const DEFAULT_TRANSPORT: "subprotocol" | "query" = "subprotocol";

@@ -83,16 +83,17 @@ async function connected(welcome: object = {}): Promise<FakeSocket> {
   return ws;
 }
 
-test("the token goes in the query or as a subprotocol", async () => {
+test("the token goes as a subprotocol by default, or in the query when asked", async () => {
   const ws = await connected();
   assert.match(ws.url, /device=d1/);
-  assert.match(ws.url, /token=tok/);
-  const sub = new ChatClient({ url: "ws://gw/ws", token: "tok", WebSocket: FakeSocket as any, tokenTransport: "subprotocol" });
-  sub.connect().catch(() => undefined);
+  assert.deepEqual(ws.protocols, ["chatcluster.v1", "bearer.tok"]);
+  assert.doesNotMatch(ws.url, /token=/);
+  const viaQuery = new ChatClient({ url: "ws://gw/ws", token: "tok", WebSocket: FakeSocket as any, tokenTransport: "query" });
+  viaQuery.connect().catch(() => undefined);
   await settle();
-  assert.deepEqual(FakeSocket.all.at(-1)!.protocols, ["chatcluster.v1", "bearer.tok"]);
-  assert.doesNotMatch(FakeSocket.all.at(-1)!.url, /token=/);
-  sub.close();
+  assert.match(FakeSocket.all.at(-1)!.url, /token=tok/);
+  assert.equal(FakeSocket.all.at(-1)!.protocols, undefined);
+  viaQuery.close();
 });
 
 test("messages reach the app once, in order, and are acked after the handler", async () => {
@@ -238,7 +239,7 @@ test("RENEW goes at two thirds of the timelife, with a fresh token from getToken
   let n = 0;
   client = new ChatClient({ url: "ws://gw/ws", getToken: () => `t${++n}`, WebSocket: FakeSocket as any });
   const ws = await connected({ heartbeat: 3600 });
-  assert.match(ws.url, /token=t1/);
+  assert.deepEqual(ws.protocols, ["chatcluster.v1", "bearer.t1"]);
   await tick(1_200_000 - 1);
   assert.equal(ws.requests(21).length, 0);
   await tick(1);
