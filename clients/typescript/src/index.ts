@@ -9,7 +9,7 @@
  * ```
  */
 export { ChatClient, DEFAULT_TRANSPORT } from "./client.js";
-export type { ChatClientOptions, ChatEvents, ConnectionState, SendOptions, SentEvent } from "./client.js";
+export type { ChatClientOptions, ChatEvents, ConnectionState, SendOptions, SentEvent } from "./options.js";
 export { Backoff } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export { IndexedDbStorage } from "./indexeddb.js";
