@@ -17,5 +17,9 @@ echo "== bench/peers (node --test: the Socket.IO peer and the load client agains
 cargo build --locked -p chat-gateway
 (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error \
   && GATEWAY_BIN="$PWD/../../target/debug/chat-gateway" npm test)
+echo "== clients/typescript (SDK: unit tests, bundle freshness, integration tests on real gateways)" >&2
+cargo build --locked -p chat-tests --bin sdk-harness
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error \
+  && GATEWAY_BIN="$PWD/../../target/debug/chat-gateway" SDK_HARNESS_BIN="$PWD/../../target/debug/sdk-harness" npm test)
 echo "== chart (helm lint/template, kubernetes-validate, CRD copy)" >&2
 scripts/chart-test.sh

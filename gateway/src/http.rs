@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{Html, Response};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::FutureExt;
@@ -45,6 +45,9 @@ pub(crate) use handshake::bearer;
 pub use listen::serve_public;
 
 const PAGE: &str = include_str!("../static/index.html");
+/// The browser build of the TypeScript SDK (`clients/typescript`, `npm run build`), which the
+/// page runs on; committed so that building the gateway needs nothing but Rust.
+const SDK_BUNDLE: &str = include_str!("../static/chatcluster-client.js");
 
 /// The public port: the browser page, WebSocket upgrades (at `/ws`, and at the seeds' path
 /// `/websocket`, the same endpoint with the same token rules), the service push and kick API,
@@ -52,6 +55,7 @@ const PAGE: &str = include_str!("../static/index.html");
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
+        .route("/chatcluster-client.js", get(sdk_bundle))
         .route("/ws", get(upgrade))
         .route("/websocket", get(upgrade))
         .route("/message/send", post(message_send))
@@ -68,6 +72,13 @@ pub fn public_router(app: Arc<App>) -> Router {
 
 async fn page() -> Html<&'static str> {
     Html(PAGE)
+}
+
+async fn sdk_bundle() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SDK_BUNDLE,
+    )
 }
 
 #[derive(Deserialize)]
