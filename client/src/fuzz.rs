@@ -1,5 +1,6 @@
 //! Fuzzing entry points, behind the `fuzzing` feature (and built for this crate's tests): what
-//! the `cargo fuzz` target `server_frame` in `fuzz/` calls. Not part of the client's API.
+//! the `cargo fuzz` target `server_frame` in `fuzz/` calls, replayed over the kept inputs by the
+//! test below on stable. Not part of the client's API.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -56,5 +57,15 @@ pub fn server_frame(data: &[u8]) {
                 Effect::Event(_) | Effect::Reconnect { .. } => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every kept input of the `server_frame` target passes its checks.
+    #[test]
+    fn server_frame_inputs_replay() {
+        let n = chat_protocol::fuzz::replay("server_frame", super::server_frame);
+        assert!(n >= 10, "only {n} inputs in fuzz/corpus/server_frame");
     }
 }

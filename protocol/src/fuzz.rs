@@ -1,6 +1,9 @@
 //! Fuzzing entry points, behind the `fuzzing` feature (and built for this crate's tests): the
 //! functions the `cargo fuzz` targets in `fuzz/` call, so the same checks run under libFuzzer on
-//! nightly. Not part of the protocol's API.
+//! nightly and, replaying the kept corpus and every crash input, as ordinary tests on stable
+//! ([`replay`]). Not part of the protocol's API.
+
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -45,5 +48,51 @@ pub fn request_id_of(text: &str) -> Option<RequestId> {
         Value::String(s) => Some(RequestId::Text(s.clone())),
         Value::Number(n) => Some(RequestId::Number(n.clone())),
         _ => None,
+    }
+}
+
+/// The workspace's `fuzz/` directory.
+pub fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// Runs `harness` on every kept input of `target` — `fuzz/corpus/<target>/` and the crash inputs
+/// in `fuzz/artifacts/<target>/` — and returns how many there were. A panic names the input.
+pub fn replay(target: &str, harness: fn(&[u8])) -> usize {
+    let dir = fuzz_dir();
+    let mut inputs = Vec::new();
+    for kind in ["corpus", "artifacts"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(kind).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a readable directory").path();
+            if path.is_file() {
+                inputs.push(path);
+            }
+        }
+    }
+    inputs.sort();
+    for path in &inputs {
+        let data = std::fs::read(path).expect("a readable input");
+        if let Err(panic) = std::panic::catch_unwind(|| harness(&data)) {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            panic!("{}: {what}", path.display());
+        }
+    }
+    inputs.len()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every kept input of the `client_frame` target passes its checks.
+    #[test]
+    fn client_frame_inputs_replay() {
+        let n = super::replay("client_frame", super::client_frame);
+        assert!(n >= 10, "only {n} inputs in fuzz/corpus/client_frame");
     }
 }

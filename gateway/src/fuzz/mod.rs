@@ -1,5 +1,6 @@
 //! Fuzzing entry points, behind the `fuzzing` feature (and built for this crate's tests): what
-//! the `cargo fuzz` target `session` in `fuzz/` calls. Not part of the gateway's API.
+//! the `cargo fuzz` target `session` in `fuzz/` calls, replayed over the kept inputs by the test
+//! below on stable. Not part of the gateway's API.
 //!
 //! The target drives one connection core ([`crate::session::core::Connection`]) through a
 //! script decoded from the fuzzer's bytes — client frames (raw and well-formed), time passing,
@@ -18,4 +19,14 @@ mod session;
 /// Target `session`: plays the script in `data` against one connection core.
 pub fn session(data: &[u8]) {
     session::run(data);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every kept input of the `session` target passes its checks.
+    #[test]
+    fn session_inputs_replay() {
+        let n = chat_protocol::fuzz::replay("session", super::session);
+        assert!(n >= 10, "only {n} inputs in fuzz/corpus/session");
+    }
 }
