@@ -29,4 +29,16 @@ mod tests {
         let n = chat_protocol::fuzz::replay("session", super::session);
         assert!(n >= 10, "only {n} inputs in fuzz/corpus/session");
     }
+
+    proptest::proptest! {
+        /// Random scripts on stable, beyond the kept corpus: every byte string is a script, so
+        /// this explores without coverage guidance what `cargo fuzz run session` explores with it
+        /// (256 cases; `PROPTEST_CASES` for more).
+        #[test]
+        fn random_session_scripts_keep_the_rules(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1500),
+        ) {
+            super::session(&data);
+        }
+    }
 }
