@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, installing what the tests need first.
-# Usage: scripts/test.sh            (fmt, clippy, all tests)
+# Usage: scripts/test.sh            (fmt, clippy, all tests, a bounded live fuzz run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +23,7 @@ cargo build --locked -p chat-tests --bin sdk-harness
   && GATEWAY_BIN="$PWD/../../target/debug/chat-gateway" SDK_HARNESS_BIN="$PWD/../../target/debug/sdk-harness" npm test)
 echo "== chart (helm lint/template, kubernetes-validate, CRD copy)" >&2
 scripts/chart-test.sh
+# Bounded: 45 s a target keeps CI well inside its 45 minutes; longer runs are by hand
+# (docs/reliability.md). The kept corpus and crash inputs also replay in `cargo test` above.
+echo "== cargo fuzz (live, 45 s a target; fails on a crash)" >&2
+scripts/fuzz.sh 45

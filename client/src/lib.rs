@@ -17,6 +17,9 @@
 pub mod client;
 pub mod connect;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod keepalive;
 pub mod peek;
 pub mod raw;

@@ -143,4 +143,35 @@ mod tests {
         assert_eq!(s.gap("b"), None);
         assert_eq!(s.gap("unknown"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever order the seqs of two conversations arrive in (repeats included), each
+        /// conversation's contiguous seq only moves up, is exactly where an unbroken run from its
+        /// first seq ends, and a gap is reported exactly when a seq above it was seen.
+        #[test]
+        fn the_contiguous_seq_follows_what_was_seen(
+            arrivals in proptest::collection::vec((0usize..2, 0i64..30), 1..80),
+        ) {
+            let mut s = Seqs::default();
+            let mut seen: [Vec<i64>; 2] = Default::default();
+            let mut last = [None::<i64>; 2];
+            for (conv, seq) in arrivals {
+                let name = ["a", "b"][conv];
+                let gap = s.record(name, seq);
+                seen[conv].push(seq);
+                let first = seen[conv][0];
+                let mut run = first;
+                while seen[conv].contains(&(run + 1)) {
+                    run += 1;
+                }
+                let contiguous = s.contiguous(name).expect("recorded");
+                proptest::prop_assert_eq!(contiguous, run);
+                proptest::prop_assert!(last[conv].is_none_or(|l| contiguous >= l), "moved back");
+                last[conv] = Some(contiguous);
+                let above = seen[conv].iter().any(|x| *x > run);
+                proptest::prop_assert_eq!(gap, above.then_some(run));
+                proptest::prop_assert_eq!(s.gap(name), gap);
+            }
+        }
+    }
 }

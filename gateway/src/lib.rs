@@ -20,6 +20,9 @@ pub mod delivery;
 pub mod drain;
 pub mod error;
 pub mod files;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handlers;
 pub mod health;
 pub mod http;

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-mod fast;
+pub(crate) mod fast;
 mod params;
 mod write;
 
@@ -313,7 +313,7 @@ impl ClientFrame {
     }
 
     /// Every frame, with what is wrong when it breaks a rule ([`fast`] reads the common ones).
-    fn parse_general(text: &str) -> Result<ClientFrame, FrameError> {
+    pub(crate) fn parse_general(text: &str) -> Result<ClientFrame, FrameError> {
         let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
             let message = if e.is_data() {
                 "frame must be a JSON object with a numeric \"type\"".to_owned()

@@ -13,6 +13,9 @@ pub mod client;
 pub mod codes;
 pub mod date;
 pub mod envelope;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod groups;
 pub mod ids;
 pub mod names;

@@ -201,10 +201,14 @@ impl ServerFrame {
             ServerFrame::Reply { reply, request_id } => reply_json(reply, request_id.as_ref()),
             ServerFrame::Error { error, request_id } => error_json(error, request_id.as_ref()),
             // The server's way: the shared part prepared once, the device's fields around it.
+            // It writes `"from":"system"` and `"msgType":1`, as the server always does: an
+            // envelope read with others is written field by field, so it reads back the same.
             ServerFrame::Push(env) => match env.to.as_slice() {
-                [to] => env.prepare().render(&env.session_id, to, env.retry, || {
-                    unreachable!("ids are shared")
-                }),
+                [to] if env.from == "system" && env.msg_type == crate::msg_type::BUSINESS => {
+                    env.prepare().render(&env.session_id, to, env.retry, || {
+                        unreachable!("ids are shared")
+                    })
+                }
                 _ => serde_json::to_string(env).expect("envelopes serialise"),
             },
         }

@@ -59,4 +59,42 @@ mod tests {
     fn closing_a_gap_folds_in_only_the_contiguous_part() {
         assert_eq!(state(1, &[3, 4, 6]).fold([2]), state(4, &[6]));
     }
+
+    /// The highest `k` such that every seq in `1..=k` is at or below `start` or in `acked`.
+    fn contiguous(start: i64, acked: &BTreeSet<i64>) -> i64 {
+        let mut k = start;
+        while acked.contains(&(k + 1)) {
+            k += 1;
+        }
+        k
+    }
+
+    proptest::proptest! {
+        /// However the same acks arrive — in any order, split into any batches, repeated —
+        /// `ackedSeq` ends at the contiguous prefix of what was acked, never moves back on the
+        /// way, and nothing parked lies at or below it or could extend it.
+        #[test]
+        fn acked_seq_is_the_contiguous_prefix_whatever_the_order(
+            start in 0i64..5,
+            acks in proptest::collection::vec(0i64..40, 0..60),
+            cuts in proptest::collection::vec(0usize..60, 0..10),
+        ) {
+            let mut state = state(start, &[]);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(acks.len())).collect();
+            cuts.push(acks.len());
+            cuts.sort_unstable();
+            let mut from = 0;
+            for to in cuts {
+                let next = state.fold(acks[from..to].iter().copied());
+                proptest::prop_assert!(next.acked >= state.acked, "ackedSeq moved back");
+                proptest::prop_assert!(next.parked.iter().all(|s| *s > next.acked + 1));
+                state = next;
+                from = to;
+            }
+            let all: BTreeSet<i64> = acks.iter().copied().collect();
+            proptest::prop_assert_eq!(state.acked, contiguous(start, &all));
+            let above: BTreeSet<i64> = all.into_iter().filter(|s| *s > state.acked).collect();
+            proptest::prop_assert_eq!(state.parked, above);
+        }
+    }
 }

@@ -39,7 +39,7 @@ struct Params<'a> {
 }
 
 /// The frame, when it is a well-formed SEND (1 or 9) or ACK; `None` sends it the general way.
-pub(super) fn parse(text: &str) -> Option<ClientFrame> {
+pub(crate) fn parse(text: &str) -> Option<ClientFrame> {
     let frame: Frame = serde_json::from_str(text).ok()?;
     let p = frame.params?;
     if p.file.is_some() {

@@ -74,17 +74,23 @@ impl Serialize for ClientFrame {
                 },
             )?,
             Request::Sync {
-                conversation_id: Some(conversation_id),
+                conversation_id,
                 after_seq,
                 limit,
-            } => map.serialize_entry(
-                "params",
-                &SyncParams {
-                    conversation_id,
-                    after_seq: *after_seq,
-                    limit: *limit,
-                },
-            )?,
+            } if conversation_id.is_some()
+                || (*after_seq, *limit) != (0, crate::limits::MAX_SYNC_LIMIT) =>
+            {
+                // The list (no conversation) ignores the cursor and the page size, but a frame
+                // that gave them says so when written back.
+                map.serialize_entry(
+                    "params",
+                    &SyncParams {
+                        conversation_id: conversation_id.as_ref(),
+                        after_seq: *after_seq,
+                        limit: *limit,
+                    },
+                )?
+            }
             Request::Read {
                 conversation_id,
                 seq,
@@ -135,12 +141,7 @@ impl Serialize for ClientFrame {
             Request::Block { user_id } | Request::Unblock { user_id } => {
                 map.serialize_entry("params", &UserParams { user_id })?
             }
-            Request::Sync {
-                conversation_id: None,
-                ..
-            }
-            | Request::Heartbeat
-            | Request::Renew { token: None } => {}
+            Request::Sync { .. } | Request::Heartbeat | Request::Renew { token: None } => {}
             Request::Renew { token: Some(token) } => {
                 map.serialize_entry("params", &TokenParams { token })?
             }
@@ -212,7 +213,8 @@ struct AckParams<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SyncParams<'a> {
-    conversation_id: &'a ConversationId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<&'a ConversationId>,
     after_seq: i64,
     limit: u32,
 }
