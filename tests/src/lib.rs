@@ -7,6 +7,7 @@
 )]
 
 pub mod cdp;
+pub mod chaos;
 pub mod chat_page;
 pub mod cluster;
 pub mod files;

@@ -271,6 +271,7 @@ impl PostgresServer {
         let port = free_port();
         let running = Some(data.launch(port, false, OWN_SETTINGS));
         OwnPostgresServer {
+            host: "127.0.0.1".to_owned(),
             port,
             data,
             running,
@@ -278,11 +279,38 @@ impl PostgresServer {
             settings: OWN_SETTINGS.to_owned(),
         }
     }
+
+    /// [`PostgresServer::start_own`] listening on `host:port`, also trusting connections from
+    /// the network `trust` (CIDR) when given (the chaos test's pods connect from their network
+    /// namespaces).
+    pub fn start_own_at(host: &str, port: u16, trust: Option<&str>) -> OwnPostgresServer {
+        let data = DataDir::init();
+        if let Some(net) = trust {
+            use std::io::Write;
+            let mut hba = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.dir.join("data").join("pg_hba.conf"))
+                .expect("open pg_hba.conf");
+            writeln!(hba, "host all all {net} trust").expect("append to pg_hba.conf");
+        }
+        let settings = format!("{OWN_SETTINGS} -c listen_addresses={host}");
+        let running = Some(data.launch(port, false, &settings));
+        OwnPostgresServer {
+            host: host.to_owned(),
+            port,
+            data,
+            running,
+            password: None,
+            settings,
+        }
+    }
 }
 
 /// A test's own PostgreSQL server (see [`PostgresServer::start_own`]): its data outlives
 /// [`stop`](OwnPostgresServer::stop); the server is stopped and its directory removed on drop.
 pub struct OwnPostgresServer {
+    /// The address it listens on.
+    pub host: String,
     pub port: u16,
     data: DataDir,
     running: Option<Running>,
@@ -301,6 +329,30 @@ impl OwnPostgresServer {
         }
     }
 
+    /// The URL of `database` on this server (no password).
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://postgres@{}:{}/{database}", self.host, self.port)
+    }
+
+    /// Freezes (`true`: SIGSTOP) or thaws (SIGCONT) the postmaster and every backend process
+    /// of it: a server that stops answering without closing a connection.
+    pub fn freeze(&self, frozen: bool) {
+        let Some(running) = &self.running else {
+            return;
+        };
+        let pid = running.pid;
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let mut pids = vec![pid.to_string()];
+        pids.extend(children.split_whitespace().map(str::to_owned));
+        let _ = Command::new("kill")
+            .arg(signal)
+            .args(&pids)
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// Stops the server as a crash would: SIGQUIT, PostgreSQL's immediate shutdown (every
     /// connection cut, no checkpoint: the next start recovers from the WAL). Waits until the
     /// port is closed.
@@ -315,7 +367,7 @@ impl OwnPostgresServer {
         drop(running.lifeline);
         let _ = running.watchdog.wait();
         for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if std::net::TcpStream::connect((self.host.as_str(), self.port)).is_err() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -368,6 +420,7 @@ impl PostgresServer {
         let port = free_port();
         let running = Some(data.launch(port, false, &settings));
         OwnPostgresServer {
+            host: "127.0.0.1".to_owned(),
             port,
             data,
             running,

@@ -50,6 +50,8 @@ pub async fn delete_prefix(prefix: &str) {
 /// A redis-server on a free port: empty on every start (no persistence), killed on drop and
 /// when the test process exits (a watchdog shell sees to that however the process ends).
 pub struct RedisServer {
+    /// The address it listens on (127.0.0.1 unless [`RedisServer::start_own_at`] said otherwise).
+    pub host: String,
     pub port: u16,
     /// redis-server's pid and the watchdog shell that stops it if this process dies.
     running: Option<(u32, std::process::Child)>,
@@ -71,9 +73,16 @@ impl RedisServer {
     /// A redis-server of the calling test's own, which it may stop and start again on the same
     /// port (outage tests). The shared [`server`] is one of these that is never stopped.
     pub fn start_own() -> RedisServer {
+        Self::start_own_at("127.0.0.1", free_port())
+    }
+
+    /// [`RedisServer::start_own`] listening on `host:port` (the chaos test's pods reach it over
+    /// a bridge from their network namespaces).
+    pub fn start_own_at(host: &str, port: u16) -> RedisServer {
         require_redis_server();
         let mut me = RedisServer {
-            port: free_port(),
+            host: host.to_owned(),
+            port,
             running: None,
             tls: None,
         };
@@ -86,6 +95,7 @@ impl RedisServer {
     pub fn start_tls(tls: RedisTls) -> RedisServer {
         require_redis_server();
         let mut me = RedisServer {
+            host: "127.0.0.1".to_owned(),
             port: free_port(),
             running: None,
             tls: Some(tls),
@@ -101,13 +111,17 @@ impl RedisServer {
         } else {
             "redis"
         };
-        format!("{scheme}://127.0.0.1:{}/", self.port)
+        format!("{scheme}://{}:{}/", self.host, self.port)
     }
 
     /// The server's command line after `redis-server`.
     fn args(&self) -> String {
         let port = self.port;
-        let common = "--bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning";
+        let common = format!(
+            "--bind {} --protected-mode no --save '' --appendonly no --daemonize no \
+             --loglevel warning",
+            self.host
+        );
         match &self.tls {
             None => format!("--port {port} {common}"),
             Some(t) => format!(
@@ -151,8 +165,8 @@ impl RedisServer {
         for _ in 0..200 {
             // a TLS server is up once its port accepts (PING would need the handshake)
             let up = match self.tls {
-                None => ping(port),
-                Some(_) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                None => ping(&self.host, port),
+                Some(_) => std::net::TcpStream::connect((self.host.as_str(), port)).is_ok(),
             };
             if up {
                 return;
@@ -164,16 +178,11 @@ impl RedisServer {
 
     /// Kills redis-server (SIGKILL: a crash, nothing saved) and waits until the port is closed.
     pub fn stop(&mut self) {
-        let Some((pid, mut watchdog)) = self.running.take() else {
+        if !self.kill() {
             return;
-        };
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let _ = watchdog.wait();
+        }
         for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if std::net::TcpStream::connect((self.host.as_str(), self.port)).is_err() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -194,6 +203,20 @@ impl RedisServer {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill {signal} redis-server");
+    }
+
+    /// SIGKILLs redis-server if it runs (without waiting for the port: safe in a drop); whether
+    /// it did.
+    fn kill(&mut self) -> bool {
+        let Some((pid, mut watchdog)) = self.running.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = watchdog.wait();
+        true
     }
 
     /// Stops and starts again, empty, on the same port.
@@ -221,14 +244,14 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.stop();
+        self.kill();
     }
 }
 
 /// Whether a redis-server answers PING on `port`.
-fn ping(port: u16) -> bool {
+fn ping(host: &str, port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut s) = std::net::TcpStream::connect((host, port)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));

@@ -162,6 +162,15 @@ impl Client {
         })
     }
 
+    /// Writes `request` and returns at once with its request id: the answer comes later from
+    /// [`Client::next_event`] as [`Event::Reply`] or [`Event::Error`] with that id. A SEND with a
+    /// `clientMsgId` is kept until its reply 0 and written again on every new connection; any
+    /// other request is lost with the connection it went out on. For a client that keeps
+    /// reading (timestamps of what arrives) while its sends are in flight.
+    pub fn submit(&mut self, request: Request) -> RequestId {
+        self.session.request(request)
+    }
+
     /// Sends `text` to user `to` with `client_msg_id`; returns reply 0 (the message is stored).
     pub async fn send_to(&mut self, to: &str, text: &str, client_msg_id: &str) -> Result<Received> {
         let request = Request::Send {

@@ -95,8 +95,9 @@ fn every_push_is_acked_and_passed_on_once() {
             &json!({"type": 15, "params": {"from": "client", "msgid": id(7)}})
         );
     }
-    assert_eq!(events.len(), 1, "one message: {events:?}");
+    assert_eq!(events.len(), 2, "one message, one duplicate: {events:?}");
     assert!(matches!(&events[0], Event::Message(e) if e.message_id == id(7)));
+    assert!(matches!(&events[1], Event::Duplicate(e) if e.message_id == id(7)));
 }
 
 #[test]

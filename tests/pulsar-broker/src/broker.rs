@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::atomic::{AtomicBool, Ordering},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -95,6 +96,7 @@ impl Broker {
         let admin_url = format!("{http}://{}", reachable(admin_addr));
 
         let shared = Arc::new(Shared {
+            refusing: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 state: State::new(service_url.clone()),
                 links: HashMap::new(),
@@ -194,6 +196,14 @@ impl BrokerHandle {
         links.len()
     }
 
+    /// Fault hook: while refusing, every new connection is closed as soon as it is accepted (a
+    /// broker that is down: clients cannot connect). With [`BrokerHandle::drop_all_connections`]
+    /// first, this is a broker restart that keeps its topics, as Pulsar's storage does.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.shared.refusing.store(refusing, Ordering::SeqCst);
+        tracing::info!(refusing, "broker refusing connections");
+    }
+
     /// Fault hook: while paused, nothing is pushed to consumers (publishing, receipts and acks
     /// go on); resuming pushes what accumulated.
     pub fn pause_delivery(&self, paused: bool) {
@@ -238,6 +248,8 @@ impl Drop for BrokerHandle {
 /// What connections and the admin API share.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Set by [`BrokerHandle::set_refusing`]: new connections are closed at once.
+    refusing: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -327,6 +339,7 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
+            Ok((socket, _)) if shared.refusing.load(Ordering::SeqCst) => drop(socket),
             Ok((socket, peer)) => {
                 // latency over throughput: frames are small and tests wait on them
                 let _ = socket.set_nodelay(true);

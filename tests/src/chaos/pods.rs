@@ -1,0 +1,176 @@
+//! The chaos test's gateway pods: real `chat-gateway` processes, each in its own network
+//! namespace (`ip netns exec` execs the gateway itself, so the child's pid is the gateway's),
+//! listening on its namespace's address; SIGKILLed, drained and restarted by the fault schedule,
+//! their RSS sampled from `/proc`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::netns::{namespace, pod_ip};
+use crate::fixtures::{self, SECRET};
+
+/// Public port of every pod (each in its own namespace).
+const PORT: u16 = 8080;
+/// Admin port of every pod.
+const ADMIN_PORT: u16 = 9090;
+/// How long a pod may take to become ready (a loaded machine; a backend recovering).
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// One life of a pod's process: its pid, when it started, RSS samples (kB) with their times.
+#[derive(Debug, Clone)]
+pub struct Incarnation {
+    pub pid: u32,
+    pub started: Instant,
+    pub rss_kb: Vec<(Instant, u64)>,
+}
+
+/// A pod: its index, its process while it runs, and every incarnation it had.
+pub struct Pod {
+    pub index: usize,
+    child: Option<tokio::process::Child>,
+    pub lives: Vec<Incarnation>,
+}
+
+impl Pod {
+    pub fn name(&self) -> String {
+        format!("pod-{}", self.index)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}:{PORT}/ws", pod_ip(self.index))
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}:{ADMIN_PORT}{path}", pod_ip(self.index))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// Records the current process's RSS (nothing when it is not running).
+    pub fn sample_rss(&mut self) {
+        let Some(pid) = self.pid() else { return };
+        let Some(kb) = rss_kb(pid) else { return };
+        if let Some(life) = self.lives.last_mut().filter(|l| l.pid == pid) {
+            life.rss_kb.push((Instant::now(), kb));
+        }
+    }
+
+    /// SIGKILL: no drain, no flush.
+    pub async fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// SIGTERM (the gateway drains for `--drain-seconds`, then exits); SIGKILL if it has not
+    /// exited within `within`.
+    pub async fn terminate(&mut self, within: Duration) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = c.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(within, c.wait()).await.is_err() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// `POST /admin/drain` with a deadline of `seconds`; the admin API's status.
+    pub async fn drain(&self, seconds: u64) -> u16 {
+        let body = serde_json::json!({ "deadlineSeconds": seconds });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        match http
+            .post(self.admin_url("/admin/drain"))
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// How pods are started: the binary and the backend flags they share.
+pub struct PodSpec {
+    pub binary: String,
+    pub data_dir: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl PodSpec {
+    /// Starts pod `index` in its namespace and waits until `/readyz` answers 200 (a pod started
+    /// while a backend is down may take until it is back).
+    pub async fn start(&self, pod: &mut Pod) {
+        assert!(pod.child.is_none(), "{} already running", pod.name());
+        let dir = self.data_dir.join(pod.name());
+        std::fs::create_dir_all(&dir).expect("pod data dir");
+        let ip = pod_ip(pod.index);
+        let child = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &namespace(pod.index)])
+            .arg(&self.binary)
+            .arg("serve")
+            .args(["--listen", &format!("{ip}:{PORT}")])
+            .args(["--admin-listen", &format!("{ip}:{ADMIN_PORT}")])
+            .args(["--data-dir", dir.to_str().expect("utf-8 path")])
+            .args(["--jwt-secret", SECRET, "--pod-name", &pod.name()])
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("CHAOS_POD_LOG").unwrap_or_else(|_| "error,pulsar=off".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn a gateway pod with ip netns exec");
+        let pid = child.id().expect("pid");
+        pod.child = Some(child);
+        pod.lives.push(Incarnation {
+            pid,
+            started: Instant::now(),
+            rss_kb: Vec::new(),
+        });
+        let url = pod.admin_url("/readyz");
+        let child = pod.child.as_mut().expect("just spawned");
+        let ready = fixtures::wait_until(READY_WITHIN, Duration::from_millis(100), async || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("gateway pod exited with {status} before becoming ready at {url}");
+            }
+            fixtures::status_of(&url, Duration::from_secs(2)).await == 200
+        })
+        .await;
+        assert!(
+            ready,
+            "{} did not become ready within {READY_WITHIN:?}",
+            pod.name()
+        );
+    }
+}
+
+/// A new pod, not started.
+pub fn pod(index: usize) -> Pod {
+    Pod {
+        index,
+        child: None,
+        lives: Vec::new(),
+    }
+}
+
+/// Resident set size of `pid` in kB, from `/proc/{pid}/status`.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
