@@ -38,6 +38,7 @@ pub(super) fn run(data: &[u8]) {
         ack_window: usize::from(input.byte().unwrap_or(4) % 8),
         rate_limit: u32::from(input.byte().unwrap_or(100)),
         rate_burst: u32::from(input.byte().unwrap_or(200)),
+        write_timeout: Duration::from_secs(10),
     });
     let mut d = Driver::new(settings);
     d.drain_effects(None, None);
@@ -79,6 +80,7 @@ impl Driver {
             device: DeviceId::parse("phone").expect("an id"),
             epoch: 7,
             session_id: "gw-0_bob_7".into(),
+            token_expires_ms: i64::MAX,
         });
         let now = Instant::now();
         Self {
@@ -226,11 +228,14 @@ impl Driver {
                 call.request_id.as_ref(),
             ))),
         };
-        self.c.handle_finished(Finished {
-            request_id: call.request_id.clone(),
-            silent,
-            result,
-        });
+        self.c.handle_finished(
+            Finished {
+                request_id: call.request_id.clone(),
+                silent,
+                result,
+            },
+            self.now,
+        );
         Some(call)
     }
 
