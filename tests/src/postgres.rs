@@ -341,8 +341,8 @@ impl OwnPostgresServer {
             return;
         };
         let pid = running.pid;
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         let signal = if frozen { "-STOP" } else { "-CONT" };
         let mut pids = vec![pid.to_string()];
         pids.extend(children.split_whitespace().map(str::to_owned));

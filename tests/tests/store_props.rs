@@ -68,8 +68,16 @@ async fn check(store: &SqliteStore, m: &mut Model) -> Result<(), TestCaseError> 
             continue;
         };
         prop_assert_eq!(c.last_seq, last);
-        prop_assert!(c.acked_seq >= m.seen_acked[u], "{}'s ackedSeq moved back", user);
-        prop_assert!(c.read_seq >= m.seen_read[u], "{}'s readSeq moved back", user);
+        prop_assert!(
+            c.acked_seq >= m.seen_acked[u],
+            "{}'s ackedSeq moved back",
+            user
+        );
+        prop_assert!(
+            c.read_seq >= m.seen_read[u],
+            "{}'s readSeq moved back",
+            user
+        );
         prop_assert_eq!(c.acked_seq, m.contiguous(u), "{}'s ackedSeq", user);
         prop_assert_eq!(c.read_seq, m.read[u], "{}'s readSeq", user);
         m.seen_acked[u] = c.acked_seq;
@@ -78,7 +86,10 @@ async fn check(store: &SqliteStore, m: &mut Model) -> Result<(), TestCaseError> 
         if c.acked_seq < last {
             prop_assert_eq!(backlog.len(), 1);
             prop_assert_eq!(&backlog[0].conversation_id, &conversation);
-            prop_assert_eq!((backlog[0].after_seq, backlog[0].last_seq), (c.acked_seq, last));
+            prop_assert_eq!(
+                (backlog[0].after_seq, backlog[0].last_seq),
+                (c.acked_seq, last)
+            );
         } else {
             prop_assert!(backlog.is_empty(), "a backlog with nothing above ackedSeq");
         }
@@ -98,14 +109,15 @@ async fn sync_walk(
     let mut cursor = from;
     let mut seqs = Vec::new();
     loop {
-        let page = store
-            .read(USERS[user], &conversation, cursor, limit)
-            .await;
+        let page = store.read(USERS[user], &conversation, cursor, limit).await;
         let Ok(page) = page else {
             prop_assert_eq!(last, 0, "SYNC refused in a conversation with messages");
             return Ok(());
         };
-        prop_assert!(page.messages.len() <= limit as usize, "a page over its limit");
+        prop_assert!(
+            page.messages.len() <= limit as usize,
+            "a page over its limit"
+        );
         seqs.extend(page.messages.iter().map(|msg| msg.seq));
         match page.messages.last() {
             Some(msg) if page.has_more => cursor = msg.seq,

@@ -306,11 +306,10 @@ fn on_event(e: Event, client: &mut Client, flight: &mut Option<InFlight>, log: &
                 }
             }
         }
-        Event::Connected(_) => {
-            if l.online.last().is_none_or(|(_, end)| end.is_some()) {
-                l.online.push((now, None));
-            }
+        Event::Connected(_) if l.online.last().is_none_or(|(_, end)| end.is_some()) => {
+            l.online.push((now, None));
         }
+        Event::Connected(_) => {}
         Event::Disconnected(_) => {
             if let Some((_, end)) = l.online.last_mut() {
                 end.get_or_insert(now);

@@ -148,7 +148,7 @@ impl Schedule {
         }
     }
 
-    pub fn next(&mut self) -> (Kind, Option<usize>) {
+    pub fn next_fault(&mut self) -> (Kind, Option<usize>) {
         let kind = self
             .first
             .pop()

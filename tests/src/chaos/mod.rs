@@ -262,7 +262,7 @@ pub async fn run(cfg: Config) -> Report {
     let mut faults = Vec::new();
     let fault_end = Instant::now() + cfg.fault_phase;
     while Instant::now() < fault_end {
-        let (kind, pod) = schedule.next();
+        let (kind, pod) = schedule.next_fault();
         let hold = schedule.within(cfg.pace.hold);
         let mut targets = Targets {
             network: &c.network,
