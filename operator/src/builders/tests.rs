@@ -169,11 +169,12 @@ fn secret_urls_stay_out_of_the_config_map_and_plain_ones_go_in() {
             "CHAT_DATA_DIR",
             "CHAT_POD_NAME",
             "CHAT_JWT_SECRET",
+            "CHAT_ADMIN_TOKEN",
             "CHAT_REDIS_URL"
         ]
     );
     assert_eq!(
-        env[5],
+        env[6],
         json!({"name": "CHAT_REDIS_URL",
                "valueFrom": {"secretKeyRef": {"name": "chat-redis", "key": "url"}}})
     );
@@ -389,10 +390,11 @@ fn a_settings_change_changes_the_pod_template() {
     pulsar.spec.pulsar.service_url = "pulsar://other:6650".into();
     assert_ne!(template_annotations(&pulsar), before);
 
-    // Neither the ingress nor the replica count is a pod setting.
+    // The ingress host is: the allowed origins follow it (issue 17).
     let mut ingress = demo();
     ingress.spec.ingress = None;
-    assert_eq!(template_annotations(&ingress), before);
+    assert_ne!(template_annotations(&ingress), before);
+    // The replica count is not a pod setting.
     let b = Blueprint::new(&cc).unwrap();
     assert_eq!(
         b.stateful_set(1).spec.unwrap().template,
