@@ -14,6 +14,8 @@ use crate::fixtures::{self, SECRET};
 const PORT: u16 = 8080;
 /// Admin port of every pod.
 const ADMIN_PORT: u16 = 9090;
+/// The admin token of every chaos pod (their admin ports are off loopback).
+const ADMIN_TOKEN: &str = "chaos-admin-token";
 /// How long a pod may take to become ready (a loaded machine; a backend recovering).
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -92,6 +94,7 @@ impl Pod {
             .expect("http client");
         match http
             .post(self.admin_url("/admin/drain"))
+            .bearer_auth(ADMIN_TOKEN)
             .json(&body)
             .send()
             .await
@@ -125,6 +128,8 @@ impl PodSpec {
             .args(["--admin-listen", &format!("{ip}:{ADMIN_PORT}")])
             .args(["--data-dir", dir.to_str().expect("utf-8 path")])
             .args(["--jwt-secret", SECRET, "--pod-name", &pod.name()])
+            // Off loopback, the admin port wants a token (issue 17, point 8).
+            .args(["--admin-token", ADMIN_TOKEN])
             .args(&self.args)
             .env(
                 "RUST_LOG",
