@@ -216,15 +216,15 @@ impl Router {
             }
         }
         for (pod, devices) in plan.remote {
-            let event = payload.event(devices, hops);
-            // Only a failure costs the clone: the event is kept for another attempt.
-            let kept = payload.must_arrive().then(|| event.clone());
-            if let Err(e) = self.bus.publish(&pod, event).await {
+            // Kept for another attempt: the device list, not the whole event (whose message
+            // would be copied for every forwarded delivery).
+            let kept = payload.must_arrive().then(|| devices.clone());
+            if let Err(e) = self.bus.publish(&pod, payload.event(devices, hops)).await {
                 tracing::warn!(pod, error = %e, "forwarding failed; trying again");
-                if let Some(event) = kept {
+                if let Some(devices) = kept {
                     self.retries.push(Retry::Publish {
                         pod,
-                        event: Box::new(event),
+                        event: Box::new(payload.event(devices, hops)),
                     });
                 }
             }
