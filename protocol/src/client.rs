@@ -314,7 +314,19 @@ impl ClientFrame {
 
     /// Every frame, with what is wrong when it breaks a rule ([`fast`] reads the common ones).
     pub(crate) fn parse_general(text: &str) -> Result<ClientFrame, FrameError> {
-        let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
+        // A derived `Deserialize` also reads a struct from an array (`[1, {}, "r"]`); a frame
+        // is an object, and only an object's `requestId` is one to echo.
+        let parsed = if text.trim_start().starts_with('{') {
+            serde_json::from_str::<RawFrame>(text)
+        } else {
+            serde_json::from_str::<serde::de::IgnoredAny>(text).and_then(|_| {
+                Err(serde::de::Error::invalid_type(
+                    serde::de::Unexpected::Other("a non-object"),
+                    &"a JSON object",
+                ))
+            })
+        };
+        let raw: RawFrame = parsed.map_err(|e| {
             let message = if e.is_data() {
                 "frame must be a JSON object with a numeric \"type\"".to_owned()
             } else {
