@@ -236,15 +236,23 @@ impl<M: Windowed> Outbox<M> {
         let short = messages.len() < req.limit as usize;
         let mut out = Vec::with_capacity(messages.len());
         let mut cursor = req.after_seq;
+        // The page was sized to the room at the time of the request; live messages of other
+        // conversations may have taken some of it since. What does not fit is read again.
+        let mut cut = false;
         for m in messages {
+            let new = !self.in_flight.contains_key(m.id()) && !self.acked.contains(m.id());
+            if new && self.room() == 0 {
+                cut = true;
+                break;
+            }
             cursor = cursor.max(m.seq());
-            if !self.in_flight.contains_key(m.id()) && !self.acked.contains(m.id()) {
+            if new {
                 out.push(self.admit(m, now));
             }
         }
         if let Some(pull) = self.pulling.get_mut(&req.conversation_id) {
             pull.cursor = pull.cursor.max(cursor);
-            if short && pull.cursor >= pull.pending_up_to {
+            if short && !cut && pull.cursor >= pull.pending_up_to {
                 self.pulling.remove(&req.conversation_id);
             }
         }

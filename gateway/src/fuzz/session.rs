@@ -1,7 +1,8 @@
 //! The `session` target's driver: plays a script ([`super::input`]) against one
 //! [`Connection`] the way the shell (`session::run`) would — frames only while the core wants
 //! them, store calls finished in call order, one page read at a time, the timer fired when its
-//! deadline passed — and checks what comes out.
+//! deadline passed — and checks what comes out. `FUZZ_TRACE=1` prints each step and the effects
+//! it caused (to read a crash input: `FUZZ_TRACE=1 cargo test -p chat-gateway --lib fuzz::`).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub(super) fn run(data: &[u8]) {
     while let Some(step) = input.step() {
         if d.closed {
             break;
+        }
+        if std::env::var_os("FUZZ_TRACE").is_some() {
+            eprintln!("STEP {step:?}");
         }
         d.step(step);
     }
@@ -269,6 +273,11 @@ impl Driver {
         let frame_id = frame.and_then(chat_protocol::fuzz::request_id_of);
         let bound = 2 * self.settings.ack_window.max(1) + 8;
         let effects: Vec<Effect> = std::iter::from_fn(|| self.c.poll_effect()).collect();
+        if std::env::var_os("FUZZ_TRACE").is_some() {
+            for e in &effects {
+                eprintln!("  EFFECT {e:?}");
+            }
+        }
         assert!(
             effects.len() <= bound,
             "more than {bound} effects for one input"

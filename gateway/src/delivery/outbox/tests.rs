@@ -178,6 +178,38 @@ fn queue_overflow_falls_back_to_pull_in_order() {
     assert_eq!(o.pulled(&r, vec![msg("c", 2)], now)[0].message.seq, 2);
 }
 
+#[test]
+fn a_page_never_overruns_the_window_that_live_messages_filled_meanwhile() {
+    let now = Instant::now();
+    let mut o = Outbox::new(3, T);
+    o.start_pull("a", 0, 3);
+    let r = o.next_pull().unwrap();
+    assert_eq!(r.limit, 3);
+    // While the read is out, two live messages of another conversation take two slots.
+    assert!(o.offer(msg("b", 1), now).is_some());
+    assert!(o.offer(msg("b", 2), now).is_some());
+    let sent = o.pulled(&r, vec![msg("a", 1), msg("a", 2), msg("a", 3)], now);
+    assert_eq!(sent.len(), 1, "one slot left");
+    assert_eq!(o.in_flight(), 3);
+    // The rest is read again once acks free the window, from where the page was cut.
+    assert!(o.is_pulling());
+    o.ack("b-1");
+    o.ack("a-1");
+    let r = o.next_pull().unwrap();
+    assert_eq!((r.after_seq, r.limit), (1, 2));
+    let sent = o.pulled(&r, vec![msg("a", 2), msg("a", 3)], now);
+    assert_eq!(
+        sent.iter().map(|p| p.message.seq).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    // A full page: one more read finds the end.
+    o.ack("a-2");
+    let r = o.next_pull().unwrap();
+    assert_eq!(r.after_seq, 3);
+    assert!(o.pulled(&r, vec![], now).is_empty());
+    assert!(!o.is_pulling());
+}
+
 /// What a device does to the window, for the property below.
 #[derive(Debug, Clone)]
 enum Step {
@@ -189,6 +221,8 @@ enum Step {
     Wait(u64),
     /// The outstanding page read, if any, is answered from the store.
     Answer,
+    /// Conversation `0` or `1` switches to reading from the store (as at a catch-up).
+    Pull(usize),
 }
 
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -198,6 +232,7 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         3 => any::<usize>().prop_map(Step::Ack),
         1 => (0u64..15_000).prop_map(Step::Wait),
         2 => Just(Step::Answer),
+        1 => (0usize..2).prop_map(Step::Pull),
     ]
 }
 
@@ -283,6 +318,16 @@ impl Device {
                 self.sent(expired.send);
             }
             Step::Answer => self.answer(),
+            Step::Pull(conv) => {
+                // From what the device has had, up to what is stored, as a catch-up reads.
+                let had = self
+                    .first_pushes
+                    .iter()
+                    .filter(|(c, _)| *c == conv)
+                    .map(|(_, s)| *s);
+                let had = had.max().unwrap_or(0);
+                self.o.start_pull(CONVS[conv], had, self.stored[conv]);
+            }
         }
         self.poll_reads();
     }
