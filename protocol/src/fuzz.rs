@@ -44,9 +44,19 @@ pub fn client_frame(data: &[u8]) {
 
 /// The `requestId` of `text` read independently of the parser: a string or a number.
 pub fn request_id_of(text: &str) -> Option<RequestId> {
-    match serde_json::from_str::<Value>(text).ok()?.get("requestId")? {
-        Value::String(s) => Some(RequestId::Text(s.clone())),
-        Value::Number(n) => Some(RequestId::Number(n.clone())),
+    // Only the top-level `requestId` is read: another field's number too big for an f64
+    // (`1e400`) fails a whole `Value` but not a frame, whose other fields are skipped.
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "requestId")]
+        request_id: Option<Value>,
+    }
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str::<Probe>(text).ok()?.request_id? {
+        Value::String(s) => Some(RequestId::Text(s)),
+        Value::Number(n) => Some(RequestId::Number(n)),
         _ => None,
     }
 }
