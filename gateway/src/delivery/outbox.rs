@@ -202,7 +202,9 @@ impl<M: Windowed> Outbox<M> {
                 pull.cursor = pull.cursor.min(m.seq() - 1);
                 continue;
             }
-            if !self.in_flight.contains_key(m.id()) {
+            // A redelivered copy may have queued behind the first: once that one is in flight
+            // or acked, the copy is not sent.
+            if !self.in_flight.contains_key(m.id()) && !self.acked.contains(m.id()) {
                 out.push(self.admit(m, now));
             }
         }

@@ -52,6 +52,20 @@ fn ack_frees_the_slot() {
 }
 
 #[test]
+fn a_copy_queued_behind_its_original_is_not_sent_after_the_ack() {
+    let now = Instant::now();
+    let mut o = Outbox::new(1, T);
+    assert!(o.offer(msg("c", 1), now).is_some());
+    // Window full: 2 queues, and so does its redelivered copy.
+    assert!(o.offer(msg("c", 2), now).is_none());
+    assert!(o.offer(msg("c", 2), now).is_none());
+    o.ack("c-1");
+    assert_eq!(o.refill(now).len(), 1);
+    o.ack("c-2");
+    assert!(o.refill(now).is_empty(), "c-2 was acked");
+}
+
+#[test]
 fn retries_once_then_gives_up() {
     let now = Instant::now();
     let mut o = Outbox::new(8, T);
