@@ -60,15 +60,23 @@ impl PushMsg {
     fn parse(raw: &RawValue, http: bool) -> serde_json::Result<Self> {
         #[derive(Deserialize)]
         struct Body<'a> {
-            #[serde(rename = "type")]
+            #[serde(rename = "type", default, deserialize_with = "small_kind")]
             kind: Option<u16>,
             #[serde(borrow)]
             params: Option<&'a RawValue>,
         }
+        /// A `type` this crate may not know (any JSON) reads as none, not as an error.
+        fn small_kind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+            let v = Value::deserialize(d)?;
+            Ok(v.as_u64().and_then(|k| u16::try_from(k).ok()))
+        }
+        // A pushed body is an object with one `type` and one `params`: one that is not (two
+        // `params`, say) is refused, not kept whole as an unknown body that would then be
+        // written back as a known one.
         let body: Option<Body> = if http {
             None
         } else {
-            serde_json::from_str(raw.get()).ok()
+            Some(serde_json::from_str(raw.get())?)
         };
         let typed = |b: &Body| b.params.map(|p| p.get()).unwrap_or("{}").to_owned();
         Ok(match body {
