@@ -879,3 +879,5 @@ fn a_rollout_and_a_scale_down_at_once() {
     assert_eq!(sim.o.pods.len(), 1);
     assert_eq!(sim.o.pods[0].revision.as_deref(), Some("new"));
 }
+
+mod proptests;
