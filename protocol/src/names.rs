@@ -59,6 +59,13 @@ impl Keys {
         format!("{}:watching:{pod}", self.prefix)
     }
 
+    /// `{p}:table`, the route table's birth, `{random}|{ms}`: set by the first pod that beats
+    /// into an empty Redis, so every pod tells a table that lost its routes (a Redis restarted
+    /// empty) from the one it registered into.
+    pub fn table(&self) -> String {
+        format!("{}:table", self.prefix)
+    }
+
     /// `{p}:servers`, the ZSET pod → last-seen ms.
     pub fn servers(&self) -> String {
         format!("{}:servers", self.prefix)

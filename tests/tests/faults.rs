@@ -133,6 +133,56 @@ async fn a_hung_redis_holds_remote_fan_out_back_but_not_local_delivery() {
     assert_eq!(env["messageId"], to_carol["params"]["messageId"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_empty_holds_fan_outs_until_every_pod_registered_again() {
+    let mut redis = RedisServer::start_own();
+    let c = TestCluster::start_on_redis(2, redis.url()).await;
+    let mut alice = c.connect(0, "alice", "d").await;
+    // bob has a device on each pod: the one beside alice acks at once, as a phone would.
+    let mut bob_here = c.connect(0, "bob", "here").await;
+    let mut bob_there = c.connect(1, "bob", "there").await;
+    let acker = tokio::spawn(async move {
+        while let Some(frame) = bob_here.quiet_for(Duration::from_secs(30)).await {
+            if frame["msg"]["type"] == 2 {
+                bob_here.ack(&frame).await;
+            }
+        }
+    });
+    // Redis restarts empty: every route is gone, every device still connected. The two pods
+    // register theirs again at their own heartbeats, seconds apart; messages sent meanwhile
+    // reach bob's first device, which acks them, so a later catch-up of the second (from
+    // bob's ackedSeq, §4.4) would not bring them: they must reach it live.
+    tokio::task::block_in_place(|| {
+        redis.stop();
+        redis.start();
+    });
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let id = format!("m-{i}");
+        let reply = send_within(&mut alice, "bob", &id, Duration::from_secs(10)).await;
+        sent.push(reply["params"]["messageId"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut got = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < sent.len() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(env) = push_within(&mut bob_there, 2, left).await else {
+            break;
+        };
+        bob_there.ack(&env).await;
+        got.insert(env["messageId"].as_str().unwrap().to_owned());
+    }
+    let missing: Vec<&String> = sent.iter().filter(|m| !got.contains(*m)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} messages never reached bob's device on the other pod: {missing:?}",
+        missing.len(),
+        sent.len()
+    );
+    acker.abort();
+}
+
 // Degrade, don't lie (issue 17, point 3).
 
 /// `/readyz`'s status and body.

@@ -6,6 +6,7 @@
 //! | `{p}:online:{user}` | SET of devices | 3600 s |
 //! | `{p}:pod:{pod}` | SET of `user:device` held by that pod | none (the operator deletes it) |
 //! | `{p}:servers` | ZSET pod → last-seen ms | none (the operator trims it; pods reap silent ones) |
+//! | `{p}:table` | `{random}\|{ms}`: the table's birth, set by the first pod beating into an empty Redis | none |
 //! | `{p}:consuming` | ZSET pod → last ms its inbox consumer worked | none (a pod removes itself when its consumer is down) |
 //! | `{p}:seen:{user}` | ms when the user's last device left (`lastSeen`) | 90 days |
 //! | `{p}:watchers:{user}` | HASH pod → count: pods watching the user's presence | none (reaped with the pod) |
@@ -15,6 +16,14 @@
 //! first device (online), removing the last member its last (offline, and `{p}:seen:{user}`
 //! is set). A pod that stops heartbeating for [`POD_STALE_MS`] is reaped by whichever live pod
 //! looks first ([`REAP`]): its routes go, its users' last devices with them.
+//!
+//! A Redis that restarts empty loses every route at once, while every device stays connected:
+//! until each pod has registered its connections again (at its next heartbeat), a lookup
+//! would find recipients "offline" and a fan-out would reach nobody, without an error. So
+//! every lookup also reads `{p}:table`, and one that finds a table other than the one this
+//! pod registered into, or one rebuilt less than [`TABLE_SETTLE`] ago, fails: the router
+//! delivers to this pod's own devices at once and holds the rest in its retry queue until
+//! the table is whole again (issue 17: live delivery through a Redis restart).
 //!
 //! Every change is one Lua script, so a route and its sets never disagree half-way. Removal is a
 //! compare-and-delete on the epoch: a device that reconnected elsewhere keeps its new route.
@@ -61,6 +70,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// live deliveries (stored, so they came only on reconnect). A slow Redis should slow delivery
 /// down, not drop it; a Redis that is down still fails at once (connection refused).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after the route table was rebuilt (Redis restarted empty) lookups wait for every
+/// pod to have registered its connections again: every pod's next heartbeat (5 s apart), its
+/// REFRESH of every connection, and some slack.
+pub const TABLE_SETTLE: Duration = Duration::from_secs(8);
 /// Readiness asks more impatiently: the probe must answer within its own timeout (2 s).
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -75,6 +88,53 @@ pub struct RedisRoutes {
     presence: Script,
     reap: Script,
     watch: Script,
+    /// The route table this pod registered into, as its heartbeats saw it.
+    table: std::sync::Mutex<Table>,
+}
+
+/// What this pod knows of `{p}:table`.
+#[derive(Default)]
+struct Table {
+    /// The birth its last heartbeat read (none before the first).
+    known: Option<String>,
+    /// Whether it has seen the table replaced (Redis lost it) since it started.
+    rebuilt: bool,
+}
+
+impl Table {
+    /// A heartbeat read `birth`: whether the table is another than the one this pod had.
+    fn beat(&mut self, birth: String) -> bool {
+        let replaced = self.known.as_ref().is_some_and(|k| *k != birth);
+        self.rebuilt |= replaced;
+        self.known = Some(birth);
+        replaced
+    }
+
+    /// Whether a lookup that read `birth` (`""`: none) saw the whole table at `now_ms`.
+    fn check(&self, birth: &str, now_ms: i64) -> Result<()> {
+        let Some(known) = &self.known else {
+            return Ok(());
+        };
+        if birth != known {
+            return Err(Error::Unavailable(
+                "route table: emptied since this pod's last heartbeat (Redis restarted?); \
+                 waiting for the pods to register their connections again"
+                    .into(),
+            ));
+        }
+        let born = birth
+            .rsplit_once('|')
+            .and_then(|(_, ms)| ms.parse::<i64>().ok())
+            .unwrap_or(0);
+        let age = now_ms.saturating_sub(born);
+        if self.rebuilt && age < TABLE_SETTLE.as_millis() as i64 {
+            return Err(Error::Unavailable(format!(
+                "route table: rebuilt {age} ms ago; waiting for the pods to register their \
+                 connections again"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
@@ -108,6 +168,7 @@ impl RedisRoutes {
             presence: Script::new(PRESENCE),
             reap: Script::new(REAP),
             watch: Script::new(WATCH),
+            table: std::sync::Mutex::default(),
         })
     }
 
@@ -270,7 +331,13 @@ impl RouteTable for RedisRoutes {
         for u in users {
             call.key(self.keys.online(u)).arg(u);
         }
-        let found: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        call.key(self.keys.table());
+        let mut found: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let birth = found.pop().unwrap_or_default();
+        self.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(&birth, now_ms())?;
         Ok(found
             .chunks_exact(3)
             .filter_map(|t| {
@@ -295,12 +362,30 @@ impl RouteTable for RedisRoutes {
 
     async fn heartbeat(&self, pod: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
-        // ZADD answers how many members it added: 1 when the pod was not in the set.
-        let added: i64 = conn
-            .zadd(self.keys.servers(), pod, now_ms())
+        let now = now_ms();
+        let table = self.keys.table();
+        // ZADD answers how many members it added: 1 when the pod was not in the set. The table's
+        // birth is set by whichever pod beats first into an empty Redis.
+        let (added, birth): (i64, String) = redis::pipe()
+            .zadd(self.keys.servers(), pod, now)
+            .cmd("SET")
+            .arg(&table)
+            .arg(format!("{:016x}|{now}", rand::random::<u64>()))
+            .arg("NX")
+            .ignore()
+            .get(&table)
+            .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(added == 1)
+        let replaced = self
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .beat(birth);
+        if replaced {
+            tracing::warn!("the route table was emptied (Redis restarted?): registering this pod's connections again");
+        }
+        Ok(added == 1 || replaced)
     }
 
     async fn inbox_health(&self, pod: &str, consuming: bool) -> Result<()> {
@@ -339,6 +424,25 @@ impl RouteTable for RedisRoutes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookup_fails_on_a_table_emptied_or_rebuilt_moments_ago() {
+        let mut t = Table::default();
+        // Before its first heartbeat a pod has nothing to compare with.
+        assert!(t.check("", 0).is_ok());
+        assert!(!t.beat("a|1000".into()));
+        assert!(t.check("a|1000", 2_000).is_ok(), "first contact: no wait");
+        assert!(t.check("", 2_000).is_err(), "emptied: no birth");
+        assert!(t.check("b|2000", 2_500).is_err(), "another table");
+        assert!(t.beat("b|2000".into()), "the heartbeat sees it replaced");
+        let settle = TABLE_SETTLE.as_millis() as i64;
+        assert!(
+            t.check("b|2000", 2_000 + settle - 1).is_err(),
+            "still settling"
+        );
+        assert!(t.check("b|2000", 2_000 + settle).is_ok());
+        assert!(!t.beat("b|2000".into()));
+    }
 
     #[test]
     fn values_parse_with_pipes_in_pod_names() {

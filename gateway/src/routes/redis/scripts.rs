@@ -142,15 +142,16 @@ end
 return {more, left}
 "#;
 
-/// KEYS: the users' online sets. ARGV: the route keys' prefix (`{p}:route:`), then the users in
-/// KEYS' order. Returns `index, device, value` triples (index into the users, from 1) for every
-/// online device that has a route. One round trip for the whole lookup, where SMEMBERS then MGET
+/// KEYS: the users' online sets, then `{p}:table`. ARGV: the route keys' prefix
+/// (`{p}:route:`), then the users in KEYS' order. Returns `index, device, value` triples (index
+/// into the users, from 1) for every online device that has a route, then the table's birth
+/// (`''` when none: Redis lost everything and no pod has beaten since). One round trip for the whole lookup, where SMEMBERS then MGET
 /// took two; it reads route keys it was not given, as a standalone Redis (or keys sharing one
 /// hash slot) allows.
 pub(super) const LOOKUP: &str = r#"
 local found = {}
-for i, online in ipairs(KEYS) do
-  for _, device in ipairs(redis.call('SMEMBERS', online)) do
+for i = 1, #KEYS - 1 do
+  for _, device in ipairs(redis.call('SMEMBERS', KEYS[i])) do
     local value = redis.call('GET', ARGV[1] .. ARGV[i + 1] .. ':' .. device)
     if value then
       found[#found + 1] = tostring(i)
@@ -159,5 +160,6 @@ for i, online in ipairs(KEYS) do
     end
   end
 end
+found[#found + 1] = redis.call('GET', KEYS[#KEYS]) or ''
 return found
 "#;
