@@ -15,6 +15,7 @@ use super::wire::{
     error_response, json_response, parse_body, parse_query, ApiError, ApiResult, Body, Selector,
 };
 use super::Inner;
+use super::{discovery, table};
 
 /// A parsed request path.
 #[derive(Debug)]
@@ -64,7 +65,13 @@ enum Reply {
 }
 
 impl Inner {
-    pub(super) async fn handle(&self, request: Request<kube::client::Body>) -> Response<Body> {
+    /// Serves one request: from `kube::Client` in the tests, or from HTTP (kubectl, say) through
+    /// [`serve`](super::serve).
+    pub(super) async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Display,
+    {
         let (parts, body) = request.into_parts();
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -83,15 +90,37 @@ impl Inner {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let result = match Route::parse(parts.uri.path()) {
-            Some(route) => self.serve(&parts.method, &route, &query, &content_type, &body),
-            None => Err(ApiError::new(
+        let accept = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let path = parts.uri.path();
+        if parts.method == Method::GET {
+            if let Some(document) = discovery::document(path) {
+                return json_response(StatusCode::OK, &document);
+            }
+        }
+        if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+            return error_response(&ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "this fake API server speaks JSON only (kubectl apply sends JSON; typed kubectl \
+                 create of built-in kinds sends protobuf)",
+            ));
+        }
+        let Some(route) = Route::parse(path) else {
+            return error_response(&ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
-                format!("no route for {}", parts.uri.path()),
-            )),
+                format!("no route for {path}"),
+            ));
         };
-        match result {
+        match self.serve(&parts.method, &route, &query, &content_type, &body) {
+            Ok(Reply::Object(code, value)) if table::wanted(&accept) => {
+                json_response(code, &table::render(route.kind, &value, &query))
+            }
             Ok(Reply::Object(code, value)) => json_response(code, &value),
             Ok(Reply::Watch(stream)) => Response::builder()
                 .status(StatusCode::OK)
@@ -114,6 +143,11 @@ impl Inner {
             self.record_write(method, route, body);
         }
         match (method.clone(), &route.name) {
+            (method, Some(name)) if route.subresource.as_deref() == Some("scale") => {
+                let scale =
+                    self.serve_scale(&method, &route.key(name), query, content_type, body)?;
+                Ok(Reply::Object(StatusCode::OK, scale))
+            }
             (Method::GET, Some(name)) => {
                 let key = route.key(name);
                 let state = self.lock();
@@ -179,18 +213,23 @@ impl Inner {
     /// A list (`labelSelector`) or, with `watch=1`, a watch from `resourceVersion` that ends after
     /// `timeoutSeconds` (300 when not given).
     fn list_or_watch(&self, route: &Route, query: &HashMap<String, String>) -> Reply {
-        let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str));
+        let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
+            .with_fields(query.get("fieldSelector").map_or("", String::as_str));
         let watch = matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
         if !watch {
-            return Reply::Object(
-                StatusCode::OK,
-                self.list(route.kind, route.namespace.as_deref(), &selector),
-            );
+            let namespace = route.namespace.as_deref();
+            let list = if route.kind.api_version == "v1" && route.kind.kind == "Event" {
+                self.list_core_events(route.kind, namespace, &selector)
+            } else {
+                self.list(route.kind, namespace, &selector)
+            };
+            return Reply::Object(StatusCode::OK, list);
         }
+        let initial_events = query.get("sendInitialEvents").is_some_and(|v| v == "true");
         let since = query
             .get("resourceVersion")
             .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&rv| rv > 0);
+            .filter(|&rv| rv > 0 && !initial_events);
         let timeout = query
             .get("timeoutSeconds")
             .and_then(|v| v.parse::<u64>().ok())
@@ -200,6 +239,7 @@ impl Inner {
             route.namespace.clone(),
             selector,
             since,
+            initial_events,
             timeout,
         ))
     }
