@@ -80,6 +80,25 @@ async fn scenario(server: &Process, dir: &Path) -> anyhow::Result<()> {
         "apply --server-side: {out}"
     );
     wait_for(&kubectl, "{.status.readyReplicas}=2").await?;
+
+    // A misspelt field is refused (kubectl validates strictly, on the server), and nothing moves.
+    let typo = dir.join("typo.yaml");
+    let example_text = std::fs::read_to_string(example)?;
+    std::fs::write(&typo, example_text.replace("  replicas: 2", "  replica: 3"))?;
+    let refused = kubectl
+        .run(&[
+            "apply",
+            "--server-side",
+            "-f",
+            typo.to_str().context("a UTF-8 path")?,
+        ])
+        .await
+        .err()
+        .context("applying a ChatCluster with spec.replica is refused")?;
+    ensure!(
+        format!("{refused:#}").contains("unknown field \"spec.replica\""),
+        "the refusal names the field: {refused:#}"
+    );
     wait_for(&kubectl, "{.status.phase}=Running").await?;
 
     // The printer columns, with their values, as the Table the server sent.

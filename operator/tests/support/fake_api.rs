@@ -23,7 +23,8 @@
 //! - [`discovery`] and [`openapi`]: `/version`, `/api`, `/apis`, the resource lists, OpenAPI v3.
 //! - [`custom`]: what the ChatCluster CRD says (short names, printer columns, scale paths).
 //! - [`table`]: Table output with the printer columns; [`scale`]: the scale subresource;
-//!   [`events`]: `events.k8s.io/v1` Events listed through `v1`, as `kubectl describe` reads them.
+//!   [`events`]: `events.k8s.io/v1` Events listed through `v1`, as `kubectl describe` reads them;
+//!   [`validation`]: `fieldValidation=Strict` refuses fields the CRD does not declare.
 //!
 //! It speaks JSON only: kubectl's typed writes of built-in kinds (`kubectl create secret`) send
 //! protobuf and are refused with 415; `kubectl apply` of any kind sends JSON.
@@ -45,6 +46,7 @@ mod serve;
 mod statefulset;
 mod status;
 mod table;
+mod validation;
 mod watch;
 mod wire;
 

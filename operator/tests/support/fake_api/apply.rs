@@ -118,7 +118,7 @@ impl Inner {
 }
 
 /// An apply patch: YAML, of which JSON (what kubectl sends) is a subset.
-fn parse_yaml_or_json(body: &Bytes) -> ApiResult<Value> {
+pub(super) fn parse_yaml_or_json(body: &Bytes) -> ApiResult<Value> {
     parse_body(body).or_else(|_| {
         let text = std::str::from_utf8(body)
             .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", err.to_string()))?;

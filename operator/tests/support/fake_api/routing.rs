@@ -10,12 +10,13 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use super::apply::parse_yaml_or_json;
 use super::kinds::{Key, Kind};
 use super::wire::{
     error_response, json_response, parse_body, parse_query, ApiError, ApiResult, Body, Selector,
 };
 use super::Inner;
-use super::{discovery, table};
+use super::{discovery, table, validation};
 
 /// A parsed request path.
 #[derive(Debug)]
@@ -141,6 +142,14 @@ impl Inner {
     ) -> ApiResult<Reply> {
         if *method != Method::GET {
             self.record_write(method, route, body);
+        }
+        let whole_object = *method == Method::POST
+            || *method == Method::PUT
+            || content_type.starts_with("application/apply-patch");
+        if whole_object && route.subresource.is_none() {
+            if let Ok(object) = parse_yaml_or_json(body) {
+                validation::check(route.kind, query, &object)?;
+            }
         }
         match (method.clone(), &route.name) {
             (method, Some(name)) if route.subresource.as_deref() == Some("scale") => {
