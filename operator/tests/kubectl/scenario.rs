@@ -3,11 +3,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use chat_operator::context::{Backends, Context};
 use chat_operator::operator::run_controller;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::Process;
@@ -119,13 +121,36 @@ async fn scenario(server: &Process, dir: &Path) -> anyhow::Result<()> {
     );
     ensure!(rows[1][5].ends_with('s'), "an age in seconds:\n{table}");
 
-    // Through the scale subresource; the operator scales the StatefulSet.
+    // Through the scale subresource; the operator scales the StatefulSet. `get -w` follows it
+    // (a watch of Tables).
+    let mut watching = kubectl.spawn(&["get", "cc", "demo", "-w"])?;
     let out = kubectl.run(&["scale", "cc/demo", "--replicas=5"]).await?;
     ensure!(
         out.trim() == "chatcluster.chatcluster.dev/demo scaled",
         "scale: {out}"
     );
     wait_for(&kubectl, "{.status.readyReplicas}=5").await?;
+    let connections = (5 * CONNECTIONS).to_string();
+    let at_five = ["demo", "5", "5", connections.as_str(), "Running"];
+    let mut lines = BufReader::new(watching.stdout.take().context("piped stdout")?).lines();
+    let mut watched = Vec::new();
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            let row = line.split_whitespace().take(5).eq(at_five);
+            watched.push(line);
+            if row {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("kubectl get -w ended")
+    })
+    .await;
+    watching.start_kill()?;
+    ensure!(
+        matches!(seen, Ok(Ok(()))),
+        "kubectl get -w shows the cluster at 5 Ready pods ({seen:?}):\n{}",
+        watched.join("\n")
+    );
     let replicas = kubectl
         .run(&[
             "get",
@@ -243,7 +268,7 @@ impl Operator {
 
     async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(20), self.task)
+        tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
             .context("the operator stops on shutdown")??;
         Ok(())

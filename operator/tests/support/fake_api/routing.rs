@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::apply::parse_yaml_or_json;
 use super::kinds::{Key, Kind};
+use super::watch::Style;
 use super::wire::{
     error_response, json_response, parse_body, parse_query, ApiError, ApiResult, Body, Selector,
 };
@@ -118,8 +119,16 @@ impl Inner {
                 format!("no route for {path}"),
             ));
         };
-        match self.serve(&parts.method, &route, &query, &content_type, &body) {
-            Ok(Reply::Object(code, value)) if table::wanted(&accept) => {
+        let as_table = table::wanted(&accept);
+        match self.serve(
+            &parts.method,
+            &route,
+            &query,
+            &content_type,
+            &body,
+            as_table,
+        ) {
+            Ok(Reply::Object(code, value)) if as_table => {
                 json_response(code, &table::render(route.kind, &value, &query))
             }
             Ok(Reply::Object(code, value)) => json_response(code, &value),
@@ -139,6 +148,7 @@ impl Inner {
         query: &HashMap<String, String>,
         content_type: &str,
         body: &Bytes,
+        as_table: bool,
     ) -> ApiResult<Reply> {
         if *method != Method::GET {
             self.record_write(method, route, body);
@@ -166,7 +176,7 @@ impl Inner {
                     .ok_or_else(|| ApiError::not_found(&key))?;
                 Ok(Reply::Object(StatusCode::OK, object.clone()))
             }
-            (Method::GET, None) => Ok(self.list_or_watch(route, query)),
+            (Method::GET, None) => Ok(self.list_or_watch(route, query, as_table)),
             (Method::POST, None) => self.create_from_body(route, body),
             (Method::PUT, Some(name)) => self.replace(&route.key(name), route, query, body),
             (Method::PATCH, Some(name)) => {
@@ -220,8 +230,13 @@ impl Inner {
     }
 
     /// A list (`labelSelector`) or, with `watch=1`, a watch from `resourceVersion` that ends after
-    /// `timeoutSeconds` (300 when not given).
-    fn list_or_watch(&self, route: &Route, query: &HashMap<String, String>) -> Reply {
+    /// `timeoutSeconds` (300 when not given); its events' objects as Tables when `as_table`.
+    fn list_or_watch(
+        &self,
+        route: &Route,
+        query: &HashMap<String, String>,
+        as_table: bool,
+    ) -> Reply {
         let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
             .with_fields(query.get("fieldSelector").map_or("", String::as_str));
         let watch = matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
@@ -248,7 +263,10 @@ impl Inner {
             route.namespace.clone(),
             selector,
             since,
-            initial_events,
+            Style {
+                initial_events_end: initial_events,
+                as_table,
+            },
             timeout,
         ))
     }

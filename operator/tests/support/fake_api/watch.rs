@@ -2,8 +2,10 @@
 //! watch sends the changes after its `resourceVersion` (or the current objects as ADDED) and then
 //! every new one, as JSON lines of ADDED/MODIFIED/DELETED. Nothing is ever compacted, so no watch
 //! gets 410 Gone. A watch asking for `sendInitialEvents` (a streaming list: kubectl 1.35's
-//! `wait`) gets the current objects as ADDED, then the BOOKMARK that marks their end.
+//! `wait`) gets the current objects as ADDED, then the BOOKMARK that marks their end. A watch
+//! asking for Tables (`kubectl get -w`) gets each object as a one-row [`table`](super::table).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,18 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::kinds::{Key, Kind};
+use super::table;
 use super::wire::{Body, Selector};
 use super::{Inner, State};
+
+/// How a watch sends its events.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Style {
+    /// After the initial ADDED events, the initial-events-end BOOKMARK (a streaming list).
+    pub(super) initial_events_end: bool,
+    /// Each object as a one-row Table.
+    pub(super) as_table: bool,
+}
 
 /// One change, as watches send it.
 #[derive(Debug)]
@@ -37,15 +49,15 @@ impl Inner {
     }
 
     /// The changes after `since` (or the current objects as ADDED when `None`, followed by the
-    /// initial-events-end BOOKMARK when `initial_events_end`), then every new change, as JSON
-    /// lines, until `timeout`.
+    /// initial-events-end BOOKMARK if `style` asks), then every new change, as JSON lines, until
+    /// `timeout`.
     pub(super) fn watch(
         &self,
         kind: Kind,
         namespace: Option<String>,
         selector: Selector,
         since: Option<u64>,
-        initial_events_end: bool,
+        style: Style,
         timeout: Duration,
     ) -> Body {
         let matches = move |change: &Change| {
@@ -107,9 +119,16 @@ impl Inner {
             let matches = matches.clone();
             stream
                 .filter(move |change| std::future::ready(matches(change)))
-                .map(move |change| line(&json!({"type": change.type_, "object": change.object})))
+                .map(move |change| {
+                    let object = if style.as_table {
+                        table::render(kind, &change.object, &HashMap::new())
+                    } else {
+                        change.object.clone()
+                    };
+                    line(&json!({"type": change.type_, "object": object}))
+                })
         };
-        let end = (initial_events_end && since.is_none()).then(|| line(&bookmark));
+        let end = (style.initial_events_end && since.is_none()).then(|| line(&bookmark));
         let lines = changes(stream::iter(backlog).boxed())
             .chain(stream::iter(end))
             .chain(changes(live.boxed()))
