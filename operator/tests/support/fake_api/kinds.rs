@@ -61,6 +61,16 @@ impl Kind {
             .map(Self::from)
     }
 
+    /// Every kind served, in a stable order.
+    pub(super) fn all() -> impl Iterator<Item = Self> {
+        TYPES.iter().map(Self::from)
+    }
+
+    /// The API group: empty for the core group (`v1`).
+    pub(super) fn group(&self) -> &'static str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
     /// The kind of `key`'s object.
     pub(super) fn of(key: &Key) -> Self {
         Self::by_kind(&key.api_version, &key.kind).expect("known kind")

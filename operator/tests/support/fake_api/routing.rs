@@ -10,11 +10,14 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use super::apply::parse_yaml_or_json;
 use super::kinds::{Key, Kind};
+use super::watch::Style;
 use super::wire::{
     error_response, json_response, parse_body, parse_query, ApiError, ApiResult, Body, Selector,
 };
 use super::Inner;
+use super::{discovery, table, validation};
 
 /// A parsed request path.
 #[derive(Debug)]
@@ -64,7 +67,13 @@ enum Reply {
 }
 
 impl Inner {
-    pub(super) async fn handle(&self, request: Request<kube::client::Body>) -> Response<Body> {
+    /// Serves one request: from `kube::Client` in the tests, or from HTTP (kubectl, say) through
+    /// [`serve`](super::serve).
+    pub(super) async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Display,
+    {
         let (parts, body) = request.into_parts();
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -83,15 +92,45 @@ impl Inner {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let result = match Route::parse(parts.uri.path()) {
-            Some(route) => self.serve(&parts.method, &route, &query, &content_type, &body),
-            None => Err(ApiError::new(
+        let accept = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let path = parts.uri.path();
+        if parts.method == Method::GET {
+            if let Some(document) = discovery::document(path) {
+                return json_response(StatusCode::OK, &document);
+            }
+        }
+        if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+            return error_response(&ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "this fake API server speaks JSON only (kubectl apply sends JSON; typed kubectl \
+                 create of built-in kinds sends protobuf)",
+            ));
+        }
+        let Some(route) = Route::parse(path) else {
+            return error_response(&ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
-                format!("no route for {}", parts.uri.path()),
-            )),
+                format!("no route for {path}"),
+            ));
         };
-        match result {
+        let as_table = table::wanted(&accept);
+        match self.serve(
+            &parts.method,
+            &route,
+            &query,
+            &content_type,
+            &body,
+            as_table,
+        ) {
+            Ok(Reply::Object(code, value)) if as_table => {
+                json_response(code, &table::render(route.kind, &value, &query))
+            }
             Ok(Reply::Object(code, value)) => json_response(code, &value),
             Ok(Reply::Watch(stream)) => Response::builder()
                 .status(StatusCode::OK)
@@ -109,11 +148,25 @@ impl Inner {
         query: &HashMap<String, String>,
         content_type: &str,
         body: &Bytes,
+        as_table: bool,
     ) -> ApiResult<Reply> {
         if *method != Method::GET {
             self.record_write(method, route, body);
         }
+        let whole_object = *method == Method::POST
+            || *method == Method::PUT
+            || content_type.starts_with("application/apply-patch");
+        if whole_object && route.subresource.is_none() {
+            if let Ok(object) = parse_yaml_or_json(body) {
+                validation::check(route.kind, query, &object)?;
+            }
+        }
         match (method.clone(), &route.name) {
+            (method, Some(name)) if route.subresource.as_deref() == Some("scale") => {
+                let scale =
+                    self.serve_scale(&method, &route.key(name), query, content_type, body)?;
+                Ok(Reply::Object(StatusCode::OK, scale))
+            }
             (Method::GET, Some(name)) => {
                 let key = route.key(name);
                 let state = self.lock();
@@ -123,7 +176,7 @@ impl Inner {
                     .ok_or_else(|| ApiError::not_found(&key))?;
                 Ok(Reply::Object(StatusCode::OK, object.clone()))
             }
-            (Method::GET, None) => Ok(self.list_or_watch(route, query)),
+            (Method::GET, None) => Ok(self.list_or_watch(route, query, as_table)),
             (Method::POST, None) => self.create_from_body(route, body),
             (Method::PUT, Some(name)) => self.replace(&route.key(name), route, query, body),
             (Method::PATCH, Some(name)) => {
@@ -177,20 +230,30 @@ impl Inner {
     }
 
     /// A list (`labelSelector`) or, with `watch=1`, a watch from `resourceVersion` that ends after
-    /// `timeoutSeconds` (300 when not given).
-    fn list_or_watch(&self, route: &Route, query: &HashMap<String, String>) -> Reply {
-        let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str));
+    /// `timeoutSeconds` (300 when not given); its events' objects as Tables when `as_table`.
+    fn list_or_watch(
+        &self,
+        route: &Route,
+        query: &HashMap<String, String>,
+        as_table: bool,
+    ) -> Reply {
+        let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
+            .with_fields(query.get("fieldSelector").map_or("", String::as_str));
         let watch = matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
         if !watch {
-            return Reply::Object(
-                StatusCode::OK,
-                self.list(route.kind, route.namespace.as_deref(), &selector),
-            );
+            let namespace = route.namespace.as_deref();
+            let list = if route.kind.api_version == "v1" && route.kind.kind == "Event" {
+                self.list_core_events(route.kind, namespace, &selector)
+            } else {
+                self.list(route.kind, namespace, &selector)
+            };
+            return Reply::Object(StatusCode::OK, list);
         }
+        let initial_events = query.get("sendInitialEvents").is_some_and(|v| v == "true");
         let since = query
             .get("resourceVersion")
             .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&rv| rv > 0);
+            .filter(|&rv| rv > 0 && !initial_events);
         let timeout = query
             .get("timeoutSeconds")
             .and_then(|v| v.parse::<u64>().ok())
@@ -200,6 +263,10 @@ impl Inner {
             route.namespace.clone(),
             selector,
             since,
+            Style {
+                initial_events_end: initial_events,
+                as_table,
+            },
             timeout,
         ))
     }

@@ -1,6 +1,6 @@
 //! The status subresource, for the kinds that have one (Pods, Services, StatefulSets, PDBs,
 //! Ingresses, Namespaces, ChatClusters): writes to `/status` change only `status`, and writes to
-//! the object keep the stored `status`. (No `scale` subresource: the operator never calls one.)
+//! the object keep the stored `status`. (The `scale` subresource is in [`scale`](super::scale).)
 
 use serde_json::Value;
 

@@ -43,42 +43,117 @@ impl ApiError {
 
 pub(super) type ApiResult<T> = Result<T, ApiError>;
 
-/// A label selector: `k=v`, `k==v`, `k!=v` and bare `k` (exists), comma-separated.
+/// A label selector (`k=v`, `k==v`, `k!=v` and bare `k`, for "exists", comma-separated) and a
+/// field selector (`metadata.name=demo,involvedObject.kind=ChatCluster`: `=`, `==` and `!=` on
+/// any field, a missing one reading as empty, as kubectl's `describe` and `delete --wait` use).
 #[derive(Clone, Debug, Default)]
-pub(super) struct Selector(Vec<(String, Option<String>, bool)>);
+pub(super) struct Selector {
+    labels: Vec<(String, Option<String>, bool)>,
+    fields: Vec<(String, String, bool)>,
+}
 
 impl Selector {
+    /// The label selector `text`.
     pub(super) fn parse(text: &str) -> Self {
-        Self(
-            text.split(',')
-                .filter(|s| !s.is_empty())
-                .map(|term| {
-                    if let Some((k, v)) = term.split_once("!=") {
-                        (k.trim().to_owned(), Some(v.trim().to_owned()), false)
-                    } else if let Some((k, v)) = term.split_once('=') {
-                        (
-                            k.trim().to_owned(),
-                            Some(v.trim_start_matches('=').trim().to_owned()),
-                            true,
-                        )
-                    } else {
-                        (term.trim().to_owned(), None, true)
-                    }
-                })
-                .collect(),
-        )
+        let labels = text
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|term| {
+                if let Some((k, v)) = term.split_once("!=") {
+                    (k.trim().to_owned(), Some(v.trim().to_owned()), false)
+                } else if let Some((k, v)) = term.split_once('=') {
+                    (
+                        k.trim().to_owned(),
+                        Some(v.trim_start_matches('=').trim().to_owned()),
+                        true,
+                    )
+                } else {
+                    (term.trim().to_owned(), None, true)
+                }
+            })
+            .collect();
+        Self {
+            labels,
+            fields: Vec::new(),
+        }
+    }
+
+    /// This selector and the field selector `text` (`\,`, `\=` and `\\` escaped as kubectl does).
+    pub(super) fn with_fields(mut self, text: &str) -> Self {
+        self.fields = split_unescaped(text, ',')
+            .into_iter()
+            .filter(|term| !term.is_empty())
+            .filter_map(|term| {
+                let (path, value, equal) = if let Some((k, v)) = term.split_once("!=") {
+                    (k, v, false)
+                } else {
+                    let (k, v) = term.split_once('=')?;
+                    (k, v.trim_start_matches('='), true)
+                };
+                Some((path.trim().to_owned(), unescape(value.trim()), equal))
+            })
+            .collect();
+        self
     }
 
     pub(super) fn matches(&self, object: &Value) -> bool {
         let labels = &object["metadata"]["labels"];
-        self.0.iter().all(|(key, value, equal)| {
+        let labels_match = self.labels.iter().all(|(key, value, equal)| {
             let actual = labels.get(key).and_then(Value::as_str);
             match value {
                 None => actual.is_some(),
                 Some(v) => (actual == Some(v.as_str())) == *equal,
             }
-        })
+        });
+        labels_match
+            && self.fields.iter().all(|(path, value, equal)| {
+                let actual = path
+                    .split('.')
+                    .try_fold(object, |v, field| v.get(field))
+                    .map_or_else(String::new, |v| match v {
+                        Value::String(s) => s.clone(),
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    });
+                (actual == *value) == *equal
+            })
     }
+}
+
+/// `text` split at the `separator`s no backslash escapes.
+fn split_unescaped(text: &str, separator: char) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut escaped = false;
+    for c in text.chars() {
+        let current = parts.last_mut().expect("one part at least");
+        if escaped {
+            current.push('\\');
+            current.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == separator {
+            parts.push(String::new());
+        } else {
+            current.push(c);
+        }
+    }
+    parts
+}
+
+/// A field selector value with its backslash escapes removed.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escaped = false;
+    for c in text.chars() {
+        if !escaped && c == '\\' {
+            escaped = true;
+        } else {
+            out.push(c);
+            escaped = false;
+        }
+    }
+    out
 }
 
 pub(super) fn parse_query(query: &str) -> HashMap<String, String> {
