@@ -7,7 +7,7 @@
 //! built, so the reconciler can skip the apply when the live object already carries the same hash
 //! ([`needs_apply`]) and an unchanged cluster costs no writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chat_protocol::names::{env, Topics};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
@@ -25,6 +25,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -48,6 +49,9 @@ pub const GATEWAY_UID: i64 = 65532;
 
 /// Annotation on every built object: hash of the object as built (see [`needs_apply`]).
 pub const SPEC_HASH_ANNOTATION: &str = "chatcluster.dev/spec-hash";
+/// Pod-template annotation: hash of the Secret data the pods read ([`secret_hash`]), so rotating a
+/// referenced Secret rolls the pods through the drain. Set with [`Blueprint::with_secrets_hash`].
+pub const SECRETS_HASH_ANNOTATION: &str = "chatcluster.dev/secrets-hash";
 /// Pod-template annotation: hash of the ConfigMap's data. The pods read their settings from the
 /// ConfigMap through `envFrom`, which a template diff cannot see; hashing the data into the
 /// template makes a settings change a new StatefulSet revision, hence a drained rollout.
@@ -93,6 +97,7 @@ pub struct Blueprint<'a> {
     name: String,
     namespace: String,
     owner: OwnerReference,
+    secrets_hash: Option<String>,
 }
 
 /// Everything [`Blueprint::children`] builds, in the order to apply it (settings before the pods
@@ -114,6 +119,8 @@ pub struct Children {
     pub ingress: Option<Ingress>,
     /// `<cc>-gateway`, only when `spec.networkPolicy.enabled`; deleted like the Ingress.
     pub network_policy: Option<NetworkPolicy>,
+    /// `<cc>-gateway` (Gateway API `HTTPRoute`), only when `spec.httpRoute` is set.
+    pub http_route: Option<DynamicObject>,
 }
 
 impl<'a> Blueprint<'a> {
@@ -138,7 +145,21 @@ impl<'a> Blueprint<'a> {
             name,
             namespace,
             owner,
+            secrets_hash: None,
         })
+    }
+
+    /// The blueprint with `hash` ([`secret_hash::digest`] of [`Self::secret_uses`]) on the pod
+    /// template. The reconciler always sets it; without it the template has no such annotation.
+    #[must_use]
+    pub fn with_secrets_hash(mut self, hash: String) -> Self {
+        self.secrets_hash = Some(hash);
+        self
+    }
+
+    /// The Secret data the pods read, for [`Self::with_secrets_hash`].
+    pub fn secret_uses(&self) -> BTreeSet<secret_hash::SecretUse> {
+        secret_hash::uses(&self.pod_spec())
     }
 
     /// The ChatCluster's name.
@@ -229,6 +250,16 @@ impl<'a> Blueprint<'a> {
         labels
     }
 
+    /// [`Self::selector_labels`] as a label selector string, `k=v,k=v`: `status.selector` (the
+    /// scale subresource's `labelSelectorPath`) and the operator's pod list.
+    pub fn selector_string(&self) -> String {
+        self.selector_labels()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The labels selecting this cluster's gateway pods (a subset of [`Self::labels`]; the
     /// StatefulSet's selector is immutable, so it never changes).
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
@@ -248,6 +279,7 @@ impl<'a> Blueprint<'a> {
             pod_disruption_budget: self.pod_disruption_budget(),
             ingress: self.ingress(),
             network_policy: self.network_policy(),
+            http_route: self.http_route(),
         }
     }
 
@@ -349,12 +381,17 @@ impl<'a> Blueprint<'a> {
     }
 
     /// `<cc>-gateway`: the client Service, public port only, Ready pods only (a draining pod goes
-    /// unready, so new connections go elsewhere).
+    /// unready, so new connections go elsewhere). Its type and annotations are `spec.service`'s.
     pub fn service(&self) -> Service {
+        let overrides = &self.cc.spec.service;
+        let mut metadata = self.metadata(self.stateful_set_name());
+        if !overrides.annotations.is_empty() {
+            metadata.annotations = Some(overrides.annotations.clone());
+        }
         stamped(Service {
-            metadata: self.metadata(self.stateful_set_name()),
+            metadata,
             spec: Some(ServiceSpec {
-                type_: Some("ClusterIP".into()),
+                type_: Some(overrides.type_.as_str().into()),
                 selector: Some(self.selector_labels()),
                 ports: Some(vec![service_port("http", HTTP_PORT)]),
                 ..ServiceSpec::default()
@@ -372,11 +409,16 @@ impl<'a> Blueprint<'a> {
     /// and deletes each one. `Parallel`: pods start and stop independently, so a slow pod does not
     /// hold the others back.
     pub fn stateful_set(&self, replicas: i32) -> StatefulSet {
-        let mut template_annotations = BTreeMap::new();
-        template_annotations.insert(
+        let overrides = &self.cc.spec.pod;
+        let mut ours = BTreeMap::new();
+        ours.insert(
             CONFIG_HASH_ANNOTATION.to_owned(),
             content_hash(&self.settings()),
         );
+        if let Some(hash) = &self.secrets_hash {
+            ours.insert(SECRETS_HASH_ANNOTATION.to_owned(), hash.clone());
+        }
+        let template_annotations = placement::annotations(&overrides.annotations, ours);
         stamped(StatefulSet {
             metadata: self.metadata(self.stateful_set_name()),
             spec: Some(StatefulSetSpec {
@@ -390,7 +432,7 @@ impl<'a> Blueprint<'a> {
                 }),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
-                        labels: Some(self.labels()),
+                        labels: Some(placement::labels(&overrides.labels, self.labels())),
                         annotations: Some(template_annotations),
                         ..ObjectMeta::default()
                     }),
@@ -404,7 +446,7 @@ impl<'a> Blueprint<'a> {
 
     fn pod_spec(&self) -> PodSpec {
         let gateway = &self.cc.spec.gateway;
-        PodSpec {
+        let mut pod = PodSpec {
             containers: vec![self.container()],
             termination_grace_period_seconds: Some(
                 i64::from(gateway.drain_seconds) + i64::from(TERMINATION_MARGIN_SECONDS),
@@ -442,57 +484,29 @@ impl<'a> Blueprint<'a> {
                 .collect(),
             ),
             ..PodSpec::default()
-        }
+        };
+        placement::schedule(&mut pod, &self.cc.spec.pod);
+        pod
+    }
+
+    /// Names in `spec.pod.env` dropped because the operator sets them (see
+    /// [`crate::crd::PodSpecOverrides::env`]); the reconciler logs them.
+    pub fn ignored_env(&self) -> Vec<String> {
+        self.extra_env().1
+    }
+
+    fn extra_env(&self) -> (Vec<EnvVar>, Vec<String>) {
+        placement::extra_env(
+            &self.cc.spec.pod.env,
+            &self.operator_env(),
+            self.settings().into_keys(),
+        )
     }
 
     fn container(&self) -> Container {
         let spec = &self.cc.spec;
-        let mut env_vars = vec![
-            plain_env(env::LISTEN, &format!("0.0.0.0:{HTTP_PORT}")),
-            plain_env(env::ADMIN_LISTEN, &format!("0.0.0.0:{ADMIN_PORT}")),
-            plain_env(env::DATA_DIR, DATA_DIR),
-            EnvVar {
-                name: env::POD_NAME.into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
-                        api_version: None,
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                value: None,
-            },
-            secret_env(env::JWT_SECRET, &spec.auth.jwt_secret_ref),
-            // Required: the admin port listens on every address.
-            secret_env(env::ADMIN_TOKEN, &self.admin_token_ref()),
-        ];
-        if let Some(secret) = &spec.database.url_secret_ref {
-            env_vars.push(secret_env(env::DATABASE_URL, secret));
-        }
-        if let Some(secret) = &spec.redis.url_secret_ref {
-            env_vars.push(secret_env(env::REDIS_URL, secret));
-        }
-        if let Some(store) = &spec.files.object_store {
-            let keys = [
-                (
-                    env::OBJECT_STORE_ACCESS_KEY_ID,
-                    &store.access_key_id_secret_ref,
-                ),
-                (
-                    env::OBJECT_STORE_SECRET_ACCESS_KEY,
-                    &store.secret_access_key_secret_ref,
-                ),
-            ];
-            for (name, secret) in keys {
-                if let Some(secret) = secret {
-                    env_vars.push(secret_env(name, secret));
-                }
-            }
-        }
-        if let Some(hook) = &spec.offline_webhook {
-            env_vars.push(secret_env(env::OFFLINE_WEBHOOK_SECRET, &hook.secret_ref));
-        }
-        env_vars.extend(backend_tls::env_vars(spec));
+        let mut env_vars = self.operator_env();
+        env_vars.extend(self.extra_env().0);
         let mut volume_mounts = vec![
             VolumeMount {
                 name: "data".into(),
@@ -544,6 +558,58 @@ impl<'a> Blueprint<'a> {
         }
     }
 
+    /// The env vars the operator sets on the gateway container (besides the ConfigMap's).
+    fn operator_env(&self) -> Vec<EnvVar> {
+        let spec = &self.cc.spec;
+        let mut env_vars = vec![
+            plain_env(env::LISTEN, &format!("0.0.0.0:{HTTP_PORT}")),
+            plain_env(env::ADMIN_LISTEN, &format!("0.0.0.0:{ADMIN_PORT}")),
+            plain_env(env::DATA_DIR, DATA_DIR),
+            EnvVar {
+                name: env::POD_NAME.into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        api_version: None,
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                value: None,
+            },
+            secret_env(env::JWT_SECRET, &spec.auth.jwt_secret_ref),
+            // Required: the admin port listens on every address.
+            secret_env(env::ADMIN_TOKEN, &self.admin_token_ref()),
+        ];
+        if let Some(secret) = &spec.database.url_secret_ref {
+            env_vars.push(secret_env(env::DATABASE_URL, secret));
+        }
+        if let Some(secret) = &spec.redis.url_secret_ref {
+            env_vars.push(secret_env(env::REDIS_URL, secret));
+        }
+        if let Some(store) = &spec.files.object_store {
+            let keys = [
+                (
+                    env::OBJECT_STORE_ACCESS_KEY_ID,
+                    &store.access_key_id_secret_ref,
+                ),
+                (
+                    env::OBJECT_STORE_SECRET_ACCESS_KEY,
+                    &store.secret_access_key_secret_ref,
+                ),
+            ];
+            for (name, secret) in keys {
+                if let Some(secret) = secret {
+                    env_vars.push(secret_env(name, secret));
+                }
+            }
+        }
+        if let Some(hook) = &spec.offline_webhook {
+            env_vars.push(secret_env(env::OFFLINE_WEBHOOK_SECRET, &hook.secret_ref));
+        }
+        env_vars.extend(backend_tls::env_vars(spec));
+        env_vars
+    }
+
     /// `<cc>-gateway`: `maxUnavailable: 1`, so node drains evict gateways one at a time, like the
     /// operator's own rollout. (The operator's deletes are not evictions and ignore it.)
     pub fn pod_disruption_budget(&self) -> PodDisruptionBudget {
@@ -566,7 +632,7 @@ impl<'a> Blueprint<'a> {
         let timeout =
             (self.cc.spec.gateway.timelife_seconds + INGRESS_TIMEOUT_MARGIN_SECONDS).to_string();
         let mut metadata = self.metadata(self.stateful_set_name());
-        metadata.annotations = Some(BTreeMap::from([
+        let ours = BTreeMap::from([
             (
                 "nginx.ingress.kubernetes.io/proxy-read-timeout".to_owned(),
                 timeout.clone(),
@@ -581,7 +647,8 @@ impl<'a> Blueprint<'a> {
                 "nginx.ingress.kubernetes.io/proxy-body-size".to_owned(),
                 self.cc.spec.files.max_file_bytes.to_string(),
             ),
-        ]));
+        ]);
+        metadata.annotations = Some(route::ingress_annotations(&spec.annotations, ours));
         Some(stamped(Ingress {
             metadata,
             spec: Some(K8sIngressSpec {
@@ -721,5 +788,11 @@ mod security;
 pub use security::ADMIN_TOKEN_KEY;
 
 mod backend_tls;
+mod placement;
+mod route;
+pub mod secret_hash;
+pub use route::{http_route_resource, INGRESS_TIMEOUT_ANNOTATIONS};
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_placement;

@@ -4,7 +4,8 @@
 //! These types are the single source of the CRD: `chat-operator crd` prints [`crd_yaml`], the
 //! checked-in `crds/chatcluster.yaml` is that output, and a test fails when the two drift. The
 //! apiserver enforces everything expressible in the schema — minimums, defaults, and the CEL rules
-//! (`x-kubernetes-validations`) on [`GatewaySpec`], [`RedisSpec`] and [`DatabaseSpec`] — so the
+//! (`x-kubernetes-validations`) on [`GatewaySpec`], [`RedisSpec`], [`PulsarSpec`], [`DatabaseSpec`]
+//! and [`PodSpecOverrides`], the transition rules (`oldSelf`) that keep the identity included — so the
 //! reconciler never sees a spec that breaks them.
 
 // kube's `KubeSchema` derive copies each struct it derives for (`pub` included, only
@@ -12,8 +13,10 @@
 // unreachable and the lint points at our `pub`. An item attribute would be stripped from the copy.
 #![expect(
     unreachable_pub,
-    reason = "KubeSchema's private copies of GatewaySpec, RedisSpec, DatabaseSpec, ObjectStoreSpec, ChatClusterStatus"
+    reason = "KubeSchema's private copies of GatewaySpec, RedisSpec, PulsarSpec, DatabaseSpec, ObjectStoreSpec, PodSpecOverrides, ChatClusterStatus"
 )]
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -21,7 +24,13 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod placement;
+mod route;
 mod security;
+pub use placement::{
+    PodSpecOverrides, ServiceOverrides, ServiceType, RESERVED_ANNOTATION_PREFIX, RESERVED_LABELS,
+};
+pub use route::{HttpRouteSpec, ParentReference};
 pub use security::{NetworkPolicySpec, PeerSpec};
 
 /// Desired state of a chat cluster: a StatefulSet of `chat-gateway` pods in cluster mode, sharing
@@ -42,7 +51,8 @@ pub use security::{NetworkPolicySpec, PeerSpec};
     derive = "PartialEq",
     scale(
         spec_replicas_path = ".spec.replicas",
-        status_replicas_path = ".status.replicas"
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
     ),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
@@ -90,6 +100,16 @@ pub struct ChatClusterSpec {
     /// A NetworkPolicy on the gateway pods (off unless `enabled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+    /// Placement and identity of the gateway pods: pull secrets, node selection, tolerations,
+    /// affinity, spread, priority, extra labels, annotations and env.
+    #[serde(default, skip_serializing_if = "PodSpecOverrides::is_default")]
+    pub pod: PodSpecOverrides,
+    /// Type and annotations of the client Service `<cc>-gateway`.
+    #[serde(default, skip_serializing_if = "ServiceOverrides::is_default")]
+    pub service: ServiceOverrides,
+    /// A Gateway API `HTTPRoute` to the public port; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<HttpRouteSpec>,
 }
 
 /// Three pods: one can drain while another fails and the cluster still serves.
@@ -187,10 +207,13 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// Redis connection; exactly one of `url` and `urlSecretRef`.
+/// Redis connection; exactly one of `url` and `urlSecretRef`. `keyPrefix` is immutable: the
+/// live pods' routes are under the old prefix, so a new one would split the route table.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("has(self.url) != has(self.urlSecretRef)")
     .message("set exactly one of url and urlSecretRef"))]
+#[x_kube(validation = Rule::new("(has(self.keyPrefix) ? self.keyPrefix : '') == (has(oldSelf.keyPrefix) ? oldSelf.keyPrefix : '')")
+    .message("redis.keyPrefix is immutable: the pods' routes live under it; create a new ChatCluster to change it"))]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// Redis URL in plain text, e.g. `redis://redis:6379`.
@@ -216,8 +239,15 @@ pub struct RedisSpec {
     pub key_prefix: Option<String>,
 }
 
-/// Pulsar connection and the tenant/namespace holding the pods' inbox topics.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+/// Pulsar connection and the tenant/namespace holding the pods' inbox topics. `tenant` and
+/// `namespace` are immutable: the live pods consume their inboxes there, and pods on the new
+/// names would not reach them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.tenant == oldSelf.tenant")
+    .message("pulsar.tenant is immutable: the pods' inbox topics live in it; create a new ChatCluster to change it"))]
+// `namespace` is a CEL reserved word: Kubernetes exposes the property as `__namespace__`.
+#[x_kube(validation = Rule::new("self.__namespace__ == oldSelf.__namespace__")
+    .message("pulsar.namespace is immutable: the pods' inbox topics live in it; create a new ChatCluster to change it"))]
 #[serde(rename_all = "camelCase")]
 pub struct PulsarSpec {
     /// Binary-protocol URL the gateways connect to, e.g. `pulsar://pulsar:6650`, or
@@ -330,6 +360,12 @@ pub struct IngressSpec {
     /// Secret with the TLS certificate for `host`; plain HTTP when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_secret_name: Option<String>,
+    /// Annotations of the Ingress, for the controller of `className`. The ingress-nginx
+    /// annotations the operator sets win, except that a `proxy-read-timeout` or
+    /// `proxy-send-timeout` of more (whole) seconds than the operator's is kept: a WebSocket must
+    /// outlive its session's timelife.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Uploads (`POST /api/files`).
@@ -427,6 +463,10 @@ pub struct ChatClusterStatus {
     /// The pod a rollout is working on; absent when no rollout is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// Label selector of the gateway pods, as a string (the scale subresource's
+    /// `labelSelectorPath`, which an HPA or KEDA needs to find the pods' metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 /// One-word summary of a ChatCluster, shown by `kubectl get cc`.

@@ -4,8 +4,9 @@
 //!
 //! - [`crd`]: the `ChatCluster` resource types and the CRD generated from them.
 //! - [`builders`]: a ChatCluster turned into the objects that run it (ConfigMap, Services,
-//!   StatefulSet, PodDisruptionBudget, Ingress) and the names derived from it (pods, topics,
-//!   admin URLs).
+//!   StatefulSet, PodDisruptionBudget, Ingress, NetworkPolicy, HTTPRoute) and the names derived
+//!   from it (pods, topics, admin URLs), with the user's pod placement laid under the operator's
+//!   own values and the hash of the Secret data the pods read.
 //! - [`observed`]: the live StatefulSet, pods and gateway `/admin/status` answers, reduced to the
 //!   facts the decisions need.
 //! - [`rollout`]: the rollout / scaling state machine, one pure function from observed state to the

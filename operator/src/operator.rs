@@ -4,7 +4,10 @@
 //! [`run_controller`] is the `kube::runtime::Controller` over ChatClusters: it owns their
 //! StatefulSets, Services, ConfigMaps, PodDisruptionBudgets and Ingresses, and watches their pods
 //! (owned by the StatefulSet, mapped back through the `app.kubernetes.io/instance` label), so a pod
-//! turning Ready or going away wakes the rollout at once. Tests run it against a fake API server.
+//! turning Ready or going away wakes the rollout at once. It also watches the Secrets of the
+//! watched namespaces and wakes the ChatClusters whose pods read one that changed
+//! ([`clusters_reading`]), so a rotated Secret rolls the pods without waiting for the resync.
+//! Tests run it against a fake API server.
 //!
 //! [`run`] is the whole process: with leader election, only the holder of the Lease runs the
 //! controller; a replica that loses the Lease stops its controller and stands by.
@@ -17,7 +20,7 @@ use clap::builder::BoolishValueParser;
 use clap::ArgAction;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Controller, Error as ControllerError};
@@ -30,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::builders::{APP_NAME, MANAGER};
+use crate::builders::{Blueprint, APP_NAME, MANAGER};
 use crate::context::{Backends, Context};
 use crate::crd::ChatCluster;
 use crate::reconcile::{error_policy, reconcile};
@@ -235,33 +238,59 @@ pub async fn run_controller(
     let client = ctx.client.clone();
     let children =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-    Controller::new(
+    let controller = Controller::new(
         api::<ChatCluster>(&client, namespace),
         watcher::Config::default(),
-    )
-    .owns(api::<StatefulSet>(&client, namespace), children.clone())
-    .owns(api::<Service>(&client, namespace), children.clone())
-    .owns(api::<ConfigMap>(&client, namespace), children.clone())
-    .owns(
-        api::<PodDisruptionBudget>(&client, namespace),
-        children.clone(),
-    )
-    .owns(api::<Ingress>(&client, namespace), children.clone())
-    .watches(api::<Pod>(&client, namespace), children, cluster_of_pod)
-    .graceful_shutdown_on(async move { shutdown.cancelled().await })
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((cluster, _)) => debug!(%cluster, "reconciled"),
-            // Already logged by `error_policy`.
-            Err(ControllerError::ReconcilerFailed(err, cluster)) => {
-                debug!(%cluster, %err, "reconcile failed");
+    );
+    let clusters = controller.store();
+    controller
+        .owns(api::<StatefulSet>(&client, namespace), children.clone())
+        .owns(api::<Service>(&client, namespace), children.clone())
+        .owns(api::<ConfigMap>(&client, namespace), children.clone())
+        .owns(
+            api::<PodDisruptionBudget>(&client, namespace),
+            children.clone(),
+        )
+        .owns(api::<Ingress>(&client, namespace), children.clone())
+        .watches(api::<Pod>(&client, namespace), children, cluster_of_pod)
+        .watches(
+            api::<Secret>(&client, namespace),
+            watcher::Config::default(),
+            move |secret| clusters_reading(&clusters.state(), &secret),
+        )
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((cluster, _)) => debug!(%cluster, "reconciled"),
+                // Already logged by `error_policy`.
+                Err(ControllerError::ReconcilerFailed(err, cluster)) => {
+                    debug!(%cluster, %err, "reconcile failed");
+                }
+                Err(err) => warn!(%err, "controller"),
             }
-            Err(err) => warn!(%err, "controller"),
-        }
-    })
-    .await;
+        })
+        .await;
     info!("controller stopped");
+}
+
+/// The ChatClusters whose gateway pods read `secret` (an env var, a mounted CA, the admin token):
+/// a change of its data is a change of their pod template's Secret hash, so they are reconciled.
+pub fn clusters_reading(
+    clusters: &[Arc<ChatCluster>],
+    secret: &Secret,
+) -> Vec<ObjectRef<ChatCluster>> {
+    let (Some(name), Some(namespace)) = (&secret.metadata.name, &secret.metadata.namespace) else {
+        return Vec::new();
+    };
+    clusters
+        .iter()
+        .filter(|cc| cc.metadata.namespace.as_ref() == Some(namespace))
+        .filter(|cc| {
+            Blueprint::new(cc).is_ok_and(|bp| bp.secret_uses().iter().any(|(used, _)| used == name))
+        })
+        .map(|cc| ObjectRef::from_obj(&**cc))
+        .collect()
 }
 
 /// The ChatCluster a gateway pod belongs to, from its `app.kubernetes.io/instance` label.

@@ -49,6 +49,9 @@ use crate::rollout::{self, drain_seconds_left, retry_backoff, Action, Observed, 
 use crate::status::{self, StatusInput};
 use crate::{metrics, secrets, Error, Result};
 
+mod exposure;
+pub use exposure::HTTP_ROUTE_UNAVAILABLE;
+
 /// How soon an unchanged cluster is looked at again. Watches bring every change sooner; this only
 /// refreshes `status.connections` and catches what no watch reports (a gateway's admin status).
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -126,15 +129,9 @@ impl Objects {
 
     /// The cluster's gateway pods, terminating ones included.
     async fn gateway_pods(&self, bp: &Blueprint<'_>) -> Result<Vec<Pod>> {
-        let selector = bp
-            .selector_labels()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
         Ok(self
             .pods
-            .list(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels(&bp.selector_string()))
             .await?
             .items)
     }
@@ -164,7 +161,20 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             None
         });
     let admin_token = admin_token.as_deref();
+    // Read at each reconcile (the Secret watch brings a rotation here at once): a changed value
+    // changes the pod template, hence a drained rollout.
+    let secrets_hash = secrets::pod_secrets_hash(&bp, &objects.secrets).await?;
+    let bp = bp.with_secrets_hash(secrets_hash);
     let applied = apply_children(&cc, &bp, &objects).await;
+    let applied = match applied {
+        Ok(sts) => {
+            let route = bp.http_route();
+            exposure::reconcile_http_route(ctx, &cc, &bp, route.as_ref())
+                .await
+                .map(|()| sts)
+        }
+        Err(err) => Err(err),
+    };
     let stateful_set = match &applied {
         Ok(live) => live.clone(),
         Err(_) => {
@@ -222,6 +232,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             rollout: plan.rollout.clone(),
             topics,
             error: outcome.as_ref().err().map(ToString::to_string),
+            selector: bp.selector_string(),
         },
         cc.status
             .as_ref()
@@ -260,6 +271,7 @@ async fn apply_children(
     apply_object(&objects.services, &children.headless_service).await?;
     apply_object(&objects.services, &children.service).await?;
     let sts = if needs_apply(live_sts.as_ref(), &children.stateful_set) {
+        exposure::warn_ignored_env(bp);
         Some(server_side_apply(&objects.stateful_sets, &children.stateful_set).await?)
     } else {
         live_sts

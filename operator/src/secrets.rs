@@ -1,11 +1,15 @@
 //! The few Secret values the operator itself uses, read at each reconcile that needs them (never
 //! cached, never copied into an object): the Redis URL, user, password and CA (it reads and
-//! cleans the route-table keys) and the Pulsar admin API's token and CA.
+//! cleans the route-table keys) and the Pulsar admin API's token and CA; and the hash of the
+//! Secret data the pods read ([`pod_secrets_hash`]), which only a digest of leaves.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::ResourceExt;
 
+use crate::builders::{secret_hash, Blueprint};
 use crate::crd::{ChatCluster, SecretKeyRef};
 use crate::keys::RedisTarget;
 use crate::pulsar::AdminEndpoint;
@@ -68,6 +72,21 @@ pub async fn redis_target(cc: &ChatCluster, secrets: &Api<Secret>) -> Result<Opt
         target.ca_pem = Some(value(cc, secrets, "redis.caSecretRef", reference).await?);
     }
     Ok(Some(target))
+}
+
+/// [`secret_hash::digest`] of the Secret data `bp`'s pods read, for the pod template. A Secret
+/// that does not exist counts as missing (the pods cannot start without it anyway; creating it
+/// changes the hash); any other read error fails the reconcile, which must not roll the pods on a
+/// hash it could not compute.
+pub async fn pod_secrets_hash(bp: &Blueprint<'_>, secrets: &Api<Secret>) -> Result<String> {
+    let uses = bp.secret_uses();
+    let mut found = BTreeMap::new();
+    for name in secret_hash::secret_names(&uses) {
+        if let Some(secret) = secrets.get_opt(&name).await? {
+            found.insert(name, secret);
+        }
+    }
+    Ok(secret_hash::digest(&uses, &found))
 }
 
 /// The bytes of the Secret key `reference` names, `None` when the Secret or key is missing.

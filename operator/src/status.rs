@@ -39,6 +39,8 @@ pub struct StatusInput {
     pub topics: Vec<String>,
     /// Why the last reconcile failed, if it did (shown as `Degraded` / `ReconcileFailed`).
     pub error: Option<String>,
+    /// The gateway pods' label selector ([`crate::builders::Blueprint::selector_string`]).
+    pub selector: String,
 }
 
 /// One condition's verdict, before [`merge_condition`] gives it its transition time.
@@ -91,6 +93,7 @@ pub fn compute(input: &StatusInput, old: &[Condition], now: Timestamp) -> ChatCl
         conditions,
         topics: input.topics.clone(),
         rollout: input.rollout.clone(),
+        selector: Some(input.selector.clone()),
     }
 }
 

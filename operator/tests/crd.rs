@@ -11,7 +11,7 @@
 use chat_operator::crd::{
     ChatCluster, ChatClusterSpec, FilesSpec, GatewaySpec, ObjectStoreSpec, SecretKeyRef,
 };
-use kube::core::cel::validate_cel;
+use kube::core::cel::{validate_cel, validate_cel_update};
 use kube::CustomResourceExt;
 
 const REGENERATE: &str = "run: cargo run -p chat-operator -- crd > crds/chatcluster.yaml";
@@ -78,6 +78,14 @@ fn crd_names_subresources_and_columns() {
     let scale = subresources.scale.as_ref().expect("scale subresource");
     assert_eq!(scale.spec_replicas_path, ".spec.replicas");
     assert_eq!(scale.status_replicas_path, ".status.replicas");
+    assert_eq!(
+        scale.label_selector_path.as_deref(),
+        Some(".status.selector"),
+        "an HPA needs the pods' selector"
+    );
+    let crd = serde_json::to_value(&crd).expect("CRD serializes");
+    let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert_eq!(status["properties"]["selector"]["type"], "string");
     let columns: Vec<&str> = version
         .additional_printer_columns
         .iter()
@@ -263,4 +271,129 @@ fn cel_requires_exactly_one_url_source() {
     swapped.spec.database.url = Some("postgres://chat@postgres/chat".to_owned());
     swapped.spec.database.url_secret_ref = None;
     validate_cel(&swapped).expect("either source alone is allowed");
+}
+
+/// The rules of the CRD's schema node at `path` (properties), as (rule, message) pairs.
+fn rules_at(path: &[&str]) -> Vec<(String, String)> {
+    let crd = serde_json::to_value(ChatCluster::crd()).expect("CRD serializes");
+    let mut node = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    for field in path {
+        node = &node["properties"][field];
+    }
+    node["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap_or_default().to_owned(),
+                r["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_crd_carries_transition_rules_keeping_the_identity() {
+    let redis = rules_at(&["spec", "redis"]);
+    assert!(
+        redis
+            .iter()
+            .any(|(rule, message)| rule.contains("oldSelf.keyPrefix")
+                && message.contains("redis.keyPrefix is immutable")),
+        "{redis:?}"
+    );
+    let pulsar = rules_at(&["spec", "pulsar"]);
+    // `namespace` is a CEL reserved word, escaped as Kubernetes does.
+    for (field, name) in [("tenant", "tenant"), ("namespace", "__namespace__")] {
+        assert!(
+            pulsar.iter().any(
+                |(rule, message)| rule == &format!("self.{name} == oldSelf.{name}")
+                    && message.contains(&format!("pulsar.{field} is immutable"))
+            ),
+            "{pulsar:?}"
+        );
+    }
+}
+
+#[test]
+fn cel_refuses_a_new_key_prefix_on_a_live_cluster() {
+    let old = sample();
+    let mut new = sample();
+    new.spec.replicas = 5;
+    new.spec.image = "registry.example/chat-gateway:0.2.0".to_owned();
+    validate_cel_update(&new, &old).expect("other changes are allowed");
+
+    new.spec.redis.key_prefix = Some("other".to_owned());
+    let err = validate_cel_update(&new, &old).expect_err("a new keyPrefix is refused");
+    assert!(
+        err.to_string().contains("redis.keyPrefix is immutable"),
+        "{err}"
+    );
+    new.spec.redis.key_prefix = None;
+    let err = validate_cel_update(&new, &old).expect_err("removing the keyPrefix is refused");
+    assert!(
+        err.to_string().contains("redis.keyPrefix is immutable"),
+        "{err}"
+    );
+    let mut unset = sample();
+    unset.spec.redis.key_prefix = None;
+    validate_cel_update(&unset, &unset).expect("an absent keyPrefix may stay absent");
+    let err = validate_cel_update(&old, &unset).expect_err("setting one later is refused");
+    assert!(
+        err.to_string().contains("redis.keyPrefix is immutable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cel_refuses_a_new_pulsar_tenant_or_namespace_on_a_live_cluster() {
+    let old = sample();
+    let mut new = sample();
+    new.spec.pulsar.service_url = "pulsar+ssl://pulsar:6651".to_owned();
+    validate_cel_update(&new, &old).expect("a new URL is allowed");
+
+    new.spec.pulsar.tenant = "chat".to_owned();
+    let err = validate_cel_update(&new, &old).expect_err("a new tenant is refused");
+    assert!(
+        err.to_string().contains("pulsar.tenant is immutable"),
+        "{err}"
+    );
+
+    let mut new = sample();
+    new.spec.pulsar.namespace = "other".to_owned();
+    let err = validate_cel_update(&new, &old).expect_err("a new namespace is refused");
+    assert!(
+        err.to_string().contains("pulsar.namespace is immutable"),
+        "{err}"
+    );
+    validate_cel(&new).expect("on creation any namespace is fine");
+}
+
+#[test]
+fn cel_refuses_pod_labels_and_annotations_that_are_the_operators() {
+    let mut cc = sample();
+    cc.spec.pod.labels = [("team".to_owned(), "chat".to_owned())].into();
+    cc.spec.pod.annotations = [("prometheus.io/scrape".to_owned(), "true".to_owned())].into();
+    validate_cel(&cc).expect("other labels and annotations are fine");
+
+    for reserved in chat_operator::crd::RESERVED_LABELS {
+        let mut bad = cc.clone();
+        bad.spec
+            .pod
+            .labels
+            .insert(reserved.to_owned(), "x".to_owned());
+        let err = validate_cel(&bad).expect_err("a selector label is refused");
+        assert!(
+            err.to_string().contains("pod labels may not set"),
+            "{reserved}: {err}"
+        );
+    }
+    let mut bad = cc;
+    bad.spec
+        .pod
+        .annotations
+        .insert("chatcluster.dev/secrets-hash".to_owned(), "x".to_owned());
+    let err = validate_cel(&bad).expect_err("an operator annotation is refused");
+    assert!(err.to_string().contains("chatcluster.dev/"), "{err}");
 }

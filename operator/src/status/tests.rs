@@ -25,6 +25,7 @@ fn pod(ordinal: i32, revision: &str) -> PodState {
 /// Three Ready pods on the update revision.
 fn running() -> StatusInput {
     StatusInput {
+        selector: "app.kubernetes.io/instance=demo,app.kubernetes.io/name=chat-gateway".into(),
         generation: Some(4),
         desired_replicas: 3,
         stateful_set: Some(StatefulSetState {
@@ -71,6 +72,7 @@ fn a_healthy_cluster_is_running() {
             "observedGeneration": 4,
             "currentRevision": "demo-gateway-new",
             "updateRevision": "demo-gateway-new",
+            "selector": "app.kubernetes.io/instance=demo,app.kubernetes.io/name=chat-gateway",
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "AllPodsReady",
                  "message": "3 of 3 pods ready", "observedGeneration": 4,
