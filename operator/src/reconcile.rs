@@ -590,13 +590,19 @@ async fn tell(
         },
         Ok(()) if plan.action == Action::Steady => return,
         Ok(()) if plan.action.is_wait() && plan.rollout == observed.previous => return,
-        Ok(()) => Event {
-            type_: EventType::Normal,
-            reason: plan.action.reason().into(),
-            note: Some(truncate(&plan.action.to_string())),
-            action: plan.action.reason().into(),
-            secondary: None,
-        },
+        Ok(()) => {
+            let note = truncate(&plan.action.to_string());
+            Event {
+                type_: EventType::Normal,
+                reason: plan.action.reason().into(),
+                // The recorder folds Events of one action and reason into a series that keeps
+                // its first note: "Scaling (x2): scaling the StatefulSet to 2" after a scale to
+                // 5. The action names what this step does, so only repeats of it fold.
+                action: event_action(plan.action.reason(), &note),
+                note: Some(note),
+                secondary: None,
+            }
+        }
     };
     publish(ctx, cc, event).await;
 }
@@ -605,6 +611,20 @@ async fn publish(ctx: &Context, cc: &ChatCluster, event: Event) {
     if let Err(err) = ctx.recorder.publish(&event, &cc.object_ref(&())).await {
         warn!(%err, reason = %event.reason, "publishing an Event");
     }
+}
+
+/// An Event's `action` for a step: its reason and what it acts on, within the API's 128 bytes.
+fn event_action(reason: &str, note: &str) -> String {
+    const MAX: usize = 128;
+    let mut action = format!("{reason}: {note}");
+    if action.len() > MAX {
+        let mut end = MAX;
+        while !action.is_char_boundary(end) {
+            end -= 1;
+        }
+        action.truncate(end);
+    }
+    action
 }
 
 /// Event notes are limited to 1 kB.
