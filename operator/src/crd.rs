@@ -21,7 +21,9 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod monitoring;
 mod security;
+pub use monitoring::{MonitoringSpec, PodMonitorSpec};
 pub use security::{NetworkPolicySpec, PeerSpec};
 
 /// Desired state of a chat cluster: a StatefulSet of `chat-gateway` pods in cluster mode, sharing
@@ -90,6 +92,9 @@ pub struct ChatClusterSpec {
     /// A NetworkPolicy on the gateway pods (off unless `enabled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+    /// Prometheus scraping of the gateways (a PodMonitor; off unless enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
 }
 
 /// Three pods: one can drain while another fails and the cluster still serves.
