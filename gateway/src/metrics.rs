@@ -10,7 +10,10 @@
 //! `chat_recent_cache_hits_total`, `chat_recent_cache_misses_total` (reads sent to the database)
 //! and `chat_recent_cache_errors_total{op}` (`read`, `write`, `queue`: a Redis failure or a full
 //! write queue; never a failed request), and the Pulsar bus's `chat_bus_batch_events`
-//! (histogram: events per message sent to another pod's inbox).
+//! (histogram: events per message sent to another pod's inbox). The rarer paths' series (backend
+//! health, refusals, fan-out retries, lifecycle jobs) are described in `describe_operations`;
+//! every series has HELP text, and `promtool check metrics` runs on a live `/metrics` in
+//! `tests/tests/metrics.rs`.
 
 use std::sync::OnceLock;
 
@@ -47,9 +50,40 @@ pub fn handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's series");
             }
             describe();
+            zero_counters();
             handle
         })
         .clone()
+}
+
+/// Counters exported at 0 from the start, before anything counts: a `rate()` then sees the
+/// first increment, and an alert comparing two of them (`chat_webhook_retried_total` unless
+/// `chat_webhook_sent_total`) has both sides. The chart's dashboard and alerts read these.
+const ZEROED_COUNTERS: &[&str] = &[
+    "chat_messages_in_total",
+    "chat_messages_out_total",
+    "chat_acks_total",
+    "chat_retries_total",
+    "chat_store_batch_retries_total",
+    "chat_fanout_retries_total",
+    "chat_fanout_retries_dropped_total",
+    "chat_webhook_sent_total",
+    "chat_webhook_retried_total",
+    "chat_webhook_failed_total",
+];
+
+/// The `limit` label values of `chat_limited_total`, exported at 0 like [`ZEROED_COUNTERS`].
+const LIMITS: &[&str] = &["connect_per_ip", "max_connections", "user_sends"];
+
+/// Registers [`ZEROED_COUNTERS`] and `chat_limited_total{limit}`. An increment of 0, not a reset:
+/// with another recorder installed first, its counts stay.
+fn zero_counters() {
+    for name in ZEROED_COUNTERS {
+        metrics::counter!(*name).increment(0);
+    }
+    for limit in LIMITS {
+        metrics::counter!("chat_limited_total", "limit" => *limit).increment(0);
+    }
 }
 
 fn describe() {
@@ -128,5 +162,73 @@ fn describe() {
     metrics::describe_counter!(
         "chat_webhook_failed_total",
         "Offline-push webhook deliveries given up: the retry window ran out, or the receiver refused (4xx)"
+    );
+    describe_operations();
+}
+
+/// The series of the rarer paths: health, security refusals, retries of the fan-out, lifecycle
+/// jobs. Every series the gateway exports has its HELP text (`promtool check metrics`).
+fn describe_operations() {
+    metrics::describe_gauge!(
+        "chat_backend_up",
+        "1 while a backend (store, routes, bus) answers, 0 while it is down, by backend"
+    );
+    metrics::describe_gauge!(
+        "chat_route_table_down",
+        "1 while the route table (Redis) is unreachable and this pod re-announces its devices later"
+    );
+    metrics::describe_counter!(
+        "chat_startup_backend_failures_total",
+        "Start-up attempts that found a backend unreachable (the pod stays unready and retries)"
+    );
+    metrics::describe_counter!(
+        "chat_admin_unauthorized_total",
+        "Admin port requests refused 401 for a missing or wrong admin token"
+    );
+    metrics::describe_counter!(
+        "chat_origin_refused_total",
+        "WebSocket upgrades refused 403 for an Origin not in --allowed-origins"
+    );
+    metrics::describe_counter!(
+        "chat_revoked_tokens_refused_total",
+        "Upgrades refused 401 for a token issued before its user's or device's revocation"
+    );
+    metrics::describe_counter!(
+        "chat_dropped_notices_total",
+        "Notices (presence, typing, read marks) dropped for a session whose inbox was full or closed"
+    );
+    metrics::describe_counter!(
+        "chat_presence_dropped_total",
+        "Presence changes not forwarded to other pods because the forwarding queue was full"
+    );
+    metrics::describe_counter!(
+        "chat_typing_dropped_total",
+        "TYPING frames dropped by the per-conversation typing rate"
+    );
+    metrics::describe_counter!(
+        "chat_fanout_retries_total",
+        "Deliveries queued for another try after the route table or the bus failed"
+    );
+    metrics::describe_counter!(
+        "chat_fanout_retries_dropped_total",
+        "Queued delivery retries dropped: too old, or the retry queue was full (clients catch up by SYNC)"
+    );
+    metrics::describe_gauge!(
+        "chat_fanout_retries_waiting",
+        "Deliveries waiting in the fan-out retry queue"
+    );
+    metrics::describe_counter!("chat_recalls_total", "Messages recalled (RECALL, 32)");
+    metrics::describe_counter!("chat_files_uploaded_total", "Files uploaded and indexed");
+    metrics::describe_counter!(
+        "chat_files_swept_total",
+        "Uploaded files deleted because no message referenced them in time"
+    );
+    metrics::describe_counter!(
+        "chat_retention_purged_total",
+        "Messages deleted by the retention job"
+    );
+    metrics::describe_counter!(
+        "chat_users_erased_total",
+        "Users erased (DELETE /api/users/{id})"
     );
 }

@@ -787,6 +787,9 @@ fn empty_dir(name: &str) -> Volume {
 mod security;
 pub use security::ADMIN_TOKEN_KEY;
 
+mod monitoring;
+pub use monitoring::{pod_monitor_resource, CLUSTER_LABEL};
+
 mod backend_tls;
 mod placement;
 mod route;

@@ -24,9 +24,11 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod monitoring;
 mod placement;
 mod route;
 mod security;
+pub use monitoring::{MonitoringSpec, PodMonitorSpec};
 pub use placement::{
     PodSpecOverrides, ServiceOverrides, ServiceType, RESERVED_ANNOTATION_PREFIX, RESERVED_LABELS,
 };
@@ -110,6 +112,9 @@ pub struct ChatClusterSpec {
     /// A Gateway API `HTTPRoute` to the public port; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_route: Option<HttpRouteSpec>,
+    /// Prometheus scraping of the gateways (a PodMonitor; off unless enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
 }
 
 /// Three pods: one can drain while another fails and the cluster still serves.

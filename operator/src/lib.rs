@@ -20,7 +20,8 @@
 //! - [`pulsar`], [`keys`], [`gateway`]: the side effects outside Kubernetes, one small trait each
 //!   (Pulsar admin REST, Redis, the gateways' admin API) with its real implementation.
 //! - [`operator`]: the controller wiring, leader election and shutdown; [`http`] and [`metrics`]:
-//!   the operator's own `/metrics`, `/healthz` and `/readyz`.
+//!   the operator's own `/metrics`, `/healthz` and `/readyz`; [`monitoring`]: the gateways'
+//!   PodMonitor (`spec.monitoring`), applied where the Prometheus Operator's CRD exists.
 //!
 //! A reconcile reads the cluster, builds [`observed`] values, applies [`builders`] output that
 //! changed, executes the one [`rollout::Action`] that [`rollout::plan`] returns, and writes the
@@ -37,6 +38,7 @@ pub mod gateway;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod monitoring;
 pub mod observed;
 pub mod operator;
 pub mod pulsar;

@@ -8,7 +8,8 @@
 //! 2. observes the StatefulSet, the pods, each pod's `/admin/status` and the pods registered in
 //!    Redis;
 //! 3. executes the one [`rollout::Action`] that [`rollout::plan`] returns;
-//! 4. writes `status` from [`status::compute`] when it changed, and publishes an Event for the step;
+//! 4. writes `status` from [`status::compute`] (plus the `Monitoring` condition of
+//!    [`crate::monitoring`]) when it changed, and publishes an Event for the step;
 //! 5. asks to be called again after [`rollout::Action::requeue_after`], or after
 //!    [`rollout::retry_backoff`] when something failed.
 //!
@@ -175,6 +176,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         }
         Err(err) => Err(err),
     };
+    let monitoring = crate::monitoring::reconcile(&ctx.client, &bp, cc.uid().as_deref()).await;
     let stateful_set = match &applied {
         Ok(live) => live.clone(),
         Err(_) => {
@@ -223,7 +225,11 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             step.execute(&plan.action, &mut topics).await
         }
     };
-    let status = status::compute(
+    let old_conditions = cc
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| s.conditions.as_slice());
+    let mut status = status::compute(
         &StatusInput {
             generation: cc.metadata.generation,
             desired_replicas: cc.spec.replicas,
@@ -234,15 +240,26 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             error: outcome.as_ref().err().map(ToString::to_string),
             selector: bp.selector_string(),
         },
-        cc.status
-            .as_ref()
-            .map_or(&[][..], |s| s.conditions.as_slice()),
+        old_conditions,
         now,
     );
+    if let Some(verdict) = monitoring.clone() {
+        let generation = cc.metadata.generation;
+        status.conditions.push(status::merge_condition(
+            old_conditions,
+            verdict,
+            generation,
+            now,
+        ));
+    }
+    metrics::record_cluster(&namespace, &cc.name_any(), cc.spec.replicas, &status);
     if cc.status.as_ref() != Some(&status) {
         write_status(&objects.clusters, &cc.name_any(), &status).await?;
     }
     tell(ctx, &cc, &plan, &observed, &outcome).await;
+    if let Some(event) = crate::monitoring::event(old_conditions, monitoring.as_ref()) {
+        publish(ctx, &cc, event).await;
+    }
     outcome?;
     Ok(plan
         .action
@@ -698,6 +715,7 @@ async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             0
         }
     };
+    metrics::forget_cluster(bp.namespace(), bp.name());
     let note = format!(
         "deleted {} topics and {keys} Redis keys under {}:",
         topics.len(),

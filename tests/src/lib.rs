@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod postgres;
 pub mod process_cluster;
+pub mod promtool;
 pub mod redis;
 pub mod s3;
 pub mod tls;

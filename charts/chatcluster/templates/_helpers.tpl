@@ -110,6 +110,12 @@ ClusterRole so both modes grant exactly the same. */}}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["create", "get", "patch", "delete"]
+# The gateways' PodMonitor of spec.monitoring.podMonitor (Prometheus Operator), server-side
+# applied, deleted when disabled. Never listed or watched; absent CRD = 404, which the operator
+# reports in the Monitoring condition.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["create", "get", "patch", "delete"]
 # Kubernetes Events on the ChatClusters (both APIs: core/v1 and events.k8s.io/v1).
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]

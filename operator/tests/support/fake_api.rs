@@ -74,6 +74,8 @@ pub struct Settings {
     /// The test runs the pods (real processes behind them, say): the emulated kubelet leaves
     /// pods alone, and the two timings above do not apply.
     pub external_kubelet: bool,
+    /// The Prometheus Operator's CRDs are installed: PodMonitors are served (404 otherwise).
+    pub monitoring_crd: bool,
 }
 
 impl Default for Settings {
@@ -82,6 +84,7 @@ impl Default for Settings {
             pod_ready_after: Duration::from_millis(150),
             pod_terminate_after: Duration::from_millis(100),
             external_kubelet: false,
+            monitoring_crd: false,
         }
     }
 }

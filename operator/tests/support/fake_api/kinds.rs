@@ -34,6 +34,14 @@ const TYPES: &[(&str, &str, &str, bool, bool)] = &[
         true,
         true,
     ),
+    // A CRD of the Prometheus Operator: served only with `Settings::monitoring_crd`.
+    (
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+        "podmonitors",
+        true,
+        false,
+    ),
 ];
 
 /// One kind of object.

@@ -119,6 +119,16 @@ impl Inner {
                 format!("no route for {path}"),
             ));
         };
+        // An apiserver without the Prometheus Operator's CRD answers 404 for its paths.
+        if route.kind.api_version.starts_with("monitoring.coreos.com/")
+            && !self.settings.monitoring_crd
+        {
+            return error_response(&ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        }
         let as_table = table::wanted(&accept);
         match self.serve(
             &parts.method,
