@@ -38,14 +38,8 @@ impl PodGateways {
             url: admin_url.to_owned(),
             reason: "connection refused".into(),
         };
-        let host = admin_url
-            .strip_prefix("http://")
-            .and_then(|rest| rest.split(':').next())
-            .ok_or_else(refused)?;
-        let labels: Vec<&str> = host.split('.').collect();
-        let [pod, _headless, namespace, "svc"] = labels.as_slice() else {
-            return Err(refused());
-        };
+        let (pod, namespace) =
+            crate::support::backends::pod_of_admin_url(admin_url).ok_or_else(refused)?;
         let pod = Api::<Pod>::namespaced(self.client.clone(), namespace)
             .get_opt(pod)
             .await

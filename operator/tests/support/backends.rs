@@ -242,14 +242,7 @@ impl FakeGateway {
             url: admin_url.to_owned(),
             reason: "connection refused".into(),
         };
-        let host = admin_url
-            .strip_prefix("http://")
-            .and_then(|rest| rest.split(':').next())
-            .ok_or_else(refused)?;
-        let labels: Vec<&str> = host.split('.').collect();
-        let [pod, _headless, namespace, "svc"] = labels.as_slice() else {
-            return Err(refused());
-        };
+        let (pod, namespace) = pod_of_admin_url(admin_url).ok_or_else(refused)?;
         let object = self
             .api
             .get("v1", "Pod", namespace, pod)
@@ -258,7 +251,7 @@ impl FakeGateway {
             return Err(refused());
         }
         let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
-        Ok(((*pod).to_owned(), uid.to_owned()))
+        Ok((pod.to_owned(), uid.to_owned()))
     }
 
     /// As a gateway started with `CHAT_ADMIN_TOKEN` from its pod's env: the bearer token must be
@@ -355,5 +348,16 @@ impl GatewayAdmin for FakeGateway {
         gateway.draining = true;
         gateway.connections = 0;
         Ok(())
+    }
+}
+
+/// The pod and namespace an admin URL the operator builds names
+/// (`http://<pod>.<headless>.<ns>.svc:9090`); none for any other URL.
+pub fn pod_of_admin_url(admin_url: &str) -> Option<(&str, &str)> {
+    let host = admin_url.strip_prefix("http://")?.split(':').next()?;
+    let labels: Vec<&str> = host.split('.').collect();
+    match labels.as_slice() {
+        [pod, _headless, namespace, "svc"] => Some((pod, namespace)),
+        _ => None,
     }
 }
