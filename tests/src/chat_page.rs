@@ -149,3 +149,21 @@ pub async fn shown_states(page: &Page, body: &str) -> Result<Value> {
     page.eval(&format!("window.__shownStates[{}] ?? []", json!(body)))
         .await
 }
+
+/// A page at the end of a scenario: connected, no error shown, no problem reported (console
+/// errors, failed requests).
+pub async fn ensure_healthy(page: &Page) -> Result<()> {
+    let shell = page.eval(SHELL).await?;
+    ensure!(
+        shell["state"] == "connected" && text(&shell, "error").is_empty(),
+        "{}: at the end: {shell}",
+        page.name()
+    );
+    ensure!(
+        page.problems().is_empty(),
+        "{}: the page reported problems: {:?}",
+        page.name(),
+        page.problems()
+    );
+    Ok(())
+}

@@ -232,18 +232,7 @@ async fn two_browsers_chat_one_to_one_and_in_a_group() -> Result<()> {
 
     for page in [&alice, &bob] {
         screenshot(page, page.name()).await?;
-        let shell = page.eval(SHELL).await?;
-        ensure!(
-            shell["state"] == "connected" && text(&shell, "error").is_empty(),
-            "{}: at the end: {shell}",
-            page.name()
-        );
-        ensure!(
-            page.problems().is_empty(),
-            "{}: the page reported problems: {:?}",
-            page.name(),
-            page.problems()
-        );
+        ensure_healthy(page).await?;
     }
     browser.close().await?;
     gw.stop().await;
@@ -396,18 +385,7 @@ async fn two_browsers_show_read_marks_typing_recall_and_group_administration() -
     .await?;
     screenshot(&alice, "alice-v11").await?;
     for page in [&alice, &bob] {
-        let shell = page.eval(SHELL).await?;
-        ensure!(
-            shell["state"] == "connected" && text(&shell, "error").is_empty(),
-            "{}: at the end: {shell}",
-            page.name()
-        );
-        ensure!(
-            page.problems().is_empty(),
-            "{}: {:?}",
-            page.name(),
-            page.problems()
-        );
+        ensure_healthy(page).await?;
     }
     browser.close().await?;
     gw.stop().await;

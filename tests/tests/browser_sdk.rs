@@ -212,18 +212,7 @@ async fn a_drain_moves_the_page_to_another_pod_without_losing_a_message() -> Res
     })
     .await?;
     for page in [&alice, &bob] {
-        let shell = page.eval(SHELL).await?;
-        ensure!(
-            shell["state"] == "connected" && text(&shell, "error").is_empty(),
-            "{}: {shell}",
-            page.name()
-        );
-        ensure!(
-            page.problems().is_empty(),
-            "{}: {:?}",
-            page.name(),
-            page.problems()
-        );
+        ensure_healthy(page).await?;
     }
     browser.close().await?;
     Ok(())
