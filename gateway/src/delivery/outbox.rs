@@ -11,11 +11,15 @@
 //! frees, so a slow device never makes the server buffer without bound, and never loses order.
 //! Catch-up after connect is the same pull mode, started at the user's `ackedSeq`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use ids::{key, IdKey, RecentlyAcked};
+
+mod ids;
 
 /// Live messages that may wait for window room before their conversation falls back to pull mode.
 const QUEUE_CAPACITY: usize = 512;
@@ -73,14 +77,13 @@ struct Pull {
 pub struct Outbox<M> {
     capacity: usize,
     timeout: Duration,
-    in_flight: HashMap<String, InFlight<M>>,
+    in_flight: HashMap<IdKey, InFlight<M>>,
     /// Deadlines in order of insertion; deadlines only grow, so the front is the next to expire.
-    deadlines: VecDeque<(Instant, String)>,
+    deadlines: VecDeque<(Instant, IdKey)>,
     queue: VecDeque<Arc<M>>,
     pulling: BTreeMap<String, Pull>,
     pull_in_flight: Option<String>,
-    acked: HashSet<String>,
-    acked_order: VecDeque<String>,
+    acked: RecentlyAcked,
 }
 
 /// The result of [`Outbox::expire`].
@@ -114,8 +117,7 @@ impl<M: Windowed> Outbox<M> {
             queue: VecDeque::new(),
             pulling: BTreeMap::new(),
             pull_in_flight: None,
-            acked: HashSet::new(),
-            acked_order: VecDeque::new(),
+            acked: RecentlyAcked::new(RECENTLY_ACKED),
         }
     }
 
@@ -138,7 +140,7 @@ impl<M: Windowed> Outbox<M> {
 
     /// A live message for this device. Returns what to send now (possibly nothing).
     pub fn offer(&mut self, message: Arc<M>, now: Instant) -> Option<Push<M>> {
-        if self.in_flight.contains_key(message.id()) || self.acked.contains(message.id()) {
+        if self.known(key(message.id())) {
             return None;
         }
         if let Some(pull) = self.pulling.get_mut(message.conversation()) {
@@ -159,12 +161,17 @@ impl<M: Windowed> Outbox<M> {
         None
     }
 
+    /// Whether the message of `id` is in flight or was acked lately: not to be sent again.
+    fn known(&self, id: IdKey) -> bool {
+        self.in_flight.contains_key(&id) || self.acked.contains(id)
+    }
+
     fn admit(&mut self, message: Arc<M>, now: Instant) -> Push<M> {
         let deadline = now + self.timeout;
-        self.deadlines
-            .push_back((deadline, message.id().to_owned()));
+        let id = key(message.id());
+        self.deadlines.push_back((deadline, id));
         self.in_flight.insert(
-            message.id().to_owned(),
+            id,
             InFlight {
                 message: message.clone(),
                 deadline,
@@ -179,15 +186,9 @@ impl<M: Windowed> Outbox<M> {
 
     /// An ACK for `message_id`. Returns the message if it was in flight here.
     pub fn ack(&mut self, message_id: &str) -> Option<Arc<M>> {
-        if self.acked.insert(message_id.to_owned()) {
-            self.acked_order.push_back(message_id.to_owned());
-            if self.acked_order.len() > RECENTLY_ACKED {
-                if let Some(old) = self.acked_order.pop_front() {
-                    self.acked.remove(&old);
-                }
-            }
-        }
-        self.in_flight.remove(message_id).map(|f| f.message)
+        let id = key(message_id);
+        self.acked.insert(id);
+        self.in_flight.remove(&id).map(|f| f.message)
     }
 
     /// Moves queued live messages into freed window slots.
@@ -204,7 +205,7 @@ impl<M: Windowed> Outbox<M> {
             }
             // A redelivered copy may have queued behind the first: once that one is in flight
             // or acked, the copy is not sent.
-            if !self.in_flight.contains_key(m.id()) && !self.acked.contains(m.id()) {
+            if !self.known(key(m.id())) {
                 out.push(self.admit(m, now));
             }
         }
@@ -242,7 +243,7 @@ impl<M: Windowed> Outbox<M> {
         // conversations may have taken some of it since. What does not fit is read again.
         let mut cut = false;
         for m in messages {
-            let new = !self.in_flight.contains_key(m.id()) && !self.acked.contains(m.id());
+            let new = !self.known(key(m.id()));
             if new && self.room() == 0 {
                 cut = true;
                 break;
