@@ -19,6 +19,9 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # promtool (Debian's prometheus package): `promtool check metrics` on the live /metrics
 # (tests/tests/metrics.rs, operator/tests/monitoring.rs) and `check rules` on the alerts.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# nginx (Debian's nginx-light): the ingress test (operator/tests/ingress_nginx) runs it as
+# ingress-nginx would be configured from the operator's Ingress. It lives in /usr/sbin.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 
 scripts/apt-install.sh "${missing[@]}"
 
