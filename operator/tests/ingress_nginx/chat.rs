@@ -42,6 +42,8 @@ pub struct Ledger {
     pub drains: HashMap<String, usize>,
     /// Broken promises: a resend answered with another `messageId`, a stranger's message…
     pub problems: Vec<String>,
+    /// SENDs written and not yet answered: the ledger is final only when this is 0.
+    pub in_flight: usize,
 }
 
 impl Ledger {
@@ -55,6 +57,11 @@ impl Ledger {
             .collect();
         missing.sort();
         missing
+    }
+
+    /// Whether every SEND is answered and every acknowledged message delivered.
+    pub fn settled(&self) -> bool {
+        self.in_flight == 0 && self.missing().is_empty()
     }
 
     /// Deliveries beyond the first of a message.
@@ -112,6 +119,9 @@ pub async fn run(
             sent += 1;
             let cmid = format!("{}-{sent}", user.name);
             let text = format!("hello {sent}");
+            lock(&ledger).in_flight += 1;
+            // Answered (reply 0 or given up) on every way out of the loop below.
+            let _answered = InFlight(&ledger);
             loop {
                 let result = tokio::select! {
                     r = client.send_to(&user.peer, &text, &cmid) => r,
@@ -161,6 +171,15 @@ pub async fn run(
         }
     }
     client.close().await;
+}
+
+/// Counts a SEND as answered when dropped.
+struct InFlight<'a>(&'a Mutex<Ledger>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(self.0).in_flight -= 1;
+    }
 }
 
 fn record(user: &User, ledger: &Mutex<Ledger>, event: Event, following_drain: &mut bool) {

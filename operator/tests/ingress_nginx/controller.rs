@@ -62,19 +62,35 @@ impl Controller {
     /// Starts nginx for `cc`'s Ingress with `endpoints` all ready, listening on a free port of
     /// every address the Ingress host resolves to; returns once it accepts connections.
     pub async fn start(cc: &ChatCluster, endpoints: Vec<Endpoint>) -> Self {
+        Self::start_tls(cc, endpoints, BTreeMap::new()).await
+    }
+
+    /// [`Self::start`] with HTTPS listeners too, and the certificate and key files of the TLS
+    /// Secrets by name (the controller reads them from the Secrets).
+    pub async fn start_tls(
+        cc: &ChatCluster,
+        endpoints: Vec<Endpoint>,
+        certificates: BTreeMap<String, (PathBuf, PathBuf)>,
+    ) -> Self {
         let (ingress, service) = built(cc);
         let host = cc.spec.ingress.as_ref().expect("spec.ingress").host.clone();
         let dir = Nginx::dir();
+        let https = if certificates.is_empty() {
+            Vec::new()
+        } else {
+            listeners(&host, free_port())
+        };
         let site = Site {
             dir: dir.path().to_owned(),
             http: listeners(&host, free_port()),
-            https: Vec::new(),
+            https,
             workers: 1,
-            certificates: BTreeMap::<String, (PathBuf, PathBuf)>::new(),
+            certificates,
         };
         let conf = conf(&ingress, &service, &site, &endpoints);
         let mut nginx = Nginx::start(dir, &conf);
         nginx.wait_listening(&site.http).await;
+        nginx.wait_listening(&site.https).await;
         Self {
             ingress,
             service,

@@ -11,9 +11,10 @@
 //! [`controller`] follows the pods' readiness and reloads nginx when it changes, as the
 //! controller follows the Service's Endpoints.
 //!
-//! Not covered: ingress-nginx's Lua balancer (a plain round-robin `upstream` stands in), and an
-//! idle WebSocket outliving nginx's 60 s default (too slow for a test): the timeouts are checked
-//! in the configuration instead ([`conf`]).
+//! Not covered: ingress-nginx's Lua balancer (a plain round-robin `upstream` stands in), a
+//! `wss://` WebSocket (HTTPS is checked with a plain request), and an idle WebSocket outliving
+//! nginx's 60 s default (too slow for a test): the timeouts are checked in the configuration
+//! instead ([`conf`]).
 
 #![allow(
     missing_docs,
@@ -21,6 +22,7 @@
     reason = "test support, not a library API: the workspace lints are for the libraries"
 )]
 
+mod annotations;
 mod chat;
 mod conf;
 mod controller;

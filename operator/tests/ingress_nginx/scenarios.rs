@@ -1,6 +1,6 @@
 //! Live: gateway pods behind nginx, users through it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +9,8 @@ use chat_client::Event;
 use chat_tests::cluster::TestCluster;
 use chat_tests::files::{png, upload};
 use chat_tests::fixtures::user_token;
+use chat_tests::tls::TestCa;
+use chat_tests::TestGateway;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -258,7 +260,7 @@ async fn a_drain_hop_through_nginx_lands_on_another_pod_and_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     sending.cancel();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !lock(&ledger).missing().is_empty() && Instant::now() < deadline {
+    while !lock(&ledger).settled() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     quit.cancel();
@@ -313,4 +315,44 @@ async fn a_drain_hop_through_nginx_lands_on_another_pod_and_loses_nothing() {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_ingress_serves_https_and_redirects_plain_http() {
+    let gateway = TestGateway::start().await;
+    let mut cc = cluster(json!({}));
+    cc.spec.ingress.as_mut().unwrap().tls_secret_name = Some("chat-tls".into());
+    let ca = TestCa::new("ingress");
+    let certificates = BTreeMap::from([("chat-tls".into(), (ca.cert_file(), ca.key_file()))]);
+    let endpoint = Endpoint {
+        pod: "pod-0".into(),
+        public: gateway.addr,
+        readyz: gateway.admin_url("/readyz"),
+    };
+    let ingress = Controller::start_tls(&cc, vec![endpoint], certificates).await;
+    let (http_port, https_port) = (ingress.port(), ingress.site.https[0].port());
+
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("https://{HOST}:{https_port}/"))
+        .send()
+        .await
+        .expect("GET over TLS through nginx");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.text().await.unwrap().contains("<html"),
+        "the gateway's page"
+    );
+    let plain = http
+        .get(format!("http://{HOST}:{http_port}/ws"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 308, "plain HTTP is redirected");
+    let location = plain.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("https://{HOST}/ws"));
 }
