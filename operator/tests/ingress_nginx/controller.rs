@@ -40,11 +40,13 @@ pub struct Controller {
     pub conf: String,
 }
 
-/// The addresses `host` resolves to, on `port`: where clients of `ws://host:port` connect.
+/// The addresses `host` resolves to, on `port` (where clients of `ws://host:port` connect,
+/// `::1` too where `localhost` says so), and `127.0.0.1` always.
 pub fn listeners(host: &str, port: u16) -> Vec<SocketAddr> {
     let mut addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .unwrap_or_else(|e| panic!("resolve {host}: {e}"))
+        .chain([SocketAddr::from(([127, 0, 0, 1], port))])
         .collect();
     addrs.sort();
     addrs.dedup();
@@ -101,7 +103,7 @@ impl Controller {
         }
     }
 
-    /// The port clients connect to.
+    /// The port clients connect to (every plain listener has it).
     pub fn port(&self) -> u16 {
         self.site.http[0].port()
     }

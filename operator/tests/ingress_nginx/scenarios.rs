@@ -62,15 +62,16 @@ fn user(name: &str, peer: &str, url: &str) -> User {
     }
 }
 
-/// A plain GET of `/ws` through nginx from `source` (no upgrade): the gateway's per-address
-/// check comes first, so 429 means "this address is over its rate", 400 "passed, but no
-/// upgrade".
-async fn probe(base: &str, source: &str, forwarded_for: Option<&str>) -> u16 {
+/// A plain GET of `/ws` through nginx (its IPv4 listener, `Host: localhost`) from `source` (no
+/// upgrade): the gateway's per-address check comes first, so 429 means "this address is over
+/// its rate", 400 "passed, but no upgrade".
+async fn probe(port: u16, source: &str, forwarded_for: Option<&str>) -> u16 {
     let http = reqwest::Client::builder()
         .local_address(source.parse::<IpAddr>().unwrap())
         .build()
         .unwrap();
-    let mut req = http.get(format!("{base}/ws?token={}", user_token("probe")));
+    let url = format!("http://127.0.0.1:{port}/ws?token={}", user_token("probe"));
+    let mut req = http.get(url).header("host", format!("{HOST}:{port}"));
     if let Some(xff) = forwarded_for {
         req = req.header("x-forwarded-for", xff);
     }
@@ -131,7 +132,7 @@ async fn websocket_clients_chat_across_pods_through_nginx() {
     // writes $remote_addr over it).
     let mut refused_in_a_row = 0;
     for _ in 0..(PODS as u32 * (CONNECT_BURST + 2) * 2) {
-        let status = probe(&base, "127.0.0.2", None).await;
+        let status = probe(ingress.port(), "127.0.0.2", None).await;
         refused_in_a_row = if status == 429 {
             refused_in_a_row + 1
         } else {
@@ -146,12 +147,12 @@ async fn websocket_clients_chat_across_pods_through_nginx() {
         "127.0.0.2 was never limited on every pod"
     );
     assert_eq!(
-        probe(&base, "127.0.0.2", Some("10.9.9.9")).await,
+        probe(ingress.port(), "127.0.0.2", Some("10.9.9.9")).await,
         429,
         "forged XFF"
     );
     assert_eq!(
-        probe(&base, "127.0.0.3", None).await,
+        probe(ingress.port(), "127.0.0.3", None).await,
         400,
         "another client address"
     );
