@@ -56,6 +56,7 @@ pub fn handle() -> PrometheusHandle {
                     "a metrics recorder was already installed; /metrics shows only this handle's series"
                 );
             }
+            spawn_upkeep(handle.clone());
             describe();
             // Exported from the start: a standby replica shows 0, not nothing. An increment of
             // 0, so a recorder installed before this one keeps its value.
@@ -63,6 +64,21 @@ pub fn handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Folds recorded histogram samples into their buckets every 30 s. The exporter keeps each
+/// sample until a `/metrics` render or its upkeep does that; without the upkeep, an operator
+/// nobody scrapes keeps every reconcile's duration for ever.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histograms grow until /metrics is scraped");
+    }
 }
 
 /// Sets the per-ChatCluster gauges from the status a reconcile computed.
