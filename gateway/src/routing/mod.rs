@@ -214,15 +214,13 @@ impl Router {
             }
         }
         for (pod, devices) in plan.remote {
-            // Kept for another attempt: the device list, not the whole event (whose message
-            // would be copied for every forwarded delivery).
-            let kept = payload.must_arrive().then(|| devices.clone());
-            if let Err(e) = self.bus.publish(&pod, payload.event(devices, hops)).await {
-                tracing::warn!(pod, error = %e, "forwarding failed; trying again");
-                if let Some(devices) = kept {
+            if let Err(unsent) = self.bus.publish(&pod, payload.event(devices, hops)).await {
+                tracing::warn!(pod, error = %unsent, "forwarding failed; trying again");
+                // The bus hands the event back: nothing was copied for this on the way out.
+                if let (true, Some(event)) = (payload.must_arrive(), unsent.event) {
                     self.retries.push(Retry::Publish {
                         pod,
-                        event: Box::new(payload.event(devices, hops)),
+                        event: Box::new(event),
                     });
                 }
             }

@@ -168,9 +168,18 @@ impl Router {
                     skip,
                 }),
             },
-            Retry::Publish { pod, event } => match self.bus.publish(&pod, (*event).clone()).await {
+            Retry::Publish { pod, event } => match self.bus.publish(&pod, *event).await {
                 Ok(()) => Ok(()),
-                Err(_) => Err(Retry::Publish { pod, event }),
+                Err(unsent) => match unsent.event {
+                    Some(event) => Err(Retry::Publish {
+                        pod,
+                        event: Box::new(event),
+                    }),
+                    None => {
+                        tracing::warn!(pod, error = %unsent, "a retried event was lost in the bus; its devices catch up on reconnect");
+                        Ok(())
+                    }
+                },
             },
         }
     }
