@@ -8,7 +8,9 @@
 //! prepared once per pod (their envelope ids are fresh per device anyway).
 
 mod control;
+pub mod pending;
 mod retry;
+mod sweep;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,6 +122,8 @@ pub struct Router {
     /// Set when a route-table write failed (a registration, a refresh, the pod's heartbeat):
     /// the next good heartbeat registers every local connection again ([`Router::reannounce`]).
     reannounce: AtomicBool,
+    /// The durable record of failed fan-outs, when the store keeps one ([`sweep`]).
+    pending: Option<sweep::Pending>,
 }
 
 impl Router {
@@ -140,6 +144,7 @@ impl Router {
             retries: Retries::default(),
             routes_down: AtomicBool::new(false),
             reannounce: AtomicBool::new(false),
+            pending: None,
         }
     }
 
@@ -218,6 +223,7 @@ impl Router {
                 tracing::warn!(pod, error = %unsent, "forwarding failed; trying again");
                 // The bus hands the event back: nothing was copied for this on the way out.
                 if let (true, Some(event)) = (payload.must_arrive(), unsent.event) {
+                    self.note_refused(&pod, &event);
                     self.retries.push(Retry::Publish {
                         pod,
                         event: Box::new(event),
@@ -242,6 +248,7 @@ impl Router {
                 }
             }
         }
+        self.note_unrouted(&payload, users, skip);
         self.retries.push(Retry::Route {
             payload,
             users: users.to_vec(),

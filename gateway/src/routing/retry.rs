@@ -130,7 +130,9 @@ impl Router {
                 () = tokio::time::sleep(backoff) => {}
                 () = stop.cancelled() => return,
             }
-            let mut pending = self.retries.take().into_iter();
+            let taken = self.retries.take();
+            self.set_in_flight(taken.len());
+            let mut pending = taken.into_iter();
             let mut failed = Vec::new();
             for (at, retry) in pending.by_ref() {
                 if let Err(retry) = self.try_again(retry).await {
@@ -145,6 +147,22 @@ impl Router {
                 (backoff * 2).min(MAX_BACKOFF)
             };
             self.retries.put_back(failed);
+            self.set_in_flight(0);
+        }
+    }
+
+    /// The id of a stored message whose fan-out may have a row (when rows are kept).
+    fn recorded_id(&self, payload: &Payload) -> Option<String> {
+        match (&self.pending, payload) {
+            (Some(_), Payload::Message(m)) => Some(m.message.message_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// How many fan-outs the loop is trying right now (leases stay renewed meanwhile).
+    fn set_in_flight(&self, n: usize) {
+        if let Some(p) = &self.pending {
+            p.outstanding.store(n, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -158,8 +176,13 @@ impl Router {
             } => match self.routes.lookup(&users).await {
                 Ok(routes) => {
                     self.set_routes_down(false);
+                    let recorded = self.recorded_id(&payload);
                     let skip = skip.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
+                    // Pods that refuse it now get rows of their own before this one goes.
                     self.dispatch(payload, routes, skip, 0).await;
+                    if let Some(id) = recorded {
+                        self.note_done(&id, "");
+                    }
                     Ok(())
                 }
                 Err(_) => Err(Retry::Route {
@@ -168,19 +191,33 @@ impl Router {
                     skip,
                 }),
             },
-            Retry::Publish { pod, event } => match self.bus.publish(&pod, *event).await {
-                Ok(()) => Ok(()),
-                Err(unsent) => match unsent.event {
-                    Some(event) => Err(Retry::Publish {
-                        pod,
-                        event: Box::new(event),
-                    }),
-                    None => {
-                        tracing::warn!(pod, error = %unsent, "a retried event was lost in the bus; its devices catch up on reconnect");
+            Retry::Publish { pod, event } => {
+                let recorded = match (&self.pending, &*event) {
+                    (Some(_), BusEvent::Deliver { message, .. }) => {
+                        Some(message.message_id.clone())
+                    }
+                    _ => None,
+                };
+                match self.bus.publish(&pod, *event).await {
+                    Ok(()) => {
+                        if let Some(id) = recorded {
+                            self.note_done(&id, &pod);
+                        }
                         Ok(())
                     }
-                },
-            },
+                    Err(unsent) => match unsent.event {
+                        Some(event) => Err(Retry::Publish {
+                            pod,
+                            event: Box::new(event),
+                        }),
+                        None => {
+                            // Its row (if any) stays: swept once this pod stops renewing it.
+                            tracing::warn!(pod, error = %unsent, "a retried event was lost in the bus");
+                            Ok(())
+                        }
+                    },
+                }
+            }
         }
     }
 }
