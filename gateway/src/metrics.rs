@@ -88,6 +88,9 @@ const ZEROED_COUNTERS: &[&str] = &[
     "chat_store_batch_retries_total",
     "chat_fanout_retries_total",
     "chat_fanout_retries_dropped_total",
+    "chat_pending_fanouts_recorded_total",
+    "chat_pending_fanouts_swept_total",
+    "chat_pending_fanouts_given_up_total",
     "chat_webhook_sent_total",
     "chat_webhook_retried_total",
     "chat_webhook_failed_total",
@@ -237,6 +240,22 @@ fn describe_operations() {
     metrics::describe_gauge!(
         "chat_fanout_retries_waiting",
         "Deliveries waiting in the fan-out retry queue"
+    );
+    metrics::describe_gauge!(
+        "chat_pending_fanouts",
+        "Rows in pending_fanouts: failed fan-outs recorded so any pod finishes them (0 normally)"
+    );
+    metrics::describe_counter!(
+        "chat_pending_fanouts_recorded_total",
+        "Failed fan-outs this pod recorded in pending_fanouts"
+    );
+    metrics::describe_counter!(
+        "chat_pending_fanouts_swept_total",
+        "Pending fan-outs whose lease ran out that this pod pushed"
+    );
+    metrics::describe_counter!(
+        "chat_pending_fanouts_given_up_total",
+        "Pending fan-outs over 10 min old dropped (clients catch up by SYNC)"
     );
     metrics::describe_counter!("chat_recalls_total", "Messages recalled (RECALL, 32)");
     metrics::describe_counter!("chat_files_uploaded_total", "Files uploaded and indexed");

@@ -20,6 +20,7 @@ use crate::model::now_ms;
 use crate::presence::{PresenceEvent, Targets};
 use crate::routes::redis::POD_STALE_MS;
 use crate::routes::{memory::MemoryRoutes, redis::RedisRoutes, RouteTable};
+use crate::routing::pending::{PendingFanouts, SqlPending};
 use crate::startup::SharedListener;
 use crate::store::{postgres::PgStore, recent::RecentCache, sqlite::SqliteStore, Store};
 use crate::webhook::queue::{Queue, SqlQueue};
@@ -150,6 +151,8 @@ pub async fn run(
         files.clone(),
     );
     app.webhook = webhook.clone();
+    app.router
+        .record_failed_fanouts(pending_fanouts(&app.config).await?);
     let app = Arc::new(app);
     let pod = app.pod.clone();
     crate::metrics::handle();
@@ -168,6 +171,11 @@ pub async fn run(
     let retries = {
         let (app, stop) = (app.clone(), stop_serving.clone());
         tokio::spawn(async move { app.router.run_retries(stop).await })
+    };
+    // Failed fan-outs recorded, leased and swept (this pod's and any dead pod's).
+    let pending = {
+        let (app, stop) = (app.clone(), stop_serving.clone());
+        tokio::spawn(async move { app.router.run_pending(stop).await })
     };
     let sweeper = tokio::spawn(files.run_sweeper(stop_serving.clone()));
     let retention = app.config.retention_days.map(|days| {
@@ -205,10 +213,14 @@ pub async fn run(
     if app.router.retries_waiting() > 0 {
         tracing::warn!(
             waiting = app.router.retries_waiting(),
-            "stopping with fan-outs still waiting for a backend: their recipients catch up on reconnect"
+            "stopping with fan-outs still waiting for a backend: another pod finishes them"
         );
     }
     stop_serving.cancel();
+    let _ = tokio::time::timeout(CLOSE_GRACE, pending).await;
+    // What still waits is recorded, and its leases released: another pod's sweeper pushes it
+    // within a second or so instead of after the lease.
+    app.router.hand_over_pending().await;
     heartbeat.abort();
     retries.abort();
     sweeper.abort();
@@ -235,6 +247,19 @@ async fn revocations(config: &ServeConfig) -> Result<Arc<dyn Revocations>> {
             crate::store::postgres::side_pool(url).await?,
         )),
         None => Arc::new(SqlRevocations(
+            crate::store::sqlite::side_pool(&config.store.data_dir).await?,
+        )),
+    })
+}
+
+/// The durable record of failed fan-outs, on the store's database (migrations ran when the
+/// store opened).
+async fn pending_fanouts(config: &ServeConfig) -> Result<Arc<dyn PendingFanouts>> {
+    Ok(match &config.store.database_url {
+        Some(url) => Arc::new(SqlPending::new(
+            crate::store::postgres::side_pool(url).await?,
+        )),
+        None => Arc::new(SqlPending::new(
             crate::store::sqlite::side_pool(&config.store.data_dir).await?,
         )),
     })

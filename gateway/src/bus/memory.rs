@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{Bus, BusEvent};
+use super::{Bus, BusEvent, Unsent};
 use crate::error::Result;
 
 /// Events buffered per pod inbox before publishers wait.
@@ -29,7 +29,7 @@ impl MemoryBus {
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn publish(&self, pod: &str, event: BusEvent) -> Result<()> {
+    async fn publish(&self, pod: &str, event: BusEvent) -> std::result::Result<(), Unsent> {
         let inbox = self.inboxes.lock().expect("bus lock").get(pod).cloned();
         match inbox {
             Some(tx) => {

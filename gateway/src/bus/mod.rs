@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::mpsc;
 
 use crate::delivery::DeviceRoute;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{DeliveredNotice, HttpPush, StoredMessage};
 use crate::notice::Notice;
 use crate::presence::PresenceEvent;
@@ -114,6 +114,27 @@ fn kick_reason<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<KickReaso
     Ok(KickReason::parse(&reason).unwrap_or(KickReason::Admin))
 }
 
+/// An event the bus did not accept, and why.
+#[derive(Debug)]
+pub struct Unsent {
+    /// Why it was not accepted.
+    pub error: Error,
+    /// The event, to try again (`None`: lost inside the bus, e.g. its forwarder died).
+    pub event: Option<BusEvent>,
+}
+
+impl std::fmt::Display for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl From<Unsent> for Error {
+    fn from(unsent: Unsent) -> Self {
+        unsent.error
+    }
+}
+
 /// How many times an event may be re-routed to another pod after its device moved.
 pub const MAX_HOPS: u8 = 2;
 
@@ -121,8 +142,9 @@ pub const MAX_HOPS: u8 = 2;
 /// by [`memory::MemoryBus`] (one process) and [`pulsar::PulsarBus`] (cluster).
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Publishes `event` to `pod`'s inbox. Resolves once the bus accepted it.
-    async fn publish(&self, pod: &str, event: BusEvent) -> Result<()>;
+    /// Publishes `event` to `pod`'s inbox. Resolves once the bus accepted it; when it did not,
+    /// the event comes back with the error (a retry keeps it without having copied it first).
+    async fn publish(&self, pod: &str, event: BusEvent) -> std::result::Result<(), Unsent>;
 
     /// Starts consuming `pod`'s inbox; events arrive on the returned channel until the bus stops.
     async fn subscribe(&self, pod: &str) -> Result<mpsc::Receiver<BusEvent>>;

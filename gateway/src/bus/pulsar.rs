@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 pub use chat_protocol::names::Topics;
 
-use super::{Bus, BusEvent};
+use super::{Bus, BusEvent, Unsent};
 use crate::error::{Error, Result};
 use crate::model::now_ms;
 use crate::tls::PulsarAccess;
@@ -74,7 +74,11 @@ pub struct PulsarBus {
 }
 
 /// An event waiting in a forwarder, with the way to tell its publisher how the send went.
-type Queued = (BusEvent, oneshot::Sender<std::result::Result<(), String>>);
+/// A failed send gives the event back.
+type Queued = (
+    BusEvent,
+    oneshot::Sender<std::result::Result<(), (String, BusEvent)>>,
+);
 
 fn unavailable(what: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
     Error::unavailable(format!("pulsar {what}"), e)
@@ -201,8 +205,8 @@ async fn forward(client: Pulsar<TokioExecutor>, topic: String, mut rx: mpsc::Rec
             producer = None;
         }
         metrics::histogram!("chat_bus_batch_events").record(events.len() as f64);
-        for publisher in publishers {
-            let _ = publisher.send(result.clone());
+        for (publisher, event) in publishers.into_iter().zip(events) {
+            let _ = publisher.send(result.clone().map_err(|e| (e, event)));
         }
     }
 }
@@ -342,17 +346,27 @@ async fn consume(
 
 #[async_trait]
 impl Bus for PulsarBus {
-    async fn publish(&self, pod: &str, event: BusEvent) -> Result<()> {
-        let stopped = || unavailable("forwarder", "stopped");
+    async fn publish(&self, pod: &str, event: BusEvent) -> std::result::Result<(), Unsent> {
+        let stopped = |event| Unsent {
+            error: unavailable("forwarder", "stopped"),
+            event,
+        };
         let (sent, outcome) = oneshot::channel();
-        self.forwarder(&self.topics.pod_topic(pod))
+        if let Err(refused) = self
+            .forwarder(&self.topics.pod_topic(pod))
             .send((event, sent))
             .await
-            .map_err(|_| stopped())?;
-        outcome
-            .await
-            .map_err(|_| stopped())?
-            .map_err(|e| unavailable("publish", e))
+        {
+            return Err(stopped(Some(refused.0 .0)));
+        }
+        match outcome.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((e, event))) => Err(Unsent {
+                error: unavailable("publish", e),
+                event: Some(event),
+            }),
+            Err(_) => Err(stopped(None)),
+        }
     }
 
     async fn subscribe(&self, pod: &str) -> Result<mpsc::Receiver<BusEvent>> {

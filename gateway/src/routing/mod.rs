@@ -8,13 +8,13 @@
 //! prepared once per pod (their envelope ids are fresh per device anyway).
 
 mod control;
+pub mod pending;
 mod retry;
+mod sweep;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusEvent, MAX_HOPS};
 use crate::delivery::{plan_fanout, DeviceRoute};
@@ -24,7 +24,7 @@ use crate::model::{DeliveredNotice, HttpPush, Prepared, StoredMessage};
 use crate::notice::Notice;
 use crate::presence::Presence;
 use crate::routes::RouteTable;
-use retry::{Retries, Retry, FIRST_BACKOFF, MAX_BACKOFF};
+use retry::{Retries, Retry};
 
 /// Something to hand to devices.
 #[derive(Clone)]
@@ -122,6 +122,8 @@ pub struct Router {
     /// Set when a route-table write failed (a registration, a refresh, the pod's heartbeat):
     /// the next good heartbeat registers every local connection again ([`Router::reannounce`]).
     reannounce: AtomicBool,
+    /// The durable record of failed fan-outs, when the store keeps one ([`sweep`]).
+    pending: Option<sweep::Pending>,
 }
 
 impl Router {
@@ -142,6 +144,7 @@ impl Router {
             retries: Retries::default(),
             routes_down: AtomicBool::new(false),
             reannounce: AtomicBool::new(false),
+            pending: None,
         }
     }
 
@@ -216,15 +219,14 @@ impl Router {
             }
         }
         for (pod, devices) in plan.remote {
-            // Kept for another attempt: the device list, not the whole event (whose message
-            // would be copied for every forwarded delivery).
-            let kept = payload.must_arrive().then(|| devices.clone());
-            if let Err(e) = self.bus.publish(&pod, payload.event(devices, hops)).await {
-                tracing::warn!(pod, error = %e, "forwarding failed; trying again");
-                if let Some(devices) = kept {
+            if let Err(unsent) = self.bus.publish(&pod, payload.event(devices, hops)).await {
+                tracing::warn!(pod, error = %unsent, "forwarding failed; trying again");
+                // The bus hands the event back: nothing was copied for this on the way out.
+                if let (true, Some(event)) = (payload.must_arrive(), unsent.event) {
+                    self.note_refused(&pod, &event);
                     self.retries.push(Retry::Publish {
                         pod,
-                        event: Box::new(payload.event(devices, hops)),
+                        event: Box::new(event),
                     });
                 }
             }
@@ -246,6 +248,7 @@ impl Router {
                 }
             }
         }
+        self.note_unrouted(&payload, users, skip);
         self.retries.push(Retry::Route {
             payload,
             users: users.to_vec(),
@@ -288,64 +291,6 @@ impl Router {
     /// How many failed fan-outs wait to be tried again (a pod going away waits for them).
     pub fn retries_waiting(&self) -> usize {
         self.retries.len()
-    }
-
-    /// Tries failed fan-outs again, in order, until `stop`: after a failure it waits
-    /// [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`] while the backend stays down.
-    pub async fn run_retries(&self, stop: CancellationToken) {
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            tokio::select! {
-                () = self.retries.wait() => {}
-                () = stop.cancelled() => return,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = stop.cancelled() => return,
-            }
-            let mut pending = self.retries.take().into_iter();
-            let mut failed = Vec::new();
-            for (at, retry) in pending.by_ref() {
-                if let Err(retry) = self.try_again(retry).await {
-                    failed.push((at, retry));
-                    break;
-                }
-            }
-            failed.extend(pending);
-            backoff = if failed.is_empty() {
-                FIRST_BACKOFF
-            } else {
-                (backoff * 2).min(MAX_BACKOFF)
-            };
-            self.retries.put_back(failed);
-        }
-    }
-
-    /// One attempt at a failed fan-out; gives it back when it fails again.
-    async fn try_again(&self, retry: Retry) -> std::result::Result<(), Retry> {
-        match retry {
-            Retry::Route {
-                payload,
-                users,
-                skip,
-            } => match self.routes.lookup(&users).await {
-                Ok(routes) => {
-                    self.set_routes_down(false);
-                    let skip = skip.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
-                    self.dispatch(payload, routes, skip, 0).await;
-                    Ok(())
-                }
-                Err(_) => Err(Retry::Route {
-                    payload,
-                    users,
-                    skip,
-                }),
-            },
-            Retry::Publish { pod, event } => match self.bus.publish(&pod, (*event).clone()).await {
-                Ok(()) => Ok(()),
-                Err(_) => Err(Retry::Publish { pod, event }),
-            },
-        }
     }
 
     /// An event consumed from this pod's inbox.

@@ -16,6 +16,7 @@ mod frames;
 mod http_api;
 mod lifecycle;
 mod lifecycle_data;
+mod pending_fanouts;
 mod presence;
 mod v11;
 mod webhook;
