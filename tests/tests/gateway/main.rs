@@ -17,6 +17,7 @@ mod http_api;
 mod lifecycle;
 mod lifecycle_data;
 mod presence;
+mod rebalance;
 mod v11;
 mod webhook;
 mod webhook_queue;
