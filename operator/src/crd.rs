@@ -25,6 +25,7 @@ mod backends;
 mod files;
 mod monitoring;
 mod placement;
+mod rebalance;
 mod route;
 mod security;
 mod status;
@@ -34,6 +35,7 @@ pub use monitoring::{MonitoringSpec, PodMonitorSpec};
 pub use placement::{
     PodSpecOverrides, ServiceOverrides, ServiceType, RESERVED_ANNOTATION_PREFIX, RESERVED_LABELS,
 };
+pub use rebalance::{PodConnections, RebalancePhase, RebalanceSpec, RebalanceStatus};
 pub use route::{HttpRouteSpec, IngressSpec, ParentReference};
 pub use security::{NetworkPolicySpec, PeerSpec};
 pub use status::{ChatClusterStatus, Phase, RolloutStatus, RolloutStep};
@@ -118,6 +120,9 @@ pub struct ChatClusterSpec {
     /// Prometheus scraping of the gateways (a PodMonitor; off unless enabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<MonitoringSpec>,
+    /// Evening out connections across the pods after a rollout or a scale-up (on by default).
+    #[serde(default, skip_serializing_if = "RebalanceSpec::is_default")]
+    pub rebalance: RebalanceSpec,
 }
 
 /// Three pods: one can drain while another fails and the cluster still serves.

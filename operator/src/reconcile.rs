@@ -8,6 +8,8 @@
 //! 2. observes the StatefulSet, the pods, each pod's `/admin/status` and the pods registered in
 //!    Redis;
 //! 3. executes the one [`rollout::Action`] that [`rollout::plan`] returns;
+//!    when that is [`rollout::Action::Steady`], takes one paced rebalancing step
+//!    ([`crate::rebalance`]): the busiest pods move a share of their connections elsewhere;
 //! 4. writes `status` from [`status::compute`] (plus the `Monitoring` condition of
 //!    [`crate::monitoring`]) when it changed, and publishes an Event for the step;
 //! 5. asks to be called again after [`rollout::Action::requeue_after`], or after
@@ -38,7 +40,7 @@ use tracing::{debug, instrument, warn};
 use crate::builders::Blueprint;
 use crate::context::{Context, FIELD_MANAGER, FINALIZER};
 use crate::crd::{ChatCluster, ChatClusterStatus};
-use crate::rollout::{self, retry_backoff, WAIT_POLL};
+use crate::rollout::{self, retry_backoff, Action, WAIT_POLL};
 use crate::status::{self, StatusInput};
 use crate::{metrics, secrets, Error, Result};
 
@@ -47,6 +49,7 @@ mod cleanup;
 mod events;
 mod exposure;
 mod observe;
+mod rebalance;
 mod step;
 use children::apply_children;
 use cleanup::cleanup;
@@ -196,7 +199,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             None
         });
     let now = Timestamp::now();
-    let observed = observe(
+    let (observed, moving) = observe(
         &cc,
         &bp,
         ctx,
@@ -245,6 +248,15 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         old_conditions,
         now,
     );
+    let steady = plan.action == Action::Steady && outcome.is_ok();
+    let cluster = rebalance::Cluster {
+        ctx,
+        cc: &cc,
+        bp: &bp,
+        admin_token,
+    };
+    let rebalanced = rebalance::step(&cluster, &observed, &moving, steady).await;
+    status.rebalance = rebalanced.status;
     if let Some(verdict) = monitoring.clone() {
         let generation = cc.metadata.generation;
         status.conditions.push(status::merge_condition(
@@ -263,10 +275,11 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         publish(ctx, &cc, event).await;
     }
     outcome?;
-    Ok(plan
-        .action
-        .requeue_after(now)
-        .map_or_else(|| Requeue::requeue(RESYNC), Requeue::requeue))
+    let after = match (plan.action.requeue_after(now), rebalanced.requeue) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(RESYNC),
+    };
+    Ok(Requeue::requeue(after))
 }
 
 /// Writes `status` with a merge patch. Absent optional fields are sent as `null`, so a field that
@@ -285,6 +298,7 @@ async fn write_status(
             "conditions",
             "topics",
             "rollout",
+            "rebalance",
         ] {
             fields.entry(key).or_insert(serde_json::Value::Null);
         }

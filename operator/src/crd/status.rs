@@ -5,6 +5,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::RebalanceStatus;
+
 /// Observed state, written by the operator only.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +46,10 @@ pub struct ChatClusterStatus {
     /// `labelSelectorPath`, which an HPA or KEDA needs to find the pods' metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The spread of connections across the pods and the last rebalancing step; absent when
+    /// rebalancing is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
 }
 
 /// One-word summary of a ChatCluster, shown by `kubectl get cc`.

@@ -52,7 +52,7 @@ pub(super) async fn publish(ctx: &Context, cc: &ChatCluster, event: Event) {
 }
 
 /// An Event's `action` for a step: its reason and what it acts on, within the API's 128 bytes.
-fn event_action(reason: &str, note: &str) -> String {
+pub(super) fn event_action(reason: &str, note: &str) -> String {
     const MAX: usize = 128;
     let mut action = format!("{reason}: {note}");
     if action.len() > MAX {

@@ -1,6 +1,8 @@
 //! What one reconcile observes of the live cluster: the StatefulSet, the pods with their
 //! `/admin/status`, the pods registered in Redis and the topics provisioned.
 
+use std::collections::BTreeMap;
+
 use futures_util::future::join_all;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -15,7 +17,8 @@ use crate::keys::RedisTarget;
 use crate::observed::{AdminStatus, PodState, StatefulSetState};
 use crate::rollout::Observed;
 
-/// Everything [`crate::rollout::plan`] decides on. `(redis, admin_token)`: how to reach Redis and
+/// Everything [`crate::rollout::plan`] decides on, and each pod's connections still moving from a
+/// rebalancing step. `(redis, admin_token)`: how to reach Redis and
 /// the gateways' admin ports.
 pub(super) async fn observe(
     cc: &ChatCluster,
@@ -25,13 +28,18 @@ pub(super) async fn observe(
     pods: &[Pod],
     (redis, admin_token): (Option<&RedisTarget>, Option<&str>),
     now: Timestamp,
-) -> Observed {
+) -> (Observed, BTreeMap<String, i64>) {
     let sts_name = bp.stateful_set_name();
     let admin = join_all(
         pods.iter()
             .map(|pod| admin_status(ctx, bp, pod, admin_token)),
     )
     .await;
+    let moving = pods
+        .iter()
+        .zip(&admin)
+        .filter_map(|(pod, admin)| Some((pod.name_any(), admin.as_ref()?.moving)))
+        .collect();
     let pods = pods
         .iter()
         .zip(admin)
@@ -57,7 +65,7 @@ pub(super) async fn observe(
         .collect();
     topic_ordinals.sort_unstable();
     topic_ordinals.dedup();
-    Observed {
+    let observed = Observed {
         desired_replicas: cc.spec.replicas,
         drain_seconds: cc.spec.gateway.drain_seconds,
         stateful_set_name: sts_name,
@@ -67,7 +75,8 @@ pub(super) async fn observe(
         registered_pods,
         previous: status.rollout,
         now,
-    }
+    };
+    (observed, moving)
 }
 
 /// A pod's `/admin/status`, `None` when it has no IP yet or does not answer.
