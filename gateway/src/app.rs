@@ -15,6 +15,7 @@ use crate::files::Files;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::presence::Presence;
+use crate::rebalance::Rebalance;
 use crate::routes::RouteTable;
 use crate::routing::Router;
 use crate::session::core::Settings;
@@ -48,6 +49,8 @@ pub struct App {
     pub presence: Arc<Presence>,
     /// Whether this pod is going away: once draining it refuses upgrades and reports unready.
     pub drain: Drain,
+    /// The connections this pod was asked to move elsewhere while it stays ready.
+    pub rebalance: Rebalance,
     /// Every upgraded socket's task (axum's graceful shutdown does not see them).
     pub tracker: TaskTracker,
     /// What every connection runs by.
@@ -106,6 +109,7 @@ impl App {
             router,
             presence,
             drain: Drain::default(),
+            rebalance: Rebalance::default(),
             tracker: TaskTracker::new(),
             session,
             files,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::hub::{DrainNotice, Hub, Outbound};
 
 /// Share of the drain window over which reconnections are spread.
-const RAMP_SHARE: f64 = 0.5;
+pub(crate) const RAMP_SHARE: f64 = 0.5;
 
 /// This pod's drain: whether it started and its deadline. Shared by the upgrade handler, readiness
 /// and `/admin/drain`; a drain is never called off.

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod notice;
 pub mod presence;
+pub mod rebalance;
 pub mod routes;
 pub mod routing;
 pub mod server;

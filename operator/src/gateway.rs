@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::admin::{self, DrainRequest};
+use chat_protocol::admin::{self, DrainRequest, RebalanceRequest, RebalanceStarted};
 
 use crate::observed::AdminStatus;
 use crate::{Error, Result};
@@ -30,6 +30,17 @@ pub trait GatewayAdmin: Send + Sync {
         deadline_seconds: u64,
         token: Option<&str>,
     ) -> Result<()>;
+
+    /// `POST /admin/rebalance {"connections": n, "paceSeconds": s}`: send DRAIN (22) to `n` of
+    /// the pod's connections, which move within `pace_seconds` while the pod stays ready.
+    /// Returns how many were told (fewer when fewer are there).
+    async fn rebalance(
+        &self,
+        admin_url: &str,
+        connections: u64,
+        pace_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<u64>;
 }
 
 /// [`GatewayAdmin`] over HTTP.
@@ -82,6 +93,30 @@ impl GatewayAdmin for HttpGatewayAdmin {
             .and_then(reqwest::Response::error_for_status)
             .map_err(|err| gateway_error(&url, err))?;
         Ok(())
+    }
+
+    async fn rebalance(
+        &self,
+        admin_url: &str,
+        connections: u64,
+        pace_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<u64> {
+        let url = format!("{admin_url}{}", admin::REBALANCE_PATH);
+        let body = RebalanceRequest {
+            connections,
+            pace_seconds: Some(pace_seconds),
+        };
+        with_token(self.http.post(&url), token)
+            .json(&body)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|err| gateway_error(&url, err))?
+            .json::<RebalanceStarted>()
+            .await
+            .map(|started| started.moving)
+            .map_err(|err| gateway_error(&url, err))
     }
 }
 

@@ -42,6 +42,7 @@ pub mod monitoring;
 pub mod observed;
 pub mod operator;
 pub mod pulsar;
+pub mod rebalance;
 pub mod reconcile;
 pub mod rollout;
 pub mod secrets;

@@ -62,6 +62,8 @@ pub struct AdminStatus {
     pub connections: i64,
     /// Whether the gateway is draining (unready, refusing upgrades, closing at its deadline).
     pub draining: bool,
+    /// Connections told to move by a rebalancing step and not gone yet.
+    pub moving: i64,
 }
 
 impl From<admin::Status> for AdminStatus {
@@ -69,6 +71,7 @@ impl From<admin::Status> for AdminStatus {
         Self {
             connections: i64::try_from(status.connections).unwrap_or(i64::MAX),
             draining: status.draining,
+            moving: i64::try_from(status.moving).unwrap_or(i64::MAX),
         }
     }
 }
@@ -197,6 +200,7 @@ mod tests {
         let admin = AdminStatus {
             connections: 7,
             draining: true,
+            moving: 0,
         };
         let state = PodState::from_pod("demo-gateway", &p, Some(admin)).expect("gateway pod");
         assert_eq!(
@@ -256,7 +260,8 @@ mod tests {
             AdminStatus::from(body),
             AdminStatus {
                 connections: 12,
-                draining: false
+                draining: false,
+                moving: 0,
             }
         );
     }

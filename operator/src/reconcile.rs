@@ -8,6 +8,8 @@
 //! 2. observes the StatefulSet, the pods, each pod's `/admin/status` and the pods registered in
 //!    Redis;
 //! 3. executes the one [`rollout::Action`] that [`rollout::plan`] returns;
+//!    when that is [`rollout::Action::Steady`], takes one paced rebalancing step
+//!    ([`crate::rebalance`]): the busiest pods move a share of their connections elsewhere;
 //! 4. writes `status` from [`status::compute`] (plus the `Monitoring` condition of
 //!    [`crate::monitoring`]) when it changed, and publishes an Event for the step;
 //! 5. asks to be called again after [`rollout::Action::requeue_after`], or after
@@ -20,38 +22,41 @@
 //! its pods are awaited, so no gateway re-registers in Redis or keeps consuming its topic; then the
 //! topics and every Redis key under the prefix are deleted, and the finalizer is released.
 
-use std::collections::BTreeSet;
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use tracing::{debug, info, instrument, warn};
+use kube::ResourceExt;
+use tracing::{debug, instrument, warn};
 
-use crate::builders::{needs_apply, Blueprint};
+use crate::builders::Blueprint;
 use crate::context::{Context, FIELD_MANAGER, FINALIZER};
 use crate::crd::{ChatCluster, ChatClusterStatus};
-use crate::keys::RedisTarget;
-use crate::observed::{drain_deadline_patch, AdminStatus, PodState, StatefulSetState};
-use crate::rollout::{self, drain_seconds_left, retry_backoff, Action, Observed, Plan, WAIT_POLL};
+use crate::rollout::{self, retry_backoff, Action, WAIT_POLL};
 use crate::status::{self, StatusInput};
 use crate::{metrics, secrets, Error, Result};
 
+mod children;
+mod cleanup;
+mod events;
 mod exposure;
+mod observe;
+mod rebalance;
+mod step;
+use children::apply_children;
+use cleanup::cleanup;
+use events::{publish, tell};
 pub use exposure::HTTP_ROUTE_UNAVAILABLE;
+use observe::observe;
+use step::Step;
 
 /// How soon an unchanged cluster is looked at again. Watches bring every change sooner; this only
 /// refreshes `status.connections` and catches what no watch reports (a gateway's admin status).
@@ -194,7 +199,7 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
             None
         });
     let now = Timestamp::now();
-    let observed = observe(
+    let (observed, moving) = observe(
         &cc,
         &bp,
         ctx,
@@ -243,6 +248,15 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         old_conditions,
         now,
     );
+    let steady = plan.action == Action::Steady && outcome.is_ok();
+    let cluster = rebalance::Cluster {
+        ctx,
+        cc: &cc,
+        bp: &bp,
+        admin_token,
+    };
+    let rebalanced = rebalance::step(&cluster, &observed, &moving, steady).await;
+    status.rebalance = rebalanced.status;
     if let Some(verdict) = monitoring.clone() {
         let generation = cc.metadata.generation;
         status.conditions.push(status::merge_condition(
@@ -261,301 +275,11 @@ async fn apply(cached: &ChatCluster, ctx: &Context) -> Result<Requeue> {
         publish(ctx, &cc, event).await;
     }
     outcome?;
-    Ok(plan
-        .action
-        .requeue_after(now)
-        .map_or_else(|| Requeue::requeue(RESYNC), Requeue::requeue))
-}
-
-/// Applies the objects that changed and deletes an Ingress no longer wanted. Returns the live
-/// StatefulSet after the apply (`None` before it exists).
-async fn apply_children(
-    cc: &ChatCluster,
-    bp: &Blueprint<'_>,
-    objects: &Objects,
-) -> Result<Option<StatefulSet>> {
-    let live_sts = objects
-        .stateful_sets
-        .get_opt(&bp.stateful_set_name())
-        .await?;
-    let replicas = live_sts
-        .as_ref()
-        .and_then(|s| s.spec.as_ref())
-        .and_then(|s| s.replicas)
-        .unwrap_or(0);
-    let children = bp.children(replicas);
-    apply_object(&objects.config_maps, &children.config_map).await?;
-    apply_object(&objects.services, &children.headless_service).await?;
-    apply_object(&objects.services, &children.service).await?;
-    let sts = if needs_apply(live_sts.as_ref(), &children.stateful_set) {
-        exposure::warn_ignored_env(bp);
-        Some(server_side_apply(&objects.stateful_sets, &children.stateful_set).await?)
-    } else {
-        live_sts
+    let after = match (plan.action.requeue_after(now), rebalanced.requeue) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(RESYNC),
     };
-    apply_object(
-        &objects.pod_disruption_budgets,
-        &children.pod_disruption_budget,
-    )
-    .await?;
-    match &children.ingress {
-        Some(ingress) => {
-            apply_object(&objects.ingresses, ingress).await?;
-        }
-        None => {
-            let name = bp.stateful_set_name();
-            if let Some(live) = objects.ingresses.get_opt(&name).await? {
-                if owned_by(&live, cc) {
-                    info!(ingress = %name, "deleting the Ingress spec.ingress no longer asks for");
-                    delete_ignoring_absent(&objects.ingresses, &name).await?;
-                }
-            }
-        }
-    }
-    match &children.network_policy {
-        Some(policy) => apply_object(&objects.network_policies, policy).await?,
-        None => {
-            let name = bp.stateful_set_name();
-            if let Some(live) = objects.network_policies.get_opt(&name).await? {
-                if owned_by(&live, cc) {
-                    info!(policy = %name, "deleting the NetworkPolicy no longer enabled");
-                    delete_ignoring_absent(&objects.network_policies, &name).await?;
-                }
-            }
-        }
-    }
-    Ok(sts)
-}
-
-/// Applies `desired` when [`needs_apply`] says the live object differs.
-async fn apply_object<K>(api: &Api<K>, desired: &K) -> Result<()>
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
-{
-    let live = api.get_opt(&desired.name_any()).await?;
-    if needs_apply(live.as_ref(), desired) {
-        server_side_apply(api, desired).await?;
-    }
-    Ok(())
-}
-
-/// Server-side apply with the operator's field manager, forcing ownership: the operator is the
-/// only writer of these objects' spec, and a conflict would only stall the cluster.
-async fn server_side_apply<K>(api: &Api<K>, desired: &K) -> Result<K>
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
-{
-    let name = desired.name_any();
-    debug!(kind = %std::any::type_name::<K>(), %name, "server-side apply");
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(desired)).await?)
-}
-
-async fn delete_ignoring_absent<K>(api: &Api<K>, name: &str) -> Result<()>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Whether `object` is owned by `cc` (never delete a user's object that only shares the name).
-fn owned_by<K: Resource>(object: &K, cc: &ChatCluster) -> bool {
-    let Some(uid) = cc.uid() else {
-        return false;
-    };
-    object
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|owner| owner.uid == uid)
-}
-
-/// Everything [`rollout::plan`] decides on. `(redis, admin_token)`: how to reach Redis and
-/// the gateways' admin ports.
-async fn observe(
-    cc: &ChatCluster,
-    bp: &Blueprint<'_>,
-    ctx: &Context,
-    stateful_set: Option<&StatefulSet>,
-    pods: &[Pod],
-    (redis, admin_token): (Option<&RedisTarget>, Option<&str>),
-    now: Timestamp,
-) -> Observed {
-    let sts_name = bp.stateful_set_name();
-    let admin = join_all(
-        pods.iter()
-            .map(|pod| admin_status(ctx, bp, pod, admin_token)),
-    )
-    .await;
-    let pods = pods
-        .iter()
-        .zip(admin)
-        .filter_map(|(pod, admin)| PodState::from_pod(&sts_name, pod, admin))
-        .collect();
-    let registered_pods = match redis {
-        Some(redis) => ctx
-            .backends
-            .keys
-            .servers(redis, bp.key_prefix())
-            .await
-            .unwrap_or_else(|err| {
-                warn!(%err, "reading the registered pods from Redis; treating as none");
-                Vec::new()
-            }),
-        None => Vec::new(),
-    };
-    let status = cc.status.clone().unwrap_or_default();
-    let mut topic_ordinals: Vec<i32> = status
-        .topics
-        .iter()
-        .filter_map(|t| bp.topic_ordinal(t))
-        .collect();
-    topic_ordinals.sort_unstable();
-    topic_ordinals.dedup();
-    Observed {
-        desired_replicas: cc.spec.replicas,
-        drain_seconds: cc.spec.gateway.drain_seconds,
-        stateful_set_name: sts_name,
-        stateful_set: stateful_set.map(StatefulSetState::from_stateful_set),
-        pods,
-        topic_ordinals,
-        registered_pods,
-        previous: status.rollout,
-        now,
-    }
-}
-
-/// A pod's `/admin/status`, `None` when it has no IP yet or does not answer.
-async fn admin_status(
-    ctx: &Context,
-    bp: &Blueprint<'_>,
-    pod: &Pod,
-    admin_token: Option<&str>,
-) -> Option<AdminStatus> {
-    let has_ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_ref())
-        .is_some();
-    if !has_ip {
-        return None;
-    }
-    let name = pod.name_any();
-    let url = bp.admin_url(&name);
-    match ctx.backends.gateway.status(&url, admin_token).await {
-        Ok(status) => Some(status),
-        Err(err) => {
-            debug!(pod = %name, %err, "admin status unavailable");
-            None
-        }
-    }
-}
-
-/// The execution of one planned action.
-struct Step<'a> {
-    ctx: &'a Context,
-    cc: &'a ChatCluster,
-    bp: &'a Blueprint<'a>,
-    objects: &'a Objects,
-    observed: &'a Observed,
-    redis: Option<&'a RedisTarget>,
-    /// The gateways' admin token, sent on the drain calls.
-    admin_token: Option<&'a str>,
-}
-
-impl Step<'_> {
-    /// Executes `action`, keeping `topics` (`status.topics`) up to date with what was done, even
-    /// when a later part of the action fails.
-    async fn execute(&self, action: &Action, topics: &mut Vec<String>) -> Result<()> {
-        if !action.is_wait() {
-            info!(%action, "executing");
-            ::metrics::counter!(metrics::ACTIONS, "action" => action.reason()).increment(1);
-        }
-        let pulsar = &self.cc.spec.pulsar;
-        match action {
-            Action::CreateTopics { ordinals } => {
-                let admin = &self.ctx.backends.pulsar;
-                let endpoint = secrets::pulsar_admin(self.cc, &self.objects.secrets).await?;
-                admin
-                    .ensure_namespace(&endpoint, &pulsar.tenant, &pulsar.namespace)
-                    .await?;
-                for &n in ordinals {
-                    let topic = self.bp.topic(n);
-                    admin.create_topic(&endpoint, &topic).await?;
-                    if !topics.contains(&topic) {
-                        topics.push(topic);
-                    }
-                    topics.sort_by_key(|t| (self.bp.topic_ordinal(t), t.clone()));
-                }
-            }
-            Action::DeleteTopics { ordinals } => {
-                let endpoint = secrets::pulsar_admin(self.cc, &self.objects.secrets).await?;
-                for &n in ordinals {
-                    let topic = self.bp.topic(n);
-                    self.ctx
-                        .backends
-                        .pulsar
-                        .delete_topic(&endpoint, &topic)
-                        .await?;
-                    topics.retain(|t| *t != topic);
-                }
-            }
-            Action::ScaleStatefulSet { replicas } => {
-                let sts = self.bp.stateful_set(*replicas);
-                server_side_apply(&self.objects.stateful_sets, &sts).await?;
-            }
-            Action::DrainPod { pod, deadline } => {
-                let recorded = self
-                    .observed
-                    .pods
-                    .iter()
-                    .find(|p| p.name == *pod)
-                    .and_then(|p| p.drain_deadline);
-                // The deadline goes on the pod first: a restarted operator reads it back and
-                // carries on with the same drain.
-                if recorded != Some(*deadline) {
-                    self.objects
-                        .pods
-                        .patch(
-                            pod,
-                            &PatchParams::default(),
-                            &Patch::Merge(drain_deadline_patch(*deadline)),
-                        )
-                        .await?;
-                }
-                let seconds = drain_seconds_left(*deadline, self.observed.now);
-                self.ctx
-                    .backends
-                    .gateway
-                    .drain(&self.bp.admin_url(pod), seconds, self.admin_token)
-                    .await?;
-            }
-            Action::DeletePod { pod } => {
-                delete_ignoring_absent(&self.objects.pods, pod).await?;
-            }
-            Action::CleanupRedisKeys { pods } => {
-                let redis = self.redis.ok_or_else(|| Error::RedisUrl {
-                    cluster: self.bp.name().to_owned(),
-                })?;
-                self.ctx
-                    .backends
-                    .keys
-                    .remove_pods(redis, self.bp.key_prefix(), pods)
-                    .await?;
-            }
-            Action::Steady
-            | Action::WaitStatefulSet
-            | Action::WaitDrained { .. }
-            | Action::WaitDeleted { .. }
-            | Action::WaitReady { .. } => {}
-        }
-        Ok(())
-    }
+    Ok(Requeue::requeue(after))
 }
 
 /// Writes `status` with a merge patch. Absent optional fields are sent as `null`, so a field that
@@ -574,6 +298,7 @@ async fn write_status(
             "conditions",
             "topics",
             "rollout",
+            "rebalance",
         ] {
             fields.entry(key).or_insert(serde_json::Value::Null);
         }
@@ -586,152 +311,4 @@ async fn write_status(
     api.patch_status(name, &params, &Patch::Merge(&patch))
         .await?;
     Ok(())
-}
-
-/// Publishes the Event for this round: the action executed, a rollout step reached, or the
-/// failure. Waits that change nothing publish none, and neither does a steady cluster.
-async fn tell(
-    ctx: &Context,
-    cc: &ChatCluster,
-    plan: &Plan,
-    observed: &Observed,
-    outcome: &Result<()>,
-) {
-    let event = match outcome {
-        Err(err) => Event {
-            type_: EventType::Warning,
-            reason: "ReconcileFailed".into(),
-            note: Some(truncate(&err.to_string())),
-            action: "Reconcile".into(),
-            secondary: None,
-        },
-        Ok(()) if plan.action == Action::Steady => return,
-        Ok(()) if plan.action.is_wait() && plan.rollout == observed.previous => return,
-        Ok(()) => {
-            let note = truncate(&plan.action.to_string());
-            Event {
-                type_: EventType::Normal,
-                reason: plan.action.reason().into(),
-                // The recorder folds Events of one action and reason into a series that keeps
-                // its first note: "Scaling (x2): scaling the StatefulSet to 2" after a scale to
-                // 5. The action names what this step does, so only repeats of it fold.
-                action: event_action(plan.action.reason(), &note),
-                note: Some(note),
-                secondary: None,
-            }
-        }
-    };
-    publish(ctx, cc, event).await;
-}
-
-async fn publish(ctx: &Context, cc: &ChatCluster, event: Event) {
-    if let Err(err) = ctx.recorder.publish(&event, &cc.object_ref(&())).await {
-        warn!(%err, reason = %event.reason, "publishing an Event");
-    }
-}
-
-/// An Event's `action` for a step: its reason and what it acts on, within the API's 128 bytes.
-fn event_action(reason: &str, note: &str) -> String {
-    const MAX: usize = 128;
-    let mut action = format!("{reason}: {note}");
-    if action.len() > MAX {
-        let mut end = MAX;
-        while !action.is_char_boundary(end) {
-            end -= 1;
-        }
-        action.truncate(end);
-    }
-    action
-}
-
-/// Event notes are limited to 1 kB.
-fn truncate(note: &str) -> String {
-    const MAX: usize = 1000;
-    if note.len() <= MAX {
-        return note.to_owned();
-    }
-    let mut end = MAX;
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &note[..end])
-}
-
-/// The finalizer's cleanup of a deleted ChatCluster (see the module docs).
-async fn cleanup(cc: &ChatCluster, ctx: &Context) -> Result<Requeue> {
-    let bp = Blueprint::new(cc)?;
-    let objects = Objects::new(ctx, bp.namespace());
-    let sts_name = bp.stateful_set_name();
-    if let Some(sts) = objects.stateful_sets.get_opt(&sts_name).await? {
-        if sts.metadata.deletion_timestamp.is_none() && owned_by(&sts, cc) {
-            info!(statefulset = %sts_name, "stopping the gateways before deleting topics and keys");
-            delete_ignoring_absent(&objects.stateful_sets, &sts_name).await?;
-            let note =
-                format!("deleting {sts_name}; topics and Redis keys go once its pods stopped");
-            publish(ctx, cc, normal("StoppingGateways", note)).await;
-        }
-    }
-    let pods = objects.gateway_pods(&bp).await?;
-    if !pods.is_empty() {
-        return Err(Error::CleanupWaiting { pods: pods.len() });
-    }
-    let endpoint = match secrets::pulsar_admin(cc, &objects.secrets).await {
-        Ok(endpoint) => Some(endpoint),
-        // As with Redis below: a Secret that went first must not hold the ChatCluster forever.
-        Err(err @ Error::SecretMissing { .. }) => {
-            warn!(%err, "leaving the Pulsar topics");
-            None
-        }
-        Err(err) => return Err(err),
-    };
-    let mut topics: BTreeSet<String> = cc
-        .status
-        .iter()
-        .flat_map(|s| s.topics.iter().cloned())
-        .collect();
-    topics.extend(bp.topics(cc.spec.replicas));
-    if let Some(endpoint) = &endpoint {
-        for topic in &topics {
-            ctx.backends.pulsar.delete_topic(endpoint, topic).await?;
-        }
-    } else {
-        topics.clear();
-    }
-    let redis = match secrets::redis_target(cc, &objects.secrets).await {
-        Err(Error::SecretMissing { .. }) => None,
-        other => other?,
-    };
-    let keys = match redis {
-        Some(redis) => {
-            ctx.backends
-                .keys
-                .delete_prefix(&redis, bp.key_prefix())
-                .await?
-        }
-        None => {
-            // The Secret went first (a namespace being deleted): waiting for it would hold the
-            // ChatCluster, and the namespace, forever.
-            warn!("no Redis URL (its Secret is gone); leaving the Redis keys");
-            0
-        }
-    };
-    metrics::forget_cluster(bp.namespace(), bp.name());
-    let note = format!(
-        "deleted {} topics and {keys} Redis keys under {}:",
-        topics.len(),
-        bp.key_prefix()
-    );
-    info!(%note, "cleanup done; releasing the finalizer");
-    publish(ctx, cc, normal("CleanedUp", note)).await;
-    Ok(Requeue::await_change())
-}
-
-fn normal(reason: &str, note: String) -> Event {
-    Event {
-        type_: EventType::Normal,
-        reason: reason.into(),
-        note: Some(truncate(&note)),
-        action: reason.into(),
-        secondary: None,
-    }
 }

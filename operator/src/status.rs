@@ -94,6 +94,8 @@ pub fn compute(input: &StatusInput, old: &[Condition], now: Timestamp) -> ChatCl
         topics: input.topics.clone(),
         rollout: input.rollout.clone(),
         selector: Some(input.selector.clone()),
+        // The reconciler's rebalancing step fills it in after the rollout's plan.
+        rebalance: None,
     }
 }
 

@@ -246,7 +246,8 @@ async fn gateway_admin_reads_status_and_posts_the_drain() {
         status,
         AdminStatus {
             connections: 7,
-            draining: false
+            draining: false,
+            moving: 0,
         }
     );
     gateway.drain(&url, 25, Some("tok")).await.unwrap();

@@ -1,5 +1,5 @@
 //! The admin port, for the kubelet, Prometheus and the operator: `/healthz`, `/readyz`,
-//! `/metrics`, `/admin/status` and `/admin/drain`. Never exposed publicly; with `--admin-token`
+//! `/metrics`, `/admin/status`, `/admin/drain` and `/admin/rebalance`. Never exposed publicly; with `--admin-token`
 //! (required off loopback) everything but the three probes wants `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
@@ -12,14 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use chat_protocol::admin::{self, DrainRequest, DrainStarted, Status, MAX_DRAIN_SECONDS};
+use chat_protocol::admin::{
+    self, DrainRequest, DrainStarted, RebalanceRequest, RebalanceStarted, Status, MAX_DRAIN_SECONDS,
+};
 
 use super::parse_json;
 use crate::app::App;
 use crate::error::{Error, Result};
 
 /// The admin port, for the kubelet, Prometheus and the operator: health, readiness, metrics,
-/// `/admin/status` and `/admin/drain`.
+/// `/admin/status`, `/admin/drain` and `/admin/rebalance`.
 pub fn admin_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -27,6 +29,7 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route(admin::STATUS_PATH, get(status))
         .route(admin::DRAIN_PATH, post(drain))
+        .route(admin::REBALANCE_PATH, post(rebalance))
         // Every path, unknown ones too (nothing is learned without the token), but the probes.
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .with_state(app)
@@ -91,6 +94,7 @@ async fn status(State(app): State<Arc<App>>) -> Json<Status> {
         pod: app.pod.clone(),
         connections: app.hub.len() as u64,
         draining: app.drain.is_draining(),
+        moving: app.rebalance.moving(&app.hub) as u64,
     })
 }
 
@@ -114,6 +118,38 @@ async fn drain(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<R
         draining: true,
         connections: told as u64,
         deadline_seconds: left.as_secs_f64().ceil() as u64,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `POST /admin/rebalance {"connections": 10, "paceSeconds": 30}`: tell that many of the
+/// longest-lived connections to move elsewhere, as a drain would, while the pod stays ready;
+/// answers at once (202). 409 while draining (the drain moves them all already).
+async fn rebalance(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<Response> {
+    let body: RebalanceRequest = parse_json(&body)?;
+    if body.connections == 0 {
+        return Err(Error::BadRequest("connections must be at least 1".into()));
+    }
+    let secs = body.pace_seconds.unwrap_or(app.config.drain_seconds);
+    if !(1..=MAX_DRAIN_SECONDS).contains(&secs) {
+        return Err(Error::BadRequest(format!(
+            "paceSeconds must be from 1 to {MAX_DRAIN_SECONDS}"
+        )));
+    }
+    if app.drain.is_draining() {
+        return Err(Error::Conflict(
+            "this pod is draining: every connection is moving already".into(),
+        ));
+    }
+    let count = usize::try_from(body.connections).unwrap_or(usize::MAX);
+    let told = app
+        .rebalance
+        .shed(&app.hub, count, Duration::from_secs(secs));
+    let body = RebalanceStarted {
+        pod: app.pod.clone(),
+        moving: told as u64,
+        connections: app.hub.len() as u64,
+        pace_seconds: secs,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -6,7 +6,7 @@
 use chat_protocol::names::env;
 use k8s_openapi::api::core::v1::{EnvVar, KeyToPath, SecretVolumeSource, Volume, VolumeMount};
 
-use super::{plain_env, secret_env};
+use super::container::{plain_env, secret_env};
 use crate::crd::{ChatClusterSpec, SecretKeyRef};
 
 /// Where the CA files are mounted: `/etc/chat/tls/<backend>/ca.crt`.

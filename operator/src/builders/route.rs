@@ -1,8 +1,12 @@
-//! The routes into the cluster besides the Service: the Ingress's annotations (the user's merged
+//! The routes into the cluster besides the Service: the Ingress (its annotations the user's merged
 //! with the operator's) and the Gateway API `HTTPRoute` of `spec.httpRoute`.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, ServiceBackendPort,
+};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::json;
 
@@ -98,6 +102,68 @@ impl Blueprint<'_> {
         }
         route.data = json!({ "spec": body });
         Some(stamped(route))
+    }
+}
+
+impl Blueprint<'_> {
+    /// `<cc>-gateway` when `spec.ingress` is set: the public port under `/` for `host`, TLS when
+    /// `tlsSecretName` is given. WebSockets are long-lived, so ingress-nginx's proxy timeouts
+    /// (60 s by default) are raised above the session's timelife.
+    pub fn ingress(&self) -> Option<Ingress> {
+        let spec = self.cc.spec.ingress.as_ref()?;
+        let timeout =
+            (self.cc.spec.gateway.timelife_seconds + INGRESS_TIMEOUT_MARGIN_SECONDS).to_string();
+        let mut metadata = self.metadata(self.stateful_set_name());
+        let ours = BTreeMap::from([
+            (
+                "nginx.ingress.kubernetes.io/proxy-read-timeout".to_owned(),
+                timeout.clone(),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/proxy-send-timeout".to_owned(),
+                timeout,
+            ),
+            // Uploads go through the ingress: bodies up to the gateway's limit (nginx reads a
+            // plain number as bytes), so the gateway, not nginx, answers a larger one with 413.
+            (
+                "nginx.ingress.kubernetes.io/proxy-body-size".to_owned(),
+                self.cc.spec.files.max_file_bytes.to_string(),
+            ),
+        ]);
+        metadata.annotations = Some(ingress_annotations(&spec.annotations, ours));
+        Some(stamped(Ingress {
+            metadata,
+            spec: Some(K8sIngressSpec {
+                ingress_class_name: spec.class_name.clone(),
+                rules: Some(vec![IngressRule {
+                    host: Some(spec.host.clone()),
+                    http: Some(HTTPIngressRuleValue {
+                        paths: vec![HTTPIngressPath {
+                            path: Some("/".into()),
+                            path_type: "Prefix".into(),
+                            backend: IngressBackend {
+                                service: Some(IngressServiceBackend {
+                                    name: self.stateful_set_name(),
+                                    port: Some(ServiceBackendPort {
+                                        name: Some("http".into()),
+                                        number: None,
+                                    }),
+                                }),
+                                resource: None,
+                            },
+                        }],
+                    }),
+                }]),
+                tls: spec.tls_secret_name.as_ref().map(|secret| {
+                    vec![IngressTLS {
+                        hosts: Some(vec![spec.host.clone()]),
+                        secret_name: Some(secret.clone()),
+                    }]
+                }),
+                default_backend: None,
+            }),
+            status: None,
+        }))
     }
 }
 

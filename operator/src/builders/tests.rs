@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::crd::SecretKeyRef;
 
 /// DESIGN §8's example, as the apiserver would hand it over (uid, defaults filled in).
 fn demo() -> ChatCluster {

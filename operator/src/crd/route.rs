@@ -1,6 +1,8 @@
-//! The optional Gateway API route (`spec.httpRoute`): an `HTTPRoute`
-//! (`gateway.networking.k8s.io/v1`) to the client Service, for clusters that expose services
-//! through a Gateway rather than an Ingress.
+//! The routes into the cluster besides the Service: the Ingress (`spec.ingress`) and the optional
+//! Gateway API route (`spec.httpRoute`), an `HTTPRoute` (`gateway.networking.k8s.io/v1`) to the
+//! client Service, for clusters that expose services through a Gateway rather than an Ingress.
+
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -42,4 +44,24 @@ pub struct ParentReference {
     /// Kind of the parent; `Gateway` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+}
+
+/// Ingress for the WebSocket port (the admin port is never exposed).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name clients connect to.
+    pub host: String,
+    /// IngressClass to use; the cluster's default class when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Secret with the TLS certificate for `host`; plain HTTP when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+    /// Annotations of the Ingress, for the controller of `className`. The ingress-nginx
+    /// annotations the operator sets win, except that a `proxy-read-timeout` or
+    /// `proxy-send-timeout` of more (whole) seconds than the operator's is kept: a WebSocket must
+    /// outlive its session's timelife.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }

@@ -5,7 +5,8 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::events::{Event, EventType};
 use tracing::{info, warn};
 
-use super::{apply_object, delete_ignoring_absent, owned_by, publish, truncate};
+use super::children::{apply_object, delete_ignoring_absent, owned_by};
+use super::events::{publish, truncate};
 use crate::builders::{http_route_resource, Blueprint};
 use crate::context::Context;
 use crate::crd::ChatCluster;

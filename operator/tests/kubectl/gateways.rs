@@ -69,6 +69,7 @@ impl GatewayAdmin for PodGateways {
         Ok(AdminStatus {
             connections: if draining { 0 } else { CONNECTIONS },
             draining,
+            moving: 0,
         })
     }
 
@@ -76,5 +77,17 @@ impl GatewayAdmin for PodGateways {
         let uid = self.pod(admin_url).await?;
         self.drained().insert(uid);
         Ok(())
+    }
+
+    async fn rebalance(
+        &self,
+        admin_url: &str,
+        connections: u64,
+        _pace: u64,
+        _token: Option<&str>,
+    ) -> Result<u64> {
+        self.pod(admin_url).await?;
+        // Every pod holds CONNECTIONS: the operator never asks; answered as a gateway would.
+        Ok(connections.min(CONNECTIONS.unsigned_abs()))
     }
 }

@@ -547,4 +547,22 @@ impl GatewayAdmin for PodNetwork {
         lock(&self.drains).push((Instant::now(), pod, deadline_seconds));
         Ok(())
     }
+
+    async fn rebalance(
+        &self,
+        admin_url: &str,
+        connections: u64,
+        pace_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<u64> {
+        let (pod, url) = self.resolve(admin_url)?;
+        let told = self
+            .http
+            .rebalance(&url, connections, pace_seconds, token)
+            .await?;
+        self.journal.record(format!(
+            "rebalance {pod} connections={connections} told={told} paceSeconds={pace_seconds}"
+        ));
+        Ok(told)
+    }
 }

@@ -327,6 +327,7 @@ impl GatewayAdmin for FakeGateway {
         Ok(AdminStatus {
             connections: gateway.connections,
             draining: gateway.draining,
+            moving: 0,
         })
     }
 
@@ -348,6 +349,24 @@ impl GatewayAdmin for FakeGateway {
         gateway.draining = true;
         gateway.connections = 0;
         Ok(())
+    }
+
+    async fn rebalance(
+        &self,
+        admin_url: &str,
+        connections: u64,
+        pace_seconds: u64,
+        token: Option<&str>,
+    ) -> Result<u64> {
+        let (pod, uid) = self.pod(admin_url)?;
+        self.check_token(admin_url, token)?;
+        self.journal.record(format!(
+            "rebalance {pod} connections={connections} paceSeconds={pace_seconds}"
+        ));
+        let held = lock(&self.gateways)
+            .get(&uid)
+            .map_or(0, |g| u64::try_from(g.connections).unwrap_or(0));
+        Ok(connections.min(held))
     }
 }
 

@@ -74,6 +74,13 @@ async fn the_admin_token_guards_every_admin_endpoint_but_the_probes() {
     }
     let (status, _) = post_json(&gw.admin_url("/admin/drain"), None, json!({})).await;
     assert_eq!(status, 401, "drain without the token");
+    let (status, _) = post_json(
+        &gw.admin_url("/admin/rebalance"),
+        None,
+        json!({"connections": 1}),
+    )
+    .await;
+    assert_eq!(status, 401, "rebalance without the token");
     assert_eq!(
         http.get(gw.admin_url("/admin/nothing"))
             .send()

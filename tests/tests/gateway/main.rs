@@ -18,6 +18,7 @@ mod lifecycle;
 mod lifecycle_data;
 mod pending_fanouts;
 mod presence;
+mod rebalance;
 mod v11;
 mod webhook;
 mod webhook_queue;
