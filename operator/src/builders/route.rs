@@ -124,7 +124,9 @@ impl Blueprint<'_> {
                 timeout,
             ),
             // Uploads go through the ingress: bodies up to the gateway's limit (nginx reads a
-            // plain number as bytes), so the gateway, not nginx, answers a larger one with 413.
+            // plain number as bytes). nginx answers a larger one itself, with its own 413 page,
+            // before it reaches a pod: a gateway that refused it mid-body would reach the client
+            // as nginx's 502 (nginx sends the body it buffered and finds the connection closed).
             (
                 "nginx.ingress.kubernetes.io/proxy-body-size".to_owned(),
                 self.cc.spec.files.max_file_bytes.to_string(),
