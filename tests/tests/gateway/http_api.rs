@@ -162,7 +162,7 @@ async fn admin_endpoints() {
     let status = get_json(&gw.admin_url("/admin/status")).await;
     assert_eq!(
         status,
-        json!({"pod": "pod-0", "connections": 1, "draining": false})
+        json!({"pod": "pod-0", "connections": 1, "draining": false, "moving": 0})
     );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     for series in ["chat_connections", "chat_store_commit_seconds"] {
