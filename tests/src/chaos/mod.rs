@@ -5,7 +5,8 @@
 //!
 //! Settings come from the environment (the bounded CI run uses the defaults):
 //! `CHAOS_SECONDS` (fault phase, default 35), `CHAOS_USERS` (2 devices each, default 40),
-//! `CHAOS_SEND_MS` (mean pause between two sends of one device, default 3000), `CHAOS_SEED`.
+//! `CHAOS_SEND_MS` (mean pause between two sends of one device, default 3000), `CHAOS_SEED`,
+//! `CHAOS_RSS_CSV` (a file for every pod's RSS samples, every 500 ms, as CSV).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -298,6 +299,9 @@ pub async fn run(cfg: Config) -> Report {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     c.sample_rss();
+    if let Ok(path) = std::env::var("CHAOS_RSS_CSV") {
+        pods::write_rss_timeline(&c.pods, origin, std::path::Path::new(&path));
+    }
     let mut records = Vec::new();
     for d in devices {
         let (user, device) = (d.spec.user.clone(), d.spec.device.clone());

@@ -105,6 +105,26 @@ impl Pod {
     }
 }
 
+/// Writes every RSS sample of every pod life as CSV (`pod,pid,seconds,rss_kb`, seconds since
+/// `origin`), for telling growth that follows the faults from growth that follows the traffic.
+pub fn write_rss_timeline(pods: &[Pod], origin: Instant, path: &std::path::Path) {
+    let mut csv = String::from("pod,pid,seconds,rss_kb\n");
+    for p in pods {
+        for life in &p.lives {
+            for (at, kb) in &life.rss_kb {
+                let seconds = at.saturating_duration_since(origin).as_secs_f64();
+                csv.push_str(&format!("{},{},{seconds:.1},{kb}\n", p.name(), life.pid));
+            }
+        }
+    }
+    if let Err(e) = std::fs::write(path, csv) {
+        eprintln!(
+            "chaos: cannot write the RSS timeline to {}: {e}",
+            path.display()
+        );
+    }
+}
+
 /// How pods are started: the binary and the backend flags they share.
 pub struct PodSpec {
     pub binary: String,
