@@ -24,6 +24,8 @@ mod support;
 #[path = "../rollout_real/chat.rs"]
 #[allow(dead_code, reason = "shared with rollout_real, which uses all of it")]
 mod chat;
+#[path = "../rollout_real/harness.rs"]
+mod harness;
 #[path = "../rollout_real/kubelet.rs"]
 #[allow(dead_code, reason = "shared with rollout_real, which uses all of it")]
 mod kubelet;
@@ -71,44 +73,10 @@ const BUSY: &str = "demo-gateway-0";
 const NEW: &str = "demo-gateway-1";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|a| a == "serve") {
-        return gateway();
-    }
-    if args.iter().any(|a| a == "--list") {
-        println!("{TEST}: test");
-        return ExitCode::SUCCESS;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| TEST.contains(f.as_str())) {
-        println!("running 0 tests");
-        return ExitCode::SUCCESS;
-    }
-    println!("running 1 test");
-    let started = Instant::now();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(connections_crowded_on_one_pod_spread_out_while_it_stays_ready());
-    println!(
-        "test {TEST} ... ok ({:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
-    ExitCode::SUCCESS
-}
-
-/// `<this binary> serve …`: a gateway process.
-fn gateway() -> ExitCode {
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(chat_gateway::cli::main()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("chat-gateway: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::main(
+        TEST,
+        connections_crowded_on_one_pod_spread_out_while_it_stays_ready,
+    )
 }
 
 /// The ChatCluster: 1 pod, the real backends, secrets by reference, fast rebalancing steps.

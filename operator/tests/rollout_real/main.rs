@@ -34,6 +34,7 @@
 mod support;
 
 mod chat;
+mod harness;
 mod kubelet;
 
 use std::collections::BTreeSet;
@@ -72,44 +73,10 @@ const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 const DELIVERY_WAIT: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|a| a == "serve") {
-        return gateway();
-    }
-    if args.iter().any(|a| a == "--list") {
-        println!("{TEST}: test");
-        return ExitCode::SUCCESS;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| TEST.contains(f.as_str())) {
-        println!("running 0 tests");
-        return ExitCode::SUCCESS;
-    }
-    println!("running 1 test");
-    let started = Instant::now();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message());
-    println!(
-        "test {TEST} ... ok ({:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
-    ExitCode::SUCCESS
-}
-
-/// `<this binary> serve …`: a gateway process.
-fn gateway() -> ExitCode {
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(chat_gateway::cli::main()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("chat-gateway: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::main(
+        TEST,
+        pods_rolled_and_scaled_away_under_traffic_lose_no_acknowledged_message,
+    )
 }
 
 /// The ChatCluster: 3 pods of `image`, the real backends, secrets by reference.
