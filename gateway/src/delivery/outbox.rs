@@ -140,7 +140,8 @@ impl<M: Windowed> Outbox<M> {
 
     /// A live message for this device. Returns what to send now (possibly nothing).
     pub fn offer(&mut self, message: Arc<M>, now: Instant) -> Option<Push<M>> {
-        if self.known(key(message.id())) {
+        let id = key(message.id());
+        if self.known(id) {
             return None;
         }
         if let Some(pull) = self.pulling.get_mut(message.conversation()) {
@@ -150,7 +151,7 @@ impl<M: Windowed> Outbox<M> {
             return None;
         }
         if self.queue.is_empty() && self.room() > 0 {
-            return Some(self.admit(message, now));
+            return Some(self.admit(message, id, now));
         }
         if self.queue.len() < QUEUE_CAPACITY {
             self.queue.push_back(message);
@@ -166,9 +167,9 @@ impl<M: Windowed> Outbox<M> {
         self.in_flight.contains_key(&id) || self.acked.contains(id)
     }
 
-    fn admit(&mut self, message: Arc<M>, now: Instant) -> Push<M> {
+    /// Puts `message` (whose key is `id`) in flight.
+    fn admit(&mut self, message: Arc<M>, id: IdKey, now: Instant) -> Push<M> {
         let deadline = now + self.timeout;
-        let id = key(message.id());
         self.deadlines.push_back((deadline, id));
         self.in_flight.insert(
             id,
@@ -205,8 +206,9 @@ impl<M: Windowed> Outbox<M> {
             }
             // A redelivered copy may have queued behind the first: once that one is in flight
             // or acked, the copy is not sent.
-            if !self.known(key(m.id())) {
-                out.push(self.admit(m, now));
+            let id = key(m.id());
+            if !self.known(id) {
+                out.push(self.admit(m, id, now));
             }
         }
         out
@@ -243,14 +245,15 @@ impl<M: Windowed> Outbox<M> {
         // conversations may have taken some of it since. What does not fit is read again.
         let mut cut = false;
         for m in messages {
-            let new = !self.known(key(m.id()));
+            let id = key(m.id());
+            let new = !self.known(id);
             if new && self.room() == 0 {
                 cut = true;
                 break;
             }
             cursor = cursor.max(m.seq());
             if new {
-                out.push(self.admit(m, now));
+                out.push(self.admit(m, id, now));
             }
         }
         if let Some(pull) = self.pulling.get_mut(&req.conversation_id) {
