@@ -250,6 +250,18 @@ impl RawClient {
         }
     }
 
+    /// The next push of `kind` within `within`, dropping other frames; `None` when none came.
+    pub async fn push_within(&mut self, kind: u64, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.quiet_for(left).await?;
+            if frame["msg"]["type"] == kind {
+                return Some(frame);
+            }
+        }
+    }
+
     /// The next frame if one arrives within `d`.
     pub async fn quiet_for(&mut self, d: Duration) -> Option<Value> {
         if let Some(v) = self.pending.pop_front() {

@@ -12,22 +12,6 @@ use chat_tests::gateway::GatewayProcess;
 use chat_tests::redis::RedisServer;
 use serde_json::{json, Value};
 
-/// The next push of `kind` within `within`, skipping other frames; `None` when none came.
-async fn push_within(
-    client: &mut chat_tests::Client,
-    kind: u64,
-    within: Duration,
-) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let frame = client.quiet_for(left).await?;
-        if frame["msg"]["type"] == kind {
-            return Some(frame);
-        }
-    }
-}
-
 /// Sends `text` to `to` and waits `within` for its reply 0.
 async fn send_within(
     client: &mut chat_tests::Client,
@@ -75,7 +59,7 @@ async fn a_resend_whose_first_fan_out_died_reaches_the_online_recipient() {
         .unwrap();
     assert!(!first.duplicate);
     assert!(
-        push_within(&mut bob, 2, Duration::from_millis(500))
+        bob.push_within(2, Duration::from_millis(500))
             .await
             .is_none(),
         "nothing was fanned out yet"
@@ -87,7 +71,8 @@ async fn a_resend_whose_first_fan_out_died_reaches_the_online_recipient() {
         first.message.message_id.as_str()
     );
     // ...and bob, online all along, gets the message now on the connection he has.
-    let env = push_within(&mut bob, 2, Duration::from_secs(10))
+    let env = bob
+        .push_within(2, Duration::from_secs(10))
         .await
         .expect("the resend re-pushed the message bob lacked");
     assert_eq!(env["messageId"], first.message.message_id.as_str());
@@ -99,7 +84,7 @@ async fn a_resend_whose_first_fan_out_died_reaches_the_online_recipient() {
         first.message.message_id.as_str()
     );
     assert!(
-        push_within(&mut bob, 2, Duration::from_millis(1500))
+        bob.push_within(2, Duration::from_millis(1500))
             .await
             .is_none(),
         "an acked message was pushed again"
@@ -120,14 +105,16 @@ async fn a_hung_redis_holds_remote_fan_out_back_but_not_local_delivery() {
     let to_carol = send_within(&mut alice, "carol", "c-1", Duration::from_secs(2)).await;
     assert_eq!(to_carol["type"], 0, "{to_carol}");
     // ...bob, on alice's pod, gets his at once...
-    let env = push_within(&mut bob, 2, Duration::from_secs(5))
+    let env = bob
+        .push_within(2, Duration::from_secs(5))
         .await
         .expect("local delivery goes on while Redis hangs");
     assert_eq!(env["messageId"], to_bob["params"]["messageId"]);
     // ...carol's waits for the route table, and arrives live once it answers again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     redis.pause(false);
-    let env = push_within(&mut carol, 2, Duration::from_secs(15))
+    let env = carol
+        .push_within(2, Duration::from_secs(15))
         .await
         .expect("the held fan-out reached carol after Redis answered again");
     assert_eq!(env["messageId"], to_carol["params"]["messageId"]);
@@ -167,7 +154,7 @@ async fn a_redis_restarted_empty_holds_fan_outs_until_every_pod_registered_again
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while got.len() < sent.len() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Some(env) = push_within(&mut bob_there, 2, left).await else {
+        let Some(env) = bob_there.push_within(2, left).await else {
             break;
         };
         bob_there.ack(&env).await;

@@ -8,25 +8,9 @@ use std::time::Duration;
 use chat_tests::cluster::{provision, start_broker, NAMESPACE, TENANT};
 use chat_tests::fixtures::{self, TempDir};
 use chat_tests::gateway::GatewayProcess;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway-under-test");
-
-/// The next push of `kind` within `within`, skipping other frames; `None` when none came.
-async fn push_within(
-    client: &mut chat_tests::Client,
-    kind: u64,
-    within: Duration,
-) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let frame = client.quiet_for(left).await?;
-        if frame["msg"]["type"] == kind {
-            return Some(frame);
-        }
-    }
-}
 
 /// The value of an unlabelled counter on a pod's `/metrics` (0 when absent).
 async fn counter(metrics_url: &str, name: &str) -> f64 {
@@ -82,7 +66,8 @@ async fn a_fan_out_waiting_in_a_sigkilled_pod_reaches_the_online_recipient() {
         .send(json!({"type": 1, "requestId": "r-1",
             "params": {"toMessageId": "bob", "message": "hello", "clientMsgId": "c-1"}}))
         .await;
-    let sent = push_within(&mut bob_a, 2, Duration::from_secs(10))
+    let sent = bob_a
+        .push_within(2, Duration::from_secs(10))
         .await
         .expect("bob's device on pod-a got the message");
     let id = sent["messageId"].as_str().expect("messageId").to_owned();
@@ -107,16 +92,15 @@ async fn a_fan_out_waiting_in_a_sigkilled_pod_reaches_the_online_recipient() {
         .await
         .expect("restart the broker");
     provision(&back, TENANT, NAMESPACE).await;
-    let got = push_within(&mut bob_b, 2, Duration::from_secs(30))
+    let got = bob_b
+        .push_within(2, Duration::from_secs(30))
         .await
         .expect("bob:b got the message within 30 s of the broker's return, without reconnecting");
     assert_eq!(got["messageId"], id.as_str());
     bob_b.ack(&got).await;
     // Pushed once: the row is gone, nothing comes again.
     assert!(
-        push_within(&mut bob_b, 2, Duration::from_secs(3))
-            .await
-            .is_none(),
+        bob_b.push_within(2, Duration::from_secs(3)).await.is_none(),
         "the message was pushed again"
     );
     drop(pod_b);
