@@ -60,6 +60,27 @@ impl Kind {
         Kind::Latency,
     ];
 
+    /// The kinds named in `list` (comma-separated, as [`Kind`]'s variants are spelled).
+    pub fn parse_list(list: &str) -> Result<Vec<Kind>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                Kind::ALL
+                    .into_iter()
+                    .find(|k| format!("{k:?}").eq_ignore_ascii_case(name))
+                    .ok_or_else(|| format!("{name}: not a fault kind (one of {:?})", Kind::ALL))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|kinds| {
+                if kinds.is_empty() {
+                    Err("no fault kind named".into())
+                } else {
+                    Ok(kinds)
+                }
+            })
+    }
+
     /// Whether it targets one pod.
     fn on_pod(self) -> bool {
         matches!(
@@ -126,6 +147,7 @@ pub struct Targets<'a> {
 
 /// Picks the next fault: the kinds of `ALL` once each (shuffled), then at random.
 pub struct Schedule {
+    kinds: Vec<Kind>,
     first: Vec<Kind>,
     rng: StdRng,
     /// Pods that pod faults pick from.
@@ -135,12 +157,14 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(mut rng: StdRng, pods: usize, spare_first: bool) -> Self {
-        let mut first = Kind::ALL.to_vec();
+    /// A schedule drawing from `kinds` (normally [`Kind::ALL`]).
+    pub fn new(mut rng: StdRng, kinds: &[Kind], pods: usize, spare_first: bool) -> Self {
+        let mut first = kinds.to_vec();
         first.shuffle(&mut rng);
         first.reverse();
         let restartable = (usize::from(spare_first && pods > 1)..pods).collect();
         Self {
+            kinds: kinds.to_vec(),
             first,
             rng,
             pods: (0..pods).collect(),
@@ -152,7 +176,7 @@ impl Schedule {
         let kind = self
             .first
             .pop()
-            .unwrap_or_else(|| Kind::ALL[self.rng.random_range(0..Kind::ALL.len())]);
+            .unwrap_or_else(|| self.kinds[self.rng.random_range(0..self.kinds.len())]);
         let pod = kind.on_pod().then(|| {
             let from = match kind {
                 Kind::PodKill | Kind::PodDrain => &self.restartable,

@@ -6,7 +6,10 @@
 //! Settings come from the environment (the bounded CI run uses the defaults):
 //! `CHAOS_SECONDS` (fault phase, default 35), `CHAOS_USERS` (2 devices each, default 40),
 //! `CHAOS_SEND_MS` (mean pause between two sends of one device, default 3000), `CHAOS_SEED`,
-//! `CHAOS_RSS_CSV` (a file for every pod's RSS samples, every 500 ms, as CSV).
+//! `CHAOS_RSS_CSV` (a file for every pod's RSS samples, every 500 ms, as CSV). For
+//! investigations: `CHAOS_FAULTS` (the kinds to draw from, comma-separated, e.g.
+//! `BrokerRestart,BrokerDrop`; default all) and `CHAOS_POD_WRAPPER` (a command the pods run
+//! under, given the gateway binary and its arguments, e.g. `heaptrack`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,7 +31,7 @@ pub use report::Report;
 
 use check::{DeviceRecord, Evidence};
 use device::{Device, DeviceSpec};
-use faults::{Pace, Schedule, Targets};
+use faults::{Kind, Pace, Schedule, Targets};
 use netns::{Network, BACKEND_IPS, HOST_IP, SUBNET};
 use pods::{Pod, PodSpec};
 
@@ -61,6 +64,10 @@ pub struct Config {
     pub send_interval: Duration,
     pub pace: Pace,
     pub seed: u64,
+    /// The fault kinds the schedule draws from.
+    pub kinds: Vec<Kind>,
+    /// A command (with its arguments) the pods run under.
+    pub wrapper: Vec<String>,
 }
 
 impl Config {
@@ -96,6 +103,14 @@ impl Config {
                 }
             },
             seed: num("CHAOS_SEED", rand::random::<u16>() as u64),
+            kinds: std::env::var("CHAOS_FAULTS").map_or(Kind::ALL.to_vec(), |list| {
+                Kind::parse_list(&list).unwrap_or_else(|e| panic!("CHAOS_FAULTS: {e}"))
+            }),
+            wrapper: std::env::var("CHAOS_POD_WRAPPER")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -116,7 +131,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(binary: &str) -> Self {
+    async fn start(binary: &str, wrapper: &[String]) -> Self {
         crate::init_logging();
         let network = Network::create(PODS);
         let redis = tokio::task::block_in_place(|| RedisServer::start_own_at(HOST_IP, REDIS_PORT));
@@ -163,6 +178,7 @@ impl Cluster {
         ];
         let spec = PodSpec {
             binary: binary.to_owned(),
+            wrapper: wrapper.to_vec(),
             data_dir: dir.path().to_owned(),
             args: args.iter().map(|s| s.to_string()).collect(),
         };
@@ -225,7 +241,7 @@ async fn create_groups(c: &Cluster, users: &[String]) -> HashMap<String, Vec<Str
 pub async fn run(cfg: Config) -> Report {
     let origin = Instant::now();
     let origin_wall = SystemTime::now();
-    let mut c = Cluster::start(&cfg.binary).await;
+    let mut c = Cluster::start(&cfg.binary, &cfg.wrapper).await;
     let users: Vec<String> = (0..cfg.users).map(|i| format!("u{i:03}")).collect();
     let groups = create_groups(&c, &users).await;
     let group_of: HashMap<&str, String> = groups
@@ -259,7 +275,7 @@ pub async fn run(cfg: Config) -> Report {
     tokio::time::sleep(cfg.warm_up).await;
     c.sample_rss();
 
-    let mut schedule = Schedule::new(StdRng::seed_from_u64(cfg.seed), PODS, true);
+    let mut schedule = Schedule::new(StdRng::seed_from_u64(cfg.seed), &cfg.kinds, PODS, true);
     let mut faults = Vec::new();
     let fault_end = Instant::now() + cfg.fault_phase;
     while Instant::now() < fault_end {

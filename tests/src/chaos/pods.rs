@@ -128,6 +128,8 @@ pub fn write_rss_timeline(pods: &[Pod], origin: Instant, path: &std::path::Path)
 /// How pods are started: the binary and the backend flags they share.
 pub struct PodSpec {
     pub binary: String,
+    /// A command (with its arguments) the binary runs under, e.g. a heap profiler.
+    pub wrapper: Vec<String>,
     pub data_dir: PathBuf,
     pub args: Vec<String>,
 }
@@ -142,6 +144,7 @@ impl PodSpec {
         let ip = pod_ip(pod.index);
         let child = tokio::process::Command::new("ip")
             .args(["netns", "exec", &namespace(pod.index)])
+            .args(&self.wrapper)
             .arg(&self.binary)
             .arg("serve")
             .args(["--listen", &format!("{ip}:{PORT}")])
