@@ -38,6 +38,12 @@ pub mod routes;
 pub mod routing;
 pub mod server;
 pub mod session;
+
+/// The allocator the `chat-gateway` binary runs on (mimalloc: per-message allocations — frames,
+/// JSON values — made glibc malloc the largest user-space cost in profiles under load, and glibc's
+/// per-thread arenas kept bursts' memory). A binary that runs the gateway declares it
+/// `#[global_allocator]`, so a process-level test measures what ships.
+pub type Allocator = mimalloc::MiMalloc;
 pub mod startup;
 pub mod store;
 pub mod tls;

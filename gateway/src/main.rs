@@ -1,9 +1,8 @@
 //! The `chat-gateway` binary: everything lives in the library (`chat_gateway::cli`).
 
-/// mimalloc instead of glibc malloc: per-message allocations (frames, JSON values) made malloc the
-/// largest user-space cost in profiles under load.
+/// See [`chat_gateway::Allocator`].
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: chat_gateway::Allocator = chat_gateway::Allocator {};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
