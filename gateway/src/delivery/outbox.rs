@@ -147,8 +147,11 @@ impl<M: Windowed> Outbox<M> {
         if let Some(pull) = self.pulling.get_mut(message.conversation()) {
             if message.seq() > pull.cursor {
                 pull.pending_up_to = pull.pending_up_to.max(message.seq());
+                return None;
             }
-            return None;
+            // At or below the cursor, and not had here: the read started above it because
+            // another device of the user acked it (a catch-up starts at the user's `ackedSeq`),
+            // but this device is online and gets every message live (issue 17, point 2).
         }
         if self.queue.is_empty() && self.room() > 0 {
             return Some(self.admit(message, id, now));
@@ -158,6 +161,10 @@ impl<M: Windowed> Outbox<M> {
         } else {
             let conv = message.conversation().to_owned();
             self.start_pull(&conv, message.seq() - 1, message.seq());
+            // A read already past it goes back for it.
+            if let Some(pull) = self.pulling.get_mut(&conv) {
+                pull.cursor = pull.cursor.min(message.seq() - 1);
+            }
         }
         None
     }

@@ -159,6 +159,46 @@ fn catch_up_that_raced_a_live_delivery_does_not_push_it_again() {
 }
 
 #[test]
+fn a_live_message_a_sibling_acked_still_reaches_this_device_while_it_reads_back() {
+    let now = Instant::now();
+    let mut o = Outbox::new(2, T);
+    // A resync read starts at the user's ackedSeq, 5: another device acked seq 5, which has
+    // not reached this one yet (its live copy is still on the way).
+    o.start_pull("c", 5, 6);
+    assert_eq!(
+        o.offer(msg("c", 5), now).map(|p| p.message.seq),
+        Some(5),
+        "below the read's start, yet never had here: sent live"
+    );
+    assert!(
+        o.offer(msg("c", 7), now).is_none(),
+        "above the read's start: the read gets it"
+    );
+    let r = o.next_pull().unwrap();
+    assert_eq!(r.after_seq, 5);
+    let sent = o.pulled(&r, vec![msg("c", 6)], now);
+    assert_eq!(sent[0].message.seq, 6);
+    o.ack("c-5");
+    o.ack("c-6");
+    let r = o.next_pull().unwrap();
+    assert_eq!(o.pulled(&r, vec![msg("c", 7)], now)[0].message.seq, 7);
+}
+
+#[test]
+fn a_full_queue_sends_the_read_back_for_a_message_below_its_start() {
+    let now = Instant::now();
+    let mut o = Outbox::new(1, T);
+    o.offer(msg("d", 1), now);
+    for seq in 2..(2 + QUEUE_CAPACITY as i64) {
+        assert!(o.offer(msg("d", seq), now).is_none());
+    }
+    o.start_pull("c", 9, 10);
+    // Seq 4 of "c", acked by a sibling, finds the queue full: the read goes back for it.
+    assert!(o.offer(msg("c", 4), now).is_none());
+    assert_eq!(o.pulling.get("c").map(|p| p.cursor), Some(3));
+}
+
+#[test]
 fn refused_pull_is_dropped_not_retried() {
     let mut o: Outbox<Msg> = Outbox::new(4, T);
     o.start_pull("grp:g", 0, 5);
