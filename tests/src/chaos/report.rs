@@ -12,6 +12,12 @@ use super::Config;
 const RSS_JUDGED_AFTER: Duration = Duration::from_secs(240);
 /// Most RSS growth from after warm-up to the end of a judged pod life.
 const RSS_MAX_GROWTH: f64 = 0.05;
+/// RSS is compared as the median of the samples in the first window after warm-up against the
+/// median of the last window of the life: the allocator (mimalloc) takes and returns memory in
+/// steps of tens of MB as faults come and go (a band of 89–136 MB over 150 s of broker faults,
+/// with no trend), so two single samples differ by ±20 % by chance, while a leak raises the
+/// median of the later window.
+const RSS_WINDOW: Duration = Duration::from_secs(60);
 
 /// What a run found.
 #[derive(Debug)]
@@ -92,24 +98,35 @@ impl Report {
         let mut rss_growth = Vec::new();
         for p in pods {
             for life in &p.lives {
-                let warm = life
+                let warm = origin + cfg.warm_up;
+                let after: Vec<(Instant, u64)> = life
                     .rss_kb
                     .iter()
-                    .find(|(at, _)| *at >= origin + cfg.warm_up)
-                    .or(life.rss_kb.first());
-                let (Some(&(t0, first)), Some(&(t1, last))) = (warm, life.rss_kb.last()) else {
+                    .copied()
+                    .filter(|(at, _)| *at >= warm)
+                    .collect();
+                let (Some(&(t0, _)), Some(&(t1, _))) = (after.first(), after.last()) else {
                     continue;
                 };
+                let first = median(after.iter().filter(|(at, _)| *at <= t0 + RSS_WINDOW));
+                let last = median(after.iter().filter(|(at, _)| *at + RSS_WINDOW >= t1));
+                let (low, high) = after.iter().fold((u64::MAX, 0), |(lo, hi), (_, kb)| {
+                    (lo.min(*kb), hi.max(*kb))
+                });
                 let growth = last as f64 / first.max(1) as f64 - 1.0;
                 let _ = writeln!(
                     text,
-                    "RSS {} (pid {}): {} kB after warm-up, {} kB at the end ({:+.1} % over {:.0} s)",
+                    "RSS {} (pid {}): median {} kB in the first {:.0} s after warm-up, {} kB in \
+                     the last ({:+.1} % over {:.0} s; {}–{} kB in between)",
                     p.name(),
                     life.pid,
                     first,
+                    RSS_WINDOW.as_secs_f64(),
                     last,
                     growth * 100.0,
-                    (t1 - t0).as_secs_f64()
+                    (t1 - t0).as_secs_f64(),
+                    low,
+                    high
                 );
                 if t1 - t0 >= RSS_JUDGED_AFTER && growth > RSS_MAX_GROWTH {
                     rss_growth.push(format!("{} grew {:+.1} %", p.name(), growth * 100.0));
@@ -125,4 +142,11 @@ impl Report {
             faults: e.faults.len(),
         }
     }
+}
+
+/// The median of the samples' kB (0 for none).
+fn median<'a>(samples: impl Iterator<Item = &'a (Instant, u64)>) -> u64 {
+    let mut kb: Vec<u64> = samples.map(|(_, kb)| *kb).collect();
+    kb.sort_unstable();
+    kb.get(kb.len() / 2).copied().unwrap_or(0)
 }
