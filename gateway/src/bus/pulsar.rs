@@ -30,8 +30,18 @@ use crate::tls::PulsarAccess;
 
 mod inbox;
 
-/// Frames queued per broker connection before a send waits for room (the crate's default is 100).
-const OUTBOUND_QUEUE: usize = 4096;
+/// Frames queued on the producers' broker connection before a send waits for room (producers
+/// block when it is full, `block_queue_if_full`; the crate's default is 100). Each slot is a
+/// whole `pulsar::message::Message` — about 4.9 KB, because prost's `BaseCommand` holds every
+/// command kind inline — and the crate writes every slot when it connects. So the queue's size is
+/// memory every pod holds, allocated again at each reconnect: at 4,096 slots that was 20 MB per
+/// connection, and the chaos soak saw pods' RSS step up 20–35 MB at broker faults and stay there
+/// (docs/reliability.md). 256 slots: 1.2 MB, still frames enough for a batch of forwards while
+/// the socket drains.
+const OUTBOUND_QUEUE: usize = 256;
+/// The same for the consumer's connection, which sends only control frames (flow, acks: an
+/// unbounded queue of their own), never data: the smallest queue the crate allows would do.
+const CONSUMER_OUTBOUND_QUEUE: usize = 8;
 /// Events waiting for one target pod before `publish` waits for room.
 const FORWARD_QUEUE: usize = 16_384;
 /// Most events in one Pulsar message: 64 events of the largest chat message (64 KiB) stay under
@@ -92,9 +102,10 @@ impl PulsarBus {
         topics: Topics,
         access: PulsarAccess,
     ) -> Result<Self> {
-        let connect = || async {
-            let mut builder = Pulsar::builder(service_url, TokioExecutor)
-                .with_outbound_channel_size(OUTBOUND_QUEUE);
+        let access = &access;
+        let connect = |queue| async move {
+            let mut builder =
+                Pulsar::builder(service_url, TokioExecutor).with_outbound_channel_size(queue);
             if let Some(ca) = &access.ca_pem {
                 builder = builder.with_certificate_chain(ca.clone());
             }
@@ -117,12 +128,12 @@ impl PulsarBus {
             })
         };
         Ok(Self {
-            client: connect().await?,
-            consumer_client: connect().await?,
+            client: connect(OUTBOUND_QUEUE).await?,
+            consumer_client: connect(CONSUMER_OUTBOUND_QUEUE).await?,
             topics,
             admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
             admin_http: access.admin_client(ADMIN_TIMEOUT)?,
-            access,
+            access: access.clone(),
             forwarders: std::sync::Mutex::new(HashMap::new()),
             down_since: Arc::new(AtomicI64::new(now_ms())),
         })
@@ -271,5 +282,21 @@ impl Bus for PulsarBus {
             0 => None,
             since => Some(since),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every pod holds both queues whole (the crate writes each slot when it connects), and
+    /// allocates them again at each reconnect.
+    #[test]
+    fn the_broker_queues_cost_little_memory() {
+        let slot = std::mem::size_of::<pulsar::message::Message>();
+        let bytes = (super::OUTBOUND_QUEUE + super::CONSUMER_OUTBOUND_QUEUE) * slot;
+        println!("{slot} bytes a slot, {bytes} bytes in all");
+        assert!(
+            bytes <= 2 << 20,
+            "{bytes} bytes of broker queues ({slot} a slot)"
+        );
     }
 }
