@@ -8,8 +8,10 @@
 //! `CHAOS_SEND_MS` (mean pause between two sends of one device, default 3000), `CHAOS_SEED`,
 //! `CHAOS_RSS_CSV` (a file for every pod's RSS samples, every 500 ms, as CSV). For
 //! investigations: `CHAOS_FAULTS` (the kinds to draw from, comma-separated, e.g.
-//! `BrokerRestart,BrokerDrop`; default all) and `CHAOS_POD_WRAPPER` (a command the pods run
-//! under, given the gateway binary and its arguments, e.g. `heaptrack`).
+//! `BrokerRestart,BrokerDrop`; default all), `CHAOS_POD_WRAPPER` (a command the pods run
+//! under, given the gateway binary and its arguments, e.g. `heaptrack`) and `CHAOS_REBALANCE=1`
+//! (every 30 s the harness rebalances connections as the operator does; off by default: with
+//! it, seed 1226 showed 31 late live deliveries around a pod kill, docs/reliability.md).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -68,6 +70,8 @@ pub struct Config {
     pub kinds: Vec<Kind>,
     /// A command (with its arguments) the pods run under.
     pub wrapper: Vec<String>,
+    /// Whether the harness rebalances connections as the operator would.
+    pub rebalance: bool,
 }
 
 impl Config {
@@ -111,6 +115,7 @@ impl Config {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            rebalance: std::env::var("CHAOS_REBALANCE").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -214,6 +219,46 @@ impl Cluster {
     }
 }
 
+/// How often the harness rebalances connections, as the operator does (its default interval).
+const REBALANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// One rebalancing step as the operator takes it with its defaults (`chat_operator::rebalance`:
+/// 20 % tolerance, a tenth of a pod's connections a step, at least 10 a pod, nothing while
+/// earlier moves are in flight), over pods that all answer. Without it a pod that is never
+/// killed collects the devices of every pod that is (they reconnect elsewhere and stay), and its
+/// memory grows with them: in production the operator spreads them again.
+async fn rebalance(pods: &[pods::Pod]) {
+    let mut loads = Vec::new();
+    for p in pods {
+        match p.load().await {
+            Some(load) => loads.push(load),
+            None => return,
+        }
+    }
+    let total: i64 = loads.iter().map(|(n, _)| n).sum();
+    let mean = total as f64 / loads.len() as f64;
+    let worst = loads
+        .iter()
+        .map(|(n, _)| (*n as f64 - mean).abs())
+        .fold(0.0, f64::max);
+    if total < 10 * loads.len() as i64 || worst * 100.0 / mean <= 20.0 {
+        return;
+    }
+    if loads.iter().any(|(_, moving)| *moving > 0) {
+        return;
+    }
+    for (p, (n, _)) in pods.iter().zip(&loads) {
+        let shed = ((*n as f64 - mean).floor() as i64).min((n / 10).max(1));
+        if shed > 0 {
+            let status = p.shed(shed, Duration::from_secs(2)).await;
+            eprintln!(
+                "chaos: rebalance: {} sheds {shed} of {n} ({status})",
+                p.name()
+            );
+        }
+    }
+}
+
 /// Creates the groups (each user in one, `GROUP_SIZE` users each): group id → members.
 async fn create_groups(c: &Cluster, users: &[String]) -> HashMap<String, Vec<String>> {
     let mut groups = HashMap::new();
@@ -278,6 +323,7 @@ pub async fn run(cfg: Config) -> Report {
     let mut schedule = Schedule::new(StdRng::seed_from_u64(cfg.seed), &cfg.kinds, PODS, true);
     let mut faults = Vec::new();
     let fault_end = Instant::now() + cfg.fault_phase;
+    let mut last_rebalance = Instant::now();
     while Instant::now() < fault_end {
         let (kind, pod) = schedule.next_fault();
         let hold = schedule.within(cfg.pace.hold);
@@ -297,6 +343,10 @@ pub async fn run(cfg: Config) -> Report {
         let until = Instant::now() + gap;
         while Instant::now() < until {
             c.sample_rss();
+            if cfg.rebalance && last_rebalance.elapsed() >= REBALANCE_INTERVAL {
+                last_rebalance = Instant::now();
+                rebalance(&c.pods).await;
+            }
             tokio::time::sleep(Duration::from_millis(500).min(gap)).await;
         }
     }

@@ -1,7 +1,8 @@
 //! The chaos test's gateway pods: real `chat-gateway` processes, each in its own network
 //! namespace (`ip netns exec` execs the gateway itself, so the child's pid is the gateway's),
 //! listening on its namespace's address; SIGKILLed, drained and restarted by the fault schedule,
-//! their RSS sampled from `/proc`.
+//! their RSS and open client connections sampled from `/proc`, their connections rebalanced as
+//! the operator would.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,12 +20,14 @@ const ADMIN_TOKEN: &str = "chaos-admin-token";
 /// How long a pod may take to become ready (a loaded machine; a backend recovering).
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
-/// One life of a pod's process: its pid, when it started, RSS samples (kB) with their times.
+/// One life of a pod's process: its pid, when it started, RSS samples (kB) with their times and
+/// the client connections it held then.
 #[derive(Debug, Clone)]
 pub struct Incarnation {
     pub pid: u32,
     pub started: Instant,
     pub rss_kb: Vec<(Instant, u64)>,
+    pub connections: Vec<u32>,
 }
 
 /// A pod: its index, its process while it runs, and every incarnation it had.
@@ -51,12 +54,47 @@ impl Pod {
         self.child.as_ref().and_then(|c| c.id())
     }
 
-    /// Records the current process's RSS (nothing when it is not running).
+    /// Records the current process's RSS and client connections (nothing when it is not
+    /// running).
     pub fn sample_rss(&mut self) {
         let Some(pid) = self.pid() else { return };
         let Some(kb) = rss_kb(pid) else { return };
+        let connections = client_connections(pid);
         if let Some(life) = self.lives.last_mut().filter(|l| l.pid == pid) {
             life.rss_kb.push((Instant::now(), kb));
+            life.connections.push(connections);
+        }
+    }
+
+    /// `(connections, moving)` from `GET /admin/status`; `None` when the pod does not answer.
+    pub async fn load(&self) -> Option<(i64, i64)> {
+        let status: serde_json::Value = admin_http()
+            .get(self.admin_url("/admin/status"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        Some((status["connections"].as_i64()?, status["moving"].as_i64()?))
+    }
+
+    /// `POST /admin/rebalance`: `connections` of this pod's move elsewhere over `pace`; the
+    /// admin API's status.
+    pub async fn shed(&self, connections: i64, pace: Duration) -> u16 {
+        let body = serde_json::json!({ "connections": connections, "paceSeconds": pace.as_secs() });
+        match admin_http()
+            .post(self.admin_url("/admin/rebalance"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
         }
     }
 
@@ -88,11 +126,7 @@ impl Pod {
     /// `POST /admin/drain` with a deadline of `seconds`; the admin API's status.
     pub async fn drain(&self, seconds: u64) -> u16 {
         let body = serde_json::json!({ "deadlineSeconds": seconds });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("http client");
-        match http
+        match admin_http()
             .post(self.admin_url("/admin/drain"))
             .bearer_auth(ADMIN_TOKEN)
             .json(&body)
@@ -105,15 +139,20 @@ impl Pod {
     }
 }
 
-/// Writes every RSS sample of every pod life as CSV (`pod,pid,seconds,rss_kb`, seconds since
-/// `origin`), for telling growth that follows the faults from growth that follows the traffic.
+/// Writes every RSS sample of every pod life as CSV (`pod,pid,seconds,rss_kb,connections`,
+/// seconds since `origin`), for telling growth that follows the faults from growth that follows
+/// the traffic or the connections.
 pub fn write_rss_timeline(pods: &[Pod], origin: Instant, path: &std::path::Path) {
-    let mut csv = String::from("pod,pid,seconds,rss_kb\n");
+    let mut csv = String::from("pod,pid,seconds,rss_kb,connections\n");
     for p in pods {
         for life in &p.lives {
-            for (at, kb) in &life.rss_kb {
+            for ((at, kb), n) in life.rss_kb.iter().zip(&life.connections) {
                 let seconds = at.saturating_duration_since(origin).as_secs_f64();
-                csv.push_str(&format!("{},{},{seconds:.1},{kb}\n", p.name(), life.pid));
+                csv.push_str(&format!(
+                    "{},{},{seconds:.1},{kb},{n}\n",
+                    p.name(),
+                    life.pid
+                ));
             }
         }
     }
@@ -169,6 +208,7 @@ impl PodSpec {
             pid,
             started: Instant::now(),
             rss_kb: Vec::new(),
+            connections: Vec::new(),
         });
         let url = pod.admin_url("/readyz");
         let child = pod.child.as_mut().expect("just spawned");
@@ -194,6 +234,36 @@ pub fn pod(index: usize) -> Pod {
         child: None,
         lives: Vec::new(),
     }
+}
+
+/// A client for the admin API, with a short timeout.
+fn admin_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
+/// Established TCP connections on the public port in `pid`'s network namespace (the pod's own:
+/// its clients), from `/proc/{pid}/net/tcp` and `tcp6`.
+fn client_connections(pid: u32) -> u32 {
+    let port = format!(":{PORT:04X}");
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|l| {
+                    let mut fields = l.split_whitespace();
+                    let local = fields.nth(1).unwrap_or("");
+                    let state = fields.nth(1).unwrap_or("");
+                    local.ends_with(&port) && state == "01"
+                })
+                .count() as u32
+        })
+        .sum()
 }
 
 /// Resident set size of `pid` in kB, from `/proc/{pid}/status`.

@@ -110,6 +110,21 @@ impl Report {
                 };
                 let first = median(after.iter().filter(|(at, _)| *at <= t0 + RSS_WINDOW));
                 let last = median(after.iter().filter(|(at, _)| *at + RSS_WINDOW >= t1));
+                let connections = |within: &dyn Fn(Instant) -> bool| {
+                    let mut n: Vec<u32> = life
+                        .rss_kb
+                        .iter()
+                        .zip(&life.connections)
+                        .filter(|((at, _), _)| *at >= warm && within(*at))
+                        .map(|(_, n)| *n)
+                        .collect();
+                    n.sort_unstable();
+                    n.get(n.len() / 2).copied().unwrap_or(0)
+                };
+                let (c0, c1) = (
+                    connections(&|at| at <= t0 + RSS_WINDOW),
+                    connections(&|at| at + RSS_WINDOW >= t1),
+                );
                 let (low, high) = after.iter().fold((u64::MAX, 0), |(lo, hi), (_, kb)| {
                     (lo.min(*kb), hi.max(*kb))
                 });
@@ -117,7 +132,8 @@ impl Report {
                 let _ = writeln!(
                     text,
                     "RSS {} (pid {}): median {} kB in the first {:.0} s after warm-up, {} kB in \
-                     the last ({:+.1} % over {:.0} s; {}–{} kB in between)",
+                     the last ({:+.1} % over {:.0} s; {}–{} kB in between); {} client \
+                     connections, then {}",
                     p.name(),
                     life.pid,
                     first,
@@ -126,7 +142,9 @@ impl Report {
                     growth * 100.0,
                     (t1 - t0).as_secs_f64(),
                     low,
-                    high
+                    high,
+                    c0,
+                    c1
                 );
                 if t1 - t0 >= RSS_JUDGED_AFTER && growth > RSS_MAX_GROWTH {
                     rss_growth.push(format!("{} grew {:+.1} %", p.name(), growth * 100.0));
