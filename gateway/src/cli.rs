@@ -10,6 +10,29 @@ use crate::startup::{connect_backends, SharedListener};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
+/// The runtime the binary runs on: as many worker threads as the host has cores, less the one
+/// the store's writer takes (it runs on a thread of its own, and under load it keeps it busy);
+/// at least one. On a 2-core host that is one worker: the sessions' wake-ups, channel hops and
+/// socket calls then stay on one thread instead of bouncing between two that also share their
+/// cores with the writer (docs/benchmarks.md, "One worker thread"). `TOKIO_WORKER_THREADS`, when
+/// set, wins.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(default_worker_threads());
+    }
+    builder.build()
+}
+
+/// Cores (as the process may use them: affinity and cgroup quota count) less one, at least one.
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1)
+}
+
 /// Parses the command line and runs the chosen command.
 pub async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

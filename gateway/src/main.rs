@@ -4,7 +4,6 @@
 #[global_allocator]
 static GLOBAL: chat_gateway::Allocator = chat_gateway::Allocator {};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    chat_gateway::cli::main().await
+fn main() -> anyhow::Result<()> {
+    chat_gateway::cli::runtime()?.block_on(chat_gateway::cli::main())
 }
