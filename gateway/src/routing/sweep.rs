@@ -7,13 +7,15 @@
 //! ([`Pending::note`], one JSON serialisation), and one background task per pod writes the
 //! notes, renews the leases, sweeps and counts. A fan-out that succeeds costs nothing.
 //!
-//! Semantics are the retry queue's: a row for a refused pod names the exact connections the
-//! event was for (user, device, epoch), and those still open get the message itself (not a
-//! backlog re-read: a device gets it even when a sibling already acked it); a row for a failed
-//! route lookup reaches every device of its users but the sender's that connected before the
-//! commit. A connection made since had the message in its catch-up (or not, when a sibling
-//! had acked it: DESIGN §4.4) and is left alone. A device that already has it drops it (its
-//! window holds what is in flight or acked), the client de-duplicates by `messageId`.
+//! Who gets it: a row for a refused pod names the connections the event was for (user, device,
+//! epoch); a row for a failed route lookup, every device of its users but the sender's. The
+//! sweeper pushes the message itself (not a backlog re-read: a device gets it even when a
+//! sibling already acked it) to those devices on whatever connection each holds now, not only
+//! the one named: a device that moved meanwhile (a drain, a rebalance, its pod killed) caught up
+//! on its new connection from its user's `ackedSeq`, which skips what a sibling had acked
+//! (DESIGN §4.4), so without this push it would not get the message live. A device that already
+//! has it drops it (its window holds what is in flight or acked), the client de-duplicates by
+//! `messageId`.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,10 +45,6 @@ const CLAIM_LIMIT: u32 = 64;
 const GIVE_UP_MS: i64 = 600_000;
 /// The most a failed sweep of a row waits before the next (1 s, doubling).
 const MAX_SWEEP_BACKOFF_MS: i64 = 4_000;
-/// How far pods' clocks may disagree (ms): a connection's epoch (µs at its upgrade, on its
-/// pod's clock) later than the message's time plus this is a connection made after the commit,
-/// whose catch-up had the message; an earlier one may have missed it and gets it.
-const CLOCK_SKEW_MS: i64 = 5_000;
 /// Sweeps between two counts of the table (the `chat_pending_fanouts` gauge).
 const COUNT_EVERY: u32 = 10;
 /// Notes kept in memory while the database does not take them; past this the oldest go (their
@@ -354,23 +352,18 @@ impl Router {
             Ok(routes) => routes,
             Err(_) => return false,
         };
-        // The connections that missed it: a device that connected again since then had it in
-        // its catch-up (or not, when a sibling had acked it: DESIGN §4.4), like any other.
-        let wanted: HashSet<(&str, &str, u64)> = who
+        // The devices that missed it, on whatever connection they hold now: one that moved
+        // since (a drain, a rebalance, its pod killed) caught up on its new connection from
+        // its user's `ackedSeq`, which skips what a sibling had acked (DESIGN §4.4), so only
+        // this push brings it. One whose catch-up had it drops the copy (§4.3).
+        let wanted: HashSet<(&str, &str)> = who
             .devices
             .iter()
-            .map(|(u, d, e)| (u.as_str(), d.as_str(), *e))
+            .map(|(u, d, _)| (u.as_str(), d.as_str()))
             .collect();
-        let stored_us = u64::try_from(message.created_at + CLOCK_SKEW_MS).unwrap_or(0) * 1_000;
         let routes: Vec<DeviceRoute> = routes
             .into_iter()
-            .filter(|r| {
-                if wanted.is_empty() {
-                    r.epoch <= stored_us
-                } else {
-                    wanted.contains(&(r.user.as_str(), r.device.as_str(), r.epoch))
-                }
-            })
+            .filter(|r| wanted.is_empty() || wanted.contains(&(r.user.as_str(), r.device.as_str())))
             .collect();
         let skip = who.skip.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
         let plan = plan_fanout(&self.pod, routes, skip);
