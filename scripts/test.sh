@@ -12,7 +12,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
-cargo test --workspace --locked --no-fail-fast
+# The bounded chaos soak runs one known schedule here (seed 23), so that a red CI is a change on
+# it, not a new random schedule; random seeds are run by hand (docs/reliability.md). Seed 56934
+# showed 1 late live delivery of 5,805 on 2026-12-08 (a device moving while a pod retried), open.
+CHAOS_SEED="${CHAOS_SEED:-23}" cargo test --workspace --locked --no-fail-fast
 echo "== bench/peers (node --test: the Socket.IO peer and the load client against real servers)" >&2
 cargo build --locked -p chat-gateway
 (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error \
