@@ -27,6 +27,7 @@ pub mod faults;
 pub mod netns;
 pub mod pods;
 pub mod proxy;
+mod rebalance;
 mod report;
 
 pub use report::Report;
@@ -219,46 +220,6 @@ impl Cluster {
     }
 }
 
-/// How often the harness rebalances connections, as the operator does (its default interval).
-const REBALANCE_INTERVAL: Duration = Duration::from_secs(30);
-
-/// One rebalancing step as the operator takes it with its defaults (`chat_operator::rebalance`:
-/// 20 % tolerance, a tenth of a pod's connections a step, at least 10 a pod, nothing while
-/// earlier moves are in flight), over pods that all answer. Without it a pod that is never
-/// killed collects the devices of every pod that is (they reconnect elsewhere and stay), and its
-/// memory grows with them: in production the operator spreads them again.
-async fn rebalance(pods: &[pods::Pod]) {
-    let mut loads = Vec::new();
-    for p in pods {
-        match p.load().await {
-            Some(load) => loads.push(load),
-            None => return,
-        }
-    }
-    let total: i64 = loads.iter().map(|(n, _)| n).sum();
-    let mean = total as f64 / loads.len() as f64;
-    let worst = loads
-        .iter()
-        .map(|(n, _)| (*n as f64 - mean).abs())
-        .fold(0.0, f64::max);
-    if total < 10 * loads.len() as i64 || worst * 100.0 / mean <= 20.0 {
-        return;
-    }
-    if loads.iter().any(|(_, moving)| *moving > 0) {
-        return;
-    }
-    for (p, (n, _)) in pods.iter().zip(&loads) {
-        let shed = ((*n as f64 - mean).floor() as i64).min((n / 10).max(1));
-        if shed > 0 {
-            let status = p.shed(shed, Duration::from_secs(2)).await;
-            eprintln!(
-                "chaos: rebalance: {} sheds {shed} of {n} ({status})",
-                p.name()
-            );
-        }
-    }
-}
-
 /// Creates the groups (each user in one, `GROUP_SIZE` users each): group id → members.
 async fn create_groups(c: &Cluster, users: &[String]) -> HashMap<String, Vec<String>> {
     let mut groups = HashMap::new();
@@ -343,9 +304,9 @@ pub async fn run(cfg: Config) -> Report {
         let until = Instant::now() + gap;
         while Instant::now() < until {
             c.sample_rss();
-            if cfg.rebalance && last_rebalance.elapsed() >= REBALANCE_INTERVAL {
+            if cfg.rebalance && last_rebalance.elapsed() >= rebalance::INTERVAL {
                 last_rebalance = Instant::now();
-                rebalance(&c.pods).await;
+                rebalance::step(&c.pods).await;
             }
             tokio::time::sleep(Duration::from_millis(500).min(gap)).await;
         }

@@ -86,10 +86,15 @@ impl Pod {
     /// admin API's status.
     pub async fn shed(&self, connections: i64, pace: Duration) -> u16 {
         let body = serde_json::json!({ "connections": connections, "paceSeconds": pace.as_secs() });
+        self.admin_post("/admin/rebalance", &body).await
+    }
+
+    /// `POST` of `body` to the admin API's `path`; its status (0 when it does not answer).
+    async fn admin_post(&self, path: &str, body: &serde_json::Value) -> u16 {
         match admin_http()
-            .post(self.admin_url("/admin/rebalance"))
+            .post(self.admin_url(path))
             .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
+            .json(body)
             .send()
             .await
         {
@@ -126,16 +131,7 @@ impl Pod {
     /// `POST /admin/drain` with a deadline of `seconds`; the admin API's status.
     pub async fn drain(&self, seconds: u64) -> u16 {
         let body = serde_json::json!({ "deadlineSeconds": seconds });
-        match admin_http()
-            .post(self.admin_url("/admin/drain"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) => r.status().as_u16(),
-            Err(_) => 0,
-        }
+        self.admin_post("/admin/drain", &body).await
     }
 }
 
